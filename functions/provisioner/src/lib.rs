@@ -1,0 +1,1 @@
+//! The provisioner Lambda: one provisioning round per invocation.

@@ -1,0 +1,1 @@
+//! The webhook Lambda: AdmissionReview in, one provisioning request on SQS out.

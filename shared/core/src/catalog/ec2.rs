@@ -1,0 +1,1 @@
+//! DescribeInstanceTypes-shaped data.

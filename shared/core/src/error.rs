@@ -1,0 +1,55 @@
+//! The core's one error type.
+
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("invalid quantity \"{value}\": {reason}")]
+    Quantity { value: String, reason: &'static str },
+
+    #[error("invalid requirement on {key:?}: {reason}")]
+    Requirement { key: String, reason: String },
+
+    #[error("invalid {kind} {name:?}: {reason}")]
+    Invalid {
+        kind: &'static str,
+        name: String,
+        reason: String,
+    },
+
+    #[error("cannot parse {what}: {source}")]
+    Yaml {
+        what: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+
+    #[error("cannot parse {what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("embedded catalog is damaged: {0}")]
+    Catalog(String),
+}
+
+impl Error {
+    pub(crate) fn quantity(value: &str, reason: &'static str) -> Self {
+        Error::Quantity {
+            value: value.to_string(),
+            reason,
+        }
+    }
+
+    pub(crate) fn invalid(kind: &'static str, name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            kind,
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Well-known label keys: Kubernetes', Karpenter's and the AWS provider's.
+
+pub const ARCH: &str = "kubernetes.io/arch";
+pub const OS: &str = "kubernetes.io/os";
+pub const HOSTNAME: &str = "kubernetes.io/hostname";
+pub const INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
+pub const ZONE: &str = "topology.kubernetes.io/zone";
+pub const REGION: &str = "topology.kubernetes.io/region";
+pub const WINDOWS_BUILD: &str = "node.kubernetes.io/windows-build";
+
+pub const CAPACITY_TYPE: &str = "karpenter.sh/capacity-type";
+pub const NODEPOOL: &str = "karpenter.sh/nodepool";
+pub const NODE_INITIALIZED: &str = "karpenter.sh/initialized";
+pub const NODE_REGISTERED: &str = "karpenter.sh/registered";
+pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
+pub const UNREGISTERED_TAINT: &str = "karpenter.sh/unregistered";
+
+pub const EC2NODECLASS: &str = "karpenter.k8s.aws/ec2nodeclass";
+pub const INSTANCE_CATEGORY: &str = "karpenter.k8s.aws/instance-category";
+pub const INSTANCE_FAMILY: &str = "karpenter.k8s.aws/instance-family";
+pub const INSTANCE_GENERATION: &str = "karpenter.k8s.aws/instance-generation";
+pub const INSTANCE_SIZE: &str = "karpenter.k8s.aws/instance-size";
+pub const INSTANCE_CPU: &str = "karpenter.k8s.aws/instance-cpu";
+pub const INSTANCE_CPU_MANUFACTURER: &str = "karpenter.k8s.aws/instance-cpu-manufacturer";
+pub const INSTANCE_MEMORY: &str = "karpenter.k8s.aws/instance-memory";
+pub const INSTANCE_HYPERVISOR: &str = "karpenter.k8s.aws/instance-hypervisor";
+pub const INSTANCE_GPU_NAME: &str = "karpenter.k8s.aws/instance-gpu-name";
+pub const INSTANCE_GPU_COUNT: &str = "karpenter.k8s.aws/instance-gpu-count";
+pub const INSTANCE_GPU_MANUFACTURER: &str = "karpenter.k8s.aws/instance-gpu-manufacturer";
+pub const INSTANCE_GPU_MEMORY: &str = "karpenter.k8s.aws/instance-gpu-memory";
+pub const INSTANCE_LOCAL_NVME: &str = "karpenter.k8s.aws/instance-local-nvme";
+pub const INSTANCE_NETWORK_BANDWIDTH: &str = "karpenter.k8s.aws/instance-network-bandwidth";
+pub const INSTANCE_EBS_BANDWIDTH: &str = "karpenter.k8s.aws/instance-ebs-bandwidth";
+pub const INSTANCE_CAPABILITY_FLEX: &str = "karpenter.k8s.aws/instance-capability-flex";
+
+pub const CAPACITY_TYPE_SPOT: &str = "spot";
+pub const CAPACITY_TYPE_ON_DEMAND: &str = "on-demand";
+
+/// Labels whose values come from the instance type and its offering; a NodePool may constrain
+/// them with requirements but a pod's requirement on them is checked against the catalog.
+pub const WELL_KNOWN: &[&str] = &[
+    ARCH,
+    OS,
+    INSTANCE_TYPE,
+    ZONE,
+    REGION,
+    CAPACITY_TYPE,
+    NODEPOOL,
+    HOSTNAME,
+    WINDOWS_BUILD,
+    INSTANCE_CATEGORY,
+    INSTANCE_FAMILY,
+    INSTANCE_GENERATION,
+    INSTANCE_SIZE,
+    INSTANCE_CPU,
+    INSTANCE_CPU_MANUFACTURER,
+    INSTANCE_MEMORY,
+    INSTANCE_HYPERVISOR,
+    INSTANCE_GPU_NAME,
+    INSTANCE_GPU_COUNT,
+    INSTANCE_GPU_MANUFACTURER,
+    INSTANCE_GPU_MEMORY,
+    INSTANCE_LOCAL_NVME,
+    INSTANCE_NETWORK_BANDWIDTH,
+    INSTANCE_EBS_BANDWIDTH,
+    INSTANCE_CAPABILITY_FLEX,
+];
+
+pub fn is_well_known(key: &str) -> bool {
+    WELL_KNOWN.contains(&key)
+}
+
+/// Label domains a NodePool may not set itself (Kubernetes reserves them for the kubelet),
+/// except for the well-known keys above.
+pub fn is_restricted_domain(key: &str) -> bool {
+    let domain = key.split_once('/').map(|(d, _)| d).unwrap_or("");
+    let restricted = ["kubernetes.io", "k8s.io", "karpenter.sh", "karpenter.k8s.aws"];
+    restricted
+        .iter()
+        .any(|r| domain == *r || domain.ends_with(&format!(".{r}")))
+        && !is_well_known(key)
+        && !domain.starts_with("node-restriction.kubernetes.io")
+        && !domain.ends_with("node.kubernetes.io")
+}

@@ -1,0 +1,16 @@
+//! nodewright's pure core: the model (pods, nodes, NodePools, EC2NodeClasses, NodeClaims),
+//! quantities and requirements, the instance catalog, the scheduler, and the ports the I/O side
+//! implements. Nothing here performs I/O, reads a clock or draws randomness.
+
+pub mod api;
+pub mod catalog;
+pub mod error;
+pub mod labels;
+pub mod nodeclaim;
+pub mod pod;
+pub mod ports;
+pub mod quantity;
+pub mod requirements;
+pub mod resources;
+
+pub use error::{Error, Result};

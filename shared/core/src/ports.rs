@@ -1,0 +1,258 @@
+//! Ports: the small traits the core owns and the I/O side implements (AWS, Kubernetes, the
+//! embedded simulator). Each method's doc states its contract; adapters must honour it and
+//! tests of adapters check it.
+//!
+//! Methods return `impl Future + Send` rather than using `async fn` so that callers can run them
+//! on a multi-threaded runtime; the core itself never depends on a runtime.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use thiserror::Error;
+
+use crate::api::{Ec2NodeClass, NodePool};
+use crate::catalog::{CapacityType, Catalog};
+use crate::nodeclaim::{AuditRecord, NodeClaim};
+use crate::pod::{Millis, Node, Pod, Taint};
+
+/// The kinds of failure callers branch on. Adapters map their own errors to these in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The object does not exist (an instance already terminated counts as done).
+    NotFound,
+    /// A conditional write lost: re-read and retry, or give up.
+    Conflict,
+    /// The cloud has no capacity for the requested offerings right now.
+    InsufficientCapacity,
+    /// Rate limited; retry with backoff.
+    Throttled,
+    /// A policy forbids it now (an eviction a PodDisruptionBudget blocks); try later.
+    Forbidden,
+    /// Credentials or permissions are wrong; retrying will not help.
+    Unauthorized,
+    /// The request itself is wrong (bad configuration or input); retrying will not help.
+    Invalid,
+    /// A transient failure (network, 5xx); retry.
+    Unavailable,
+}
+
+impl ErrorKind {
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::Conflict | ErrorKind::Forbidden
+        )
+    }
+}
+
+/// An offering the cloud could not fill: (instance type, zone, capacity type).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OfferingKey {
+    pub instance_type: String,
+    pub zone: String,
+    pub capacity_type: CapacityType,
+}
+
+/// A failure at a port.
+#[derive(Debug, Error)]
+#[error("{kind:?}: {message}")]
+pub struct PortError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// For `InsufficientCapacity`: the offerings that could not be filled.
+    pub unavailable: Vec<OfferingKey>,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PortError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        PortError {
+            kind,
+            message: message.into(),
+            unavailable: Vec::new(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub fn insufficient_capacity(message: impl Into<String>, unavailable: Vec<OfferingKey>) -> Self {
+        PortError {
+            kind: ErrorKind::InsufficientCapacity,
+            message: message.into(),
+            unavailable,
+            source: None,
+        }
+    }
+}
+
+pub type PortResult<T> = std::result::Result<T, PortError>;
+
+/// The time. Everything in the core takes time as an argument; this is where it comes from.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Millis;
+}
+
+/// One offering to try for a launch, in the order given (cheapest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchOverride {
+    pub instance_type: String,
+    pub zone: String,
+    pub capacity_type: CapacityType,
+    pub price: f64,
+}
+
+/// Everything the cloud needs to launch one instance for one claim.
+#[derive(Debug, Clone)]
+pub struct LaunchRequest {
+    pub claim: NodeClaim,
+    pub nodeclass: Ec2NodeClass,
+    /// At most 60, cheapest first; all of one capacity type.
+    pub overrides: Vec<LaunchOverride>,
+}
+
+/// An instance as the cloud reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub id: String,
+    pub instance_type: String,
+    pub zone: String,
+    pub capacity_type: CapacityType,
+    /// `pending`, `running`, `shutting-down`, `terminated`, `stopping`, `stopped`.
+    pub state: String,
+    pub launched_at: Millis,
+    pub tags: BTreeMap<String, String>,
+    /// The claim this instance belongs to (tag `nodewright.io/nodeclaim`).
+    pub claim_id: Option<String>,
+    pub private_dns_name: Option<String>,
+}
+
+/// The result of a launch: the instance, and offerings that failed before it was found.
+#[derive(Debug, Clone)]
+pub struct Launched {
+    pub instance: Instance,
+    pub price: f64,
+    pub unavailable: Vec<OfferingKey>,
+}
+
+/// The tag on every instance that names its claim.
+pub const CLAIM_TAG: &str = "nodewright.io/nodeclaim";
+
+/// EC2 (or the embedded cloud).
+pub trait Cloud: Send + Sync {
+    /// Launches one instance for the claim from the overrides, or fails with
+    /// `InsufficientCapacity` listing the offerings that could not be filled. Idempotent per
+    /// claim id: launching the same claim twice returns the same instance. The instance is
+    /// tagged with [`CLAIM_TAG`] = claim id.
+    fn launch(&self, request: &LaunchRequest) -> impl Future<Output = PortResult<Launched>> + Send;
+
+    /// Terminates an instance. An instance that is already gone counts as done (`Ok`).
+    fn terminate(&self, instance_id: &str) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Every instance of this cluster that is not terminated, whatever its claim state.
+    fn list_instances(&self) -> impl Future<Output = PortResult<Vec<Instance>>> + Send;
+
+    /// The instance catalog for a node class (allocatable depends on its kubelet settings).
+    fn catalog(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<Catalog>> + Send;
+}
+
+/// A DaemonSet, as the pod its template would make (for overhead per node).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSet {
+    pub namespace: String,
+    pub name: String,
+    pub pod: Pod,
+}
+
+/// What an eviction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    Evicted,
+    /// A PodDisruptionBudget forbids it now (HTTP 429).
+    Blocked,
+    /// The pod is already gone.
+    Gone,
+}
+
+/// The Kubernetes API (or the embedded cluster).
+pub trait Cluster: Send + Sync {
+    /// Pods the kube-scheduler could not place: unbound, phase Pending, PodScheduled=False with
+    /// reason Unschedulable, not owned by a DaemonSet or Node. Adapters filter client-side too.
+    fn list_pending_pods(&self) -> impl Future<Output = PortResult<Vec<Pod>>> + Send;
+
+    /// Pods bound to nodes and not terminal (they hold node capacity).
+    fn list_bound_pods(&self) -> impl Future<Output = PortResult<Vec<Pod>>> + Send;
+
+    fn list_nodes(&self) -> impl Future<Output = PortResult<Vec<Node>>> + Send;
+
+    fn list_daemonsets(&self) -> impl Future<Output = PortResult<Vec<DaemonSet>>> + Send;
+
+    /// NodePools; ones that fail validation are returned as errors in the second list so that
+    /// one bad pool does not stop the others.
+    fn list_nodepools(&self) -> impl Future<Output = PortResult<(Vec<NodePool>, Vec<String>)>> + Send;
+
+    fn list_nodeclasses(&self) -> impl Future<Output = PortResult<(Vec<Ec2NodeClass>, Vec<String>)>> + Send;
+
+    /// Adds the taint (if absent) and marks the node unschedulable. `NotFound` if the node is gone.
+    fn cordon(&self, node: &str, taint: &Taint) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Evicts through the Eviction API, honouring PodDisruptionBudgets.
+    fn evict(&self, namespace: &str, name: &str) -> impl Future<Output = PortResult<Eviction>> + Send;
+
+    /// Deletes the Node object. A node already gone counts as done.
+    fn delete_node(&self, node: &str) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Merges labels into a registered node and sets its taints to `taints`.
+    fn patch_node(
+        &self,
+        node: &str,
+        labels: &BTreeMap<String, String>,
+        taints: &[Taint],
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// A held lease: the fencing token orders holders; a write carrying an older token loses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub holder: String,
+    pub token: u64,
+    pub expires_at: Millis,
+}
+
+/// The NodeClaim store (DynamoDB, or in memory).
+pub trait ClaimStore: Send + Sync {
+    /// Creates the claim with version 1. `Conflict` if a claim with that id exists.
+    fn create(&self, claim: &NodeClaim) -> impl Future<Output = PortResult<NodeClaim>> + Send;
+
+    /// Writes the claim if the stored version equals `claim.version`, storing version + 1 and
+    /// returning the stored claim. `Conflict` when the version moved, `NotFound` if absent.
+    fn update(&self, claim: &NodeClaim) -> impl Future<Output = PortResult<NodeClaim>> + Send;
+
+    fn get(&self, id: &str) -> impl Future<Output = PortResult<Option<NodeClaim>>> + Send;
+
+    /// Every claim not yet terminated.
+    fn list_live(&self) -> impl Future<Output = PortResult<Vec<NodeClaim>>> + Send;
+
+    fn find_by_instance(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = PortResult<Option<NodeClaim>>> + Send;
+
+    /// Takes the cluster's lease if it is free or expired at `now`; `Conflict` if someone else
+    /// holds it. Each successful acquisition gets a larger fencing token.
+    fn acquire_lease(
+        &self,
+        holder: &str,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> impl Future<Output = PortResult<Lease>> + Send;
+
+    /// Releases the lease if still held with this token; a lease already lost is not an error.
+    fn release_lease(&self, lease: &Lease) -> impl Future<Output = PortResult<()>> + Send;
+
+    fn audit(&self, record: &AuditRecord) -> impl Future<Output = PortResult<()>> + Send;
+}

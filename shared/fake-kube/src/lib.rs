@@ -1,0 +1,1 @@
+//! A faithful fake Kubernetes API server over HTTP for tests, with a simulated kubelet and kube-scheduler.

@@ -1,0 +1,1 @@
+//! Kubernetes adapter on kube-rs, and EKS authentication.

@@ -1,0 +1,1 @@
+//! Kubernetes manifests (k8s-openapi types) read into the core's model.
