@@ -1,1 +1,34 @@
-fn main() {}
+//! `nodewright`: what operators do by hand — simulate, plan, catalog.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod catalog;
+
+#[derive(Debug, Parser)]
+#[command(name = "nodewright", version, about = "Just-in-time worker nodes for EKS, run from Lambda")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the instance catalog with labels, capacity, allocatable and offerings.
+    Catalog(catalog::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Catalog(args) => catalog::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
