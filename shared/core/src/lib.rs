@@ -14,3 +14,6 @@ pub mod requirements;
 pub mod resources;
 
 pub use error::{Error, Result};
+pub mod provisioning;
+pub mod scheduler;
+pub mod unavailable;

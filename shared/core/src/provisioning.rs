@@ -1,0 +1,405 @@
+//! One provisioning round: read the cluster and the claims, plan, launch, record.
+//!
+//! The round is generic over the ports so that the provisioner Lambda, the simulator and the
+//! tests run the same code. Crash safety: a claim row is written (`Launching`) before the cloud
+//! is asked for an instance and completed (`Launched`) after; reconciliation settles whatever a
+//! crash in between leaves behind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use crate::api::{Ec2NodeClass, NodePool};
+use crate::catalog::CapacityType;
+use crate::nodeclaim::{AuditRecord, ClaimState, LaunchedInstance, NodeClaim};
+use crate::pod::Millis;
+use crate::ports::{
+    ClaimStore, Clock, Cloud, Cluster, ErrorKind, LaunchOverride, LaunchRequest, PortError, PortResult,
+};
+use crate::scheduler::{self, ExistingNode, Input, PlannedClaim, PoolInput, Unschedulable};
+use crate::unavailable::UnavailableOfferings;
+
+/// Where new claim ids come from; randomness is injected so that tests and the simulator are
+/// deterministic.
+pub trait IdSource: Send + Sync {
+    /// A short lowercase suffix unique within the cluster (`7f3k2`).
+    fn next_suffix(&self) -> String;
+}
+
+/// Settings of a round.
+#[derive(Debug, Clone)]
+pub struct RoundConfig {
+    /// Who takes the lease (the Lambda request id, or `simulator`).
+    pub holder: String,
+    pub lease_ttl_ms: Millis,
+    /// Re-plans after insufficient capacity within one round.
+    pub max_replans: usize,
+    pub actor: String,
+}
+
+impl Default for RoundConfig {
+    fn default() -> Self {
+        RoundConfig {
+            holder: "provisioner".into(),
+            lease_ttl_ms: 10 * 60 * 1000,
+            max_replans: 3,
+            actor: "provisioner".into(),
+        }
+    }
+}
+
+/// One launched claim, for the round's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchSummary {
+    pub claim_id: String,
+    pub nodepool: String,
+    pub instance_id: String,
+    pub instance_type: String,
+    pub zone: String,
+    pub capacity_type: CapacityType,
+    pub price: f64,
+    pub pods: usize,
+}
+
+/// What a round did.
+#[derive(Debug, Clone, Default)]
+pub struct RoundReport {
+    /// False when another round held the lease and this one did nothing.
+    pub ran: bool,
+    pub pods_pending: usize,
+    pub pods_absorbed_in_flight: usize,
+    pub pods_on_existing_nodes: usize,
+    pub launched: Vec<LaunchSummary>,
+    pub unschedulable: Vec<Unschedulable>,
+    /// Launches that failed for a reason other than capacity (logged, retried next round).
+    pub failures: Vec<String>,
+    /// Configuration objects that failed validation and were skipped.
+    pub invalid_config: Vec<String>,
+    pub cost_per_hour: f64,
+    pub lower_bound_per_hour: f64,
+}
+
+/// Runs one round. Returns `Ok` with `ran == false` if the lease is held elsewhere.
+pub async fn run_round<C: Cluster, K: Cloud, S: ClaimStore>(
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    unavailable: &Mutex<UnavailableOfferings>,
+    config: &RoundConfig,
+) -> PortResult<RoundReport> {
+    let lease = match store
+        .acquire_lease(&config.holder, clock.now(), config.lease_ttl_ms)
+        .await
+    {
+        Ok(lease) => lease,
+        Err(e) if e.kind == ErrorKind::Conflict => return Ok(RoundReport::default()),
+        Err(e) => return Err(e),
+    };
+    let result = round_under_lease(cluster, cloud, store, clock, ids, unavailable, config).await;
+    // The lease expires on its own if releasing fails; the round's result matters more.
+    let _ = store.release_lease(&lease).await;
+    result
+}
+
+async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    unavailable: &Mutex<UnavailableOfferings>,
+    config: &RoundConfig,
+) -> PortResult<RoundReport> {
+    let mut report = RoundReport {
+        ran: true,
+        ..RoundReport::default()
+    };
+    let (nodepools, bad_pools) = cluster.list_nodepools().await?;
+    let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
+    report.invalid_config.extend(bad_pools);
+    report.invalid_config.extend(bad_classes);
+    let pending = cluster.list_pending_pods().await?;
+    report.pods_pending = pending.len();
+    if pending.is_empty() {
+        return Ok(report);
+    }
+    let nodes = cluster.list_nodes().await?;
+    let bound = cluster.list_bound_pods().await?;
+    let daemonsets: Vec<_> = cluster
+        .list_daemonsets()
+        .await?
+        .into_iter()
+        .map(|d| d.pod)
+        .collect();
+    let claims = store.list_live().await?;
+
+    let pools = pool_inputs(cloud, nodepools, &nodeclasses, &mut report).await?;
+    let existing = existing_nodes(nodes, bound);
+    let in_flight = in_flight_claims(&claims, &existing);
+
+    let mut input = Input {
+        pending,
+        nodes: existing,
+        in_flight,
+        daemonsets,
+        pools,
+        unavailable: Vec::new(),
+        now: 0,
+    };
+    for attempt in 0..=config.max_replans {
+        input.now = clock.now();
+        input.unavailable = lock(unavailable).current(input.now);
+        let plan = scheduler::schedule(&input);
+        report.pods_absorbed_in_flight = plan.in_flight.iter().map(|(_, p)| p.len()).sum();
+        report.pods_on_existing_nodes = plan.existing.iter().map(|(_, p)| p.len()).sum();
+        report.unschedulable = plan.unschedulable.clone();
+        report.cost_per_hour = plan.cost_per_hour;
+        report.lower_bound_per_hour = plan.lower_bound_per_hour;
+
+        let mut out_of_capacity = Vec::new();
+        for planned in &plan.new_claims {
+            match launch_claim(
+                cloud,
+                store,
+                clock,
+                ids,
+                &input.pools,
+                planned,
+                unavailable,
+                config,
+            )
+            .await
+            {
+                Ok(summary) => {
+                    // Launched pods are no longer pending for a re-plan.
+                    input.pending.retain(|p| !planned.pods.contains(&p.key()));
+                    report.launched.push(summary);
+                }
+                Err(e) if e.kind == ErrorKind::InsufficientCapacity => {
+                    out_of_capacity.push(planned.pods.clone())
+                }
+                Err(e) => report
+                    .failures
+                    .push(format!("launch for pool {}: {e}", planned.nodepool)),
+            }
+        }
+        if out_of_capacity.is_empty() || attempt == config.max_replans {
+            break;
+        }
+        // Re-plan only the pods whose launch ran out of capacity, now that those offerings are
+        // marked unavailable.
+        let retry: BTreeSet<String> = out_of_capacity.into_iter().flatten().collect();
+        input.pending.retain(|p| retry.contains(&p.key()));
+    }
+    report.cost_per_hour = report.launched.iter().map(|l| l.price).sum();
+    Ok(report)
+}
+
+fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, UnavailableOfferings> {
+    // A poisoned cache is still a valid cache: every write to it is a single insert.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn pool_inputs<K: Cloud>(
+    cloud: &K,
+    nodepools: Vec<NodePool>,
+    nodeclasses: &[Ec2NodeClass],
+    report: &mut RoundReport,
+) -> PortResult<Vec<PoolInput>> {
+    let mut catalogs: BTreeMap<String, Arc<Vec<_>>> = BTreeMap::new();
+    let mut pools = Vec::new();
+    for nodepool in nodepools {
+        let class_name = &nodepool.spec.template.spec.node_class_ref.name;
+        let Some(nodeclass) = nodeclasses.iter().find(|c| c.name() == class_name) else {
+            report.invalid_config.push(format!(
+                "NodePool {}: EC2NodeClass {class_name:?} not found",
+                nodepool.name()
+            ));
+            continue;
+        };
+        let types = match catalogs.get(class_name) {
+            Some(t) => t.clone(),
+            None => {
+                let catalog = cloud.catalog(nodeclass).await?;
+                let types = Arc::new(catalog.types);
+                catalogs.insert(class_name.clone(), types.clone());
+                types
+            }
+        };
+        pools.push(PoolInput {
+            nodepool,
+            nodeclass: nodeclass.clone(),
+            instance_types: types,
+        });
+    }
+    Ok(pools)
+}
+
+fn existing_nodes(nodes: Vec<crate::pod::Node>, bound: Vec<crate::pod::Pod>) -> Vec<ExistingNode> {
+    let mut by_node: BTreeMap<String, Vec<crate::pod::Pod>> = BTreeMap::new();
+    for pod in bound {
+        if let Some(node) = pod.node_name.clone() {
+            by_node.entry(node).or_default().push(pod);
+        }
+    }
+    nodes
+        .into_iter()
+        .map(|node| {
+            let pods = by_node.remove(&node.name).unwrap_or_default();
+            ExistingNode { node, pods }
+        })
+        .collect()
+}
+
+/// Live claims whose instance has not yet become a Node: their capacity is coming.
+fn in_flight_claims(claims: &[NodeClaim], nodes: &[ExistingNode]) -> Vec<NodeClaim> {
+    let registered: BTreeSet<&str> = nodes.iter().filter_map(|n| n.node.instance_id()).collect();
+    claims
+        .iter()
+        .filter(|c| matches!(c.state, ClaimState::Launching | ClaimState::Launched))
+        .filter(|c| c.instance_id().is_none_or(|id| !registered.contains(id)))
+        .cloned()
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn launch_claim<K: Cloud, S: ClaimStore>(
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    pools: &[PoolInput],
+    planned: &PlannedClaim,
+    unavailable: &Mutex<UnavailableOfferings>,
+    config: &RoundConfig,
+) -> PortResult<LaunchSummary> {
+    let pool = pools
+        .iter()
+        .find(|p| p.nodepool.name() == planned.nodepool)
+        .ok_or_else(|| PortError::new(ErrorKind::Invalid, format!("pool {} vanished", planned.nodepool)))?;
+    let now = clock.now();
+    let claim = NodeClaim {
+        id: format!("{}-{}", planned.nodepool, ids.next_suffix()),
+        nodepool: planned.nodepool.clone(),
+        nodeclass: planned.nodeclass.clone(),
+        state: ClaimState::Launching,
+        version: 0,
+        instance_types: planned.instance_types.clone(),
+        zones: planned.zones.clone(),
+        capacity_types: planned.capacity_types.clone(),
+        labels: planned.labels.clone(),
+        taints: planned.taints.clone(),
+        startup_taints: planned.startup_taints.clone(),
+        requests: planned.requests.clone(),
+        pods: planned.pods.clone(),
+        instance: None,
+        node_name: None,
+        created_at: now,
+        launched_at: None,
+        registered_at: None,
+        initialized_at: None,
+        reason: None,
+    };
+    // Written before the launch: a crash after CreateFleet leaves a row to reconcile against.
+    let mut claim = store.create(&claim).await?;
+    let request = LaunchRequest {
+        claim: claim.clone(),
+        nodeclass: pool.nodeclass.clone(),
+        overrides: launch_overrides(pool, planned, &lock(unavailable), now),
+    };
+    let launched = match cloud.launch(&request).await {
+        Ok(l) => l,
+        Err(e) => {
+            if e.kind == ErrorKind::InsufficientCapacity {
+                let mut cache = lock(unavailable);
+                for key in &e.unavailable {
+                    cache.mark(key.clone(), now);
+                }
+            }
+            claim.state = ClaimState::Terminated;
+            claim.reason = Some(format!("launch failed: {e}"));
+            // If this write fails the claim stays Launching and reconciliation closes it.
+            let _ = store.update(&claim).await;
+            return Err(e);
+        }
+    };
+    {
+        let mut cache = lock(unavailable);
+        for key in &launched.unavailable {
+            cache.mark(key.clone(), now);
+        }
+    }
+    let instance = launched.instance;
+    claim.state = ClaimState::Launched;
+    claim.launched_at = Some(clock.now());
+    claim.instance = Some(LaunchedInstance {
+        instance_id: instance.id.clone(),
+        instance_type: instance.instance_type.clone(),
+        zone: instance.zone.clone(),
+        capacity_type: instance.capacity_type,
+        price: launched.price,
+    });
+    let claim = store.update(&claim).await?;
+    let _ = store
+        .audit(&AuditRecord {
+            at: clock.now(),
+            actor: config.actor.clone(),
+            action: "launch".into(),
+            claim_id: claim.id.clone(),
+            reason: format!("{} pending pods", planned.pods.len()),
+            delta_per_hour: launched.price,
+        })
+        .await;
+    Ok(LaunchSummary {
+        claim_id: claim.id,
+        nodepool: planned.nodepool.clone(),
+        instance_id: instance.id,
+        instance_type: instance.instance_type,
+        zone: instance.zone,
+        capacity_type: instance.capacity_type,
+        price: launched.price,
+        pods: planned.pods.len(),
+    })
+}
+
+/// The offerings to send to the cloud: every (type, zone) the claim allows in its preferred
+/// capacity type — spot when allowed — cheapest first, without the ones out of capacity.
+fn launch_overrides(
+    pool: &PoolInput,
+    planned: &PlannedClaim,
+    unavailable: &UnavailableOfferings,
+    now: Millis,
+) -> Vec<LaunchOverride> {
+    let capacity_type = if planned.capacity_types.contains(&CapacityType::Spot) {
+        CapacityType::Spot
+    } else {
+        CapacityType::OnDemand
+    };
+    let mut out = Vec::new();
+    for name in &planned.instance_types {
+        let Some(it) = pool.instance_types.iter().find(|t| &t.name == name) else {
+            continue;
+        };
+        for o in &it.offerings {
+            let key = crate::ports::OfferingKey {
+                instance_type: name.clone(),
+                zone: o.zone.clone(),
+                capacity_type: o.capacity_type,
+            };
+            if o.capacity_type == capacity_type
+                && planned.zones.contains(&o.zone)
+                && !unavailable.is_unavailable(&key, now)
+            {
+                out.push(LaunchOverride {
+                    instance_type: name.clone(),
+                    zone: o.zone.clone(),
+                    capacity_type,
+                    price: o.price,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.price.total_cmp(&b.price));
+    out
+}
