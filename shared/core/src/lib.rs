@@ -10,10 +10,13 @@ pub mod nodeclaim;
 pub mod pod;
 pub mod ports;
 pub mod quantity;
+pub mod reconcile;
 pub mod requirements;
 pub mod resources;
+pub mod selector;
 
 pub use error::{Error, Result};
+pub mod builders;
 pub mod provisioning;
 pub mod scheduler;
 pub mod unavailable;

@@ -210,6 +210,21 @@ impl Resources {
             .all(|(k, v)| *v <= 0 || self.other.get(k).is_some_and(|have| have >= v))
     }
 
+    /// True when `used + extra` fits in `self` (the capacity), without building the sum.
+    pub fn fits_sum(&self, used: &Resources, extra: &Resources) -> bool {
+        for i in 0..N {
+            if used.amounts[i].saturating_add(extra.amounts[i]) > self.amounts[i] {
+                return false;
+            }
+        }
+        if extra.other.is_empty() && used.other.is_empty() {
+            return true;
+        }
+        let mut sum = used.clone();
+        sum.add(extra);
+        self.fits(&sum)
+    }
+
     /// The first resource that does not fit, with what is requested and what is free.
     pub fn first_shortfall(&self, request: &Resources) -> Option<(String, i64, i64)> {
         for r in ResourceName::ALL {

@@ -1,20 +1,25 @@
 //! The instance catalog: every EC2 instance type with its labels, capacity, allocatable and
 //! offerings (zone × capacity type × price).
 //!
-//! Built from `DescribeInstanceTypes`-shaped data ([`ec2::InstanceTypeInfo`]) so that the
-//! embedded snapshot and the live catalog read from EC2 go through the same code.
+//! Built from `DescribeInstanceTypes`-shaped data ([`ec2::InstanceTypeInfo`]) by
+//! [`Catalog::build`], so that the embedded snapshot ([`embedded`]) and the live catalog read
+//! from EC2 go through the same code.
 
 pub mod allocatable;
+mod build;
 pub mod ec2;
 pub mod embedded;
+mod type_labels;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::requirements::Requirements;
 use crate::resources::Resources;
+
+pub use allocatable::{InstanceStorePolicy, NodeSettings, VpcLimits};
 
 /// How an instance is bought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -83,6 +88,45 @@ impl InstanceType {
     pub fn vcpus(&self) -> i64 {
         self.capacity.cpu() / 1000
     }
+
+    /// The cheapest offering of a capacity type.
+    pub fn cheapest(&self, capacity_type: CapacityType) -> Option<&Offering> {
+        self.offerings.iter().find(|o| o.capacity_type == capacity_type)
+    }
+
+    /// Whether a node of this type, launched from one of its offerings, would carry labels
+    /// that satisfy `selector` (a label selector: zone and capacity type come from the
+    /// offering, every other key from [`InstanceType::labels`]).
+    pub fn matches_selector(&self, selector: &Requirements) -> bool {
+        let mut labels = self.labels.clone();
+        self.offerings.iter().any(|o| {
+            labels.insert(crate::labels::ZONE.to_string(), o.zone.clone());
+            labels.insert(
+                crate::labels::CAPACITY_TYPE.to_string(),
+                o.capacity_type.as_str().to_string(),
+            );
+            selector.matches_labels(&labels)
+        })
+    }
+}
+
+/// Hourly prices in USD.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prices {
+    /// By instance type.
+    pub on_demand: HashMap<String, f64>,
+    /// By instance type, then zone.
+    pub spot: HashMap<String, HashMap<String, f64>>,
+}
+
+/// Per-type facts that `DescribeInstanceTypes` does not return and Karpenter ships as generated
+/// tables; the live catalog uses the embedded copy ([`embedded::static_facts`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StaticFacts {
+    /// Trunk ENI limits, for `vpc.amazonaws.com/pod-eni`.
+    pub vpc_limits: HashMap<String, VpcLimits>,
+    /// Network bandwidth in Mbit/s, for `karpenter.k8s.aws/instance-network-bandwidth`.
+    pub network_bandwidth_mbps: HashMap<String, i64>,
 }
 
 /// The instance types of one region.

@@ -98,9 +98,14 @@ pub struct Plan {
 /// EC2 accepts many overrides, but more than this only slows CreateFleet down.
 pub const MAX_INSTANCE_TYPES: usize = 60;
 
+mod lower_bound;
 mod solver;
+mod topology;
 
 /// Plans the round: see the module docs.
 pub fn schedule(input: &Input) -> Plan {
     solver::solve(input)
 }
+
+#[cfg(test)]
+mod tests;

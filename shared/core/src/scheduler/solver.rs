@@ -1,18 +1,1463 @@
-//! The bin-packing solver.
+//! The bin-packing solver behind [`super::schedule`].
+//!
+//! Pods are placed one at a time, largest first. A pod goes to the first existing node (or
+//! in-flight claim) where it fits; otherwise to a claim of this round — first one whose
+//! cheapest instance type still has room (no cost added), then one that can grow into a bigger
+//! type; otherwise to a new claim from the first NodePool (by weight) that can take it. Claims
+//! keep every instance type that still fits all their pods. Preferences are treated as required
+//! and relaxed one at a time, in Karpenter's order, when a pod cannot be placed.
 
-use super::{Input, Plan, Unschedulable};
+use std::collections::{BTreeMap, HashMap};
+
+use super::lower_bound;
+use super::topology::{NsScope, TopoKey, Topology};
+use super::{ChosenOffering, Input, MAX_INSTANCE_TYPES, Plan, PlannedClaim, Unschedulable};
+use crate::catalog::{CapacityType, InstanceType};
+use crate::labels;
+use crate::pod::{HostPort, Pod, Taint, WhenUnsatisfiable, untolerated};
+use crate::ports::OfferingKey;
+use crate::requirements::Requirements;
+use crate::resources::{ResourceName, Resources};
+
+const CT_SPOT: u32 = 0;
+const CT_ON_DEMAND: u32 = 1;
+
+fn ct_index(ct: CapacityType) -> u32 {
+    match ct {
+        CapacityType::Spot => CT_SPOT,
+        CapacityType::OnDemand => CT_ON_DEMAND,
+    }
+}
+
+fn ct_of(index: u32) -> CapacityType {
+    if index == CT_SPOT {
+        CapacityType::Spot
+    } else {
+        CapacityType::OnDemand
+    }
+}
+
+/// One bit per (zone, capacity type) pair.
+fn offering_bit(zone: u32, ct: u32) -> u64 {
+    1u64 << (zone * 2 + ct)
+}
+
+fn expand(zones: u64, cts: u8) -> u64 {
+    let mut out = 0;
+    for z in bits(zones) {
+        for c in 0..2 {
+            if cts & (1 << c) != 0 {
+                out |= offering_bit(z, c);
+            }
+        }
+    }
+    out
+}
+
+fn bits(mask: u64) -> impl Iterator<Item = u32> {
+    (0..64u32).filter(move |i| mask & (1u64 << i) != 0)
+}
+
+/// Resource limits of a pool: `i64::MAX` where unlimited. The last slot counts nodes.
+type LimitVec = [i64; ResourceName::ALL.len() + 1];
+const NODES: usize = ResourceName::ALL.len();
+
+fn limit_usage(capacity: &Resources) -> LimitVec {
+    let mut out = [0; NODES + 1];
+    for r in ResourceName::ALL {
+        out[r as usize] = capacity.get(r);
+    }
+    out[NODES] = 1;
+    out
+}
+
+struct PoolType<'a> {
+    it: &'a InstanceType,
+    /// Allocatable minus the daemonsets that would run on this type.
+    usable: Resources,
+    overhead: Resources,
+    /// Offerings available within the pool's zones and capacity types.
+    offer_mask: u64,
+    /// Cheapest available offering within the pool.
+    price: f64,
+    limit: LimitVec,
+}
+
+struct Pool<'a> {
+    name: &'a str,
+    nodeclass: &'a str,
+    reqs: Requirements,
+    taints: &'a [Taint],
+    startup_taints: &'a [Taint],
+    template_labels: &'a BTreeMap<String, String>,
+    /// Sorted by price.
+    types: Vec<PoolType<'a>>,
+    zone_mask: u64,
+    ct_mask: u8,
+    remaining: LimitVec,
+    /// Why the pool cannot launch at all, if so.
+    broken: Option<String>,
+}
+
+/// A pod's constraints as currently in force (preferences included until relaxed).
+#[derive(Clone)]
+struct PodView {
+    term: Requirements,
+    zone_req: u64,
+    ct_req: u8,
+    spreads: Vec<Spread>,
+    affinity: Vec<(u32, bool)>,
+    anti: Vec<u32>,
+    /// Groups whose selector selects this pod.
+    matching: Vec<u32>,
+    pins_zone: bool,
+    pins_ct: bool,
+    /// Zones and capacity types the pod's topology allows right now.
+    zone_allowed: u64,
+    ct_allowed: u8,
+}
+
+#[derive(Clone, Copy)]
+struct Spread {
+    group: u32,
+    max_skew: i32,
+    min_domains: i32,
+    self_match: bool,
+}
+
+/// Preferences still in force for a pod, relaxed one at a time.
+#[derive(Clone)]
+struct Relaxation {
+    required_term: usize,
+    preferred_node: Vec<Requirements>,
+    preferred_affinity: usize,
+    preferred_anti: usize,
+    schedule_anyway: bool,
+}
+
+/// Existing nodes and in-flight claims.
+struct FixedHost {
+    name: String,
+    in_flight: bool,
+    labels: BTreeMap<String, String>,
+    taints: Vec<Taint>,
+    free: Resources,
+    unschedulable: bool,
+    zone: Option<u32>,
+    ct: Option<u32>,
+    host_ports: Vec<HostPort>,
+    placed: Vec<usize>,
+    /// Pods (`ns/name`) an in-flight claim was launched for.
+    reserved_for: Vec<String>,
+}
+
+#[derive(Clone)]
+struct NewClaim {
+    pool: usize,
+    host_id: u32,
+    reqs: Requirements,
+    /// Indices into the pool's types, cheapest first; all fit `requests`.
+    types: Vec<u32>,
+    requests: Resources,
+    /// Element-wise maximum of the candidates' usable resources: a quick upper bound.
+    max_usable: Resources,
+    zones: u64,
+    cts: u8,
+    zone_pinned: bool,
+    ct_pinned: bool,
+    reserved: LimitVec,
+    pods: Vec<usize>,
+    host_ports: Vec<HostPort>,
+}
+
+struct Solver<'a> {
+    input: &'a Input,
+    zones: Vec<String>,
+    pools: Vec<Pool<'a>>,
+    topology: Topology,
+    fixed: Vec<FixedHost>,
+    claims: Vec<NewClaim>,
+    /// Type bitsets per (pool, requirements): which of a pool's types a term allows.
+    type_cache: HashMap<(usize, Requirements), std::rc::Rc<Vec<u64>>>,
+}
 
 pub(super) fn solve(input: &Input) -> Plan {
-    // Placeholder until the solver lands: nothing is placed.
-    Plan {
-        unschedulable: input
-            .pending
-            .iter()
-            .map(|p| Unschedulable {
-                pod: p.key(),
-                reason: "scheduler not built yet".into(),
-            })
-            .collect(),
-        ..Plan::default()
+    let mut solver = Solver::new(input);
+    let mut pods: Vec<usize> = (0..input.pending.len())
+        .filter(|i| !input.pending[*i].is_daemon())
+        .collect();
+    pods.sort_by(|a, b| {
+        let (pa, pb) = (&input.pending[*a], &input.pending[*b]);
+        pb.requests
+            .cpu()
+            .cmp(&pa.requests.cpu())
+            .then(pb.requests.memory().cmp(&pa.requests.memory()))
+            .then(pa.created_at.cmp(&pb.created_at))
+            .then(pa.uid.cmp(&pb.uid))
+    });
+    solver.register_groups(&pods);
+    solver.count_existing();
+
+    let mut unschedulable = Vec::new();
+    // Pods an in-flight claim was launched for go back to it first.
+    let (reserved, rest): (Vec<usize>, Vec<usize>) = pods
+        .into_iter()
+        .partition(|i| solver.reserved_host(&input.pending[*i]).is_some());
+    for i in reserved.into_iter().chain(rest) {
+        if let Err(reason) = solver.place(i) {
+            unschedulable.push(Unschedulable {
+                pod: input.pending[i].key(),
+                reason,
+            });
+        }
     }
+    solver.into_plan(unschedulable)
+}
+
+impl<'a> Solver<'a> {
+    fn new(input: &'a Input) -> Self {
+        let unavailable: std::collections::HashSet<&OfferingKey> = input.unavailable.iter().collect();
+        let mut zones: Vec<String> = input
+            .pools
+            .iter()
+            .flat_map(|p| {
+                p.instance_types
+                    .iter()
+                    .flat_map(|t| t.offerings.iter().map(|o| o.zone.clone()))
+            })
+            .chain(
+                input
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.node.labels.get(labels::ZONE).cloned()),
+            )
+            .collect();
+        zones.sort();
+        zones.dedup();
+        zones.truncate(32);
+        let zone_index: HashMap<&str, u32> = zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (z.as_str(), i as u32))
+            .collect();
+
+        let mut pools: Vec<Pool<'a>> = Vec::new();
+        let mut order: Vec<&super::PoolInput> = input.pools.iter().collect();
+        order.sort_by(|a, b| {
+            b.nodepool
+                .weight()
+                .cmp(&a.nodepool.weight())
+                .then(a.nodepool.name().cmp(b.nodepool.name()))
+        });
+        for p in order {
+            let spec = &p.nodepool.spec.template.spec;
+            let (reqs, broken) = match p.nodepool.requirements() {
+                Ok(r) => (r, None),
+                Err(e) => (Requirements::new(), Some(e.to_string())),
+            };
+            let zone_mask = zones
+                .iter()
+                .enumerate()
+                .filter(|(_, z)| reqs.get(labels::ZONE).is_none_or(|r| r.has(z)))
+                .fold(0u64, |m, (i, _)| m | (1 << i));
+            let ct_mask = [CapacityType::Spot, CapacityType::OnDemand]
+                .into_iter()
+                .filter(|ct| reqs.get(labels::CAPACITY_TYPE).is_none_or(|r| r.has(ct.as_str())))
+                .fold(0u8, |m, ct| m | (1 << ct_index(ct)));
+            let allowed = expand(zone_mask, ct_mask);
+            let mut types = Vec::new();
+            for it in p.instance_types.iter() {
+                if reqs.intersects(&it.requirements).is_err() {
+                    continue;
+                }
+                let mut offer_mask = 0;
+                let mut price = f64::INFINITY;
+                for o in &it.offerings {
+                    let Some(z) = zone_index.get(o.zone.as_str()) else {
+                        continue;
+                    };
+                    let bit = offering_bit(*z, ct_index(o.capacity_type));
+                    let key = OfferingKey {
+                        instance_type: it.name.clone(),
+                        zone: o.zone.clone(),
+                        capacity_type: o.capacity_type,
+                    };
+                    if bit & allowed != 0 && !unavailable.contains(&key) {
+                        offer_mask |= bit;
+                        price = price.min(o.price);
+                    }
+                }
+                if offer_mask == 0 {
+                    continue;
+                }
+                let overhead = daemon_overhead(&input.daemonsets, &reqs, it, &spec.taints);
+                let mut usable = it.allocatable.clone();
+                if !usable.fits(&overhead) {
+                    continue;
+                }
+                usable.sub(&overhead);
+                types.push(PoolType {
+                    it,
+                    usable,
+                    overhead,
+                    offer_mask,
+                    price,
+                    limit: limit_usage(&it.capacity),
+                });
+            }
+            types.sort_by(|a, b| a.price.total_cmp(&b.price).then(a.it.name.cmp(&b.it.name)));
+            let remaining = pool_remaining(p, input, &types);
+            pools.push(Pool {
+                name: p.nodepool.name(),
+                nodeclass: &spec.node_class_ref.name,
+                reqs,
+                taints: &spec.taints,
+                startup_taints: &spec.startup_taints,
+                template_labels: &p.nodepool.spec.template.metadata.labels,
+                types,
+                zone_mask,
+                ct_mask,
+                remaining,
+                broken,
+            });
+        }
+
+        let mut fixed = Vec::new();
+        for n in &input.nodes {
+            let mut free = n.node.allocatable.clone();
+            let mut host_ports = Vec::new();
+            for p in n.pods.iter().filter(|p| !p.terminal) {
+                free.sub(&p.requests);
+                host_ports.extend(p.host_ports.iter().cloned());
+            }
+            fixed.push(FixedHost {
+                name: n.node.name.clone(),
+                in_flight: false,
+                zone: n
+                    .node
+                    .labels
+                    .get(labels::ZONE)
+                    .and_then(|z| zone_index.get(z.as_str()).copied()),
+                ct: n
+                    .node
+                    .labels
+                    .get(labels::CAPACITY_TYPE)
+                    .and_then(|c| CapacityType::parse(c))
+                    .map(ct_index),
+                labels: n.node.labels.clone(),
+                taints: n.node.taints.clone(),
+                free,
+                unschedulable: n.node.unschedulable || n.node.deleting,
+                host_ports,
+                placed: Vec::new(),
+                reserved_for: Vec::new(),
+            });
+        }
+        for claim in &input.in_flight {
+            let Some(pool) = pools.iter().find(|p| p.name == claim.nodepool) else {
+                continue;
+            };
+            let launched = claim.instance.as_ref();
+            // Until EC2 answers, count the smallest candidate: the claim was sized for its pods.
+            let pt = match launched {
+                Some(i) => pool.types.iter().find(|t| t.it.name == i.instance_type),
+                None => claim
+                    .instance_types
+                    .iter()
+                    .filter_map(|n| pool.types.iter().find(|t| &t.it.name == n))
+                    .min_by_key(|t| t.usable.cpu()),
+            };
+            let Some(pt) = pt else { continue };
+            let mut labels = claim.labels.clone();
+            labels.extend(pt.it.labels.clone());
+            labels.insert(labels::NODEPOOL.into(), claim.nodepool.clone());
+            let (zone, ct) = match launched {
+                Some(i) => {
+                    labels.insert(labels::ZONE.into(), i.zone.clone());
+                    labels.insert(labels::CAPACITY_TYPE.into(), i.capacity_type.as_str().into());
+                    (
+                        zone_index.get(i.zone.as_str()).copied(),
+                        Some(ct_index(i.capacity_type)),
+                    )
+                }
+                None => (
+                    claim
+                        .zones
+                        .first()
+                        .and_then(|z| zone_index.get(z.as_str()).copied()),
+                    claim.capacity_types.first().map(|c| ct_index(*c)),
+                ),
+            };
+            fixed.push(FixedHost {
+                name: claim.id.clone(),
+                in_flight: true,
+                labels,
+                taints: claim.taints.clone(),
+                free: pt.usable.clone(),
+                unschedulable: false,
+                zone,
+                ct,
+                host_ports: Vec::new(),
+                placed: Vec::new(),
+                reserved_for: claim.pods.clone(),
+            });
+        }
+        Solver {
+            input,
+            zones,
+            pools,
+            topology: Topology::default(),
+            fixed,
+            claims: Vec::new(),
+            type_cache: HashMap::new(),
+        }
+    }
+
+    fn reserved_host(&self, pod: &Pod) -> Option<usize> {
+        let key = pod.key();
+        self.fixed.iter().position(|h| h.reserved_for.contains(&key))
+    }
+
+    /// Registers every group any pending pod refers to, and existing pods' anti-affinity terms.
+    fn register_groups(&mut self, pods: &[usize]) {
+        for &i in pods {
+            let pod = &self.input.pending[i];
+            for s in &pod.topology_spread {
+                self.topology.group(
+                    TopoKey::of(&s.topology_key),
+                    &s.selector,
+                    NsScope::List(vec![pod.namespace.clone()]),
+                );
+            }
+            let terms = pod
+                .pod_affinity
+                .iter()
+                .chain(&pod.pod_anti_affinity)
+                .chain(pod.preferred_pod_affinity.iter().map(|w| &w.term))
+                .chain(pod.preferred_pod_anti_affinity.iter().map(|w| &w.term));
+            for t in terms {
+                self.topology.group(
+                    TopoKey::of(&t.topology_key),
+                    &t.selector,
+                    NsScope::for_term(t, &pod.namespace),
+                );
+            }
+        }
+        for n in &self.input.nodes {
+            for pod in &n.pods {
+                for t in &pod.pod_anti_affinity {
+                    self.topology.group(
+                        TopoKey::of(&t.topology_key),
+                        &t.selector,
+                        NsScope::for_term(t, &pod.namespace),
+                    );
+                }
+            }
+        }
+    }
+
+    fn count_existing(&mut self) {
+        for h in 0..self.input.nodes.len() {
+            for pod in self.input.nodes[h].pods.iter().filter(|p| !p.terminal) {
+                self.record(pod, h as u32, None);
+            }
+        }
+    }
+
+    /// Domain of a host for a topology key; `None` when the host has no such label (yet).
+    fn domain(&mut self, host: u32, key: &TopoKey) -> Option<u32> {
+        let h = host as usize;
+        if h < self.fixed.len() {
+            let f = &self.fixed[h];
+            return match key {
+                TopoKey::Zone => f.zone,
+                TopoKey::CapacityType => f.ct,
+                TopoKey::Hostname => Some(host),
+                TopoKey::Label(k) => {
+                    let v = f.labels.get(k)?.clone();
+                    Some(self.topology.value_id(&v))
+                }
+            };
+        }
+        let c = &self.claims[h - self.fixed.len()];
+        match key {
+            TopoKey::Zone => c.zone_pinned.then(|| c.zones.trailing_zeros()),
+            TopoKey::CapacityType => c.ct_pinned.then(|| c.cts.trailing_zeros()),
+            TopoKey::Hostname => Some(host),
+            TopoKey::Label(k) => {
+                let v = claim_label(&self.pools[c.pool], &c.reqs, k)?;
+                Some(self.topology.value_id(&v))
+            }
+        }
+    }
+
+    /// Counts a pod placed on a host in every group that selects it, and its anti-affinity terms.
+    fn record(&mut self, pod: &Pod, host: u32, view: Option<&PodView>) {
+        let matching = match view {
+            Some(v) => v.matching.clone(),
+            None => self.topology.matching_groups(pod),
+        };
+        for g in matching {
+            let key = self.topology.groups[g as usize].key.clone();
+            if let Some(d) = self.domain(host, &key) {
+                self.topology.record_match(g, d);
+            }
+        }
+        for t in &pod.pod_anti_affinity {
+            let g = self.topology.group(
+                TopoKey::of(&t.topology_key),
+                &t.selector,
+                NsScope::for_term(t, &pod.namespace),
+            );
+            let key = self.topology.groups[g as usize].key.clone();
+            if let Some(d) = self.domain(host, &key) {
+                self.topology.record_owner(g, d);
+            }
+        }
+    }
+
+    fn view(&mut self, pod: &Pod, relax: &Relaxation) -> PodView {
+        let terms = pod.node_requirement_terms();
+        let mut term = terms.get(relax.required_term).cloned().unwrap_or_default();
+        if let Some(pref) = relax.preferred_node.first() {
+            term.add_all(pref);
+        }
+        let zone_req = self
+            .zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| term.get(labels::ZONE).is_none_or(|r| r.has(z)))
+            .fold(0u64, |m, (i, _)| m | (1 << i));
+        let ct_req = [CapacityType::Spot, CapacityType::OnDemand]
+            .into_iter()
+            .filter(|ct| term.get(labels::CAPACITY_TYPE).is_none_or(|r| r.has(ct.as_str())))
+            .fold(0u8, |m, ct| m | (1 << ct_index(ct)));
+        let ns = NsScope::List(vec![pod.namespace.clone()]);
+        let mut spreads = Vec::new();
+        for s in &pod.topology_spread {
+            if s.when_unsatisfiable == WhenUnsatisfiable::ScheduleAnyway && !relax.schedule_anyway {
+                continue;
+            }
+            let group = self
+                .topology
+                .group(TopoKey::of(&s.topology_key), &s.selector, ns.clone());
+            spreads.push(Spread {
+                group,
+                max_skew: s.max_skew.max(1),
+                min_domains: s.min_domains.unwrap_or(1),
+                self_match: s.selector.matches(&pod.labels),
+            });
+        }
+        let mut affinity = Vec::new();
+        let mut sorted_pref_aff: Vec<_> = pod.preferred_pod_affinity.iter().collect();
+        sorted_pref_aff.sort_by(|a, b| b.weight.cmp(&a.weight));
+        for t in pod.pod_affinity.iter().chain(
+            sorted_pref_aff
+                .iter()
+                .skip(relax.preferred_affinity)
+                .map(|w| &w.term),
+        ) {
+            let g = self.topology.group(
+                TopoKey::of(&t.topology_key),
+                &t.selector,
+                NsScope::for_term(t, &pod.namespace),
+            );
+            affinity.push((g, t.selects(&pod.namespace, &pod.namespace, &pod.labels)));
+        }
+        let mut anti = Vec::new();
+        let mut sorted_pref_anti: Vec<_> = pod.preferred_pod_anti_affinity.iter().collect();
+        sorted_pref_anti.sort_by(|a, b| b.weight.cmp(&a.weight));
+        for t in pod.pod_anti_affinity.iter().chain(
+            sorted_pref_anti
+                .iter()
+                .skip(relax.preferred_anti)
+                .map(|w| &w.term),
+        ) {
+            anti.push(self.topology.group(
+                TopoKey::of(&t.topology_key),
+                &t.selector,
+                NsScope::for_term(t, &pod.namespace),
+            ));
+        }
+        let matching = self.topology.matching_groups(pod);
+        let keyed = |g: u32, k: &TopoKey| &self.topology.groups[g as usize].key == k;
+        let touches = |k: TopoKey| {
+            spreads.iter().any(|s| keyed(s.group, &k))
+                || affinity.iter().any(|(g, _)| keyed(*g, &k))
+                || anti.iter().any(|g| keyed(*g, &k))
+                || matching.iter().any(|g| keyed(*g, &k))
+        };
+        let pins_zone = touches(TopoKey::Zone);
+        let pins_ct = touches(TopoKey::CapacityType);
+        let mut view = PodView {
+            term,
+            zone_req,
+            ct_req,
+            spreads,
+            affinity,
+            anti,
+            matching,
+            pins_zone,
+            pins_ct,
+            zone_allowed: u64::MAX,
+            ct_allowed: u8::MAX,
+        };
+        // Skew is measured over every domain the pod could use (nodeAffinityPolicy Honor).
+        let (zone_universe, ct_universe) = self.domain_universe();
+        view.zone_allowed = self.allowed_domains(&view, &TopoKey::Zone, zone_universe & u64::from(zone_req));
+        view.ct_allowed =
+            self.allowed_domains(&view, &TopoKey::CapacityType, u64::from(ct_universe & ct_req)) as u8;
+        view
+    }
+
+    /// Zones and capacity types some pool or existing node offers.
+    fn domain_universe(&self) -> (u64, u8) {
+        let mut zones = 0u64;
+        let mut cts = 0u8;
+        for p in self.pools.iter().filter(|p| p.broken.is_none()) {
+            zones |= p.zone_mask;
+            cts |= p.ct_mask;
+        }
+        for f in &self.fixed {
+            zones |= f.zone.map_or(0, |z| 1 << z);
+            cts |= f.ct.map_or(0, |c| 1 << c);
+        }
+        (zones, cts)
+    }
+
+    /// Domains (zone or capacity type) the pod's topology allows, as a mask over `universe`.
+    fn allowed_domains(&self, view: &PodView, key: &TopoKey, universe: u64) -> u64 {
+        let mut allowed = universe;
+        for s in &view.spreads {
+            let g = &self.topology.groups[s.group as usize];
+            if &g.key != key {
+                continue;
+            }
+            let eligible: Vec<u32> = bits(universe).collect();
+            let min = if (eligible.len() as i32) < s.min_domains {
+                0
+            } else {
+                eligible.iter().map(|d| g.count(*d)).min().unwrap_or(0)
+            };
+            let own = u32::from(s.self_match);
+            allowed &= eligible
+                .iter()
+                .filter(|d| (g.count(**d) + own) as i64 - min as i64 <= s.max_skew as i64)
+                .fold(0u64, |m, d| m | (1 << d));
+        }
+        for (gid, self_match) in &view.affinity {
+            let g = &self.topology.groups[*gid as usize];
+            if &g.key != key {
+                continue;
+            }
+            if g.total > 0 {
+                allowed &= bits(universe)
+                    .filter(|d| g.count(*d) > 0)
+                    .fold(0u64, |m, d| m | (1 << d));
+            } else if !self_match {
+                allowed = 0;
+            }
+        }
+        for gid in &view.anti {
+            let g = &self.topology.groups[*gid as usize];
+            if &g.key == key {
+                allowed &= bits(universe)
+                    .filter(|d| g.count(*d) == 0)
+                    .fold(0u64, |m, d| m | (1 << d));
+            }
+        }
+        for gid in &view.matching {
+            let g = &self.topology.groups[*gid as usize];
+            if &g.key == key && g.has_owners {
+                allowed &= bits(universe)
+                    .filter(|d| g.owners_in(*d) == 0)
+                    .fold(0u64, |m, d| m | (1 << d));
+            }
+        }
+        allowed
+    }
+
+    /// Checks the per-host topology keys (hostname and custom labels) for a host.
+    fn host_topology_ok(&mut self, view: &PodView, host: u32) -> bool {
+        for s in &view.spreads {
+            let key = self.topology.groups[s.group as usize].key.clone();
+            if matches!(key, TopoKey::Zone | TopoKey::CapacityType) {
+                continue;
+            }
+            let Some(d) = self.domain(host, &key) else {
+                return false;
+            };
+            let g = &self.topology.groups[s.group as usize];
+            if (g.count(d) + u32::from(s.self_match)) as i64 > s.max_skew as i64 {
+                return false;
+            }
+        }
+        for &(gid, self_match) in &view.affinity {
+            let key = self.topology.groups[gid as usize].key.clone();
+            if matches!(key, TopoKey::Zone | TopoKey::CapacityType) {
+                continue;
+            }
+            let d = self.domain(host, &key);
+            let g = &self.topology.groups[gid as usize];
+            let ok = if g.total > 0 {
+                d.is_some_and(|d| g.count(d) > 0)
+            } else {
+                self_match && d.is_some()
+            };
+            if !ok {
+                return false;
+            }
+        }
+        for &gid in view.anti.iter().chain(&view.matching) {
+            let key = self.topology.groups[gid as usize].key.clone();
+            if matches!(key, TopoKey::Zone | TopoKey::CapacityType) {
+                continue;
+            }
+            let Some(d) = self.domain(host, &key) else {
+                continue;
+            };
+            let g = &self.topology.groups[gid as usize];
+            let is_own_term = view.anti.contains(&gid);
+            if (is_own_term && g.count(d) > 0)
+                || (g.has_owners && view.matching.contains(&gid) && g.owners_in(d) > 0)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn place(&mut self, i: usize) -> Result<(), String> {
+        let pod = &self.input.pending[i];
+        let mut relax = Relaxation {
+            required_term: 0,
+            preferred_node: {
+                let mut p = pod.preferred_affinity.clone();
+                p.sort_by(|a, b| b.weight.cmp(&a.weight));
+                p.into_iter().map(|w| w.term).collect()
+            },
+            preferred_affinity: 0,
+            preferred_anti: 0,
+            schedule_anyway: true,
+        };
+        loop {
+            let view = self.view(pod, &relax);
+            if self.place_with(i, &view) {
+                return Ok(());
+            }
+            if !relax_once(pod, &mut relax) {
+                return Err(self.explain(pod, &view));
+            }
+        }
+    }
+
+    fn place_with(&mut self, i: usize, view: &PodView) -> bool {
+        let pod = &self.input.pending[i];
+        // 1. Existing nodes, then in-flight claims (reserved pods go to their claim first).
+        let reserved = self.reserved_host(pod);
+        let order: Vec<usize> = reserved
+            .into_iter()
+            .chain((0..self.fixed.len()).filter(|h| Some(*h) != reserved))
+            .collect();
+        for h in order {
+            if self.fits_fixed(h, pod, view) {
+                self.commit_fixed(h, i, view);
+                return true;
+            }
+        }
+        // 2. Claims of this round: first without adding cost, then by growing.
+        for grow in [false, true] {
+            for c in 0..self.claims.len() {
+                if let Some(update) = self.try_add(c, pod, view, grow) {
+                    self.commit_claim(c, update, i, view);
+                    return true;
+                }
+            }
+        }
+        // 3. A new claim from the first pool that can take the pod.
+        for p in 0..self.pools.len() {
+            if self.pools[p].broken.is_some() || untolerated(&pod.tolerations, self.pools[p].taints).is_some()
+            {
+                continue;
+            }
+            if self.pools[p].remaining[NODES] < 1 {
+                continue;
+            }
+            let claim = self.empty_claim(p);
+            self.claims.push(claim);
+            let c = self.claims.len() - 1;
+            match self.try_add(c, pod, view, true) {
+                Some(update) => {
+                    self.commit_claim(c, update, i, view);
+                    return true;
+                }
+                None => {
+                    self.claims.pop();
+                }
+            }
+        }
+        false
+    }
+
+    fn fits_fixed(&mut self, h: usize, pod: &Pod, view: &PodView) -> bool {
+        let f = &self.fixed[h];
+        if f.unschedulable || !f.free.fits(&pod.requests) {
+            return false;
+        }
+        if untolerated(&pod.tolerations, &f.taints).is_some() || !view.term.matches_labels(&f.labels) {
+            return false;
+        }
+        if pod
+            .host_ports
+            .iter()
+            .any(|p| f.host_ports.iter().any(|q| p.conflicts(q)))
+        {
+            return false;
+        }
+        if view.pins_zone && f.zone.is_none_or(|z| view.zone_allowed & (1 << z) == 0) {
+            return false;
+        }
+        if view.pins_ct && f.ct.is_none_or(|c| view.ct_allowed & (1 << c) == 0) {
+            return false;
+        }
+        self.host_topology_ok(view, h as u32)
+    }
+
+    fn commit_fixed(&mut self, h: usize, i: usize, view: &PodView) {
+        let pod = &self.input.pending[i];
+        let f = &mut self.fixed[h];
+        f.free.sub(&pod.requests);
+        f.host_ports.extend(pod.host_ports.iter().cloned());
+        f.placed.push(i);
+        self.record(pod, h as u32, Some(view));
+    }
+
+    fn empty_claim(&self, p: usize) -> NewClaim {
+        let pool = &self.pools[p];
+        let remaining = pool.remaining;
+        let types: Vec<u32> = (0..pool.types.len() as u32)
+            .filter(|t| within_limit(&pool.types[*t as usize].limit, &remaining, &[0; NODES + 1]))
+            .collect();
+        let mut max_usable = Resources::new();
+        for t in &types {
+            max_usable.max_with(&pool.types[*t as usize].usable);
+        }
+        NewClaim {
+            pool: p,
+            host_id: (self.fixed.len() + self.claims.len()) as u32,
+            reqs: pool.reqs.clone(),
+            types,
+            requests: Resources::new(),
+            max_usable,
+            zones: pool.zone_mask,
+            cts: pool.ct_mask,
+            zone_pinned: false,
+            ct_pinned: false,
+            reserved: [0; NODES + 1],
+            pods: Vec::new(),
+            host_ports: Vec::new(),
+        }
+    }
+
+    fn type_bits(&mut self, p: usize, term: &Requirements) -> std::rc::Rc<Vec<u64>> {
+        if let Some(b) = self.type_cache.get(&(p, term.clone())) {
+            return b.clone();
+        }
+        let pool = &self.pools[p];
+        let mut out = vec![0u64; pool.types.len().div_ceil(64)];
+        if pool.reqs.compatible(term).is_ok() {
+            for (t, pt) in pool.types.iter().enumerate() {
+                if pt.it.requirements.intersects(term).is_ok()
+                    && pt.it.requirements.intersects(&pool.reqs).is_ok()
+                {
+                    out[t / 64] |= 1 << (t % 64);
+                }
+            }
+        }
+        let out = std::rc::Rc::new(out);
+        self.type_cache.insert((p, term.clone()), out.clone());
+        out
+    }
+
+    /// The claim as it would be with the pod added, or `None` if the pod cannot go there.
+    /// Without `grow`, only a claim whose cheapest type already has room qualifies.
+    fn try_add(&mut self, c: usize, pod: &Pod, view: &PodView, grow: bool) -> Option<NewClaim> {
+        let claim = &self.claims[c];
+        if !claim.max_usable.fits_sum(&claim.requests, &pod.requests) {
+            return None;
+        }
+        let p = claim.pool;
+        if !grow {
+            let cheapest = claim.types.first()?;
+            if !self.pools[p].types[*cheapest as usize]
+                .usable
+                .fits_sum(&claim.requests, &pod.requests)
+            {
+                return None;
+            }
+        }
+        if untolerated(&pod.tolerations, self.pools[p].taints).is_some() {
+            return None;
+        }
+        if pod
+            .host_ports
+            .iter()
+            .any(|hp| claim.host_ports.iter().any(|q| hp.conflicts(q)))
+        {
+            return None;
+        }
+        let host = claim.host_id;
+        if !self.host_topology_ok(view, host) {
+            return None;
+        }
+        let claim = &self.claims[c];
+        let reqs = if view.term.is_empty() {
+            claim.reqs.clone()
+        } else {
+            if claim.reqs.compatible(&view.term).is_err() {
+                return None;
+            }
+            claim.reqs.intersection(&view.term)
+        };
+        let mut zones = claim.zones & view.zone_req;
+        let mut cts = claim.cts & view.ct_req;
+        if view.pins_zone {
+            zones &= view.zone_allowed;
+        }
+        if view.pins_ct {
+            cts &= view.ct_allowed;
+        }
+        if zones == 0 || cts == 0 {
+            return None;
+        }
+        let type_bits = self.type_bits(p, &view.term);
+        let claim = &self.claims[c];
+        let pool = &self.pools[p];
+        let mut requests = claim.requests.clone();
+        requests.add(&pod.requests);
+        let offer = expand(zones, cts);
+        let types: Vec<u32> = claim
+            .types
+            .iter()
+            .copied()
+            .filter(|t| {
+                let pt = &pool.types[*t as usize];
+                type_bits[*t as usize / 64] & (1 << (*t % 64)) != 0
+                    && pt.offer_mask & offer != 0
+                    && pt.usable.fits(&requests)
+            })
+            .collect();
+        if types.is_empty() {
+            return None;
+        }
+        // Pin zone and capacity type when topology counts depend on them: the domain with the
+        // fewest matching pods that some candidate is offered in.
+        let available: u64 = types
+            .iter()
+            .fold(0, |m, t| m | pool.types[*t as usize].offer_mask)
+            & offer;
+        let zone_pinned = claim.zone_pinned || view.pins_zone;
+        let ct_pinned = claim.ct_pinned || view.pins_ct;
+        if view.pins_zone && !claim.zone_pinned {
+            let offered = bits(zones).filter(|z| expand(1 << z, cts) & available != 0);
+            let z = offered.min_by_key(|z| self.domain_load(view, &TopoKey::Zone, *z))?;
+            zones = 1 << z;
+        }
+        if view.pins_ct && !claim.ct_pinned {
+            let offered = bits(cts as u64).filter(|c| expand(zones, 1 << c) & available != 0);
+            let ct = offered.min_by_key(|c| (self.domain_load(view, &TopoKey::CapacityType, *c), *c))?;
+            cts = 1 << ct;
+        }
+        let offer = expand(zones, cts);
+        let types: Vec<u32> = types
+            .into_iter()
+            .filter(|t| pool.types[*t as usize].offer_mask & offer != 0)
+            .collect();
+        if types.is_empty() || !min_values_hold(pool, &reqs, &types) {
+            return None;
+        }
+        let mut reserved = [0; NODES + 1];
+        for t in &types {
+            for (r, v) in reserved.iter_mut().zip(pool.types[*t as usize].limit) {
+                *r = (*r).max(v);
+            }
+        }
+        if !within_limit(&reserved, &pool.remaining, &claim.reserved) {
+            return None;
+        }
+        let mut max_usable = Resources::new();
+        for t in &types {
+            max_usable.max_with(&pool.types[*t as usize].usable);
+        }
+        let mut host_ports = claim.host_ports.clone();
+        host_ports.extend(pod.host_ports.iter().cloned());
+        Some(NewClaim {
+            reqs,
+            types,
+            requests,
+            max_usable,
+            zones,
+            cts,
+            zone_pinned,
+            ct_pinned,
+            reserved,
+            host_ports,
+            pods: Vec::new(),
+            ..claim.clone_header()
+        })
+    }
+
+    /// Matching pods already in a domain for the pod's first spread on that key (ties → index).
+    fn domain_load(&self, view: &PodView, key: &TopoKey, domain: u32) -> (u32, u32) {
+        let load = view
+            .spreads
+            .iter()
+            .find(|s| &self.topology.groups[s.group as usize].key == key)
+            .map(|s| self.topology.groups[s.group as usize].count(domain))
+            .unwrap_or(0);
+        (load, domain)
+    }
+
+    fn commit_claim(&mut self, c: usize, mut update: NewClaim, i: usize, view: &PodView) {
+        let pool = &mut self.pools[update.pool];
+        for (k, r) in pool.remaining.iter_mut().enumerate() {
+            if *r != i64::MAX {
+                *r = *r + self.claims[c].reserved[k] - update.reserved[k];
+            }
+        }
+        update.pods = std::mem::take(&mut self.claims[c].pods);
+        update.pods.push(i);
+        self.claims[c] = update;
+        let host = self.claims[c].host_id;
+        let pod = &self.input.pending[i];
+        self.record(pod, host, Some(view));
+    }
+
+    /// A reason a person can act on, for a pod that fits nowhere.
+    fn explain(&mut self, pod: &Pod, view: &PodView) -> String {
+        if self.pools.is_empty() {
+            return "no NodePool can launch nodes (none found, or none with a valid EC2NodeClass)".into();
+        }
+        let mut reasons = Vec::new();
+        for p in 0..self.pools.len() {
+            let pool = &self.pools[p];
+            let name = pool.name;
+            if let Some(b) = &pool.broken {
+                reasons.push(format!("NodePool {name} is invalid: {b}"));
+                continue;
+            }
+            if let Some(t) = untolerated(&pod.tolerations, pool.taints) {
+                reasons.push(format!(
+                    "NodePool {name} has taint {t} that the pod does not tolerate"
+                ));
+                continue;
+            }
+            if let Err(e) = pool.reqs.compatible(&view.term) {
+                reasons.push(format!("NodePool {name}: pod requires {e}"));
+                continue;
+            }
+            if pool.remaining[NODES] < 1 || pool.remaining.iter().any(|r| *r <= 0) {
+                reasons.push(format!("NodePool {name} has reached its limits"));
+                continue;
+            }
+            let bits = self.type_bits(p, &view.term);
+            let pool = &self.pools[p];
+            let offer = expand(pool.zone_mask & view.zone_req, pool.ct_mask & view.ct_req);
+            let matching: Vec<&PoolType> = pool
+                .types
+                .iter()
+                .enumerate()
+                .filter(|(t, pt)| bits[t / 64] & (1 << (t % 64)) != 0 && pt.offer_mask & offer != 0)
+                .map(|(_, pt)| pt)
+                .collect();
+            let zones: Vec<&str> = bits_iter(pool.zone_mask & view.zone_req)
+                .map(|z| self.zones[z as usize].as_str())
+                .collect();
+            if matching.is_empty() {
+                reasons.push(format!(
+                    "NodePool {name}: no available instance type matches the pod's requirements ({}) in zones [{}]",
+                    view.term,
+                    zones.join(", ")
+                ));
+                continue;
+            }
+            if !matching.iter().any(|pt| pt.usable.fits(&pod.requests)) {
+                let nearest = matching
+                    .iter()
+                    .filter_map(|pt| pt.usable.first_shortfall(&pod.requests).map(|s| (pt, s)))
+                    .min_by(|a, b| shortfall_ratio(&a.1).total_cmp(&shortfall_ratio(&b.1)));
+                let wanted = describe_requests(&pod.requests);
+                let near = nearest
+                    .map(|(pt, (r, want, have))| {
+                        let rn = ResourceName::parse(&r);
+                        let fmt = |v: i64| rn.map(|n| n.format(v)).unwrap_or_else(|| v.to_string());
+                        format!(
+                            "; nearest: {} has {} {} free of the {} needed",
+                            pt.it.name,
+                            fmt(have),
+                            r,
+                            fmt(want)
+                        )
+                    })
+                    .unwrap_or_default();
+                reasons.push(format!(
+                    "NodePool {name}: no instance type has room for 1 pod with {wanted} in zones [{}]{near}",
+                    zones.join(", ")
+                ));
+                continue;
+            }
+            if !view.spreads.is_empty() || !view.affinity.is_empty() || !view.anti.is_empty() {
+                reasons.push(format!(
+                    "NodePool {name}: the pod's topology spread or pod (anti-)affinity leaves no zone or node it may use"
+                ));
+                continue;
+            }
+            if !pod.host_ports.is_empty() {
+                reasons.push(format!("NodePool {name}: host port conflict"));
+                continue;
+            }
+            reasons.push(format!(
+                "NodePool {name}: no instance type satisfies all constraints (minValues or limits)"
+            ));
+        }
+        reasons.join("; ")
+    }
+
+    fn into_plan(self, unschedulable: Vec<Unschedulable>) -> Plan {
+        let key = |i: &usize| self.input.pending[*i].key();
+        let existing = self
+            .fixed
+            .iter()
+            .filter(|h| !h.in_flight && !h.placed.is_empty())
+            .map(|h| (h.name.clone(), h.placed.iter().map(key).collect()))
+            .collect();
+        let in_flight = self
+            .fixed
+            .iter()
+            .filter(|h| h.in_flight && !h.placed.is_empty())
+            .map(|h| (h.name.clone(), h.placed.iter().map(key).collect()))
+            .collect();
+        let new_claims: Vec<PlannedClaim> = self
+            .claims
+            .iter()
+            .map(|c| planned_claim(&self.pools[c.pool], c, &self.zones, self.input))
+            .collect();
+        let cost_per_hour = new_claims.iter().map(|c| c.chosen.price).sum();
+        // The bound covers all new pods at once with every offering of the pools used.
+        let mut total = Resources::new();
+        let mut used_pools = vec![false; self.pools.len()];
+        for c in &self.claims {
+            for i in &c.pods {
+                total.add(&self.input.pending[*i].requests);
+            }
+            used_pools[c.pool] = true;
+        }
+        let offers: Vec<(&Resources, f64)> = self
+            .pools
+            .iter()
+            .zip(&used_pools)
+            .filter(|(_, used)| **used)
+            .flat_map(|(p, _)| p.types.iter().map(|pt| (&pt.usable, pt.price)))
+            .collect();
+        let lower_bound_per_hour = lower_bound::fractional_cover(&total, &offers);
+        Plan {
+            new_claims,
+            existing,
+            in_flight,
+            unschedulable,
+            cost_per_hour,
+            lower_bound_per_hour,
+        }
+    }
+}
+
+impl NewClaim {
+    fn clone_header(&self) -> NewClaim {
+        NewClaim {
+            pool: self.pool,
+            host_id: self.host_id,
+            reqs: Requirements::new(),
+            types: Vec::new(),
+            requests: Resources::new(),
+            max_usable: Resources::new(),
+            zones: 0,
+            cts: 0,
+            zone_pinned: false,
+            ct_pinned: false,
+            reserved: [0; NODES + 1],
+            pods: Vec::new(),
+            host_ports: Vec::new(),
+        }
+    }
+}
+
+fn bits_iter(mask: u64) -> impl Iterator<Item = u32> {
+    bits(mask)
+}
+
+fn shortfall_ratio((_, want, have): &(String, i64, i64)) -> f64 {
+    if *want <= 0 {
+        0.0
+    } else {
+        (*want - *have) as f64 / *want as f64
+    }
+}
+
+fn describe_requests(r: &Resources) -> String {
+    r.to_quantity_map()
+        .into_iter()
+        .filter(|(k, _)| k != "pods")
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Applies the next relaxation in Karpenter's order; false when nothing is left to relax.
+fn relax_once(pod: &Pod, relax: &mut Relaxation) -> bool {
+    if relax.required_term + 1 < pod.required_affinity.len() {
+        relax.required_term += 1;
+        return true;
+    }
+    if relax.preferred_affinity < pod.preferred_pod_affinity.len() {
+        relax.preferred_affinity += 1;
+        return true;
+    }
+    if relax.preferred_anti < pod.preferred_pod_anti_affinity.len() {
+        relax.preferred_anti += 1;
+        return true;
+    }
+    if !relax.preferred_node.is_empty() {
+        relax.preferred_node.remove(0);
+        return true;
+    }
+    if relax.schedule_anyway
+        && pod
+            .topology_spread
+            .iter()
+            .any(|s| s.when_unsatisfiable == WhenUnsatisfiable::ScheduleAnyway)
+    {
+        relax.schedule_anyway = false;
+        return true;
+    }
+    false
+}
+
+fn within_limit(usage: &LimitVec, remaining: &LimitVec, already_reserved: &LimitVec) -> bool {
+    usage
+        .iter()
+        .zip(remaining)
+        .zip(already_reserved)
+        .all(|((u, r), a)| *r == i64::MAX || *u <= r.saturating_add(*a))
+}
+
+/// Every `minValues` requirement still has enough distinct values among the candidates.
+fn min_values_hold(pool: &Pool, reqs: &Requirements, types: &[u32]) -> bool {
+    reqs.iter().all(|(key, r)| {
+        let Some(min) = r.min_values else { return true };
+        let mut values: Vec<&str> = types
+            .iter()
+            .filter_map(|t| pool.types[*t as usize].it.labels.get(key).map(String::as_str))
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        values.len() >= min as usize
+    })
+}
+
+/// A label value a claim's node will carry for `key`, if it is settled.
+fn claim_label(pool: &Pool, reqs: &Requirements, key: &str) -> Option<String> {
+    if let Some(v) = pool.template_labels.get(key) {
+        return Some(v.clone());
+    }
+    if key == labels::NODEPOOL {
+        return Some(pool.name.to_string());
+    }
+    let r = reqs.get(key)?;
+    (!r.is_complement() && r.values().len() == 1).then(|| r.values()[0].clone())
+}
+
+fn daemon_overhead(
+    daemons: &[Pod],
+    pool_reqs: &Requirements,
+    it: &InstanceType,
+    taints: &[Taint],
+) -> Resources {
+    let mut total = Resources::new();
+    for d in daemons {
+        if untolerated(&d.tolerations, taints).is_some() {
+            continue;
+        }
+        let lands = d
+            .node_requirement_terms()
+            .iter()
+            .any(|term| pool_reqs.compatible(term).is_ok() && it.requirements.intersects(term).is_ok());
+        if lands {
+            total.add(&d.requests);
+        }
+    }
+    total
+}
+
+fn pool_remaining(p: &super::PoolInput, input: &Input, types: &[PoolType]) -> LimitVec {
+    let mut remaining = [i64::MAX; NODES + 1];
+    let Ok(Some(limits)) = p.nodepool.limits() else {
+        return remaining;
+    };
+    for r in ResourceName::ALL {
+        if p.nodepool.spec.limits.contains_key(r.as_str()) {
+            remaining[r as usize] = limits.get(r);
+        }
+    }
+    if let Some(nodes) = limits.other().get("nodes") {
+        remaining[NODES] = *nodes;
+    }
+    let capacity_of = |type_name: Option<&String>, fallback: &Resources| -> LimitVec {
+        let found = type_name.and_then(|n| types.iter().find(|t| &t.it.name == n));
+        match found {
+            Some(t) => t.limit,
+            None => limit_usage(fallback),
+        }
+    };
+    let name = p.nodepool.name();
+    let mut used: Vec<LimitVec> = input
+        .nodes
+        .iter()
+        .filter(|n| n.node.labels.get(labels::NODEPOOL).is_some_and(|v| v == name))
+        .map(|n| capacity_of(n.node.labels.get(labels::INSTANCE_TYPE), &n.node.allocatable))
+        .collect();
+    used.extend(input.in_flight.iter().filter(|c| c.nodepool == name).map(|c| {
+        let t = c
+            .instance
+            .as_ref()
+            .map(|i| &i.instance_type)
+            .or(c.instance_types.first());
+        capacity_of(t, &c.requests)
+    }));
+    for u in used {
+        for (r, v) in remaining.iter_mut().zip(u) {
+            if *r != i64::MAX {
+                *r = r.saturating_sub(v);
+            }
+        }
+    }
+    remaining
+}
+
+fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> PlannedClaim {
+    let unavailable: std::collections::HashSet<&OfferingKey> = input.unavailable.iter().collect();
+    let zone_names: Vec<&str> = bits(c.zones).map(|z| zones[z as usize].as_str()).collect();
+    let prefer = if c.cts & (1 << CT_SPOT) != 0 {
+        CT_SPOT
+    } else {
+        CT_ON_DEMAND
+    };
+    // Price each candidate by its cheapest offering within the claim's zones and capacity types.
+    let mut priced: Vec<(f64, &PoolType, Option<(&str, CapacityType)>)> = c
+        .types
+        .iter()
+        .map(|t| {
+            let pt = &pool.types[*t as usize];
+            let best = pt
+                .it
+                .offerings
+                .iter()
+                .filter(|o| {
+                    zone_names.contains(&o.zone.as_str()) && c.cts & (1 << ct_index(o.capacity_type)) != 0
+                })
+                .filter(|o| {
+                    !unavailable.contains(&OfferingKey {
+                        instance_type: pt.it.name.clone(),
+                        zone: o.zone.clone(),
+                        capacity_type: o.capacity_type,
+                    })
+                })
+                .min_by(|a, b| {
+                    let rank = |o: &crate::catalog::Offering| u32::from(ct_index(o.capacity_type) != prefer);
+                    rank(a).cmp(&rank(b)).then(a.price.total_cmp(&b.price))
+                });
+            match best {
+                Some(o) => (o.price, pt, Some((o.zone.as_str(), o.capacity_type))),
+                None => (f64::INFINITY, pt, None),
+            }
+        })
+        .filter(|(_, _, o)| o.is_some())
+        .collect();
+    priced.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.it.name.cmp(&b.1.it.name)));
+    let kept = keep_for_min_values(&priced, &c.reqs);
+    let (price, pt, offering) =
+        kept.first()
+            .copied()
+            .unwrap_or((f64::INFINITY, &pool.types[c.types[0] as usize], None));
+    let (zone, capacity_type) =
+        offering.unwrap_or((zone_names.first().copied().unwrap_or(""), ct_of(prefer)));
+    let mut labels: BTreeMap<String, String> = pool.template_labels.clone();
+    labels.extend(c.reqs.single_valued_labels());
+    labels.insert(labels::NODEPOOL.into(), pool.name.to_string());
+    let mut requests = Resources::new();
+    for i in &c.pods {
+        requests.add(&input.pending[*i].requests);
+    }
+    requests.add(&pt.overhead);
+    let used_zones: Vec<String> = bits(c.zones)
+        .filter(|z| {
+            kept.iter()
+                .any(|(_, pt, _)| pt.offer_mask & expand(1 << z, c.cts) != 0)
+        })
+        .map(|z| zones[z as usize].clone())
+        .collect();
+    PlannedClaim {
+        nodepool: pool.name.to_string(),
+        nodeclass: pool.nodeclass.to_string(),
+        instance_types: kept.iter().map(|(_, pt, _)| pt.it.name.clone()).collect(),
+        zones: used_zones,
+        capacity_types: (0..2).filter(|ct| c.cts & (1 << ct) != 0).map(ct_of).collect(),
+        chosen: ChosenOffering {
+            instance_type: pt.it.name.clone(),
+            zone: zone.to_string(),
+            capacity_type,
+            price,
+        },
+        pods: c.pods.iter().map(|i| input.pending[*i].key()).collect(),
+        requests,
+        labels,
+        taints: pool.taints.to_vec(),
+        startup_taints: pool.startup_taints.to_vec(),
+    }
+}
+
+type Priced<'p> = (f64, &'p PoolType<'p>, Option<(&'p str, CapacityType)>);
+
+/// The cheapest [`MAX_INSTANCE_TYPES`] candidates, swapping in cheaper types of new label
+/// values where a `minValues` requirement needs more distinct values than the cheapest hold.
+fn keep_for_min_values<'p>(priced: &[Priced<'p>], reqs: &Requirements) -> Vec<Priced<'p>> {
+    let mut kept: Vec<Priced<'p>> = priced.iter().take(MAX_INSTANCE_TYPES).copied().collect();
+    for (key, r) in reqs.iter() {
+        let Some(min) = r.min_values else { continue };
+        let mut seen: Vec<String> = Vec::new();
+        for (_, pt, _) in &kept {
+            if let Some(v) = pt.it.labels.get(key)
+                && !seen.contains(v)
+            {
+                seen.push(v.clone());
+            }
+        }
+        for cand in priced.iter().skip(MAX_INSTANCE_TYPES) {
+            if seen.len() >= min as usize {
+                break;
+            }
+            let Some(v) = cand.1.it.labels.get(key) else {
+                continue;
+            };
+            if seen.contains(v) {
+                continue;
+            }
+            seen.push(v.clone());
+            // Replace the most expensive kept type whose value is not the only one of its kind.
+            if kept.len() >= MAX_INSTANCE_TYPES {
+                kept.pop();
+            }
+            kept.push(*cand);
+        }
+    }
+    kept
 }

@@ -1,0 +1,376 @@
+//! Test-data builders with sensible defaults: `pod("web").cpu("500m").zone_spread(1)`,
+//! `nodepool("default").spot_only()`. Used by unit tests, benchmarks and the simulator.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::api::{self, Ec2NodeClass, NodePool};
+use crate::catalog::allocatable::NodeSettings;
+use crate::catalog::embedded;
+use crate::labels;
+use crate::pod::{
+    AffinityTerm, HostPort, InclusionPolicy, LabelSelector, Pod, Taint, TaintEffect, Toleration,
+    TolerationOperator, TopologySpread, Weighted, WhenUnsatisfiable,
+};
+use crate::requirements::{Operator, Requirement, Requirements};
+use crate::resources::{ResourceName, Resources};
+use crate::scheduler::PoolInput;
+
+/// Builds a [`Pod`] in namespace `default` requesting nothing but its pod slot.
+pub fn pod(name: &str) -> PodBuilder {
+    PodBuilder {
+        pod: Pod {
+            namespace: "default".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            requests: Resources::new().with(ResourceName::Pods, 1),
+            owner_kind: Some("ReplicaSet".into()),
+            ..Pod::default()
+        },
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PodBuilder {
+    pod: Pod,
+}
+
+fn quantity_units(resource: ResourceName, value: &str) -> i64 {
+    let q = value
+        .parse()
+        .unwrap_or_else(|e| panic!("builder quantity {value}: {e}"));
+    resource
+        .units_of(q, value)
+        .unwrap_or_else(|e| panic!("builder quantity {value}: {e}"))
+}
+
+impl PodBuilder {
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.pod.namespace = ns.into();
+        self
+    }
+
+    pub fn cpu(self, value: &str) -> Self {
+        self.request(ResourceName::Cpu, value)
+    }
+
+    pub fn memory(self, value: &str) -> Self {
+        self.request(ResourceName::Memory, value)
+    }
+
+    pub fn gpus(self, count: i64) -> Self {
+        self.request(ResourceName::NvidiaGpu, &count.to_string())
+    }
+
+    pub fn request(mut self, resource: ResourceName, value: &str) -> Self {
+        self.pod.requests.set(resource, quantity_units(resource, value));
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.pod.labels.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn created_at(mut self, millis: i64) -> Self {
+        self.pod.created_at = millis;
+        self
+    }
+
+    pub fn node_selector(mut self, key: &str, value: &str) -> Self {
+        self.pod.node_selector.add(key, Requirement::is_in([value]));
+        self
+    }
+
+    /// Adds a requirement to the (single) required node-affinity term.
+    pub fn require(mut self, key: &str, op: Operator, values: &[&str]) -> Self {
+        if self.pod.required_affinity.is_empty() {
+            self.pod.required_affinity.push(Requirements::new());
+        }
+        let r = Requirement::new(op, values).unwrap_or_else(|e| panic!("builder requirement: {e}"));
+        if let Some(term) = self.pod.required_affinity.last_mut() {
+            term.add(key, r);
+        }
+        self
+    }
+
+    /// Adds another OR'ed required node-affinity term.
+    pub fn or_require(mut self, key: &str, op: Operator, values: &[&str]) -> Self {
+        self.pod.required_affinity.push(Requirements::new());
+        self.require(key, op, values)
+    }
+
+    pub fn prefer(mut self, weight: i32, key: &str, op: Operator, values: &[&str]) -> Self {
+        let mut term = Requirements::new();
+        term.add(
+            key,
+            Requirement::new(op, values).unwrap_or_else(|e| panic!("builder requirement: {e}")),
+        );
+        self.pod.preferred_affinity.push(Weighted { weight, term });
+        self
+    }
+
+    pub fn tolerate(mut self, key: &str, value: Option<&str>, effect: Option<TaintEffect>) -> Self {
+        self.pod.tolerations.push(Toleration {
+            key: Some(key.into()),
+            operator: if value.is_some() {
+                TolerationOperator::Equal
+            } else {
+                TolerationOperator::Exists
+            },
+            value: value.map(str::to_string),
+            effect,
+        });
+        self
+    }
+
+    fn spread(
+        mut self,
+        key: &str,
+        max_skew: i32,
+        when: WhenUnsatisfiable,
+        selector: &[(&str, &str)],
+    ) -> Self {
+        self.pod.topology_spread.push(TopologySpread {
+            max_skew,
+            topology_key: key.into(),
+            when_unsatisfiable: when,
+            selector: LabelSelector::match_labels(selector),
+            min_domains: None,
+            node_affinity_policy: InclusionPolicy::Honor,
+            node_taints_policy: InclusionPolicy::Ignore,
+        });
+        self
+    }
+
+    /// Zone spread over pods with the same `app` label (set with [`Self::label`]).
+    pub fn zone_spread(self, max_skew: i32) -> Self {
+        let app = self.app();
+        self.spread(
+            labels::ZONE,
+            max_skew,
+            WhenUnsatisfiable::DoNotSchedule,
+            &[("app", &app)],
+        )
+    }
+
+    pub fn hostname_spread(self, max_skew: i32) -> Self {
+        let app = self.app();
+        self.spread(
+            labels::HOSTNAME,
+            max_skew,
+            WhenUnsatisfiable::DoNotSchedule,
+            &[("app", &app)],
+        )
+    }
+
+    pub fn soft_spread(self, key: &str, max_skew: i32) -> Self {
+        let app = self.app();
+        self.spread(key, max_skew, WhenUnsatisfiable::ScheduleAnyway, &[("app", &app)])
+    }
+
+    pub fn spread_with(self, key: &str, max_skew: i32, selector: &[(&str, &str)]) -> Self {
+        self.spread(key, max_skew, WhenUnsatisfiable::DoNotSchedule, selector)
+    }
+
+    fn app(&self) -> String {
+        self.pod.labels.get("app").cloned().unwrap_or_default()
+    }
+
+    fn term(selector: &[(&str, &str)], key: &str) -> AffinityTerm {
+        AffinityTerm {
+            selector: LabelSelector::match_labels(selector),
+            namespaces: Vec::new(),
+            namespace_selector: None,
+            topology_key: key.into(),
+        }
+    }
+
+    pub fn affinity(mut self, key: &str, selector: &[(&str, &str)]) -> Self {
+        self.pod.pod_affinity.push(Self::term(selector, key));
+        self
+    }
+
+    pub fn anti_affinity(mut self, key: &str, selector: &[(&str, &str)]) -> Self {
+        self.pod.pod_anti_affinity.push(Self::term(selector, key));
+        self
+    }
+
+    pub fn preferred_anti_affinity(mut self, weight: i32, key: &str, selector: &[(&str, &str)]) -> Self {
+        self.pod.preferred_pod_anti_affinity.push(Weighted {
+            weight,
+            term: Self::term(selector, key),
+        });
+        self
+    }
+
+    pub fn host_port(mut self, port: i32) -> Self {
+        self.pod.host_ports.push(HostPort {
+            port,
+            protocol: "TCP".into(),
+            host_ip: String::new(),
+        });
+        self
+    }
+
+    pub fn daemonset(mut self) -> Self {
+        self.pod.owner_kind = Some("DaemonSet".into());
+        self
+    }
+
+    pub fn on_node(mut self, node: &str) -> Self {
+        self.pod.node_name = Some(node.into());
+        self
+    }
+
+    pub fn build(self) -> Pod {
+        self.pod
+    }
+}
+
+/// A NodePool like Karpenter's getting-started one but allowing every category and both
+/// capacity types unless narrowed.
+pub fn nodepool(name: &str) -> NodePoolBuilder {
+    NodePoolBuilder {
+        yaml: serde_yaml::from_str(&format!(
+            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {{name: {name}}}\n\
+             spec:\n  template:\n    spec:\n      requirements: []\n      nodeClassRef: {{group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}}\n"
+        ))
+        .unwrap_or_else(|e| panic!("builder nodepool: {e}")),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NodePoolBuilder {
+    yaml: NodePool,
+}
+
+impl NodePoolBuilder {
+    pub fn requirement(mut self, key: &str, op: Operator, values: &[&str]) -> Self {
+        self.yaml
+            .spec
+            .template
+            .spec
+            .requirements
+            .push(crate::requirements::NodeSelectorRequirement {
+                key: key.into(),
+                operator: op,
+                values: values.iter().map(|v| v.to_string()).collect(),
+                min_values: None,
+            });
+        self
+    }
+
+    pub fn min_values(mut self, key: &str, min: u32) -> Self {
+        if let Some(r) = self
+            .yaml
+            .spec
+            .template
+            .spec
+            .requirements
+            .iter_mut()
+            .find(|r| r.key == key)
+        {
+            r.min_values = Some(min);
+        }
+        self
+    }
+
+    pub fn spot_only(self) -> Self {
+        self.requirement(labels::CAPACITY_TYPE, Operator::In, &["spot"])
+    }
+
+    pub fn on_demand_only(self) -> Self {
+        self.requirement(labels::CAPACITY_TYPE, Operator::In, &["on-demand"])
+    }
+
+    pub fn amd64(self) -> Self {
+        self.requirement(labels::ARCH, Operator::In, &["amd64"])
+    }
+
+    pub fn taint(mut self, key: &str, value: Option<&str>, effect: TaintEffect) -> Self {
+        self.yaml
+            .spec
+            .template
+            .spec
+            .taints
+            .push(Taint::new(key, value, effect));
+        self
+    }
+
+    pub fn startup_taint(mut self, key: &str, effect: TaintEffect) -> Self {
+        self.yaml
+            .spec
+            .template
+            .spec
+            .startup_taints
+            .push(Taint::new(key, None, effect));
+        self
+    }
+
+    pub fn limit(mut self, resource: &str, value: &str) -> Self {
+        let q = value
+            .parse()
+            .unwrap_or_else(|e| panic!("builder limit {value}: {e}"));
+        self.yaml.spec.limits.insert(resource.into(), q);
+        self
+    }
+
+    pub fn weight(mut self, weight: i32) -> Self {
+        self.yaml.spec.weight = Some(weight);
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.yaml
+            .spec
+            .template
+            .metadata
+            .labels
+            .insert(key.into(), value.into());
+        self
+    }
+
+    pub fn build(self) -> NodePool {
+        self.yaml
+    }
+}
+
+/// The getting-started EC2NodeClass (`al2023@latest`, discovery-tag selectors).
+pub fn nodeclass(name: &str) -> Ec2NodeClass {
+    let yaml = format!(
+        "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {{name: {name}}}\nspec:\n  role: KarpenterNodeRole-test\n  \
+         amiSelectorTerms: [{{alias: al2023@latest}}]\n  subnetSelectorTerms: [{{tags: {{karpenter.sh/discovery: test}}}}]\n  \
+         securityGroupSelectorTerms: [{{tags: {{karpenter.sh/discovery: test}}}}]\n"
+    );
+    match api::parse_config_object(&yaml, "builder") {
+        Ok(api::ConfigObject::Ec2NodeClass(nc)) => *nc,
+        other => panic!("builder nodeclass: {other:?}"),
+    }
+}
+
+/// A pool input over the embedded us-east-1 catalog with default node settings.
+pub fn pool_input(nodepool: NodePool) -> PoolInput {
+    static TYPES: std::sync::OnceLock<Arc<Vec<crate::catalog::InstanceType>>> = std::sync::OnceLock::new();
+    let types = TYPES.get_or_init(|| {
+        let catalog =
+            embedded::catalog(&NodeSettings::default()).unwrap_or_else(|e| panic!("embedded catalog: {e}"));
+        Arc::new(catalog.types)
+    });
+    PoolInput {
+        nodepool,
+        nodeclass: nodeclass("default"),
+        instance_types: types.clone(),
+    }
+}
+
+/// Labels for a node in a zone with a given instance type, as the kubelet would set them.
+pub fn node_labels(name: &str, instance_type: &str, zone: &str) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::new();
+    l.insert(labels::HOSTNAME.to_string(), name.to_string());
+    l.insert(labels::INSTANCE_TYPE.to_string(), instance_type.to_string());
+    l.insert(labels::ZONE.to_string(), zone.to_string());
+    l.insert(labels::ARCH.to_string(), "amd64".to_string());
+    l.insert(labels::OS.to_string(), "linux".to_string());
+    l
+}

@@ -1,0 +1,167 @@
+//! Topology bookkeeping for spread constraints and pod (anti-)affinity.
+//!
+//! A *group* is one distinct (topology key, label selector, namespace scope). For each group we
+//! count, per domain, the pods that match its selector, and the pods that carry it as a required
+//! anti-affinity term (so that an incoming pod matching the selector is kept away from them, as
+//! the kube-scheduler does symmetrically).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::labels;
+use crate::pod::{AffinityTerm, LabelSelector, Pod};
+use crate::requirements::Requirements;
+
+/// What a topology key partitions nodes by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum TopoKey {
+    Zone,
+    Hostname,
+    CapacityType,
+    Label(String),
+}
+
+impl TopoKey {
+    pub(super) fn of(key: &str) -> TopoKey {
+        match key {
+            labels::ZONE => TopoKey::Zone,
+            labels::HOSTNAME => TopoKey::Hostname,
+            labels::CAPACITY_TYPE => TopoKey::CapacityType,
+            other => TopoKey::Label(other.to_string()),
+        }
+    }
+}
+
+/// Which namespaces a group's selector looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum NsScope {
+    All,
+    List(Vec<String>),
+}
+
+impl NsScope {
+    fn includes(&self, ns: &str) -> bool {
+        match self {
+            NsScope::All => true,
+            NsScope::List(list) => list.iter().any(|n| n == ns),
+        }
+    }
+
+    pub(super) fn for_term(term: &AffinityTerm, own_ns: &str) -> NsScope {
+        if term
+            .namespace_selector
+            .as_ref()
+            .is_some_and(|s| s.requirements.is_empty())
+        {
+            return NsScope::All;
+        }
+        let mut list = term.namespaces.clone();
+        if list.is_empty() {
+            list.push(own_ns.to_string());
+        }
+        list.sort();
+        list.dedup();
+        NsScope::List(list)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    key: TopoKey,
+    selector: Requirements,
+    scope: NsScope,
+}
+
+#[derive(Debug)]
+pub(super) struct Group {
+    pub key: TopoKey,
+    selector: LabelSelector,
+    scope: NsScope,
+    /// Domain → pods matching the selector.
+    matching: HashMap<u32, u32>,
+    /// Domain → pods carrying this group as a required anti-affinity term.
+    owners: HashMap<u32, u32>,
+    pub total: u32,
+    pub has_owners: bool,
+}
+
+impl Group {
+    pub(super) fn count(&self, domain: u32) -> u32 {
+        self.matching.get(&domain).copied().unwrap_or(0)
+    }
+
+    pub(super) fn owners_in(&self, domain: u32) -> u32 {
+        self.owners.get(&domain).copied().unwrap_or(0)
+    }
+}
+
+/// All groups of a round.
+#[derive(Debug, Default)]
+pub(super) struct Topology {
+    pub groups: Vec<Group>,
+    index: HashMap<GroupKey, u32>,
+    /// (namespace, labels) → groups whose selector matches.
+    matches_cache: HashMap<(String, BTreeMap<String, String>), Vec<u32>>,
+    /// Interned label values for `TopoKey::Label` domains.
+    values: HashMap<String, u32>,
+}
+
+impl Topology {
+    pub(super) fn group(&mut self, key: TopoKey, selector: &LabelSelector, scope: NsScope) -> u32 {
+        let gk = GroupKey {
+            key: key.clone(),
+            selector: selector.requirements.clone(),
+            scope: scope.clone(),
+        };
+        if let Some(id) = self.index.get(&gk) {
+            return *id;
+        }
+        let id = self.groups.len() as u32;
+        self.groups.push(Group {
+            key,
+            selector: selector.clone(),
+            scope,
+            matching: HashMap::new(),
+            owners: HashMap::new(),
+            total: 0,
+            has_owners: false,
+        });
+        self.index.insert(gk, id);
+        // Groups are all registered before any pod is counted, so the cache is still empty.
+        debug_assert!(self.matches_cache.is_empty());
+        id
+    }
+
+    pub(super) fn value_id(&mut self, value: &str) -> u32 {
+        let next = self.values.len() as u32;
+        *self.values.entry(value.to_string()).or_insert(next)
+    }
+
+    /// Groups whose selector selects a pod with these labels in this namespace.
+    pub(super) fn matching_groups(&mut self, pod: &Pod) -> Vec<u32> {
+        let key = (pod.namespace.clone(), pod.labels.clone());
+        if let Some(found) = self.matches_cache.get(&key) {
+            return found.clone();
+        }
+        let found: Vec<u32> = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.scope.includes(&pod.namespace) && g.selector.matches(&pod.labels))
+            .map(|(i, _)| i as u32)
+            .collect();
+        self.matches_cache.insert(key, found.clone());
+        found
+    }
+
+    pub(super) fn record_match(&mut self, group: u32, domain: u32) {
+        let g = &mut self.groups[group as usize];
+        *g.matching.entry(domain).or_insert(0) += 1;
+        g.total += 1;
+    }
+
+    pub(super) fn record_owner(&mut self, group: u32, domain: u32) {
+        let g = &mut self.groups[group as usize];
+        *g.owners.entry(domain).or_insert(0) += 1;
+        g.has_owners = true;
+    }
+}
