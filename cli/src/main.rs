@@ -4,10 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod catalog;
 
 #[derive(Debug, Parser)]
-#[command(name = "nodewright", version, about = "Just-in-time worker nodes for EKS, run from Lambda")]
+#[command(
+    name = "nodewright",
+    version,
+    about = "Just-in-time worker nodes for EKS, run from Lambda"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,12 +22,15 @@ struct Cli {
 enum Command {
     /// List the instance catalog with labels, capacity, allocatable and offerings.
     Catalog(catalog::Args),
+    /// Benchmarks: `bench scheduling --pods N --mix diverse|plain`.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Catalog(args) => catalog::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,7 @@ pub mod resources;
 pub mod selector;
 
 pub use error::{Error, Result};
+pub mod benchmark;
 pub mod builders;
 pub mod provisioning;
 pub mod scheduler;

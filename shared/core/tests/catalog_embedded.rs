@@ -279,6 +279,18 @@ fn node_class_settings_change_allocatable() {
     assert_eq!(dense.get("m5.large").expect("m5.large").allocatable.pods(), 110);
 }
 
+#[test]
+fn a_malformed_kubelet_override_is_blamed_on_the_setting_not_the_embedded_data() {
+    let mut settings = NodeSettings::default();
+    settings
+        .kubelet
+        .kube_reserved
+        .insert("memory".into(), "lots".into());
+    let err = embedded::catalog(&settings).expect_err("malformed").to_string();
+    assert!(err.contains("kubeReserved") && err.contains("lots"), "{err}");
+    assert!(!err.contains("embedded catalog is damaged"), "{err}");
+}
+
 /// A description with just what the catalog needs, as an adapter might build from the SDK.
 fn described(name: &str, arch: &str, usage: &[&str]) -> InstanceTypeInfo {
     let json = format!(

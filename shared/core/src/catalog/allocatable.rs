@@ -6,7 +6,10 @@
 //! `f64` in Karpenter's order, because the rounding of those steps decides whole MiB and
 //! millicores.
 
-use crate::api::{AmiFamily, Ec2NodeClass, KubeletOverrides};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::api::{AmiFamily, BlockDeviceMapping, Ec2NodeClass, KubeletOverrides};
 use crate::catalog::ec2::InstanceTypeInfo;
 use crate::error::{Error, Result};
 use crate::quantity::Quantity;
@@ -67,44 +70,35 @@ impl NodeSettings {
                 ));
             }
         };
-        let size = |q: Option<Quantity>| -> Result<Option<i64>> {
-            q.map(|q| {
-                q.to_units_i64(&q.to_string()).map_err(|e| {
-                    Error::invalid(
-                        "EC2NodeClass",
-                        nodeclass.name(),
-                        format!("blockDeviceMappings: {e}"),
-                    )
-                })
-            })
-            .transpose()
-        };
         let mappings = &nodeclass.spec.block_device_mappings;
-        let volume_size = |i: usize| mappings[i].ebs.as_ref().and_then(|e| e.volume_size);
-        // Karpenter's order: the mapping marked rootVolume, then (Custom) the last mapping or
-        // (others) the family's ephemeral device, then the family's default volume.
-        let mut root_volume_bytes = None;
-        if !mappings.is_empty() {
-            if let Some(i) = mappings.iter().position(|m| m.root_volume) {
-                root_volume_bytes = size(volume_size(i))?;
-            }
-            if root_volume_bytes.is_none() {
-                root_volume_bytes = match ephemeral_device(ami_family) {
-                    None => Some(size(volume_size(mappings.len() - 1))?.unwrap_or(20 * GI)),
-                    Some(device) => match mappings
-                        .iter()
-                        .position(|m| m.device_name.as_deref() == Some(device))
-                    {
-                        Some(i) => size(volume_size(i))?,
-                        None => None,
-                    },
-                };
-            }
-        }
+        let size_of = |m: &BlockDeviceMapping| m.ebs.as_ref().and_then(|e| e.volume_size);
+        // Karpenter's order: the mapping marked rootVolume, then the family's ephemeral device
+        // (for Custom, which has none, the last mapping), then the family's default volume.
+        let chosen = mappings
+            .iter()
+            .find(|m| m.root_volume)
+            .and_then(size_of)
+            .or_else(|| match ephemeral_device(ami_family) {
+                None => mappings.last().and_then(size_of),
+                Some(device) => mappings
+                    .iter()
+                    .find(|m| m.device_name.as_deref() == Some(device))
+                    .and_then(size_of),
+            });
+        let root_volume_bytes = match chosen {
+            None => default_volume_bytes(ami_family),
+            Some(q) => q.to_units_i64(&q.to_string()).map_err(|e| {
+                Error::invalid(
+                    "EC2NodeClass",
+                    nodeclass.name(),
+                    format!("blockDeviceMappings: {e}"),
+                )
+            })?,
+        };
         Ok(NodeSettings {
             ami_family,
             kubelet: nodeclass.kubelet()?,
-            root_volume_bytes: root_volume_bytes.unwrap_or(default_volume_bytes(ami_family)),
+            root_volume_bytes,
             instance_store_policy,
         })
     }
@@ -220,15 +214,21 @@ pub fn size(info: &InstanceTypeInfo, vpc: Option<&VpcLimits>, settings: &NodeSet
     let kubelet = &settings.kubelet;
     Ok(Sizing {
         kube_reserved: kube_reserved(cpu_milli, memory_pods, &kubelet.kube_reserved)
-            .map_err(|e| bad(info, format!("kubeReserved: {e}")))?,
+            .map_err(|e| kubelet_error("kubeReserved", e))?,
         system_reserved: reserved_overrides(Resources::new(), &kubelet.system_reserved)
-            .map_err(|e| bad(info, format!("systemReserved: {e}")))?,
+            .map_err(|e| kubelet_error("systemReserved", e))?,
         eviction_threshold: eviction_threshold(memory, storage, &kubelet.eviction_hard)
-            .map_err(|e| bad(info, format!("evictionHard: {e}")))?,
+            .map_err(|e| kubelet_error("evictionHard", e))?,
         capacity,
     })
 }
 
+/// A kubelet override the node class got wrong; the same for every type, so it names the field.
+fn kubelet_error(field: &str, reason: impl fmt::Display) -> Error {
+    Error::invalid("kubelet setting", field, reason.to_string())
+}
+
+/// A type whose EC2 description lacks what capacity needs.
 fn bad(info: &InstanceTypeInfo, reason: impl Into<String>) -> Error {
     Error::invalid("instance type", &info.instance_type, reason)
 }
@@ -289,7 +289,7 @@ fn eni_limited_pods(info: &InstanceTypeInfo) -> Result<i64> {
 
 fn max_pods(info: &InstanceTypeInfo, flags: &FamilyFlags, kubelet: &KubeletOverrides) -> Result<i64> {
     let mut count = match kubelet.max_pods {
-        Some(n) if n < 0 => return Err(bad(info, format!("kubelet maxPods {n} is negative"))),
+        Some(n) if n < 0 => return Err(kubelet_error("maxPods", format!("{n} is negative"))),
         Some(n) => n,
         None if flags.eni_limited_pod_density => eni_limited_pods(info)?,
         None => DEFAULT_MAX_PODS,
@@ -322,11 +322,7 @@ fn kube_reserved_cpu_milli(cpu_milli: i64) -> i64 {
         .sum()
 }
 
-fn kube_reserved(
-    cpu_milli: i64,
-    pods: i64,
-    overrides: &std::collections::BTreeMap<String, String>,
-) -> Result<Resources> {
+fn kube_reserved(cpu_milli: i64, pods: i64, overrides: &BTreeMap<String, String>) -> Result<Resources> {
     let defaults = Resources::new()
         .with(ResourceName::Cpu, kube_reserved_cpu_milli(cpu_milli))
         .with(ResourceName::Memory, (11 * pods + 255) * MI)
@@ -335,10 +331,7 @@ fn kube_reserved(
 }
 
 /// Replaces each resource named in `overrides` (kubeReserved, systemReserved) by its value.
-fn reserved_overrides(
-    mut base: Resources,
-    overrides: &std::collections::BTreeMap<String, String>,
-) -> Result<Resources> {
+fn reserved_overrides(mut base: Resources, overrides: &BTreeMap<String, String>) -> Result<Resources> {
     for (name, value) in overrides {
         let q: Quantity = value.parse()?;
         if q.is_negative() {
@@ -357,7 +350,7 @@ fn reserved_overrides(
 fn eviction_threshold(
     memory: i64,
     storage: i64,
-    eviction_hard: &std::collections::BTreeMap<String, String>,
+    eviction_hard: &BTreeMap<String, String>,
 ) -> Result<Resources> {
     let signal = |key: &str, capacity: i64, default: i64| -> Result<i64> {
         match eviction_hard.get(key) {
@@ -599,15 +592,12 @@ mod tests {
     }
 
     #[test]
-    fn malformed_overrides_name_the_type_and_the_field() {
+    fn malformed_overrides_name_the_field_and_the_value() {
         let s = with_kubelet(|k| {
             k.kube_reserved.insert("memory".into(), "lots".into());
         });
         let err = size(&m5_large(), None, &s).expect_err("malformed").to_string();
-        assert!(
-            err.contains("test.type") && err.contains("kubeReserved") && err.contains("lots"),
-            "{err}"
-        );
+        assert!(err.contains("kubeReserved") && err.contains("lots"), "{err}");
         let s = with_kubelet(|k| {
             k.eviction_hard.insert(MEMORY_AVAILABLE.into(), "x%".into());
         });
@@ -710,6 +700,13 @@ mod tests {
         let s = NodeSettings::for_nodeclass(&nc).expect("valid");
         assert_eq!(s.ami_family, AmiFamily::Bottlerocket);
         assert_eq!(s.root_volume_bytes, 20 * GI);
+        let nc = nodeclass(
+            "  amiFamily: Custom\n  blockDeviceMappings:\n  - deviceName: /dev/sdb\n    ebs: {volumeSize: 30Gi}\n  - deviceName: /dev/sdc\n    ebs: {volumeSize: 40Gi}\n",
+        );
+        assert_eq!(
+            NodeSettings::for_nodeclass(&nc).expect("valid").root_volume_bytes,
+            40 * GI
+        );
         let nc = nodeclass("  amiFamily: Windows2022\n");
         assert_eq!(
             NodeSettings::for_nodeclass(&nc).expect("valid").root_volume_bytes,

@@ -81,6 +81,9 @@ struct PoolType<'a> {
     /// Cheapest available offering within the pool.
     price: f64,
     limit: LimitVec,
+    /// Within a few percent of the pool's best price for the round's CPU:memory mix. Claims
+    /// do not grow out of the efficient types, so big claims end on cost-efficient nodes.
+    efficient: bool,
 }
 
 struct Pool<'a> {
@@ -303,9 +306,11 @@ impl<'a> Solver<'a> {
                     offer_mask,
                     price,
                     limit: limit_usage(&it.capacity),
+                    efficient: false,
                 });
             }
             types.sort_by(|a, b| a.price.total_cmp(&b.price).then(a.it.name.cmp(&b.it.name)));
+            mark_efficient(&mut types, &input.pending);
             let remaining = pool_remaining(p, input, &types);
             pools.push(Pool {
                 name: p.nodepool.name(),
@@ -550,7 +555,7 @@ impl<'a> Solver<'a> {
         }
         let mut affinity = Vec::new();
         let mut sorted_pref_aff: Vec<_> = pod.preferred_pod_affinity.iter().collect();
-        sorted_pref_aff.sort_by(|a, b| b.weight.cmp(&a.weight));
+        sorted_pref_aff.sort_by_key(|w| std::cmp::Reverse(w.weight));
         for t in pod.pod_affinity.iter().chain(
             sorted_pref_aff
                 .iter()
@@ -566,7 +571,7 @@ impl<'a> Solver<'a> {
         }
         let mut anti = Vec::new();
         let mut sorted_pref_anti: Vec<_> = pod.preferred_pod_anti_affinity.iter().collect();
-        sorted_pref_anti.sort_by(|a, b| b.weight.cmp(&a.weight));
+        sorted_pref_anti.sort_by_key(|w| std::cmp::Reverse(w.weight));
         for t in pod.pod_anti_affinity.iter().chain(
             sorted_pref_anti
                 .iter()
@@ -604,7 +609,7 @@ impl<'a> Solver<'a> {
         };
         // Skew is measured over every domain the pod could use (nodeAffinityPolicy Honor).
         let (zone_universe, ct_universe) = self.domain_universe();
-        view.zone_allowed = self.allowed_domains(&view, &TopoKey::Zone, zone_universe & u64::from(zone_req));
+        view.zone_allowed = self.allowed_domains(&view, &TopoKey::Zone, zone_universe & zone_req);
         view.ct_allowed =
             self.allowed_domains(&view, &TopoKey::CapacityType, u64::from(ct_universe & ct_req)) as u8;
         view
@@ -733,7 +738,7 @@ impl<'a> Solver<'a> {
             required_term: 0,
             preferred_node: {
                 let mut p = pod.preferred_affinity.clone();
-                p.sort_by(|a, b| b.weight.cmp(&a.weight));
+                p.sort_by_key(|w| std::cmp::Reverse(w.weight));
                 p.into_iter().map(|w| w.term).collect()
             },
             preferred_affinity: 0,
@@ -948,6 +953,10 @@ impl<'a> Solver<'a> {
             })
             .collect();
         if types.is_empty() {
+            return None;
+        }
+        let efficient = |ts: &[u32]| ts.iter().any(|t| pool.types[*t as usize].efficient);
+        if grow && efficient(&claim.types) && !efficient(&types) {
             return None;
         }
         // Pin zone and capacity type when topology counts depend on them: the domain with the
@@ -1242,6 +1251,33 @@ fn relax_once(pod: &Pod, relax: &mut Relaxation) -> bool {
     false
 }
 
+/// Share of the price an efficient type may exceed the best one by.
+const EFFICIENCY_TOLERANCE: f64 = 1.03;
+
+/// Marks the types whose price per unit of the round's average pod shape is near the best.
+fn mark_efficient(types: &mut [PoolType], pending: &[Pod]) {
+    let (mut cpu, mut mem) = (0f64, 0f64);
+    for p in pending.iter().filter(|p| !p.is_daemon()) {
+        cpu += p.requests.cpu() as f64;
+        mem += p.requests.memory() as f64;
+    }
+    if cpu <= 0.0 || mem <= 0.0 {
+        return;
+    }
+    let unit_cost = |t: &PoolType| {
+        let units = (t.usable.cpu() as f64 / cpu).min(t.usable.memory() as f64 / mem);
+        if units > 0.0 {
+            t.price / units
+        } else {
+            f64::INFINITY
+        }
+    };
+    let best = types.iter().map(unit_cost).fold(f64::INFINITY, f64::min);
+    for t in types.iter_mut() {
+        t.efficient = unit_cost(t) <= best * EFFICIENCY_TOLERANCE;
+    }
+}
+
 fn within_limit(usage: &LimitVec, remaining: &LimitVec, already_reserved: &LimitVec) -> bool {
     usage
         .iter()
@@ -1352,7 +1388,7 @@ fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> 
         CT_ON_DEMAND
     };
     // Price each candidate by its cheapest offering within the claim's zones and capacity types.
-    let mut priced: Vec<(f64, &PoolType, Option<(&str, CapacityType)>)> = c
+    let mut priced: Vec<Priced> = c
         .types
         .iter()
         .map(|t| {
