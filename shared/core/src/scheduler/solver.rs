@@ -956,7 +956,7 @@ impl<'a> Solver<'a> {
             return None;
         }
         let efficient = |ts: &[u32]| ts.iter().any(|t| pool.types[*t as usize].efficient);
-        if grow && efficient(&claim.types) && !efficient(&types) {
+        if grow && !claim.pods.is_empty() && efficient(&claim.types) && !efficient(&types) {
             return None;
         }
         // Pin zone and capacity type when topology counts depend on them: the domain with the

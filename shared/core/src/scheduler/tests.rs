@@ -479,3 +479,13 @@ fn daemonset_pods_are_never_scheduled_as_work() {
     ));
     assert!(plan.new_claims.is_empty() && plan.unschedulable.is_empty());
 }
+
+#[test]
+fn schedules_every_pod_of_karpenters_benchmark_mix() {
+    let input = crate::benchmark::input(1000, crate::benchmark::Mix::Diverse, 7);
+    let plan = schedule(&input);
+    assert!(plan.unschedulable.is_empty(), "{:?}", plan.unschedulable.first());
+    // One node per hostname-anti-affine pod at least: a fifth of the mix.
+    assert!(plan.new_claims.len() >= 200);
+    assert!(plan.cost_per_hour >= plan.lower_bound_per_hour);
+}
