@@ -1,0 +1,455 @@
+//! Crash safety of the launch flow, against moto's DynamoDB and EC2.
+//!
+//! A launch is (1) write the claim `Launching`, (2) launch the instance tagged with the claim
+//! id, (3) update the claim to `Launched`. These tests stop a launch after each step, as a
+//! Lambda killed mid-round would, then move the clock past the launch grace period and run one
+//! reconcile pass with the DynamoDB store: afterwards every instance belongs to a live claim or
+//! is terminated, and no claim is left `Launching`.
+//!
+//! The instances are launched with RunInstances and listed and terminated by [`Ec2Instances`],
+//! a small `Cloud` over aws-sdk-ec2 kept here until the EC2 adapter's own `Cloud` lands.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_ec2::types::{Filter, InstanceLifecycleType, InstanceType, ResourceType, Tag, TagSpecification};
+use nodewright_aws::claims::{DynamoClaimStore, create_table};
+use nodewright_aws::errors;
+use nodewright_aws::testing::Moto;
+use nodewright_core::api::Ec2NodeClass;
+use nodewright_core::catalog::{CapacityType, Catalog};
+use nodewright_core::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
+use nodewright_core::pod::Millis;
+use nodewright_core::ports::{
+    CLAIM_TAG, ClaimStore, Clock, Cloud, ErrorKind, Instance, LaunchRequest, Launched, PortError, PortResult,
+};
+use nodewright_core::reconcile::{
+    LAUNCH_NEVER_COMPLETED, ORPHAN_INSTANCE, ReconcileAction, ReconcilePolicy, apply, reconcile,
+};
+use nodewright_core::resources::Resources;
+
+const MINUTE: Millis = 60_000;
+
+fn shared_moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(Moto::start)
+}
+
+#[derive(Debug)]
+struct TestClock(AtomicI64);
+
+impl TestClock {
+    fn advance(&self, ms: Millis) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn cluster_tag(cluster: &str) -> String {
+    format!("kubernetes.io/cluster/{cluster}")
+}
+
+/// The instances of one cluster in moto's EC2: those tagged `kubernetes.io/cluster/<name>`.
+struct Ec2Instances {
+    ec2: aws_sdk_ec2::Client,
+    cluster: String,
+}
+
+impl Ec2Instances {
+    /// Step 2 of a launch: one instance tagged with the cluster and, if given, a claim id.
+    async fn run(&self, claim_id: Option<&str>) -> String {
+        let image_id = self
+            .ec2
+            .describe_images()
+            .send()
+            .await
+            .expect("describe images")
+            .images()
+            .iter()
+            .find_map(|i| i.image_id().map(str::to_string))
+            .expect("moto has images");
+        let mut tags = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(
+                Tag::builder()
+                    .key(cluster_tag(&self.cluster))
+                    .value("owned")
+                    .build(),
+            );
+        if let Some(claim_id) = claim_id {
+            tags = tags.tags(Tag::builder().key(CLAIM_TAG).value(claim_id).build());
+        }
+        self.ec2
+            .run_instances()
+            .image_id(image_id)
+            .instance_type(InstanceType::M5Large)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tags.build())
+            .send()
+            .await
+            .expect("run instances")
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .expect("an instance id")
+            .to_string()
+    }
+}
+
+impl Cloud for Ec2Instances {
+    async fn launch(&self, request: &LaunchRequest) -> PortResult<Launched> {
+        Err(PortError::new(
+            ErrorKind::Invalid,
+            format!("these tests launch claim {} with RunInstances", request.claim.id),
+        ))
+    }
+
+    async fn terminate(&self, instance_id: &str) -> PortResult<()> {
+        match self
+            .ec2
+            .terminate_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match errors::from_sdk("ec2 TerminateInstances", e) {
+                gone if gone.kind == ErrorKind::NotFound => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list_instances(&self) -> PortResult<Vec<Instance>> {
+        let output = self
+            .ec2
+            .describe_instances()
+            .filters(
+                Filter::builder()
+                    .name("tag-key")
+                    .values(cluster_tag(&self.cluster))
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(
+                        ["pending", "running", "shutting-down", "stopping", "stopped"]
+                            .map(String::from)
+                            .to_vec(),
+                    ))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| errors::from_sdk("ec2 DescribeInstances", e))?;
+        let mut instances = Vec::new();
+        for i in output.reservations().iter().flat_map(|r| r.instances()) {
+            let tags: BTreeMap<String, String> = i
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect();
+            instances.push(Instance {
+                id: i.instance_id().unwrap_or_default().to_string(),
+                instance_type: i
+                    .instance_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                zone: i
+                    .placement()
+                    .and_then(|p| p.availability_zone())
+                    .unwrap_or_default()
+                    .to_string(),
+                capacity_type: match i.instance_lifecycle() {
+                    Some(InstanceLifecycleType::Spot) => CapacityType::Spot,
+                    _ => CapacityType::OnDemand,
+                },
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                launched_at: i
+                    .launch_time()
+                    .and_then(|t| t.to_millis().ok())
+                    .unwrap_or_default(),
+                claim_id: tags.get(CLAIM_TAG).cloned(),
+                tags,
+                private_dns_name: i.private_dns_name().map(str::to_string),
+            });
+        }
+        Ok(instances)
+    }
+
+    async fn catalog(&self, nodeclass: &Ec2NodeClass) -> PortResult<Catalog> {
+        Err(PortError::new(
+            ErrorKind::Invalid,
+            format!(
+                "no catalog in these tests (node class {})",
+                nodeclass.metadata.name
+            ),
+        ))
+    }
+}
+
+struct World {
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    clock: Arc<TestClock>,
+    store: DynamoClaimStore,
+    cloud: Ec2Instances,
+}
+
+/// A fresh table and cluster name on the shared moto, with the clock at the wall time
+/// (moto stamps instances with the wall time).
+async fn world(name: &str) -> World {
+    let config = shared_moto().sdk_config();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    create_table(&dynamodb, name)
+        .await
+        .expect("create the claims table");
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    let clock = Arc::new(TestClock(AtomicI64::new(Millis::try_from(wall).expect("fits"))));
+    let store = DynamoClaimStore::new(dynamodb.clone(), name, name, clock.clone());
+    let cloud = Ec2Instances {
+        ec2: aws_sdk_ec2::Client::new(&config),
+        cluster: name.to_string(),
+    };
+    World {
+        dynamodb,
+        table: name.to_string(),
+        clock,
+        store,
+        cloud,
+    }
+}
+
+fn claim(id: &str, now: Millis) -> NodeClaim {
+    NodeClaim {
+        id: id.to_string(),
+        nodepool: "default".to_string(),
+        nodeclass: "default".to_string(),
+        state: ClaimState::Launching,
+        version: 0,
+        instance_types: vec!["m5.large".to_string()],
+        zones: vec!["us-east-1a".to_string()],
+        capacity_types: vec![CapacityType::OnDemand],
+        labels: BTreeMap::new(),
+        taints: Vec::new(),
+        startup_taints: Vec::new(),
+        requests: Resources::new(),
+        pods: vec![format!("default/{id}-pod")],
+        instance: None,
+        node_name: None,
+        created_at: now,
+        launched_at: None,
+        registered_at: None,
+        initialized_at: None,
+        reason: None,
+    }
+}
+
+/// The launch flow, stopped after `steps` of its three steps.
+async fn launch_until(w: &World, id: &str, steps: u8) -> Option<String> {
+    let created = w
+        .store
+        .create(&claim(id, w.clock.now()))
+        .await
+        .expect("step 1: write the claim");
+    if steps < 2 {
+        return None;
+    }
+    let instance_id = w.cloud.run(Some(id)).await;
+    if steps < 3 {
+        return Some(instance_id);
+    }
+    let mut launched = created;
+    launched.state = ClaimState::Launched;
+    launched.launched_at = Some(w.clock.now());
+    launched.instance = Some(LaunchedInstance {
+        instance_id: instance_id.clone(),
+        instance_type: "m5.large".to_string(),
+        zone: "us-east-1a".to_string(),
+        capacity_type: CapacityType::OnDemand,
+        price: 0.096,
+    });
+    w.store
+        .update(&launched)
+        .await
+        .expect("step 3: record the instance");
+    Some(instance_id)
+}
+
+/// One reconcile pass, the way the sweeper runs it: under the lease, with fenced writes.
+async fn reconcile_pass(w: &World) -> Vec<ReconcileAction> {
+    let now = w.clock.now();
+    let lease = w
+        .store
+        .acquire_lease("sweeper", now, MINUTE)
+        .await
+        .expect("lease");
+    let store = w.store.with_fence(&lease);
+    let claims = store.list_live().await.expect("list claims");
+    let instances = w.cloud.list_instances().await.expect("list instances");
+    let actions = reconcile(&claims, &instances, now, &ReconcilePolicy::default());
+    let report = apply(actions.clone(), &w.cloud, &store, now).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(report.stale.is_empty(), "{:?}", report.stale);
+    store.release_lease(&lease).await.expect("release");
+    actions
+}
+
+async fn alive_instances(w: &World) -> Vec<Instance> {
+    let instances = w.cloud.list_instances().await.expect("list instances");
+    instances
+        .into_iter()
+        .filter(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"))
+        .collect()
+}
+
+async fn audit_actions(w: &World) -> Vec<(String, String)> {
+    let rows = w
+        .dynamodb
+        .query()
+        .table_name(&w.table)
+        .key_condition_expression("#c = :c AND begins_with(#sk, :p)")
+        .expression_attribute_names("#c", "cluster")
+        .expression_attribute_names("#sk", "sk")
+        .expression_attribute_values(":c", AttributeValue::S(w.table.clone()))
+        .expression_attribute_values(":p", AttributeValue::S("audit#".to_string()))
+        .send()
+        .await
+        .expect("query audit rows")
+        .items
+        .unwrap_or_default();
+    let text = |row: &std::collections::HashMap<String, AttributeValue>, name: &str| {
+        row.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut actions: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (text(r, "claim_id"), text(r, "action")))
+        .collect();
+    actions.sort();
+    actions
+}
+
+#[tokio::test]
+async fn a_launch_killed_after_any_step_is_repaired_by_one_reconcile_pass() {
+    let w = world("crash-each-step").await;
+    launch_until(&w, "default-after-claim", 1).await;
+    let adopted = launch_until(&w, "default-after-launch", 2)
+        .await
+        .expect("instance");
+    let completed = launch_until(&w, "default-completed", 3).await.expect("instance");
+    let orphan = w.cloud.run(Some("default-never-written")).await;
+
+    w.clock.advance(3 * MINUTE);
+    reconcile_pass(&w).await;
+
+    let claims = w.store.list_live().await.expect("list claims");
+    assert!(
+        claims.iter().all(|c| c.state != ClaimState::Launching),
+        "no claim stays launching: {claims:?}"
+    );
+    for instance in alive_instances(&w).await {
+        assert!(
+            claims
+                .iter()
+                .any(|c| c.instance_id() == Some(instance.id.as_str())),
+            "instance {} has no live claim",
+            instance.id
+        );
+    }
+    let mut matched: Vec<String> = claims
+        .iter()
+        .filter_map(|c| c.instance_id().map(str::to_string))
+        .collect();
+    matched.sort();
+    let mut expected = vec![adopted.clone(), completed];
+    expected.sort();
+    assert_eq!(matched, expected);
+
+    let never = w
+        .store
+        .get("default-after-claim")
+        .await
+        .expect("get")
+        .expect("row kept");
+    assert_eq!(never.state, ClaimState::Terminated);
+    assert_eq!(never.reason.as_deref(), Some(LAUNCH_NEVER_COMPLETED));
+    let found = w
+        .store
+        .get("default-after-launch")
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(found.state, ClaimState::Launched);
+    assert_eq!(found.instance_id(), Some(adopted.as_str()));
+    assert!(alive_instances(&w).await.iter().all(|i| i.id != orphan));
+
+    assert_eq!(
+        audit_actions(&w).await,
+        vec![
+            ("default-after-claim".to_string(), "close".to_string()),
+            ("default-after-launch".to_string(), "adopt".to_string()),
+            ("default-never-written".to_string(), "terminate".to_string()),
+        ]
+    );
+
+    // Repaired state is stable: the next pass finds nothing to do.
+    w.clock.advance(MINUTE);
+    assert_eq!(reconcile_pass(&w).await, vec![]);
+}
+
+#[tokio::test]
+async fn an_old_orphan_instance_is_terminated() {
+    let w = world("orphan-old").await;
+    let orphan = w.cloud.run(None).await;
+    w.clock.advance(3 * MINUTE);
+    let actions = reconcile_pass(&w).await;
+    assert!(
+        matches!(&actions[..], [ReconcileAction::Terminate { instance, reason, .. }]
+        if instance.id == orphan && reason == ORPHAN_INSTANCE)
+    );
+    assert!(alive_instances(&w).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_young_orphan_instance_is_left_alone() {
+    let w = world("orphan-young").await;
+    let young = w.cloud.run(Some("default-in-flight")).await;
+    assert_eq!(reconcile_pass(&w).await, vec![]);
+    let alive: Vec<String> = alive_instances(&w).await.into_iter().map(|i| i.id).collect();
+    assert_eq!(alive, vec![young]);
+}
+
+#[tokio::test]
+async fn a_claim_whose_instance_vanished_is_closed() {
+    let w = world("instance-vanished").await;
+    let instance = launch_until(&w, "default-lost", 3).await.expect("instance");
+    w.cloud
+        .terminate(&instance)
+        .await
+        .expect("terminate behind our back");
+    w.clock.advance(3 * MINUTE);
+    reconcile_pass(&w).await;
+    let lost = w.store.get("default-lost").await.expect("get").expect("row kept");
+    assert_eq!(lost.state, ClaimState::Terminated);
+    assert!(w.store.list_live().await.expect("list").is_empty());
+}
