@@ -15,6 +15,9 @@
 //!
 //! [`reconcile`] is a pure decision over plain data; [`apply`] carries it out through the ports
 //! and tolerates losing races: a claim that moved is left for the next pass to re-decide.
+//!
+//! Reconciliation does not drain: an instance whose claim is `Terminating` is terminated on the
+//! next pass, so whoever drains a node must do so before marking its claim `Terminating`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
