@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod catalog;
+mod simulate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +25,8 @@ enum Command {
     Catalog(catalog::Args),
     /// Benchmarks: `bench scheduling --pods N --mix diverse|plain`.
     Bench(bench::Args),
+    /// Play a scenario on the embedded cloud and cluster: `simulate [SCENARIO] [--output table|json]`.
+    Simulate(simulate::Args),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Catalog(args) => catalog::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

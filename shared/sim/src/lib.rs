@@ -1,1 +1,37 @@
 //! An in-memory cloud and cluster with a virtual clock, behind the core's ports.
+//!
+//! The fakes ([`SimCloud`], [`SimCluster`], [`SimClaimStore`]) keep state, record their calls,
+//! take an injected next error and enforce the rules of the real services (versioned writes,
+//! legal claim transitions, lease ownership, launch idempotency per claim). Around them,
+//! [`Simulation`] plays a [`Scenario`] in virtual time: a simulated kubelet registers launched
+//! instances as Nodes, a simulated kube-scheduler binds pods or marks them Unschedulable, the
+//! core's own provisioning round launches capacity, and a minimal emptiness sweep removes nodes
+//! left empty. The output is a [`Report`]: a timeline and a cost and latency summary.
+
+mod calls;
+mod clock;
+mod cloud;
+mod cluster;
+mod error;
+mod ids;
+mod kube_scheduler;
+mod kubelet;
+mod report;
+mod scenario;
+mod simulation;
+mod store;
+mod sweep;
+
+pub use calls::{Call, CloudOp, ClusterOp, StoreOp};
+pub use clock::VirtualClock;
+pub use cloud::{OfferingPattern, SimCloud, SimInstance};
+pub use cluster::{PodRecord, PodStatus, SimCluster, Workload};
+pub use error::{Error, Result};
+pub use ids::SeededIds;
+pub use kube_scheduler::SchedulingPass;
+pub use kubelet::{Kubelet, Registration};
+pub use report::{Event, Latency, Report, Summary, TimelineEvent, format_offset};
+pub use scenario::{Scenario, Step};
+pub use simulation::{Simulation, simulate};
+pub use store::SimClaimStore;
+pub use sweep::{EmptinessSweep, Removal};

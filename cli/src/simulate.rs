@@ -1,0 +1,106 @@
+//! `nodewright simulate`: plays a scenario on the embedded cloud and cluster in virtual time and
+//! prints the timeline and a cost and latency summary.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use nodewright_sim::{Report, Scenario};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A scenario file (see scenarios/README.md); without one, the embedded inflate demo.
+    scenario: Option<PathBuf>,
+
+    /// How to print the result.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let scenario = match &args.scenario {
+        Some(path) => Scenario::from_file(path),
+        None => Scenario::inflate(),
+    }
+    .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let report = nodewright_sim::simulate(scenario).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let mut out = io::stdout().lock();
+    let written = match args.output {
+        Output::Table => write_table(&mut out, &report),
+        Output::Json => serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out)),
+    };
+    match written {
+        // `nodewright simulate | head` closes the pipe early; that is not a failure.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing the report"),
+    }
+}
+
+/// The error and its causes on one line, skipping a cause its parent already quoted (the
+/// simulator's and the core's errors include their source's message).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
+    writeln!(out, "scenario {}", report.scenario)?;
+    if !report.description.is_empty() {
+        writeln!(out, "  {}", report.description)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{:<6} EVENT", "TIME")?;
+    for e in &report.timeline {
+        writeln!(out, "{:<6} {}", e.at, e.event)?;
+    }
+    let s = &report.summary;
+    let t = &s.time_to_bind;
+    writeln!(out)?;
+    writeln!(out, "summary after {}", s.duration)?;
+    let rows: [(&str, String); 10] = [
+        ("provisioning rounds", s.rounds.to_string()),
+        ("pods created", s.pods_created.to_string()),
+        ("peak pods bound", s.peak_pods_bound.to_string()),
+        (
+            "pods never bound",
+            format!("{} ({} pending at the end)", s.pods_never_bound, s.pods_pending_at_end),
+        ),
+        ("instances launched", s.instances_launched.to_string()),
+        ("peak nodes", s.peak_nodes.to_string()),
+        ("nodes at the end", s.nodes_at_end.to_string()),
+        ("node-hours", format!("{:.2}", s.node_hours)),
+        ("total cost", format!("${:.4}", s.total_cost)),
+        (
+            "pending → bound",
+            if t.samples == 0 {
+                "no pod bound".to_string()
+            } else {
+                format!(
+                    "p50 {}s, p95 {}s, max {}s over {} pods",
+                    t.p50_seconds, t.p95_seconds, t.max_seconds, t.samples
+                )
+            },
+        ),
+    ];
+    for (name, value) in rows {
+        writeln!(out, "  {name:<20} {value}")?;
+    }
+    Ok(())
+}

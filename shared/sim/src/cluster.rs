@@ -1,0 +1,526 @@
+//! The embedded cluster: the Kubernetes API as the provisioner sees it, plus the controllers a
+//! real cluster runs beside it — a ReplicaSet controller that keeps each workload at its
+//! replica count and recreates evicted pods, and a DaemonSet controller that puts a daemon pod
+//! on every node it matches. The kube-scheduler is in `kube_scheduler.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nodewright_core::api::{Ec2NodeClass, NodePool};
+use nodewright_core::pod::{Millis, Node, Pod, Taint};
+use nodewright_core::ports::{
+    Clock, Cluster, DaemonSet, ErrorKind, Eviction, PortError, PortResult,
+};
+
+use crate::calls::{Call, ClusterOp, Recorder};
+use crate::clock::VirtualClock;
+use crate::ids::SplitMix64;
+
+/// Where a pod is, as its `PodScheduled` condition and `nodeName` say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodStatus {
+    /// Not yet looked at by the kube-scheduler.
+    Pending,
+    /// `PodScheduled=False, reason Unschedulable`, with the scheduler's message.
+    Unschedulable { reason: String },
+    /// Bound to `pod.node_name`.
+    Bound,
+}
+
+/// The life of one (non-daemon) pod, for latency and "never got capacity" accounting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRecord {
+    pub key: String,
+    /// The workload that owns it, if any.
+    pub workload: Option<String>,
+    pub created_at: Millis,
+    pub bound_at: Option<Millis>,
+    pub node: Option<String>,
+    pub deleted_at: Option<Millis>,
+}
+
+/// A Deployment: a pod template and how many replicas to keep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub namespace: String,
+    pub name: String,
+    pub replicas: u32,
+    /// The pod each replica is made from (name and times are filled in per pod).
+    pub template: Pod,
+}
+
+#[derive(Debug)]
+pub(crate) struct PodEntry {
+    pub(crate) pod: Pod,
+    pub(crate) status: PodStatus,
+    /// Index into the history; `None` for daemon pods.
+    record: Option<usize>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ClusterState {
+    /// By `namespace/name`.
+    pub(crate) pods: BTreeMap<String, PodEntry>,
+    pub(crate) nodes: BTreeMap<String, Node>,
+    /// Something changed that may let a pending pod fit: the kube-scheduler retries.
+    pub(crate) dirty: bool,
+    daemonsets: Vec<DaemonSet>,
+    nodepools: Vec<NodePool>,
+    nodeclasses: Vec<Ec2NodeClass>,
+    workloads: BTreeMap<String, Workload>,
+    history: Vec<PodRecord>,
+    rng: SplitMix64,
+    recorder: Recorder<ClusterOp>,
+}
+
+/// Kubernetes in memory. `list_pending_pods` returns only pods the kube-scheduler marked
+/// Unschedulable; eviction (no PodDisruptionBudgets yet: it always succeeds) deletes the pod and
+/// its workload recreates it as a new pending pod; deleting a node deletes its pods the same
+/// way; cordon, patch and delete of a missing node behave as the API server does.
+#[derive(Debug)]
+pub struct SimCluster {
+    pub(crate) clock: Arc<VirtualClock>,
+    state: Mutex<ClusterState>,
+}
+
+impl SimCluster {
+    pub fn new(clock: Arc<VirtualClock>, seed: u64) -> Self {
+        SimCluster {
+            clock,
+            state: Mutex::new(ClusterState {
+                pods: BTreeMap::new(),
+                nodes: BTreeMap::new(),
+                dirty: false,
+                daemonsets: Vec::new(),
+                nodepools: Vec::new(),
+                nodeclasses: Vec::new(),
+                workloads: BTreeMap::new(),
+                history: Vec::new(),
+                rng: SplitMix64::new(seed),
+                recorder: Recorder::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, ClusterState> {
+        // Every mutation completes under the lock, so a poisoned state is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates or replaces a NodePool (by name).
+    pub fn apply_nodepool(&self, nodepool: NodePool) {
+        let mut state = self.state();
+        state.nodepools.retain(|p| p.name() != nodepool.name());
+        state.nodepools.push(nodepool);
+    }
+
+    /// Creates or replaces an EC2NodeClass (by name).
+    pub fn apply_nodeclass(&self, nodeclass: Ec2NodeClass) {
+        let mut state = self.state();
+        state.nodeclasses.retain(|c| c.name() != nodeclass.name());
+        state.nodeclasses.push(nodeclass);
+    }
+
+    /// Adds a DaemonSet; its pods go on nodes that register from now on.
+    pub fn apply_daemonset(&self, daemonset: DaemonSet) {
+        let mut state = self.state();
+        state
+            .daemonsets
+            .retain(|d| (&d.namespace, &d.name) != (&daemonset.namespace, &daemonset.name));
+        state.daemonsets.push(daemonset);
+    }
+
+    /// Adds a workload and creates its replicas. Workloads are addressed by name alone.
+    pub fn apply_workload(&self, workload: Workload) {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let name = workload.name.clone();
+        state.workloads.insert(name.clone(), workload);
+        state.reconcile(&name, now);
+    }
+
+    /// Sets a workload's replica count, creating or deleting pods as its ReplicaSet would;
+    /// returns the previous count. `NotFound` for an unknown workload.
+    pub fn scale(&self, name: &str, replicas: u32) -> PortResult<u32> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let Some(w) = state.workloads.get_mut(name) else {
+            return Err(PortError::new(
+                ErrorKind::NotFound,
+                format!("workload {name} does not exist"),
+            ));
+        };
+        let before = std::mem::replace(&mut w.replicas, replicas);
+        state.reconcile(name, now);
+        Ok(before)
+    }
+
+    /// Creates a pod as given (a bare pod: nothing recreates it). `Conflict` if the name is
+    /// taken.
+    pub fn create_pod(&self, mut pod: Pod) -> PortResult<()> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let key = pod.key();
+        if state.pods.contains_key(&key) {
+            return Err(PortError::new(ErrorKind::Conflict, format!("pod {key} already exists")));
+        }
+        pod.created_at = now;
+        state.insert_pod(pod, None, now);
+        Ok(())
+    }
+
+    /// A node joins (what the kubelet does); the DaemonSet controller adds its pods at once.
+    /// `Conflict` if a node of that name exists.
+    pub fn register_node(&self, node: Node) -> PortResult<()> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        if state.nodes.contains_key(&node.name) {
+            return Err(PortError::new(
+                ErrorKind::Conflict,
+                format!("node {} already exists", node.name),
+            ));
+        }
+        let daemons: Vec<Pod> = state
+            .daemonsets
+            .iter()
+            .filter(|d| d.pod.matches_node_labels(&node.labels) && d.pod.tolerates(&node.taints))
+            .map(|d| d.pod.clone())
+            .collect();
+        for mut pod in daemons {
+            pod.name = state.unique_name(&pod.namespace, &pod.name);
+            pod.node_name = Some(node.name.clone());
+            pod.created_at = now;
+            let key = pod.key();
+            state.pods.insert(
+                key,
+                PodEntry {
+                    pod,
+                    status: PodStatus::Bound,
+                    record: None,
+                },
+            );
+        }
+        state.nodes.insert(node.name.clone(), node);
+        state.dirty = true;
+        Ok(())
+    }
+
+    pub fn nodes(&self) -> Vec<Node> {
+        self.state().nodes.values().cloned().collect()
+    }
+
+    pub fn node(&self, name: &str) -> Option<Node> {
+        self.state().nodes.get(name).cloned()
+    }
+
+    /// Every pod with its status, daemon pods included, by `namespace/name`.
+    pub fn pods(&self) -> Vec<(Pod, PodStatus)> {
+        self.state()
+            .pods
+            .values()
+            .map(|e| (e.pod.clone(), e.status.clone()))
+            .collect()
+    }
+
+    pub fn pod(&self, key: &str) -> Option<(Pod, PodStatus)> {
+        self.state().pods.get(key).map(|e| (e.pod.clone(), e.status.clone()))
+    }
+
+    pub fn workload(&self, name: &str) -> Option<Workload> {
+        self.state().workloads.get(name).cloned()
+    }
+
+    /// Every non-daemon pod that ever existed, in creation order.
+    pub fn pod_history(&self) -> Vec<PodRecord> {
+        self.state().history.clone()
+    }
+
+    /// The next call of `op` fails with `error`.
+    pub fn fail_next(&self, op: ClusterOp, error: PortError) {
+        self.state().recorder.fail_next(op, error);
+    }
+
+    pub fn calls(&self) -> Vec<Call<ClusterOp>> {
+        self.state().recorder.calls().to_vec()
+    }
+
+    fn listing<T>(&self, op: ClusterOp, list: impl FnOnce(&ClusterState) -> T) -> PortResult<T> {
+        let mut state = self.state();
+        state.recorder.call(op, "")?;
+        Ok(list(&state))
+    }
+
+    fn cordon_now(&self, node: &str, taint: &Taint) -> PortResult<()> {
+        let mut state = self.state();
+        state.recorder.call(ClusterOp::Cordon, node)?;
+        let Some(n) = state.nodes.get_mut(node) else {
+            return Err(not_found_node(node));
+        };
+        if !n.taints.iter().any(|t| t.key == taint.key && t.effect == taint.effect) {
+            n.taints.push(taint.clone());
+        }
+        n.unschedulable = true;
+        Ok(())
+    }
+
+    fn evict_now(&self, namespace: &str, name: &str) -> PortResult<Eviction> {
+        let now = self.clock.now();
+        let key = format!("{namespace}/{name}");
+        let mut state = self.state();
+        state.recorder.call(ClusterOp::Evict, &key)?;
+        if !state.pods.contains_key(&key) {
+            return Ok(Eviction::Gone);
+        }
+        state.delete_pods(&[key], now);
+        Ok(Eviction::Evicted)
+    }
+
+    fn delete_node_now(&self, node: &str) -> PortResult<()> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        state.recorder.call(ClusterOp::DeleteNode, node)?;
+        if state.nodes.remove(node).is_none() {
+            return Ok(());
+        }
+        // The pod garbage collector deletes what was bound there; owners recreate theirs.
+        let on_node: Vec<String> = state
+            .pods
+            .iter()
+            .filter(|(_, e)| e.pod.node_name.as_deref() == Some(node))
+            .map(|(k, _)| k.clone())
+            .collect();
+        state.delete_pods(&on_node, now);
+        state.dirty = true;
+        Ok(())
+    }
+
+    fn patch_node_now(
+        &self,
+        node: &str,
+        labels: &BTreeMap<String, String>,
+        taints: &[Taint],
+    ) -> PortResult<()> {
+        let mut state = self.state();
+        state.recorder.call(ClusterOp::PatchNode, node)?;
+        let Some(n) = state.nodes.get_mut(node) else {
+            return Err(not_found_node(node));
+        };
+        n.labels.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        n.taints = taints.to_vec();
+        state.dirty = true;
+        Ok(())
+    }
+}
+
+fn not_found_node(node: &str) -> PortError {
+    PortError::new(ErrorKind::NotFound, format!("node {node} does not exist"))
+}
+
+impl ClusterState {
+    /// `<prefix>-<5 base-36 characters>`, unused in the namespace, as the API server's
+    /// `generateName` does.
+    fn unique_name(&mut self, namespace: &str, prefix: &str) -> String {
+        loop {
+            let name = format!("{prefix}-{}", self.rng.base36(5));
+            if !self.pods.contains_key(&format!("{namespace}/{name}")) {
+                return name;
+            }
+        }
+    }
+
+    fn insert_pod(&mut self, pod: Pod, workload: Option<String>, now: Millis) {
+        let key = pod.key();
+        self.history.push(PodRecord {
+            key: key.clone(),
+            workload,
+            created_at: now,
+            bound_at: None,
+            node: None,
+            deleted_at: None,
+        });
+        let record = Some(self.history.len() - 1);
+        self.pods.insert(
+            key,
+            PodEntry {
+                pod,
+                status: PodStatus::Pending,
+                record,
+            },
+        );
+        self.dirty = true;
+    }
+
+    pub(crate) fn bind(&mut self, key: &str, node: &str, now: Millis) {
+        if let Some(entry) = self.pods.get_mut(key) {
+            entry.pod.node_name = Some(node.to_string());
+            entry.status = PodStatus::Bound;
+            if let Some(r) = entry.record.and_then(|i| self.history.get_mut(i)) {
+                r.bound_at = Some(now);
+                r.node = Some(node.to_string());
+            }
+        }
+    }
+
+    /// Deletes pods, then lets their workloads replace them.
+    fn delete_pods(&mut self, keys: &[String], now: Millis) {
+        let mut owners = Vec::new();
+        for key in keys {
+            if let Some(entry) = self.pods.remove(key) {
+                if let Some(r) = entry.record.and_then(|i| self.history.get_mut(i)) {
+                    r.deleted_at = Some(now);
+                }
+                if let Some(owner) = owned_by_workload(&entry.pod) {
+                    owners.push(owner.to_string());
+                }
+            }
+        }
+        owners.sort();
+        owners.dedup();
+        for owner in owners {
+            self.reconcile(&owner, now);
+        }
+        self.dirty = true;
+    }
+
+    /// The ReplicaSet controller: creates or deletes pods until the workload has its replicas.
+    fn reconcile(&mut self, name: &str, now: Millis) {
+        let Some(w) = self.workloads.get(name).cloned() else {
+            return;
+        };
+        let mut owned: Vec<&PodEntry> = self
+            .pods
+            .values()
+            .filter(|e| e.pod.namespace == w.namespace && owned_by_workload(&e.pod) == Some(name))
+            .collect();
+        let want = w.replicas as usize;
+        if owned.len() > want {
+            // The ReplicaSet's deletion order: unbound pods first, then pods sharing a node with
+            // more of their replicas, then the newest.
+            let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+            for e in &owned {
+                if let Some(n) = e.pod.node_name.as_deref() {
+                    *per_node.entry(n).or_default() += 1;
+                }
+            }
+            owned.sort_by(|a, b| {
+                let colocated = |e: &PodEntry| e.pod.node_name.as_deref().map_or(usize::MAX, |n| per_node[n]);
+                colocated(b)
+                    .cmp(&colocated(a))
+                    .then(b.pod.created_at.cmp(&a.pod.created_at))
+                    .then(b.pod.name.cmp(&a.pod.name))
+            });
+            let doomed: Vec<String> = owned[..owned.len() - want].iter().map(|e| e.pod.key()).collect();
+            for key in doomed {
+                if let Some(entry) = self.pods.remove(&key)
+                    && let Some(r) = entry.record.and_then(|i| self.history.get_mut(i))
+                {
+                    r.deleted_at = Some(now);
+                }
+            }
+            self.dirty = true;
+        } else {
+            for _ in owned.len()..want {
+                let mut pod = w.template.clone();
+                pod.namespace = w.namespace.clone();
+                pod.name = self.unique_name(&w.namespace, &w.name);
+                pod.uid = format!("{:016x}", self.rng.next_u64());
+                pod.created_at = now;
+                pod.owner_kind = Some("ReplicaSet".into());
+                pod.owner_name = Some(w.name.clone());
+                pod.node_name = None;
+                self.insert_pod(pod, Some(w.name.clone()), now);
+            }
+        }
+    }
+}
+
+/// Objects that pass validation, and an error for each that does not, as the Kubernetes
+/// adapter reports them so that one bad object does not hide the others.
+fn split_valid<T: Clone>(
+    objects: &[T],
+    validate: impl Fn(&T) -> Result<(), String>,
+) -> (Vec<T>, Vec<String>) {
+    let mut valid = Vec::new();
+    let mut errors = Vec::new();
+    for o in objects {
+        match validate(o) {
+            Ok(()) => valid.push(o.clone()),
+            Err(e) => errors.push(e),
+        }
+    }
+    (valid, errors)
+}
+
+fn owned_by_workload(pod: &Pod) -> Option<&str> {
+    match pod.owner_kind.as_deref() {
+        Some("ReplicaSet") => pod.owner_name.as_deref(),
+        _ => None,
+    }
+}
+
+impl Cluster for SimCluster {
+    fn list_pending_pods(&self) -> impl Future<Output = PortResult<Vec<Pod>>> + Send {
+        std::future::ready(self.listing(ClusterOp::ListPendingPods, |s| {
+            s.pods
+                .values()
+                .filter(|e| matches!(e.status, PodStatus::Unschedulable { .. }) && !e.pod.is_daemon())
+                .map(|e| e.pod.clone())
+                .collect()
+        }))
+    }
+
+    fn list_bound_pods(&self) -> impl Future<Output = PortResult<Vec<Pod>>> + Send {
+        std::future::ready(self.listing(ClusterOp::ListBoundPods, |s| {
+            s.pods
+                .values()
+                .filter(|e| e.pod.node_name.is_some() && !e.pod.terminal)
+                .map(|e| e.pod.clone())
+                .collect()
+        }))
+    }
+
+    fn list_nodes(&self) -> impl Future<Output = PortResult<Vec<Node>>> + Send {
+        std::future::ready(self.listing(ClusterOp::ListNodes, |s| s.nodes.values().cloned().collect()))
+    }
+
+    fn list_daemonsets(&self) -> impl Future<Output = PortResult<Vec<DaemonSet>>> + Send {
+        std::future::ready(self.listing(ClusterOp::ListDaemonsets, |s| s.daemonsets.clone()))
+    }
+
+    fn list_nodepools(&self) -> impl Future<Output = PortResult<(Vec<NodePool>, Vec<String>)>> + Send {
+        std::future::ready(self.listing(ClusterOp::ListNodepools, |s| {
+            split_valid(&s.nodepools, |p| p.validate().map_err(|e| format!("NodePool {}: {e}", p.name())))
+        }))
+    }
+
+    fn list_nodeclasses(
+        &self,
+    ) -> impl Future<Output = PortResult<(Vec<Ec2NodeClass>, Vec<String>)>> + Send {
+        std::future::ready(self.listing(ClusterOp::ListNodeclasses, |s| {
+            split_valid(&s.nodeclasses, |c| {
+                c.validate().map_err(|e| format!("EC2NodeClass {}: {e}", c.name()))
+            })
+        }))
+    }
+
+    fn cordon(&self, node: &str, taint: &Taint) -> impl Future<Output = PortResult<()>> + Send {
+        std::future::ready(self.cordon_now(node, taint))
+    }
+
+    fn evict(&self, namespace: &str, name: &str) -> impl Future<Output = PortResult<Eviction>> + Send {
+        std::future::ready(self.evict_now(namespace, name))
+    }
+
+    fn delete_node(&self, node: &str) -> impl Future<Output = PortResult<()>> + Send {
+        std::future::ready(self.delete_node_now(node))
+    }
+
+    fn patch_node(
+        &self,
+        node: &str,
+        labels: &BTreeMap<String, String>,
+        taints: &[Taint],
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        std::future::ready(self.patch_node_now(node, labels, taints))
+    }
+}

@@ -1,0 +1,363 @@
+//! The simulation loop: virtual time in one-second ticks, and in each tick what a cluster with
+//! nodewright would do in that second.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use nodewright_core::pod::Millis;
+use nodewright_core::ports::Clock;
+use nodewright_core::provisioning::{self, RoundConfig, RoundReport};
+use nodewright_core::unavailable::UnavailableOfferings;
+
+use crate::clock::VirtualClock;
+use crate::cloud::SimCloud;
+use crate::cluster::{PodStatus, SimCluster};
+use crate::error::Result;
+use crate::ids::{SeededIds, SplitMix64};
+use crate::kubelet::Kubelet;
+use crate::report::{Event, Latency, Report, Summary, TimelineEvent, format_offset};
+use crate::scenario::Scenario;
+use crate::store::SimClaimStore;
+use crate::sweep::EmptinessSweep;
+
+/// Virtual time starts here (2026-01-01T00:00:00Z), so that timestamps look like real ones.
+pub const START: Millis = 1_767_225_600_000;
+const TICK_MS: Millis = 1_000;
+/// The webhook → SQS → provisioner path runs a round at most this often.
+const DEBOUNCE_MS: Millis = 10_000;
+/// The EventBridge backstop runs a round every minute whatever happened.
+const BACKSTOP_MS: Millis = 60_000;
+const ACTOR: &str = "simulator";
+
+/// Runs a scenario to its end.
+pub fn simulate(scenario: Scenario) -> Result<Report> {
+    Simulation::new(scenario).run()
+}
+
+/// A scenario being played. Each tick, in order: the scenario's steps due by now; the kubelet
+/// registers booted instances; the kube-scheduler binds what fits and marks the rest
+/// Unschedulable (which fires the webhook); the emptiness sweep removes nodes empty for their
+/// pool's `consolidateAfter`; the provisioner runs [`provisioning::run_round`] if the webhook
+/// fired and the last round is at least 10 s old, or the minute's backstop is due.
+/// The same scenario gives the same report on every run.
+#[derive(Debug)]
+pub struct Simulation {
+    scenario: Scenario,
+    clock: Arc<VirtualClock>,
+    cloud: SimCloud,
+    cluster: SimCluster,
+    store: SimClaimStore,
+    ids: SeededIds,
+    unavailable: Mutex<UnavailableOfferings>,
+    config: RoundConfig,
+    kubelet: Kubelet,
+    sweep: EmptinessSweep,
+    /// Steps applied so far.
+    steps_done: usize,
+    webhook_fired: bool,
+    last_round: Option<Millis>,
+    next_backstop: Millis,
+    /// What the last round could not provision, so that repeats are not reported again.
+    last_unprovisionable: Vec<(String, usize)>,
+    last_invalid_config: Vec<String>,
+    timeline: Vec<TimelineEvent>,
+    rounds: usize,
+    peak_nodes: usize,
+    peak_pods_bound: usize,
+}
+
+impl Simulation {
+    /// Sets up the cluster (objects and workloads at their initial replicas) at time 0.
+    pub fn new(scenario: Scenario) -> Self {
+        let clock = Arc::new(VirtualClock::new(START));
+        let mut seeds = SplitMix64::new(scenario.seed);
+        let cloud = SimCloud::new(clock.clone(), seeds.next_u64());
+        let cluster = SimCluster::new(clock.clone(), seeds.next_u64());
+        let ids = SeededIds::new(seeds.next_u64());
+        for p in &scenario.nodepools {
+            cluster.apply_nodepool(p.clone());
+        }
+        for c in &scenario.nodeclasses {
+            cluster.apply_nodeclass(c.clone());
+        }
+        for d in &scenario.daemonsets {
+            cluster.apply_daemonset(d.clone());
+        }
+        for w in &scenario.workloads {
+            cluster.apply_workload(w.clone());
+        }
+        let kubelet = Kubelet::new(scenario.boot_delay_ms);
+        Simulation {
+            scenario,
+            clock,
+            cloud,
+            cluster,
+            store: SimClaimStore::new(),
+            ids,
+            unavailable: Mutex::new(UnavailableOfferings::new()),
+            config: RoundConfig {
+                holder: ACTOR.into(),
+                actor: ACTOR.into(),
+                ..RoundConfig::default()
+            },
+            kubelet,
+            sweep: EmptinessSweep::new(),
+            steps_done: 0,
+            webhook_fired: false,
+            last_round: None,
+            next_backstop: START + BACKSTOP_MS,
+            last_unprovisionable: Vec::new(),
+            last_invalid_config: Vec::new(),
+            timeline: Vec::new(),
+            rounds: 0,
+            peak_nodes: 0,
+            peak_pods_bound: 0,
+        }
+    }
+
+    /// Ticks until the scenario's end (inclusive) and reports.
+    pub fn run(mut self) -> Result<Report> {
+        loop {
+            self.tick()?;
+            let elapsed = self.elapsed_ms();
+            if elapsed >= self.scenario.end_ms {
+                return Ok(self.report());
+            }
+            self.clock
+                .advance_to(START + (elapsed + TICK_MS).min(self.scenario.end_ms));
+        }
+    }
+
+    /// Time since the start.
+    pub fn elapsed_ms(&self) -> Millis {
+        self.clock.now() - START
+    }
+
+    /// Does this second's work; the caller advances the clock.
+    pub fn tick(&mut self) -> Result<()> {
+        self.apply_due_steps();
+
+        for r in self
+            .kubelet
+            .register_booted(&self.cloud, &self.cluster, &self.store)?
+        {
+            self.record(Event::NodeRegistered {
+                node: r.node,
+                claim: r.claim_id,
+                instance_type: r.instance_type,
+                zone: r.zone,
+            });
+        }
+
+        let pass = self.cluster.run_scheduler();
+        if !pass.bound.is_empty() {
+            let nodes: BTreeSet<&String> = pass.bound.iter().map(|(_, n)| n).collect();
+            self.record(Event::PodsBound {
+                pods: pass.bound.len(),
+                nodes: nodes.len(),
+            });
+        }
+        if !pass.newly_unschedulable.is_empty() {
+            self.webhook_fired = true;
+            self.record(Event::PodsPending {
+                pods: pass.newly_unschedulable.len(),
+                unschedulable: pass.unschedulable,
+            });
+        }
+
+        for r in self
+            .sweep
+            .sweep(&self.cluster, &self.cloud, &self.store, ACTOR)?
+        {
+            self.record(Event::NodeRemoved {
+                node: r.node,
+                claim: r.claim_id,
+                instance_id: r.instance_id,
+                reason: format!("empty for {}s", r.empty_for_ms / 1000),
+            });
+        }
+
+        let now = self.clock.now();
+        let backstop = now >= self.next_backstop;
+        let webhook = self.webhook_fired && self.last_round.is_none_or(|t| now - t >= DEBOUNCE_MS);
+        if backstop {
+            self.next_backstop += BACKSTOP_MS;
+        }
+        if backstop || webhook {
+            self.webhook_fired = false;
+            self.last_round = Some(now);
+            self.round();
+        }
+
+        self.peak_nodes = self.peak_nodes.max(self.cluster.nodes().len());
+        let bound = self
+            .cluster
+            .pods()
+            .iter()
+            .filter(|(p, s)| *s == PodStatus::Bound && !p.is_daemon())
+            .count();
+        self.peak_pods_bound = self.peak_pods_bound.max(bound);
+        Ok(())
+    }
+
+    fn apply_due_steps(&mut self) {
+        let elapsed = self.elapsed_ms();
+        while let Some(step) = self.scenario.steps.get(self.steps_done).filter(|s| s.at_ms <= elapsed) {
+            let step = step.clone();
+            self.steps_done += 1;
+            for p in &step.out_of_capacity {
+                self.cloud.set_out_of_capacity(p.clone());
+                self.record(Event::OutOfCapacity {
+                    offerings: p.to_string(),
+                });
+            }
+            for p in &step.restore_capacity {
+                self.cloud.restore_capacity(p);
+                self.record(Event::CapacityRestored {
+                    offerings: p.to_string(),
+                });
+            }
+            for (name, replicas) in &step.scale {
+                // The scenario was checked to name only its own workloads.
+                if let Ok(from) = self.cluster.scale(name, *replicas) {
+                    self.record(Event::Scaled {
+                        workload: name.clone(),
+                        from,
+                        to: *replicas,
+                    });
+                }
+            }
+        }
+    }
+
+    fn round(&mut self) {
+        let result = pollster::block_on(provisioning::run_round(
+            &self.cluster,
+            &self.cloud,
+            &self.store,
+            self.clock.as_ref(),
+            &self.ids,
+            &self.unavailable,
+            &self.config,
+        ));
+        match result {
+            Ok(report) if report.ran => {
+                self.rounds += 1;
+                self.record_round(report);
+            }
+            Ok(_) => {}
+            Err(e) => self.record(Event::RoundFailed {
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    fn record_round(&mut self, report: RoundReport) {
+        if report.invalid_config != self.last_invalid_config {
+            for error in &report.invalid_config {
+                self.record(Event::InvalidConfig { error: error.clone() });
+            }
+            self.last_invalid_config = report.invalid_config.clone();
+        }
+        for l in report.launched {
+            self.record(Event::Launched {
+                claim: l.claim_id,
+                nodepool: l.nodepool,
+                instance_id: l.instance_id,
+                instance_type: l.instance_type,
+                zone: l.zone,
+                capacity_type: l.capacity_type,
+                price_per_hour: l.price,
+                pods: l.pods,
+            });
+        }
+        for error in report.failures {
+            self.record(Event::LaunchFailed { error });
+        }
+        // A round that saw no pending pods did not plan, so it says nothing about them.
+        if report.pods_pending > 0 {
+            let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+            for u in &report.unschedulable {
+                *by_reason.entry(u.reason.clone()).or_default() += 1;
+            }
+            let now: Vec<(String, usize)> = by_reason.into_iter().collect();
+            if now != self.last_unprovisionable {
+                for (reason, pods) in &now {
+                    self.record(Event::CannotProvision {
+                        pods: *pods,
+                        reason: reason.clone(),
+                    });
+                }
+                self.last_unprovisionable = now;
+            }
+        }
+    }
+
+    fn record(&mut self, event: Event) {
+        let at_ms = self.elapsed_ms();
+        self.timeline.push(TimelineEvent {
+            at: format_offset(at_ms),
+            at_ms,
+            event,
+        });
+    }
+
+    /// The timeline so far and the summary as of now.
+    pub fn report(&self) -> Report {
+        let now = self.clock.now();
+        let history = self.cluster.pod_history();
+        let instances = self.cloud.instances();
+        let latencies = history
+            .iter()
+            .filter_map(|r| Some(r.bound_at? - r.created_at))
+            .collect();
+        let pending_at_end = self
+            .cluster
+            .pods()
+            .iter()
+            .filter(|(p, s)| *s != PodStatus::Bound && !p.is_daemon())
+            .count();
+        let node_hours: f64 = instances.iter().map(|i| i.hours(now)).sum();
+        let cost: f64 = instances.iter().map(|i| i.price * i.hours(now)).sum();
+        Report {
+            scenario: self.scenario.name.clone(),
+            description: self.scenario.description.clone(),
+            timeline: self.timeline.clone(),
+            summary: Summary {
+                duration: format_offset(now - START),
+                rounds: self.rounds,
+                pods_created: history.len(),
+                peak_pods_bound: self.peak_pods_bound,
+                pods_never_bound: history.iter().filter(|r| r.bound_at.is_none()).count(),
+                pods_pending_at_end: pending_at_end,
+                instances_launched: instances.len(),
+                peak_nodes: self.peak_nodes,
+                nodes_at_end: self.cluster.nodes().len(),
+                node_hours: round4(node_hours),
+                total_cost: round4(cost),
+                time_to_bind: Latency::of(latencies),
+            },
+        }
+    }
+
+    pub fn cluster(&self) -> &SimCluster {
+        &self.cluster
+    }
+
+    pub fn cloud(&self) -> &SimCloud {
+        &self.cloud
+    }
+
+    pub fn store(&self) -> &SimClaimStore {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<VirtualClock> {
+        &self.clock
+    }
+}
+
+/// Four decimals: enough for dollars and hours, and stable in JSON.
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
