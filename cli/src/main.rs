@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod catalog;
+mod plan;
 mod simulate;
 
 #[derive(Debug, Parser)]
@@ -25,6 +26,8 @@ enum Command {
     Catalog(catalog::Args),
     /// Benchmarks: `bench scheduling --pods N --mix diverse|plain`.
     Bench(bench::Args),
+    /// Plan the nodes a set of manifests needs: `plan -f PATH... [--output table|json]`.
+    Plan(plan::Args),
     /// Play a scenario on the embedded cloud and cluster: `simulate [SCENARIO] [--output table|json]`.
     Simulate(simulate::Args),
 }
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Catalog(args) => catalog::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Plan(args) => plan::run(&args),
         Command::Simulate(args) => simulate::run(&args),
     };
     match result {

@@ -1,1 +1,44 @@
 //! Kubernetes manifests (k8s-openapi types) read into the core's model.
+//!
+//! [`pod_from_k8s`] and [`node_from_k8s`] convert objects as the kube-scheduler reads them;
+//! [`workload`] expands Deployments, ReplicaSets, StatefulSets, Jobs and DaemonSets into the
+//! pods their controllers would create; [`read_manifests`] reads files and directories of YAML
+//! into [`Manifests`], and [`Manifests::to_input`] turns them into a scheduling round for the
+//! offline planner. Conversion is strict: every error names the object and the field.
+
+mod constraints;
+mod decode;
+mod error;
+mod node;
+mod pod;
+mod read;
+pub mod workload;
+
+pub use error::{Error, Result};
+pub use node::node_from_k8s;
+pub use pod::pod_from_k8s;
+pub use read::{Manifests, Warning, read_manifests};
+
+#[cfg(test)]
+mod testing {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    /// Decodes a YAML fixture strictly, as [`crate::read_manifests`] does.
+    pub fn k8s<T: DeserializeOwned + Serialize>(yaml: &str) -> T {
+        let value: serde_json::Value = serde_yaml::from_str(yaml).expect("fixture is YAML");
+        crate::decode::decode(&value, "fixture").expect("fixture matches the schema")
+    }
+
+    /// An error and its causes, joined as the CLI prints them.
+    pub fn chain(err: &dyn std::error::Error) -> String {
+        let mut out = err.to_string();
+        let mut cause = err.source();
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
+    }
+}
