@@ -80,7 +80,10 @@ fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
         ("peak pods bound", s.peak_pods_bound.to_string()),
         (
             "pods never bound",
-            format!("{} ({} pending at the end)", s.pods_never_bound, s.pods_pending_at_end),
+            format!(
+                "{} ({} pending at the end)",
+                s.pods_never_bound, s.pods_pending_at_end
+            ),
         ),
         ("instances launched", s.instances_launched.to_string()),
         ("peak nodes", s.peak_nodes.to_string()),
@@ -103,4 +106,35 @@ fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
         writeln!(out, "  {name:<20} {value}")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_prints_the_timeline_then_the_summary() {
+        let report = nodewright_sim::simulate(Scenario::inflate().expect("parses")).expect("runs");
+        let mut out = Vec::new();
+        write_table(&mut out, &report).expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        let timeline = text.find("00:00  scaled inflate 0 → 10").expect("timeline");
+        let summary = text.find("summary after 25:00").expect("summary");
+        assert!(timeline < summary, "{text}");
+        assert!(text.contains("nodes at the end     0"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_scenario_is_reported_once_with_its_file_and_field() {
+        let err = Scenario::parse("name: t\nend: 1m\nstepz: []\n", "s.yaml", &|_| {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        })
+        .expect_err("unknown field");
+        let message = error_chain(&err);
+        assert!(
+            message.starts_with("s.yaml: ") && message.contains("stepz"),
+            "{message}"
+        );
+        assert_eq!(message.matches("stepz").count(), 1, "{message}");
+    }
 }

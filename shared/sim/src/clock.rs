@@ -18,8 +18,10 @@ impl VirtualClock {
         }
     }
 
+    /// Moves the clock forward by `by` (a negative step is ignored: time never goes back,
+    /// which the simulation relies on).
     pub fn advance(&self, by: Millis) {
-        self.now.fetch_add(by, Ordering::SeqCst);
+        self.now.fetch_add(by.max(0), Ordering::SeqCst);
     }
 
     /// Moves the clock to `to`; time never goes backwards, so an earlier `to` is ignored.

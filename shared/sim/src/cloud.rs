@@ -9,8 +9,7 @@ use nodewright_core::catalog::{CapacityType, Catalog, InstanceType, NodeSettings
 use nodewright_core::labels;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
-    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, LaunchRequest, Launched, OfferingKey, PortError,
-    PortResult,
+    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, LaunchRequest, Launched, OfferingKey, PortError, PortResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +31,9 @@ pub struct OfferingPattern {
 
 impl OfferingPattern {
     pub fn matches(&self, key: &OfferingKey) -> bool {
-        self.instance_type.as_ref().is_none_or(|t| *t == key.instance_type)
+        self.instance_type
+            .as_ref()
+            .is_none_or(|t| *t == key.instance_type)
             && self.zone.as_ref().is_none_or(|z| *z == key.zone)
             && self.capacity_type.is_none_or(|c| c == key.capacity_type)
     }
@@ -71,6 +72,14 @@ impl SimInstance {
     }
 }
 
+/// A launch that found no capacity in any of its offerings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityFailure {
+    pub at: Millis,
+    pub claim_id: String,
+    pub offerings: Vec<OfferingKey>,
+}
+
 #[derive(Debug)]
 struct CloudState {
     /// In launch order, so that everything iterating them is deterministic.
@@ -80,6 +89,7 @@ struct CloudState {
     /// Catalogs built so far, by the node settings they were built for.
     catalogs: Vec<(NodeSettings, Arc<Catalog>)>,
     out_of_capacity: Vec<OfferingPattern>,
+    capacity_failures: Vec<CapacityFailure>,
     rng: SplitMix64,
     recorder: Recorder<CloudOp>,
 }
@@ -107,6 +117,7 @@ impl SimCloud {
                 by_claim: BTreeMap::new(),
                 catalogs: Vec::new(),
                 out_of_capacity: Vec::new(),
+                capacity_failures: Vec::new(),
                 rng: SplitMix64::new(seed),
                 recorder: Recorder::default(),
             }),
@@ -136,9 +147,26 @@ impl SimCloud {
         self.state().instances.clone()
     }
 
+    /// Instances from position `from` of the launch order that launched by `launched_by`
+    /// (launch order is time order, so the scan stops at the first later one).
+    pub fn instances_launched_by(&self, from: usize, launched_by: Millis) -> Vec<SimInstance> {
+        self.state()
+            .instances
+            .iter()
+            .skip(from)
+            .take_while(|i| i.instance.launched_at <= launched_by)
+            .cloned()
+            .collect()
+    }
+
     pub fn instance(&self, id: &str) -> Option<SimInstance> {
         let state = self.state();
         state.by_id.get(id).map(|i| state.instances[*i].clone())
+    }
+
+    /// Every launch that failed with `InsufficientCapacity`, in order.
+    pub fn capacity_failures(&self) -> Vec<CapacityFailure> {
+        self.state().capacity_failures.clone()
     }
 
     /// The next call of `op` fails with `error`.
@@ -184,7 +212,8 @@ impl SimCloud {
             });
             // An offering the catalog does not have is what EC2 calls "Unsupported"; Karpenter
             // treats it like one without capacity.
-            let Some((it, price)) = offered.filter(|_| !state.out_of_capacity.iter().any(|p| p.matches(&key)))
+            let Some((it, price)) =
+                offered.filter(|_| !state.out_of_capacity.iter().any(|p| p.matches(&key)))
             else {
                 unavailable.push(key);
                 continue;
@@ -199,7 +228,10 @@ impl SimCloud {
             let mut tags = request.nodeclass.spec.tags.clone();
             tags.insert(CLAIM_TAG.to_string(), claim.id.clone());
             tags.insert(labels::NODEPOOL.to_string(), claim.nodepool.clone());
-            tags.insert(labels::EC2NODECLASS.to_string(), request.nodeclass.name().to_string());
+            tags.insert(
+                labels::EC2NODECLASS.to_string(),
+                request.nodeclass.name().to_string(),
+            );
             let instance = Instance {
                 id: id.clone(),
                 instance_type: o.instance_type.clone(),
@@ -227,10 +259,19 @@ impl SimCloud {
                 unavailable,
             });
         }
-        let names: Vec<String> = unavailable
+        let mut names: Vec<String> = unavailable
             .iter()
+            .take(3)
             .map(|k| format!("{}/{}/{}", k.instance_type, k.zone, k.capacity_type))
             .collect();
+        if unavailable.len() > names.len() {
+            names.push(format!("{} more", unavailable.len() - names.len()));
+        }
+        state.capacity_failures.push(CapacityFailure {
+            at: self.clock.now(),
+            claim_id: claim.id.clone(),
+            offerings: unavailable.clone(),
+        });
         Err(PortError::insufficient_capacity(
             format!("no capacity for claim {} in {}", claim.id, names.join(", ")),
             unavailable,

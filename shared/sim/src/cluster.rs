@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::api::{Ec2NodeClass, NodePool};
 use nodewright_core::pod::{Millis, Node, Pod, Taint};
-use nodewright_core::ports::{
-    Clock, Cluster, DaemonSet, ErrorKind, Eviction, PortError, PortResult,
-};
+use nodewright_core::ports::{Clock, Cluster, DaemonSet, ErrorKind, Eviction, PortError, PortResult};
 
 use crate::calls::{Call, ClusterOp, Recorder};
 use crate::clock::VirtualClock;
@@ -62,8 +60,12 @@ pub(crate) struct ClusterState {
     /// By `namespace/name`.
     pub(crate) pods: BTreeMap<String, PodEntry>,
     pub(crate) nodes: BTreeMap<String, Node>,
+    /// Non-daemon pods bound per node, kept as pods bind and go: read every tick.
+    workload_pods: BTreeMap<String, usize>,
     /// Something changed that may let a pending pod fit: the kube-scheduler retries.
     pub(crate) dirty: bool,
+    /// Pods Unschedulable after the last scheduling pass.
+    pub(crate) unschedulable: usize,
     daemonsets: Vec<DaemonSet>,
     nodepools: Vec<NodePool>,
     nodeclasses: Vec<Ec2NodeClass>,
@@ -90,7 +92,9 @@ impl SimCluster {
             state: Mutex::new(ClusterState {
                 pods: BTreeMap::new(),
                 nodes: BTreeMap::new(),
+                workload_pods: BTreeMap::new(),
                 dirty: false,
+                unschedulable: 0,
                 daemonsets: Vec::new(),
                 nodepools: Vec::new(),
                 nodeclasses: Vec::new(),
@@ -162,7 +166,10 @@ impl SimCluster {
         let mut state = self.state();
         let key = pod.key();
         if state.pods.contains_key(&key) {
-            return Err(PortError::new(ErrorKind::Conflict, format!("pod {key} already exists")));
+            return Err(PortError::new(
+                ErrorKind::Conflict,
+                format!("pod {key} already exists"),
+            ));
         }
         pod.created_at = now;
         state.insert_pod(pod, None, now);
@@ -205,6 +212,21 @@ impl SimCluster {
         Ok(())
     }
 
+    pub fn node_count(&self) -> usize {
+        self.state().nodes.len()
+    }
+
+    /// NodePools as applied, valid or not.
+    pub fn nodepools(&self) -> Vec<NodePool> {
+        self.state().nodepools.clone()
+    }
+
+    /// How many non-daemon pods are bound to each node that has any (cheaper than listing the
+    /// pods, for checks that run every tick).
+    pub fn workload_pods_per_node(&self) -> BTreeMap<String, usize> {
+        self.state().workload_pods.clone()
+    }
+
     pub fn nodes(&self) -> Vec<Node> {
         self.state().nodes.values().cloned().collect()
     }
@@ -223,7 +245,10 @@ impl SimCluster {
     }
 
     pub fn pod(&self, key: &str) -> Option<(Pod, PodStatus)> {
-        self.state().pods.get(key).map(|e| (e.pod.clone(), e.status.clone()))
+        self.state()
+            .pods
+            .get(key)
+            .map(|e| (e.pod.clone(), e.status.clone()))
     }
 
     pub fn workload(&self, name: &str) -> Option<Workload> {
@@ -256,7 +281,11 @@ impl SimCluster {
         let Some(n) = state.nodes.get_mut(node) else {
             return Err(not_found_node(node));
         };
-        if !n.taints.iter().any(|t| t.key == taint.key && t.effect == taint.effect) {
+        if !n
+            .taints
+            .iter()
+            .any(|t| t.key == taint.key && t.effect == taint.effect)
+        {
             n.taints.push(taint.clone());
         }
         n.unschedulable = true;
@@ -305,7 +334,8 @@ impl SimCluster {
         let Some(n) = state.nodes.get_mut(node) else {
             return Err(not_found_node(node));
         };
-        n.labels.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        n.labels
+            .extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         n.taints = taints.to_vec();
         state.dirty = true;
         Ok(())
@@ -354,6 +384,9 @@ impl ClusterState {
         if let Some(entry) = self.pods.get_mut(key) {
             entry.pod.node_name = Some(node.to_string());
             entry.status = PodStatus::Bound;
+            if !entry.pod.is_daemon() {
+                *self.workload_pods.entry(node.to_string()).or_default() += 1;
+            }
             if let Some(r) = entry.record.and_then(|i| self.history.get_mut(i)) {
                 r.bound_at = Some(now);
                 r.node = Some(node.to_string());
@@ -361,17 +394,30 @@ impl ClusterState {
         }
     }
 
+    fn remove_pod(&mut self, key: &str, now: Millis) -> Option<PodEntry> {
+        let entry = self.pods.remove(key)?;
+        if let Some(r) = entry.record.and_then(|i| self.history.get_mut(i)) {
+            r.deleted_at = Some(now);
+        }
+        if let Some(node) = entry.pod.node_name.as_ref().filter(|_| !entry.pod.is_daemon())
+            && let Some(count) = self.workload_pods.get_mut(node)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.workload_pods.remove(node);
+            }
+        }
+        Some(entry)
+    }
+
     /// Deletes pods, then lets their workloads replace them.
     fn delete_pods(&mut self, keys: &[String], now: Millis) {
         let mut owners = Vec::new();
         for key in keys {
-            if let Some(entry) = self.pods.remove(key) {
-                if let Some(r) = entry.record.and_then(|i| self.history.get_mut(i)) {
-                    r.deleted_at = Some(now);
-                }
-                if let Some(owner) = owned_by_workload(&entry.pod) {
-                    owners.push(owner.to_string());
-                }
+            if let Some(entry) = self.remove_pod(key, now)
+                && let Some(owner) = owned_by_workload(&entry.pod)
+            {
+                owners.push(owner.to_string());
             }
         }
         owners.sort();
@@ -403,7 +449,12 @@ impl ClusterState {
                 }
             }
             owned.sort_by(|a, b| {
-                let colocated = |e: &PodEntry| e.pod.node_name.as_deref().map_or(usize::MAX, |n| per_node[n]);
+                let colocated = |e: &PodEntry| {
+                    e.pod
+                        .node_name
+                        .as_deref()
+                        .map_or(usize::MAX, |n| per_node.get(n).copied().unwrap_or(0))
+                };
                 colocated(b)
                     .cmp(&colocated(a))
                     .then(b.pod.created_at.cmp(&a.pod.created_at))
@@ -411,11 +462,7 @@ impl ClusterState {
             });
             let doomed: Vec<String> = owned[..owned.len() - want].iter().map(|e| e.pod.key()).collect();
             for key in doomed {
-                if let Some(entry) = self.pods.remove(&key)
-                    && let Some(r) = entry.record.and_then(|i| self.history.get_mut(i))
-                {
-                    r.deleted_at = Some(now);
-                }
+                self.remove_pod(&key, now);
             }
             self.dirty = true;
         } else {
@@ -489,16 +536,17 @@ impl Cluster for SimCluster {
 
     fn list_nodepools(&self) -> impl Future<Output = PortResult<(Vec<NodePool>, Vec<String>)>> + Send {
         std::future::ready(self.listing(ClusterOp::ListNodepools, |s| {
-            split_valid(&s.nodepools, |p| p.validate().map_err(|e| format!("NodePool {}: {e}", p.name())))
+            split_valid(&s.nodepools, |p| {
+                p.validate().map_err(|e| format!("NodePool {}: {e}", p.name()))
+            })
         }))
     }
 
-    fn list_nodeclasses(
-        &self,
-    ) -> impl Future<Output = PortResult<(Vec<Ec2NodeClass>, Vec<String>)>> + Send {
+    fn list_nodeclasses(&self) -> impl Future<Output = PortResult<(Vec<Ec2NodeClass>, Vec<String>)>> + Send {
         std::future::ready(self.listing(ClusterOp::ListNodeclasses, |s| {
             split_valid(&s.nodeclasses, |c| {
-                c.validate().map_err(|e| format!("EC2NodeClass {}: {e}", c.name()))
+                c.validate()
+                    .map_err(|e| format!("EC2NodeClass {}: {e}", c.name()))
             })
         }))
     }

@@ -78,7 +78,10 @@ mod tests {
         assert_eq!(first, second);
         let unique: BTreeSet<&String> = first.iter().collect();
         assert_eq!(unique.len(), first.len());
-        assert!(first.iter().all(|s| s.len() == 5
-            && s.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())));
+        assert!(
+            first
+                .iter()
+                .all(|s| s.len() == 5 && s.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()))
+        );
     }
 }

@@ -14,7 +14,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use nodewright_core::pod::{AffinityTerm, Millis, Node, Pod, TopologySpread, WhenUnsatisfiable, untolerated};
+use nodewright_core::pod::{
+    AffinityTerm, LabelSelector, Millis, Node, Pod, TopologySpread, WhenUnsatisfiable, untolerated,
+};
 use nodewright_core::ports::Clock;
 use nodewright_core::resources::{ResourceName, Resources};
 
@@ -40,6 +42,9 @@ struct BoundPod {
     anti_affinity: Vec<AffinityTerm>,
 }
 
+/// Replicas of one workload are identical, so they share their checks: `(namespace, owner)`.
+type WorkloadKey = (String, String);
+
 impl SimCluster {
     /// Runs one scheduling pass over every pod not yet bound, if anything changed since the
     /// last pass (a new pod, node, deleted pod or removed taint); otherwise nothing is retried,
@@ -48,15 +53,18 @@ impl SimCluster {
         let now = self.clock.now();
         let mut state = self.state();
         let mut pass = SchedulingPass::default();
+        // Every change to pods or nodes marks the state dirty, so the count below is current
+        // whenever nothing is to be done.
         if state.dirty {
             state.dirty = false;
             schedule(&mut state, now, &mut pass);
+            state.unschedulable = state
+                .pods
+                .values()
+                .filter(|e| matches!(e.status, PodStatus::Unschedulable { .. }))
+                .count();
         }
-        pass.unschedulable = state
-            .pods
-            .values()
-            .filter(|e| matches!(e.status, PodStatus::Unschedulable { .. }))
-            .count();
+        pass.unschedulable = state.unschedulable;
         pass
     }
 }
@@ -90,25 +98,40 @@ fn schedule(state: &mut ClusterState, now: Millis, pass: &mut SchedulingPass) {
             })
         })
         .collect();
-    // Replicas of one workload are identical: once one cannot be placed, none can this pass.
-    let mut failed_workloads: BTreeMap<(String, String), String> = BTreeMap::new();
+    // Once one replica cannot be placed, none can this pass; their topology is kept up to date
+    // bind by bind instead of being recounted over every bound pod for each replica.
+    let mut failed: BTreeMap<WorkloadKey, String> = BTreeMap::new();
+    let mut topologies: BTreeMap<WorkloadKey, Topology> = BTreeMap::new();
 
     for (_, _, key) in queue {
         let Some(pod) = state.pods.get(&key).map(|e| e.pod.clone()) else {
             continue;
         };
-        let workload = pod
-            .owner_name
-            .clone()
-            .map(|owner| (pod.namespace.clone(), owner));
-        let cached = workload.as_ref().and_then(|w| failed_workloads.get(w)).cloned();
-        let outcome = match cached {
-            Some(reason) => Err(reason),
-            None => place(&pod, &state.nodes, &used, &bound),
+        let workload = pod.owner_name.clone().map(|owner| (pod.namespace.clone(), owner));
+        let outcome = match workload.as_ref().and_then(|w| failed.get(w)) {
+            Some(reason) => Err(reason.clone()),
+            None => {
+                let fresh;
+                let topology = match &workload {
+                    Some(w) => topologies
+                        .entry(w.clone())
+                        .or_insert_with(|| Topology::for_pod(&pod, &state.nodes, &bound)),
+                    None => {
+                        fresh = Topology::for_pod(&pod, &state.nodes, &bound);
+                        &fresh
+                    }
+                };
+                place(&pod, &state.nodes, &used, topology)
+            }
         };
         match outcome {
             Ok(node) => {
                 used.entry(node.clone()).or_default().add(&pod.requests);
+                if let Some(n) = state.nodes.get(&node) {
+                    for t in topologies.values_mut() {
+                        t.observe(&pod, n);
+                    }
+                }
                 bound.push(BoundPod {
                     namespace: pod.namespace.clone(),
                     labels: pod.labels.clone(),
@@ -120,7 +143,7 @@ fn schedule(state: &mut ClusterState, now: Millis, pass: &mut SchedulingPass) {
             }
             Err(reason) => {
                 if let Some(w) = workload {
-                    failed_workloads.insert(w, reason.clone());
+                    failed.insert(w, reason.clone());
                 }
                 if let Some(entry) = state.pods.get_mut(&key) {
                     if !matches!(entry.status, PodStatus::Unschedulable { .. }) {
@@ -138,15 +161,14 @@ fn place(
     pod: &Pod,
     nodes: &BTreeMap<String, Node>,
     used: &BTreeMap<String, Resources>,
-    bound: &[BoundPod],
+    topology: &Topology,
 ) -> Result<String, String> {
-    let topology = Topology::for_pod(pod, nodes, bound);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut best: Option<(i64, &str)> = None;
     let empty = Resources::new();
     for (name, node) in nodes {
         let used = used.get(name).unwrap_or(&empty);
-        match feasible(pod, node, used, &topology) {
+        match feasible(pod, node, used, topology) {
             Err(reason) => *reasons.entry(reason).or_default() += 1,
             Ok(()) => {
                 let score = least_allocated(&node.allocatable, used, &pod.requests);
@@ -204,25 +226,48 @@ fn least_allocated(allocatable: &Resources, used: &Resources, request: &Resource
         .sum()
 }
 
-/// One required spread constraint, counted once per pod.
+/// One required spread constraint with its counts.
 struct Spread {
     key: String,
     max_skew: i64,
+    selector: LabelSelector,
     /// 1 if the pod matches its own selector (it will count once placed).
     self_match: i64,
     /// Matching pods per domain, over the domains of nodes the pod's node affinity allows.
     counts: BTreeMap<String, i64>,
+    min_domains: Option<i32>,
+    /// The global minimum the skew is measured from.
     min: i64,
 }
 
-/// The pod's topology constraints, resolved against the bound pods.
+impl Spread {
+    fn update_min(&mut self) {
+        let too_few_domains = self
+            .min_domains
+            .is_some_and(|m| (self.counts.len() as i64) < i64::from(m));
+        self.min = if too_few_domains {
+            0
+        } else {
+            self.counts.values().copied().min().unwrap_or(0)
+        };
+    }
+}
+
+/// A required pod (anti-)affinity term with the domains holding a pod it selects.
+struct Term {
+    term: AffinityTerm,
+    domains: BTreeSet<String>,
+}
+
+/// A pod's topology constraints, resolved against the bound pods.
 struct Topology {
+    namespace: String,
+    labels: BTreeMap<String, String>,
     spreads: Vec<Spread>,
-    /// (topology key, domains holding a pod the term selects).
-    anti: Vec<(String, BTreeSet<String>)>,
-    /// Like `anti`, with whether the term may be satisfied by the pod alone (no pod matches
-    /// anywhere and the pod matches its own term: the first replica of a self-affine group).
-    affinity: Vec<(String, BTreeSet<String>, bool)>,
+    anti: Vec<Term>,
+    /// With whether the pod matches its own term: the first replica of a self-affine group
+    /// may go anywhere while no pod matches.
+    affinity: Vec<(Term, bool)>,
     /// (topology key, domain) pairs where a bound pod's anti-affinity rejects this pod.
     rejected_by_others: Vec<(String, String)>,
 }
@@ -230,62 +275,90 @@ struct Topology {
 impl Topology {
     fn for_pod(pod: &Pod, nodes: &BTreeMap<String, Node>, bound: &[BoundPod]) -> Topology {
         let domain = |node: &str, key: &str| nodes.get(node).and_then(|n| n.labels.get(key)).cloned();
-        let spreads = pod
-            .topology_spread
-            .iter()
-            .filter(|c| c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
-            .map(|c| spread(pod, c, nodes, bound))
-            .collect();
-        let domains_selected = |term: &AffinityTerm| -> BTreeSet<String> {
-            bound
+        let term = |t: &AffinityTerm| Term {
+            domains: bound
                 .iter()
-                .filter(|b| term.selects(&pod.namespace, &b.namespace, &b.labels))
-                .filter_map(|b| domain(&b.node, &term.topology_key))
-                .collect()
+                .filter(|b| t.selects(&pod.namespace, &b.namespace, &b.labels))
+                .filter_map(|b| domain(&b.node, &t.topology_key))
+                .collect(),
+            term: t.clone(),
         };
-        let anti = pod
-            .pod_anti_affinity
-            .iter()
-            .map(|t| (t.topology_key.clone(), domains_selected(t)))
-            .collect();
-        let affinity = pod
-            .pod_affinity
-            .iter()
-            .map(|t| {
-                let domains = domains_selected(t);
-                let alone = domains.is_empty() && t.selects(&pod.namespace, &pod.namespace, &pod.labels);
-                (t.topology_key.clone(), domains, alone)
-            })
-            .collect();
-        let rejected_by_others = bound
-            .iter()
-            .flat_map(|b| {
-                b.anti_affinity
-                    .iter()
-                    .filter(|t| t.selects(&b.namespace, &pod.namespace, &pod.labels))
-                    .filter_map(|t| Some((t.topology_key.clone(), domain(&b.node, &t.topology_key)?)))
-            })
-            .collect();
         Topology {
-            spreads,
-            anti,
-            affinity,
-            rejected_by_others,
+            namespace: pod.namespace.clone(),
+            labels: pod.labels.clone(),
+            spreads: pod
+                .topology_spread
+                .iter()
+                .filter(|c| c.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule)
+                .map(|c| spread(pod, c, nodes, bound))
+                .collect(),
+            anti: pod.pod_anti_affinity.iter().map(term).collect(),
+            affinity: pod
+                .pod_affinity
+                .iter()
+                .map(|t| (term(t), t.selects(&pod.namespace, &pod.namespace, &pod.labels)))
+                .collect(),
+            rejected_by_others: bound
+                .iter()
+                .flat_map(|b| {
+                    b.anti_affinity
+                        .iter()
+                        .filter(|t| t.selects(&b.namespace, &pod.namespace, &pod.labels))
+                        .filter_map(|t| Some((t.topology_key.clone(), domain(&b.node, &t.topology_key)?)))
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes into account a pod just bound to `node`.
+    fn observe(&mut self, bound: &Pod, node: &Node) {
+        for s in &mut self.spreads {
+            if bound.namespace == self.namespace
+                && s.selector.matches(&bound.labels)
+                && let Some(count) = node.labels.get(&s.key).and_then(|d| s.counts.get_mut(d))
+            {
+                *count += 1;
+                s.update_min();
+            }
+        }
+        let terms = self
+            .anti
+            .iter_mut()
+            .chain(self.affinity.iter_mut().map(|(t, _)| t));
+        for t in terms {
+            if t.term.selects(&self.namespace, &bound.namespace, &bound.labels)
+                && let Some(d) = node.labels.get(&t.term.topology_key)
+            {
+                t.domains.insert(d.clone());
+            }
+        }
+        for t in &bound.pod_anti_affinity {
+            if t.selects(&bound.namespace, &self.namespace, &self.labels)
+                && let Some(d) = node.labels.get(&t.topology_key)
+            {
+                self.rejected_by_others.push((t.topology_key.clone(), d.clone()));
+            }
         }
     }
 
     fn admits(&self, node: &Node) -> Result<(), String> {
         for s in &self.spreads {
             let Some(d) = node.labels.get(&s.key) else {
-                return Err("node(s) didn't match pod topology spread constraints (missing required label)".into());
+                return Err(
+                    "node(s) didn't match pod topology spread constraints (missing required label)".into(),
+                );
             };
             let count = s.counts.get(d).copied().unwrap_or(0);
             if count + s.self_match - s.min > s.max_skew {
                 return Err("node(s) didn't match pod topology spread constraints".into());
             }
         }
-        for (key, domains) in &self.anti {
-            if node.labels.get(key).is_some_and(|d| domains.contains(d)) {
+        for t in &self.anti {
+            if node
+                .labels
+                .get(&t.term.topology_key)
+                .is_some_and(|d| t.domains.contains(d))
+            {
                 return Err("node(s) didn't match pod anti-affinity rules".into());
             }
         }
@@ -294,9 +367,9 @@ impl Topology {
                 return Err("node(s) didn't satisfy existing pods anti-affinity rules".into());
             }
         }
-        for (key, domains, alone) in &self.affinity {
-            let ok = match node.labels.get(key) {
-                Some(d) => *alone || domains.contains(d),
+        for (t, self_match) in &self.affinity {
+            let ok = match node.labels.get(&t.term.topology_key) {
+                Some(d) => t.domains.contains(d) || (t.domains.is_empty() && *self_match),
                 None => false,
             };
             if !ok {
@@ -325,17 +398,15 @@ fn spread(pod: &Pod, c: &TopologySpread, nodes: &BTreeMap<String, Node>, bound: 
             *count += 1;
         }
     }
-    let too_few_domains = c.min_domains.is_some_and(|m| (counts.len() as i64) < i64::from(m));
-    let min = if too_few_domains {
-        0
-    } else {
-        counts.values().copied().min().unwrap_or(0)
-    };
-    Spread {
+    let mut s = Spread {
         key: c.topology_key.clone(),
         max_skew: i64::from(c.max_skew),
+        selector: c.selector.clone(),
         self_match: i64::from(c.selector.matches(&pod.labels)),
         counts,
-        min,
-    }
+        min_domains: c.min_domains,
+        min: 0,
+    };
+    s.update_min();
+    s
 }

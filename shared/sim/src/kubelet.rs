@@ -1,6 +1,6 @@
 //! The simulated kubelet: a launched instance boots and registers as a Node, as EKS nodes do.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::labels;
@@ -33,14 +33,16 @@ pub struct Registration {
 #[derive(Debug)]
 pub struct Kubelet {
     boot_delay: Millis,
-    joined: BTreeSet<String>,
+    /// Instances (in the cloud's launch order) already booted: registered, or terminated
+    /// before they could.
+    booted: usize,
 }
 
 impl Kubelet {
     pub fn new(boot_delay: Millis) -> Self {
         Kubelet {
             boot_delay,
-            joined: BTreeSet::new(),
+            booted: 0,
         }
     }
 
@@ -53,32 +55,35 @@ impl Kubelet {
     ) -> Result<Vec<Registration>> {
         let now = cluster.clock.now();
         let mut out = Vec::new();
-        for sim in cloud.instances() {
-            let id = &sim.instance.id;
-            if sim.terminated_at.is_some()
-                || self.joined.contains(id)
-                || sim.instance.launched_at + self.boot_delay > now
-            {
-                continue;
+        for sim in cloud.instances_launched_by(self.booted, now - self.boot_delay) {
+            self.booted += 1;
+            if sim.terminated_at.is_none() {
+                out.push(register(&sim, cluster, store, now)?);
             }
-            self.joined.insert(id.clone());
-            out.push(register(&sim, cluster, store, now)?);
         }
         Ok(out)
     }
 }
 
-fn register(sim: &SimInstance, cluster: &SimCluster, store: &SimClaimStore, now: Millis) -> Result<Registration> {
+fn register(
+    sim: &SimInstance,
+    cluster: &SimCluster,
+    store: &SimClaimStore,
+    now: Millis,
+) -> Result<Registration> {
     let instance = &sim.instance;
     let claim = match &instance.claim_id {
-        Some(id) => pollster::block_on(store.get(id)).map_err(|e| Error::port(format!("reading claim {id}"), e))?,
+        Some(id) => {
+            pollster::block_on(store.get(id)).map_err(|e| Error::port(format!("reading claim {id}"), e))?
+        }
         None => None,
     };
     let name = instance
         .private_dns_name
         .clone()
         .unwrap_or_else(|| instance.id.clone());
-    let mut node_labels: BTreeMap<String, String> = claim.as_ref().map(|c| c.labels.clone()).unwrap_or_default();
+    let mut node_labels: BTreeMap<String, String> =
+        claim.as_ref().map(|c| c.labels.clone()).unwrap_or_default();
     node_labels.extend(sim.instance_type.labels.clone());
     let nodepool = claim
         .as_ref()
@@ -97,7 +102,10 @@ fn register(sim: &SimInstance, cluster: &SimCluster, store: &SimClaimStore, now:
         node_labels.insert(k.to_string(), v.to_string());
     }
     let mut taints = claim.as_ref().map(|c| c.taints.clone()).unwrap_or_default();
-    let startup = claim.as_ref().map(|c| c.startup_taints.clone()).unwrap_or_default();
+    let startup = claim
+        .as_ref()
+        .map(|c| c.startup_taints.clone())
+        .unwrap_or_default();
     taints.extend(startup.iter().cloned());
     let node = Node {
         name: name.clone(),

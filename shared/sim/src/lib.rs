@@ -24,7 +24,7 @@ mod sweep;
 
 pub use calls::{Call, CloudOp, ClusterOp, StoreOp};
 pub use clock::VirtualClock;
-pub use cloud::{OfferingPattern, SimCloud, SimInstance};
+pub use cloud::{CapacityFailure, OfferingPattern, SimCloud, SimInstance};
 pub use cluster::{PodRecord, PodStatus, SimCluster, Workload};
 pub use error::{Error, Result};
 pub use ids::SeededIds;

@@ -63,6 +63,12 @@ pub enum Event {
         pods: usize,
         reason: String,
     },
+    /// Launches of a round that found no capacity in any offering they allowed.
+    NoCapacity {
+        launches: usize,
+        /// Distinct offerings that failed.
+        offerings: usize,
+    },
     LaunchFailed {
         error: String,
     },
@@ -97,7 +103,11 @@ impl fmt::Display for Event {
             Event::OutOfCapacity { offerings } => write!(f, "out of capacity: {offerings}"),
             Event::CapacityRestored { offerings } => write!(f, "capacity restored: {offerings}"),
             Event::PodsPending { pods, unschedulable } => {
-                write!(f, "{} unschedulable ({unschedulable} waiting)", plural(*pods, "pod"))
+                write!(
+                    f,
+                    "{} unschedulable ({unschedulable} waiting)",
+                    plural(*pods, "pod")
+                )
             }
             Event::Launched {
                 claim,
@@ -115,6 +125,12 @@ impl fmt::Display for Event {
             Event::CannotProvision { pods, reason } => {
                 write!(f, "cannot provision {}: {reason}", plural(*pods, "pod"))
             }
+            Event::NoCapacity { launches, offerings } => write!(
+                f,
+                "no capacity: {} failed across {}",
+                plural(*launches, "launch"),
+                plural(*offerings, "offering")
+            ),
             Event::LaunchFailed { error } => write!(f, "launch failed: {error}"),
             Event::RoundFailed { error } => write!(f, "provisioning round failed: {error}"),
             Event::InvalidConfig { error } => write!(f, "invalid configuration skipped: {error}"),
@@ -150,10 +166,10 @@ impl fmt::Display for Event {
 }
 
 fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
+    match (n, noun.ends_with("ch")) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{n} {noun}es"),
+        (_, false) => format!("{n} {noun}s"),
     }
 }
 

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use nodewright_core::api::{self, ConfigObject, Ec2NodeClass, NodePool, ObjectMeta};
 use nodewright_core::pod::{
-    AffinityTerm, InclusionPolicy, LabelSelector, Millis, Pod, TaintEffect, Toleration,
-    TolerationOperator, TopologySpread, WhenUnsatisfiable,
+    AffinityTerm, InclusionPolicy, LabelSelector, Millis, Pod, TaintEffect, Toleration, TolerationOperator,
+    TopologySpread, WhenUnsatisfiable,
 };
 use nodewright_core::ports::DaemonSet;
 use nodewright_core::quantity::Quantity;
@@ -87,7 +87,9 @@ impl Scenario {
             source,
         })?;
         let dir = path.parent().unwrap_or(Path::new(""));
-        Scenario::parse(&text, &file, &|include| std::fs::read_to_string(dir.join(include)))
+        Scenario::parse(&text, &file, &|include| {
+            std::fs::read_to_string(dir.join(include))
+        })
     }
 
     /// Parses scenario text; `file` names it in errors and `include` reads included files.
@@ -103,7 +105,11 @@ impl Scenario {
         let duration = |field: &str, value: &str| -> Result<Millis> {
             match api::parse_duration(value) {
                 Ok(Some(ms)) if ms >= 0 => Ok(ms),
-                Ok(_) => Err(Error::scenario(file, field, format!("{value:?} is not a duration"))),
+                Ok(_) => Err(Error::scenario(
+                    file,
+                    field,
+                    format!("{value:?} is not a duration"),
+                )),
                 Err(e) => Err(Error::scenario(file, field, e)),
             }
         };
@@ -129,7 +135,11 @@ impl Scenario {
         for (i, w) in spec.workloads.into_iter().enumerate() {
             let field = format!("workloads[{i}]");
             if !names.insert(w.name.clone()) {
-                return Err(Error::scenario(file, format!("{field}.name"), format!("{:?} is used twice", w.name)));
+                return Err(Error::scenario(
+                    file,
+                    format!("{field}.name"),
+                    format!("{:?} is used twice", w.name),
+                ));
             }
             workloads.push(w.into_workload(file, &field)?);
         }
@@ -139,7 +149,11 @@ impl Scenario {
             let field = format!("steps[{i}]");
             let at_ms = duration(&format!("{field}.at"), &s.at)?;
             if at_ms > end_ms {
-                return Err(Error::scenario(file, format!("{field}.at"), format!("{} is after end ({})", s.at, spec.end)));
+                return Err(Error::scenario(
+                    file,
+                    format!("{field}.at"),
+                    format!("{} is after end ({})", s.at, spec.end),
+                ));
             }
             if let Some(unknown) = s.scale.keys().find(|n| !names.contains(*n)) {
                 return Err(Error::scenario(
@@ -232,7 +246,11 @@ impl Objects {
         include: &dyn Fn(&str) -> std::io::Result<String>,
     ) -> Result<()> {
         let Some(map) = entry.as_mapping() else {
-            return Err(Error::scenario(file, field, "expected a manifest or {include: path}"));
+            return Err(Error::scenario(
+                file,
+                field,
+                "expected a manifest or {include: path}",
+            ));
         };
         let Some(path) = map.get("include") else {
             let text = serde_yaml::to_string(entry).map_err(|source| Error::ScenarioSyntax {
@@ -242,7 +260,11 @@ impl Objects {
             return self.add_document(&text, file, field);
         };
         let Some(path) = path.as_str().filter(|_| map.len() == 1) else {
-            return Err(Error::scenario(file, field, "include takes a path and nothing beside it"));
+            return Err(Error::scenario(
+                file,
+                field,
+                "include takes a path and nothing beside it",
+            ));
         };
         let text = include(path).map_err(|source| Error::Include {
             file: file.to_string(),
@@ -256,10 +278,11 @@ impl Objects {
     }
 
     fn add_document(&mut self, text: &str, file: &str, field: &str) -> Result<()> {
-        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|source| Error::ScenarioSyntax {
-            file: format!("{file}: {field}"),
-            source,
-        })?;
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|source| Error::ScenarioSyntax {
+                file: format!("{file}: {field}"),
+                source,
+            })?;
         let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
         let config = |source| Error::Config {
             file: format!("{file}: {field}"),
@@ -388,17 +411,31 @@ impl DaemonSetManifest {
         }
         let name = self.metadata.name.clone();
         if name.is_empty() {
-            return Err(Error::scenario(file, format!("{field}.metadata.name"), "is required"));
+            return Err(Error::scenario(
+                file,
+                format!("{field}.metadata.name"),
+                "is required",
+            ));
         }
-        let namespace = self.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let namespace = self
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let spec = self.spec.template.spec;
         let at = |f: &str| format!("{field}.spec.template.spec.{f}");
         let mut requests = Resources::new();
         for (i, c) in spec.containers.iter().enumerate() {
-            requests.add(&c.resources.effective(file, &at(&format!("containers[{i}].resources")))?);
+            requests.add(
+                &c.resources
+                    .effective(file, &at(&format!("containers[{i}].resources")))?,
+            );
         }
         for (i, c) in spec.init_containers.iter().enumerate() {
-            requests.max_with(&c.resources.effective(file, &at(&format!("initContainers[{i}].resources")))?);
+            requests.max_with(
+                &c.resources
+                    .effective(file, &at(&format!("initContainers[{i}].resources")))?,
+            );
         }
         requests.add(&resources(&spec.overhead, file, &at("overhead"))?);
         requests.set(ResourceName::Pods, 1);
@@ -525,13 +562,21 @@ impl TolerationSpec {
         let operator = match self.operator.unwrap_or(TolerationOperatorSpec::Equal) {
             TolerationOperatorSpec::Exists => {
                 if self.value.as_deref().is_some_and(|v| !v.is_empty()) {
-                    return Err(Error::scenario(file, format!("{field}.value"), "must be empty with operator Exists"));
+                    return Err(Error::scenario(
+                        file,
+                        format!("{field}.value"),
+                        "must be empty with operator Exists",
+                    ));
                 }
                 TolerationOperator::Exists
             }
             TolerationOperatorSpec::Equal => {
                 if self.key.as_deref().is_none_or(str::is_empty) {
-                    return Err(Error::scenario(file, format!("{field}.key"), "is required with operator Equal"));
+                    return Err(Error::scenario(
+                        file,
+                        format!("{field}.key"),
+                        "is required with operator Equal",
+                    ));
                 }
                 TolerationOperator::Equal
             }
@@ -549,7 +594,11 @@ impl WorkloadSpec {
     fn into_workload(self, file: &str, field: &str) -> Result<Workload> {
         let at = |f: &str| format!("{field}.{f}");
         if self.name.is_empty() || self.name.contains('/') {
-            return Err(Error::scenario(file, at("name"), format!("{:?} is not a valid name", self.name)));
+            return Err(Error::scenario(
+                file,
+                at("name"),
+                format!("{:?} is not a valid name", self.name),
+            ));
         }
         let mut labels = BTreeMap::from([("app".to_string(), self.name.clone())]);
         labels.extend(self.labels);
@@ -576,7 +625,11 @@ impl WorkloadSpec {
         let mut topology_spread = Vec::new();
         for (i, s) in self.topology_spread.into_iter().enumerate() {
             if s.max_skew < 1 {
-                return Err(Error::scenario(file, at(&format!("topologySpread[{i}].maxSkew")), "must be at least 1"));
+                return Err(Error::scenario(
+                    file,
+                    at(&format!("topologySpread[{i}].maxSkew")),
+                    "must be at least 1",
+                ));
             }
             topology_spread.push(TopologySpread {
                 max_skew: s.max_skew,
@@ -628,7 +681,11 @@ fn resources(list: &BTreeMap<String, Quantity>, file: &str, field: &str) -> Resu
     for (name, q) in list {
         let text = q.to_string();
         if q.is_negative() {
-            return Err(Error::scenario(file, format!("{field}.{name}"), format!("{text} is negative")));
+            return Err(Error::scenario(
+                file,
+                format!("{field}.{name}"),
+                format!("{text} is negative"),
+            ));
         }
         out.add_named(name, *q, &text)
             .map_err(|e| Error::scenario(file, format!("{field}.{name}"), e.to_string()))?;

@@ -21,7 +21,7 @@ use crate::store::SimClaimStore;
 use crate::sweep::EmptinessSweep;
 
 /// Virtual time starts here (2026-01-01T00:00:00Z), so that timestamps look like real ones.
-pub const START: Millis = 1_767_225_600_000;
+const START: Millis = 1_767_225_600_000;
 const TICK_MS: Millis = 1_000;
 /// The webhook → SQS → provisioner path runs a round at most this often.
 const DEBOUNCE_MS: Millis = 10_000;
@@ -34,12 +34,12 @@ pub fn simulate(scenario: Scenario) -> Result<Report> {
     Simulation::new(scenario).run()
 }
 
-/// A scenario being played. Each tick, in order: the scenario's steps due by now; the kubelet
-/// registers booted instances; the kube-scheduler binds what fits and marks the rest
-/// Unschedulable (which fires the webhook); the emptiness sweep removes nodes empty for their
-/// pool's `consolidateAfter`; the provisioner runs [`provisioning::run_round`] if the webhook
-/// fired and the last round is at least 10 s old, or the minute's backstop is due.
-/// The same scenario gives the same report on every run.
+/// A scenario being played, one tick per virtual second. Each tick, in order: the scenario's
+/// steps due by now; the kubelet registers booted instances; the kube-scheduler binds what fits
+/// and marks the rest Unschedulable (which fires the webhook); the emptiness sweep removes
+/// nodes empty for their pool's `consolidateAfter`; the provisioner runs
+/// [`provisioning::run_round`] if the webhook fired and the last round is at least 10 s old, or
+/// the minute's backstop is due. The same scenario gives the same report on every run.
 #[derive(Debug)]
 pub struct Simulation {
     scenario: Scenario,
@@ -54,12 +54,16 @@ pub struct Simulation {
     sweep: EmptinessSweep,
     /// Steps applied so far.
     steps_done: usize,
+    /// When (from the start) the next tick runs.
+    next_tick_ms: Millis,
     webhook_fired: bool,
     last_round: Option<Millis>,
     next_backstop: Millis,
     /// What the last round could not provision, so that repeats are not reported again.
     last_unprovisionable: Vec<(String, usize)>,
     last_invalid_config: Vec<String>,
+    /// Capacity failures of the cloud already reported.
+    capacity_failures_seen: usize,
     timeline: Vec<TimelineEvent>,
     rounds: usize,
     peak_nodes: usize,
@@ -103,11 +107,13 @@ impl Simulation {
             kubelet,
             sweep: EmptinessSweep::new(),
             steps_done: 0,
+            next_tick_ms: 0,
             webhook_fired: false,
             last_round: None,
             next_backstop: START + BACKSTOP_MS,
             last_unprovisionable: Vec::new(),
             last_invalid_config: Vec::new(),
+            capacity_failures_seen: 0,
             timeline: Vec::new(),
             rounds: 0,
             peak_nodes: 0,
@@ -115,17 +121,23 @@ impl Simulation {
         }
     }
 
-    /// Ticks until the scenario's end (inclusive) and reports.
+    /// Plays the scenario to its end and reports.
     pub fn run(mut self) -> Result<Report> {
-        loop {
+        self.run_until(self.scenario.end_ms)?;
+        self.clock.advance_to(START + self.scenario.end_ms);
+        Ok(self.report())
+    }
+
+    /// Plays every tick up to `elapsed_ms` from the start (inclusive, and never past the
+    /// scenario's end); the clock then reads the last tick's time.
+    pub fn run_until(&mut self, elapsed_ms: Millis) -> Result<()> {
+        let until = elapsed_ms.min(self.scenario.end_ms);
+        while self.next_tick_ms <= until {
+            self.clock.advance_to(START + self.next_tick_ms);
+            self.next_tick_ms += TICK_MS;
             self.tick()?;
-            let elapsed = self.elapsed_ms();
-            if elapsed >= self.scenario.end_ms {
-                return Ok(self.report());
-            }
-            self.clock
-                .advance_to(START + (elapsed + TICK_MS).min(self.scenario.end_ms));
         }
+        Ok(())
     }
 
     /// Time since the start.
@@ -133,8 +145,8 @@ impl Simulation {
         self.clock.now() - START
     }
 
-    /// Does this second's work; the caller advances the clock.
-    pub fn tick(&mut self) -> Result<()> {
+    /// One second's work, at the clock's time.
+    fn tick(&mut self) -> Result<()> {
         self.apply_due_steps();
 
         for r in self
@@ -165,10 +177,7 @@ impl Simulation {
             });
         }
 
-        for r in self
-            .sweep
-            .sweep(&self.cluster, &self.cloud, &self.store, ACTOR)?
-        {
+        for r in self.sweep.sweep(&self.cluster, &self.cloud, &self.store, ACTOR)? {
             self.record(Event::NodeRemoved {
                 node: r.node,
                 claim: r.claim_id,
@@ -189,20 +198,24 @@ impl Simulation {
             self.round();
         }
 
-        self.peak_nodes = self.peak_nodes.max(self.cluster.nodes().len());
-        let bound = self
-            .cluster
-            .pods()
-            .iter()
-            .filter(|(p, s)| *s == PodStatus::Bound && !p.is_daemon())
-            .count();
-        self.peak_pods_bound = self.peak_pods_bound.max(bound);
+        self.peak_nodes = self.peak_nodes.max(self.cluster.node_count());
+        self.peak_pods_bound = self.peak_pods_bound.max(self.pods_bound());
         Ok(())
+    }
+
+    /// Workload pods bound now.
+    pub fn pods_bound(&self) -> usize {
+        self.cluster.workload_pods_per_node().values().sum()
     }
 
     fn apply_due_steps(&mut self) {
         let elapsed = self.elapsed_ms();
-        while let Some(step) = self.scenario.steps.get(self.steps_done).filter(|s| s.at_ms <= elapsed) {
+        while let Some(step) = self
+            .scenario
+            .steps
+            .get(self.steps_done)
+            .filter(|s| s.at_ms <= elapsed)
+        {
             let step = step.clone();
             self.steps_done += 1;
             for p in &step.out_of_capacity {
@@ -240,15 +253,26 @@ impl Simulation {
             &self.unavailable,
             &self.config,
         ));
+        // The round's report does not list launches that ran out of capacity after its last
+        // re-plan; the cloud does.
+        let failures = self.cloud.capacity_failures();
+        let new_failures = &failures[self.capacity_failures_seen.min(failures.len())..];
+        if !new_failures.is_empty() {
+            let offerings: BTreeSet<_> = new_failures.iter().flat_map(|f| f.offerings.iter()).collect();
+            let event = Event::NoCapacity {
+                launches: new_failures.len(),
+                offerings: offerings.len(),
+            };
+            self.capacity_failures_seen = failures.len();
+            self.record(event);
+        }
         match result {
             Ok(report) if report.ran => {
                 self.rounds += 1;
                 self.record_round(report);
             }
             Ok(_) => {}
-            Err(e) => self.record(Event::RoundFailed {
-                error: e.to_string(),
-            }),
+            Err(e) => self.record(Event::RoundFailed { error: e.to_string() }),
         }
     }
 
@@ -332,7 +356,7 @@ impl Simulation {
                 pods_pending_at_end: pending_at_end,
                 instances_launched: instances.len(),
                 peak_nodes: self.peak_nodes,
-                nodes_at_end: self.cluster.nodes().len(),
+                nodes_at_end: self.cluster.node_count(),
                 node_hours: round4(node_hours),
                 total_cost: round4(cost),
                 time_to_bind: Latency::of(latencies),

@@ -109,7 +109,10 @@ impl SimClaimStore {
         }
         let mut stored = claim.clone();
         stored.version = claim.version.checked_add(1).ok_or_else(|| {
-            PortError::new(ErrorKind::Invalid, format!("claim {} version overflows", claim.id))
+            PortError::new(
+                ErrorKind::Invalid,
+                format!("claim {} version overflows", claim.id),
+            )
         })?;
         state.claims.insert(claim.id.clone(), stored.clone());
         Ok(stored)

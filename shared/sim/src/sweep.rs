@@ -49,25 +49,22 @@ impl EmptinessSweep {
         actor: &str,
     ) -> Result<Vec<Removal>> {
         let now = cluster.clock.now();
-        let read = |what: &str, e| Error::port(format!("emptiness sweep: {what}"), e);
-        let (pools, _) = pollster::block_on(cluster.list_nodepools()).map_err(|e| read("listing NodePools", e))?;
-        let after: BTreeMap<String, Millis> = pools
+        // Reads go straight to the cluster's state: they run every tick, and a port call
+        // would copy every pod each time. Writes go through the ports, as the sweeper's do.
+        let after: BTreeMap<String, Millis> = cluster
+            .nodepools()
             .iter()
+            .filter(|p| p.validate().is_ok())
             .filter(|p| match p.spec.disruption.consolidation_policy {
                 ConsolidationPolicy::WhenEmpty | ConsolidationPolicy::WhenEmptyOrUnderutilized => true,
             })
-            // `Never` (None) and unparsable durations keep the pool's nodes.
+            // `Never` (None) keeps the pool's nodes.
             .filter_map(|p| Some((p.name().to_string(), p.consolidate_after().ok()??)))
             .collect();
-        let nodes = pollster::block_on(cluster.list_nodes()).map_err(|e| read("listing nodes", e))?;
-        let bound = pollster::block_on(cluster.list_bound_pods()).map_err(|e| read("listing pods", e))?;
-        let mut busy: BTreeMap<&str, usize> = BTreeMap::new();
-        for pod in bound.iter().filter(|p| !p.is_daemon()) {
-            if let Some(n) = pod.node_name.as_deref() {
-                *busy.entry(n).or_default() += 1;
-            }
-        }
-        self.empty_since.retain(|name, _| nodes.iter().any(|n| &n.name == name));
+        let nodes = cluster.nodes();
+        let busy = cluster.workload_pods_per_node();
+        self.empty_since
+            .retain(|name, _| nodes.iter().any(|n| &n.name == name));
         let mut removals = Vec::new();
         for node in &nodes {
             let pool = node.labels.get(labels::NODEPOOL);
@@ -75,7 +72,7 @@ impl EmptinessSweep {
                 self.empty_since.remove(&node.name);
                 continue;
             };
-            if busy.contains_key(node.name.as_str()) {
+            if busy.contains_key(&node.name) {
                 self.empty_since.remove(&node.name);
                 continue;
             }
