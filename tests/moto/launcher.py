@@ -232,6 +232,10 @@ def xml_escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
+# Services moto does not implement; answered here the way moto answers them (HTTP 500).
+UNSERVED = {"pricing"}
+
+
 class Middleware:
     """WSGI middleware around moto: the control API, injected errors, fleet errorSets."""
 
@@ -246,6 +250,15 @@ class Middleware:
 
         body = read_body(environ)
         service, action, is_json = identify(environ, body)
+        if service in UNSERVED:
+            # moto has no backend for these; left to moto, the failed lookup leaves its app
+            # lock held and every later request to that service hangs.
+            failure = {
+                "code": "InternalFailure",
+                "message": f"moto does not implement the {service} API",
+                "status": 500,
+            }
+            return error_response(start_response, service, failure, is_json, environ)
         if service and action:
             failure = self.injections.take_failure(service, action)
             if failure is not None:

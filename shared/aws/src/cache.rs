@@ -11,6 +11,7 @@ use nodewright_core::pod::Millis;
 #[derive(Debug)]
 pub(crate) struct TtlCache<K, V> {
     ttl: Millis,
+    /// Value and the moment it expires.
     entries: Mutex<HashMap<K, (Millis, V)>>,
 }
 
@@ -24,14 +25,19 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
 
     pub(crate) fn get(&self, key: &K, now: Millis) -> Option<V> {
         let entries = lock(&self.entries);
-        let (stored_at, value) = entries.get(key)?;
-        (now < stored_at + self.ttl).then(|| value.clone())
+        let (expires_at, value) = entries.get(key)?;
+        (now < *expires_at).then(|| value.clone())
     }
 
     pub(crate) fn put(&self, key: K, value: V, now: Millis) {
+        self.put_for(key, value, now, self.ttl);
+    }
+
+    /// Stores a value good for `ttl` rather than the cache's usual time.
+    pub(crate) fn put_for(&self, key: K, value: V, now: Millis, ttl: Millis) {
         let mut entries = lock(&self.entries);
-        entries.retain(|_, (stored_at, _)| now < *stored_at + self.ttl);
-        entries.insert(key, (now, value));
+        entries.retain(|_, (expires_at, _)| now < *expires_at);
+        entries.insert(key, (now + ttl, value));
     }
 
     pub(crate) fn clear(&self) {
@@ -56,6 +62,14 @@ mod tests {
         assert_eq!(cache.get(&"k", 10_999), Some(1));
         assert_eq!(cache.get(&"k", 11_000), None);
         assert_eq!(cache.get(&"other", 10_000), None);
+    }
+
+    #[test]
+    fn a_value_can_be_kept_for_a_shorter_time() {
+        let cache = TtlCache::new(1_000);
+        cache.put_for("k", 1, 0, 10);
+        assert_eq!(cache.get(&"k", 9), Some(1));
+        assert_eq!(cache.get(&"k", 10), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use nodewright_core::ports::{ErrorKind, PortError, PortResult};
 
 /// What the EC2 adapter needs to know about the cluster it launches nodes for.
@@ -56,6 +57,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long one attempt may take before it is abandoned and retried: an endpoint that
+    /// accepts a request and never answers must not stall a round until Lambda kills it.
+    pub attempt_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -66,6 +70,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(20),
+            attempt_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -76,6 +81,14 @@ impl RetryPolicy {
             .with_max_attempts(self.max_attempts)
             .with_initial_backoff(self.initial_backoff)
             .with_max_backoff(self.max_backoff)
+    }
+
+    /// Connecting takes milliseconds inside a region; the attempt bound covers the rest.
+    pub fn timeouts(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3).min(self.attempt_timeout))
+            .operation_attempt_timeout(self.attempt_timeout)
+            .build()
     }
 }
 

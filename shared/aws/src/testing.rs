@@ -21,7 +21,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use nodewright_core::api::{ConfigObject, Ec2NodeClass, parse_config_object};
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::nodeclaim::{ClaimState, NodeClaim};
+use nodewright_core::pod::Millis;
+use nodewright_core::ports::{Clock, LaunchOverride};
 use nodewright_core::resources::Resources;
 use serde_json::json;
 
@@ -380,6 +382,7 @@ pub fn aws_config(cluster: &str) -> AwsConfig {
             max_attempts: 4,
             initial_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(50),
+            attempt_timeout: Duration::from_secs(10),
         },
     }
 }
@@ -408,5 +411,39 @@ pub fn claim(id: &str) -> NodeClaim {
         registered_at: None,
         initialized_at: None,
         reason: None,
+    }
+}
+
+/// One offering for a launch request.
+pub fn offering(instance_type: &str, zone: &str, capacity_type: CapacityType, price: f64) -> LaunchOverride {
+    LaunchOverride {
+        instance_type: instance_type.to_string(),
+        zone: zone.to_string(),
+        capacity_type,
+        price,
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug, Default)]
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn at(now: Millis) -> std::sync::Arc<TestClock> {
+        std::sync::Arc::new(TestClock(AtomicI64::new(now)))
+    }
+
+    pub fn set(&self, now: Millis) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, by: Millis) {
+        self.0.fetch_add(by, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
     }
 }

@@ -6,8 +6,8 @@
 //! reconcile pass with the DynamoDB store: afterwards every instance belongs to a live claim or
 //! is terminated, and no claim is left `Launching`.
 //!
-//! The instances are launched with RunInstances and listed and terminated by [`Ec2Instances`],
-//! a small `Cloud` over aws-sdk-ec2 kept here until the EC2 adapter's own `Cloud` lands.
+//! Instances are launched, listed and terminated by the EC2 adapter itself ([`Ec2Cloud`]);
+//! only the orphan without a claim tag is started with a bare RunInstances.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -15,17 +15,14 @@ use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_ec2::types::{Filter, InstanceLifecycleType, InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use nodewright_aws::Ec2Cloud;
 use nodewright_aws::claims::{DynamoClaimStore, create_table};
-use nodewright_aws::errors;
-use nodewright_aws::testing::Moto;
-use nodewright_core::api::Ec2NodeClass;
-use nodewright_core::catalog::{CapacityType, Catalog};
+use nodewright_aws::testing::{Moto, aws_config, getting_started_nodeclass, offering};
+use nodewright_core::catalog::CapacityType;
 use nodewright_core::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{
-    CLAIM_TAG, ClaimStore, Clock, Cloud, ErrorKind, Instance, LaunchRequest, Launched, PortError, PortResult,
-};
+use nodewright_core::ports::{ClaimStore, Clock, Cloud, Instance, LaunchRequest};
 use nodewright_core::reconcile::{
     LAUNCH_NEVER_COMPLETED, ORPHAN_INSTANCE, ReconcileAction, ReconcilePolicy, apply, reconcile,
 };
@@ -57,149 +54,35 @@ fn cluster_tag(cluster: &str) -> String {
     format!("kubernetes.io/cluster/{cluster}")
 }
 
-/// The instances of one cluster in moto's EC2: those tagged `kubernetes.io/cluster/<name>`.
-struct Ec2Instances {
-    ec2: aws_sdk_ec2::Client,
-    cluster: String,
-}
-
-impl Ec2Instances {
-    /// Step 2 of a launch: one instance tagged with the cluster and, if given, a claim id.
-    async fn run(&self, claim_id: Option<&str>) -> String {
-        let image_id = self
-            .ec2
-            .describe_images()
-            .send()
-            .await
-            .expect("describe images")
-            .images()
-            .iter()
-            .find_map(|i| i.image_id().map(str::to_string))
-            .expect("moto has images");
-        let mut tags = TagSpecification::builder()
-            .resource_type(ResourceType::Instance)
-            .tags(
-                Tag::builder()
-                    .key(cluster_tag(&self.cluster))
-                    .value("owned")
-                    .build(),
-            );
-        if let Some(claim_id) = claim_id {
-            tags = tags.tags(Tag::builder().key(CLAIM_TAG).value(claim_id).build());
-        }
-        self.ec2
-            .run_instances()
-            .image_id(image_id)
-            .instance_type(InstanceType::M5Large)
-            .min_count(1)
-            .max_count(1)
-            .tag_specifications(tags.build())
-            .send()
-            .await
-            .expect("run instances")
-            .instances()
-            .first()
-            .and_then(|i| i.instance_id())
-            .expect("an instance id")
-            .to_string()
-    }
-}
-
-impl Cloud for Ec2Instances {
-    async fn launch(&self, request: &LaunchRequest) -> PortResult<Launched> {
-        Err(PortError::new(
-            ErrorKind::Invalid,
-            format!("these tests launch claim {} with RunInstances", request.claim.id),
-        ))
-    }
-
-    async fn terminate(&self, instance_id: &str) -> PortResult<()> {
-        match self
-            .ec2
-            .terminate_instances()
-            .instance_ids(instance_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match errors::from_sdk("ec2 TerminateInstances", e) {
-                gone if gone.kind == ErrorKind::NotFound => Ok(()),
-                other => Err(other),
-            },
-        }
-    }
-
-    async fn list_instances(&self) -> PortResult<Vec<Instance>> {
-        let output = self
-            .ec2
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("tag-key")
-                    .values(cluster_tag(&self.cluster))
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("instance-state-name")
-                    .set_values(Some(
-                        ["pending", "running", "shutting-down", "stopping", "stopped"]
-                            .map(String::from)
-                            .to_vec(),
-                    ))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| errors::from_sdk("ec2 DescribeInstances", e))?;
-        let mut instances = Vec::new();
-        for i in output.reservations().iter().flat_map(|r| r.instances()) {
-            let tags: BTreeMap<String, String> = i
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                .collect();
-            instances.push(Instance {
-                id: i.instance_id().unwrap_or_default().to_string(),
-                instance_type: i
-                    .instance_type()
-                    .map(|t| t.as_str().to_string())
-                    .unwrap_or_default(),
-                zone: i
-                    .placement()
-                    .and_then(|p| p.availability_zone())
-                    .unwrap_or_default()
-                    .to_string(),
-                capacity_type: match i.instance_lifecycle() {
-                    Some(InstanceLifecycleType::Spot) => CapacityType::Spot,
-                    _ => CapacityType::OnDemand,
-                },
-                state: i
-                    .state()
-                    .and_then(|s| s.name())
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                launched_at: i
-                    .launch_time()
-                    .and_then(|t| t.to_millis().ok())
-                    .unwrap_or_default(),
-                claim_id: tags.get(CLAIM_TAG).cloned(),
-                tags,
-                private_dns_name: i.private_dns_name().map(str::to_string),
-            });
-        }
-        Ok(instances)
-    }
-
-    async fn catalog(&self, nodeclass: &Ec2NodeClass) -> PortResult<Catalog> {
-        Err(PortError::new(
-            ErrorKind::Invalid,
-            format!(
-                "no catalog in these tests (node class {})",
-                nodeclass.metadata.name
-            ),
-        ))
-    }
+/// An instance started behind nodewright's back (RunInstances), tagged with the cluster only,
+/// as a managed node group's would be.
+async fn run_untagged_by_claim(ec2: &aws_sdk_ec2::Client, cluster: &str) -> String {
+    let image_id = ec2
+        .describe_images()
+        .send()
+        .await
+        .expect("describe images")
+        .images()
+        .iter()
+        .find_map(|i| i.image_id().map(str::to_string))
+        .expect("moto has images");
+    let tags = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(Tag::builder().key(cluster_tag(cluster)).value("owned").build());
+    ec2.run_instances()
+        .image_id(image_id)
+        .instance_type(InstanceType::M5Large)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(tags.build())
+        .send()
+        .await
+        .expect("run instances")
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .expect("an instance id")
+        .to_string()
 }
 
 struct World {
@@ -207,7 +90,8 @@ struct World {
     table: String,
     clock: Arc<TestClock>,
     store: DynamoClaimStore,
-    cloud: Ec2Instances,
+    ec2: aws_sdk_ec2::Client,
+    cloud: Ec2Cloud,
 }
 
 /// A fresh table and cluster name on the shared moto, with the clock at the wall time
@@ -224,15 +108,14 @@ async fn world(name: &str) -> World {
         .as_millis();
     let clock = Arc::new(TestClock(AtomicI64::new(Millis::try_from(wall).expect("fits"))));
     let store = DynamoClaimStore::new(dynamodb.clone(), name, name, clock.clone());
-    let cloud = Ec2Instances {
-        ec2: aws_sdk_ec2::Client::new(&config),
-        cluster: name.to_string(),
-    };
+    shared_moto().create_network(name).await;
+    let cloud = Ec2Cloud::new(&config, aws_config(name), clock.clone());
     World {
         dynamodb,
         table: name.to_string(),
         clock,
         store,
+        ec2: aws_sdk_ec2::Client::new(&config),
         cloud,
     }
 }
@@ -272,7 +155,7 @@ async fn launch_until(w: &World, id: &str, steps: u8) -> Option<String> {
     if steps < 2 {
         return None;
     }
-    let instance_id = w.cloud.run(Some(id)).await;
+    let instance_id = launch_instance(w, &created).await;
     if steps < 3 {
         return Some(instance_id);
     }
@@ -291,6 +174,20 @@ async fn launch_until(w: &World, id: &str, steps: u8) -> Option<String> {
         .await
         .expect("step 3: record the instance");
     Some(instance_id)
+}
+
+/// Step 2 through the EC2 adapter: CreateFleet with the claim's tag.
+async fn launch_instance(w: &World, claim: &NodeClaim) -> String {
+    w.cloud
+        .launch(&LaunchRequest {
+            claim: claim.clone(),
+            nodeclass: getting_started_nodeclass(&w.table),
+            overrides: vec![offering("m5.large", "us-east-1a", CapacityType::OnDemand, 0.096)],
+        })
+        .await
+        .expect("step 2: launch")
+        .instance
+        .id
 }
 
 /// One reconcile pass, the way the sweeper runs it: under the lease, with fenced writes.
@@ -357,7 +254,7 @@ async fn a_launch_killed_after_any_step_is_repaired_by_one_reconcile_pass() {
         .await
         .expect("instance");
     let completed = launch_until(&w, "default-completed", 3).await.expect("instance");
-    let orphan = w.cloud.run(Some("default-never-written")).await;
+    let orphan = launch_instance(&w, &claim("default-never-written", w.clock.now())).await;
 
     w.clock.advance(3 * MINUTE);
     reconcile_pass(&w).await;
@@ -420,20 +317,42 @@ async fn a_launch_killed_after_any_step_is_repaired_by_one_reconcile_pass() {
 #[tokio::test]
 async fn an_old_orphan_instance_is_terminated() {
     let w = world("orphan-old").await;
-    let orphan = w.cloud.run(None).await;
+    let orphan = launch_instance(&w, &claim("default-never-recorded", w.clock.now())).await;
     w.clock.advance(3 * MINUTE);
     let actions = reconcile_pass(&w).await;
     assert!(
         matches!(&actions[..], [ReconcileAction::Terminate { instance, reason, .. }]
-        if instance.id == orphan && reason == ORPHAN_INSTANCE)
+        if instance.id == orphan && reason == ORPHAN_INSTANCE),
+        "{actions:?}"
     );
     assert!(alive_instances(&w).await.is_empty());
 }
 
 #[tokio::test]
+async fn an_instance_of_the_cluster_without_a_claim_tag_is_not_ours_to_collect() {
+    // Managed node groups tag their instances with the cluster too.
+    let w = world("node-group").await;
+    let node_group = run_untagged_by_claim(&w.ec2, &w.table).await;
+    w.clock.advance(60 * MINUTE);
+    assert_eq!(reconcile_pass(&w).await, vec![]);
+    let state = w
+        .ec2
+        .describe_instances()
+        .instance_ids(&node_group)
+        .send()
+        .await
+        .expect("describe")
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()));
+    assert_eq!(state.as_deref(), Some("running"));
+}
+
+#[tokio::test]
 async fn a_young_orphan_instance_is_left_alone() {
     let w = world("orphan-young").await;
-    let young = w.cloud.run(Some("default-in-flight")).await;
+    let young = launch_instance(&w, &claim("default-in-flight", w.clock.now())).await;
     assert_eq!(reconcile_pass(&w).await, vec![]);
     let alive: Vec<String> = alive_instances(&w).await.into_iter().map(|i| i.id).collect();
     assert_eq!(alive, vec![young]);

@@ -115,7 +115,12 @@ async fn by_alias(
     let unique: BTreeSet<&String> = ids.values().collect();
     let images = describe(
         ec2,
-        vec![Filter::builder().name("image-id").set_values(Some(unique.into_iter().cloned().collect())).build()],
+        vec![
+            Filter::builder()
+                .name("image-id")
+                .set_values(Some(unique.into_iter().cloned().collect()))
+                .build(),
+        ],
         None,
     )
     .await?;
@@ -268,7 +273,9 @@ fn alias_parameter(family: AmiFamily, k8s: &str, version: &str, need: AmiNeed) -
             } else {
                 format!("{stem}-{k8s}-{version}")
             };
-            Some(format!("/aws/service/eks/optimized-ami/{k8s}/{path}/{release}/image_id"))
+            Some(format!(
+                "/aws/service/eks/optimized-ami/{k8s}/{path}/{release}/image_id"
+            ))
         }
         AmiFamily::Bottlerocket => {
             let flavour = if need.nvidia {
@@ -277,7 +284,9 @@ fn alias_parameter(family: AmiFamily, k8s: &str, version: &str, need: AmiNeed) -
                 format!("aws-k8s-{k8s}")
             };
             let release = version.trim_start_matches('v');
-            Some(format!("/aws/service/bottlerocket/{flavour}/{arch}/{release}/image_id"))
+            Some(format!(
+                "/aws/service/bottlerocket/{flavour}/{arch}/{release}/image_id"
+            ))
         }
         AmiFamily::Windows2019 | AmiFamily::Windows2022 | AmiFamily::Custom => None,
     }
@@ -322,7 +331,9 @@ mod tests {
         );
         assert_eq!(
             alias_parameter(AmiFamily::AL2, "1.30", "v20240807", ARM).as_deref(),
-            Some("/aws/service/eks/optimized-ami/1.30/amazon-linux-2-arm64/amazon-eks-arm64-node-1.30-v20240807/image_id")
+            Some(
+                "/aws/service/eks/optimized-ami/1.30/amazon-linux-2-arm64/amazon-eks-arm64-node-1.30-v20240807/image_id"
+            )
         );
         assert_eq!(
             alias_parameter(AmiFamily::AL2, "1.30", "latest", GPU).as_deref(),
@@ -349,8 +360,14 @@ mod tests {
 
     #[test]
     fn unknown_alias_families_are_invalid() {
-        assert_eq!(parse_alias("windows2022@latest").expect_err("unsupported").kind, ErrorKind::Invalid);
-        assert_eq!(parse_alias("AL2023@latest").expect("case-insensitive").0, AmiFamily::AL2023);
+        assert_eq!(
+            parse_alias("windows2022@latest").expect_err("unsupported").kind,
+            ErrorKind::Invalid
+        );
+        assert_eq!(
+            parse_alias("AL2023@latest").expect("case-insensitive").0,
+            AmiFamily::AL2023
+        );
         assert_eq!(parse_alias("al2").expect("defaults to latest").1, "latest");
     }
 }

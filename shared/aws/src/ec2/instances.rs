@@ -38,7 +38,10 @@ pub(crate) async fn describe(
             .build(),
     ];
     filters.push(match claim_id {
-        Some(id) => Filter::builder().name(format!("tag:{CLAIM_TAG}")).values(id).build(),
+        Some(id) => Filter::builder()
+            .name(format!("tag:{CLAIM_TAG}"))
+            .values(id)
+            .build(),
         None => Filter::builder().name("tag-key").values(CLAIM_TAG).build(),
     });
     let mut out = Vec::new();
@@ -93,7 +96,10 @@ fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         .collect();
     Some(Instance {
         id: i.instance_id()?.to_string(),
-        instance_type: i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        instance_type: i
+            .instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
         zone: i
             .placement()
             .and_then(|p| p.availability_zone())

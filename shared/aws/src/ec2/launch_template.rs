@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
-    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
-    LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateInstanceMetadataEndpointState,
-    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateInstanceMetadataProtocolIpv6,
-    LaunchTemplateInstanceNetworkInterfaceSpecificationRequest, LaunchTemplateTagSpecificationRequest,
-    LaunchTemplatesMonitoringRequest, RequestLaunchTemplateData, ResourceType, Tag, VolumeType,
+    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
+    LaunchTemplateInstanceMetadataProtocolIpv6, LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
+    LaunchTemplateTagSpecificationRequest, LaunchTemplatesMonitoringRequest, RequestLaunchTemplateData,
+    ResourceType, Tag, VolumeType,
 };
 use nodewright_core::api::{AmiFamily, Ec2NodeClass};
 use nodewright_core::ports::{ErrorKind, PortError, PortResult};
@@ -61,7 +62,11 @@ impl TemplateSpec {
     /// `nodewright/<cluster>/<16 hex digits of the content's SHA-256>`.
     pub(crate) fn name(&self, cluster: &str) -> PortResult<String> {
         let bytes = serde_json::to_vec(self).map_err(|e| {
-            PortError::new(ErrorKind::Invalid, format!("cannot hash the launch template: {e}")).with_source(e)
+            PortError::new(
+                ErrorKind::Invalid,
+                format!("cannot hash the launch template: {e}"),
+            )
+            .with_source(e)
         })?;
         Ok(format!(
             "nodewright/{cluster}/{}",
@@ -89,13 +94,17 @@ impl TemplateSpec {
                     .name(&self.instance_profile)
                     .build(),
             )
-            .set_block_device_mappings(Some(self.block_devices.iter().map(BlockDevice::request).collect()))
+            .set_block_device_mappings(Some(
+                self.block_devices.iter().map(BlockDevice::request).collect(),
+            ))
             .metadata_options(
                 LaunchTemplateInstanceMetadataOptionsRequest::builder()
                     .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::from(
                         self.metadata.http_endpoint.as_str(),
                     ))
-                    .http_tokens(LaunchTemplateHttpTokensState::from(self.metadata.http_tokens.as_str()))
+                    .http_tokens(LaunchTemplateHttpTokensState::from(
+                        self.metadata.http_tokens.as_str(),
+                    ))
                     .http_put_response_hop_limit(self.metadata.http_put_response_hop_limit)
                     .http_protocol_ipv6(LaunchTemplateInstanceMetadataProtocolIpv6::from(
                         self.metadata.http_protocol_ipv6.as_str(),
@@ -166,7 +175,10 @@ pub(crate) fn block_devices(family: AmiFamily, nodeclass: &Ec2NodeClass) -> Port
     let mappings = &nodeclass.spec.block_device_mappings;
     if mappings.is_empty() {
         return Ok(match family {
-            AmiFamily::Bottlerocket => vec![BlockDevice::gp3("/dev/xvda", 4), BlockDevice::gp3("/dev/xvdb", 20)],
+            AmiFamily::Bottlerocket => vec![
+                BlockDevice::gp3("/dev/xvda", 4),
+                BlockDevice::gp3("/dev/xvdb", 20),
+            ],
             AmiFamily::Custom => Vec::new(),
             _ => vec![BlockDevice::gp3("/dev/xvda", 20)],
         });
@@ -180,19 +192,21 @@ pub(crate) fn block_devices(family: AmiFamily, nodeclass: &Ec2NodeClass) -> Port
                 .clone()
                 .ok_or_else(|| invalid("blockDeviceMappings[].deviceName is required".to_string()))?;
             let ebs = m.ebs.clone().unwrap_or_default();
-            let volume_size_gib = ebs
-                .volume_size
-                .map(|q| {
-                    let gib = (q.units_ceil() + GIB - 1).div_euclid(GIB);
-                    i32::try_from(gib)
-                        .ok()
-                        .filter(|g| *g > 0)
-                        .ok_or_else(|| invalid(format!("volumeSize {q} of {device_name} is out of range")))
-                })
-                .transpose()?;
+            let volume_size_gib =
+                ebs.volume_size
+                    .map(|q| {
+                        let gib = (q.units_ceil() + GIB - 1).div_euclid(GIB);
+                        i32::try_from(gib).ok().filter(|g| *g > 0).ok_or_else(|| {
+                            invalid(format!("volumeSize {q} of {device_name} is out of range"))
+                        })
+                    })
+                    .transpose()?;
             let small = |what: &str, v: Option<i64>| -> PortResult<Option<i32>> {
-                v.map(|n| i32::try_from(n).map_err(|_| invalid(format!("{what} {n} of {device_name} is out of range"))))
-                    .transpose()
+                v.map(|n| {
+                    i32::try_from(n)
+                        .map_err(|_| invalid(format!("{what} {n} of {device_name} is out of range")))
+                })
+                .transpose()
             };
             Ok(BlockDevice {
                 volume_size_gib,

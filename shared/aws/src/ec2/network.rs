@@ -43,7 +43,11 @@ pub(crate) async fn subnets(ec2: &aws_sdk_ec2::Client, terms: &[SelectorTerm]) -
                 "a subnetSelectorTerm must set id or tags",
             ));
         }
-        let mut pages = ec2.describe_subnets().set_filters(Some(filters)).into_paginator().send();
+        let mut pages = ec2
+            .describe_subnets()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk("DescribeSubnets", e))?;
             for s in page.subnets() {
@@ -71,7 +75,9 @@ pub(crate) fn best_per_zone(subnets: &[Subnet]) -> BTreeMap<String, Subnet> {
     for s in subnets {
         let better = match best.get(&s.zone) {
             None => true,
-            Some(b) => (s.available_ips, std::cmp::Reverse(&s.id)) > (b.available_ips, std::cmp::Reverse(&b.id)),
+            Some(b) => {
+                (s.available_ips, std::cmp::Reverse(&s.id)) > (b.available_ips, std::cmp::Reverse(&b.id))
+            }
         };
         if better {
             best.insert(s.zone.clone(), s.clone());
@@ -106,7 +112,11 @@ pub(crate) async fn security_groups(
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| from_sdk("DescribeSecurityGroups", e))?;
-            found.extend(page.security_groups().iter().filter_map(|g| g.group_id().map(str::to_string)));
+            found.extend(
+                page.security_groups()
+                    .iter()
+                    .filter_map(|g| g.group_id().map(str::to_string)),
+            );
         }
     }
     Ok(found.into_iter().collect())

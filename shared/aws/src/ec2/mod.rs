@@ -1,0 +1,787 @@
+//! The EC2 cloud: launches through launch templates and instant `CreateFleet`, lists and
+//! terminates instances, and serves the live catalog.
+//!
+//! # A launch
+//!
+//! 1. If a live instance already carries the claim's tag, that is the claim's instance (the
+//!    fleet's client token alone does not survive a launch template change).
+//! 2. The node class is resolved: subnets and security groups by their selector terms, AMIs by
+//!    alias or selector for each architecture (and NVIDIA variant) the offered types need. These
+//!    lookups are cached for a minute (AMIs five), so a round launching many claims asks once.
+//! 3. Each offering becomes one fleet override: its type in the best subnet (most free
+//!    addresses) of its zone, under the launch template of its AMI; offerings that recently
+//!    ran out of capacity are skipped. On-demand overrides carry their price rank as priority.
+//! 4. `CreateFleet` (instant, one instance, price-capacity-optimized for spot, lowest-price for
+//!    on-demand). Overrides EC2 reports out of capacity are marked unavailable for three
+//!    minutes and returned; no instance at all is an `InsufficientCapacity` error.
+//!
+//! # Instance profile
+//!
+//! `instanceProfile` is used as given. For `role`, IAM is outside this adapter: the deployment
+//! template creates an instance profile with the same name as the role (what the IAM console
+//! does), and the launch passes that name.
+
+mod ami;
+mod instances;
+mod launch_template;
+mod network;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aws_config::{Region, SdkConfig};
+use aws_sdk_ec2::types::{
+    DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverrides,
+    FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest,
+    FleetOnDemandAllocationStrategy, FleetType, InstanceType, OnDemandOptionsRequest, ResourceType,
+    SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest,
+};
+use base64::Engine as _;
+use nodewright_core::api::Ec2NodeClass;
+use nodewright_core::catalog::allocatable::NodeSettings;
+use nodewright_core::catalog::{CapacityType, Catalog};
+use nodewright_core::nodeclaim::NodeClaim;
+use nodewright_core::pod::Millis;
+use nodewright_core::ports::{
+    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, LaunchOverride, LaunchRequest, Launched, OfferingKey,
+    PortError, PortResult,
+};
+use nodewright_core::unavailable::UnavailableOfferings;
+use tracing::{info, warn};
+
+use crate::cache::{TtlCache, lock};
+use crate::catalog::LiveCatalog;
+use crate::config::AwsConfig;
+use crate::errors::{from_sdk, kind_for_code};
+use crate::userdata::Bootstrap;
+use ami::{Ami, AmiNeed, Arch};
+use launch_template::TemplateSpec;
+use network::Subnet;
+
+const MINUTE: Millis = 60_000;
+const NETWORK_TTL: Millis = MINUTE;
+const AMI_TTL: Millis = 5 * MINUTE;
+/// Launch templates known to exist are checked again after this long, in case one was deleted.
+const TEMPLATE_TTL: Millis = 60 * MINUTE;
+
+/// [`Cloud`] on EC2.
+pub struct Ec2Cloud {
+    ec2: aws_sdk_ec2::Client,
+    ssm: aws_sdk_ssm::Client,
+    config: AwsConfig,
+    clock: Arc<dyn Clock>,
+    catalog: LiveCatalog,
+    unavailable: Mutex<UnavailableOfferings>,
+    templates: TtlCache<String, ()>,
+    subnets: TtlCache<String, Arc<Vec<Subnet>>>,
+    security_groups: TtlCache<String, Arc<Vec<String>>>,
+    amis: TtlCache<String, Arc<BTreeMap<AmiNeed, Ami>>>,
+}
+
+impl std::fmt::Debug for Ec2Cloud {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ec2Cloud")
+            .field("cluster", &self.config.cluster_name)
+            .field("region", &self.config.region)
+            .finish()
+    }
+}
+
+/// One fleet override, before it becomes an SDK request.
+struct Planned<'a> {
+    offering: &'a LaunchOverride,
+    subnet: &'a Subnet,
+}
+
+impl Ec2Cloud {
+    /// Builds the clients once (per cold start) from the caller's SDK configuration, with the
+    /// region and retry policy of `config`.
+    pub fn new(sdk: &SdkConfig, config: AwsConfig, clock: Arc<dyn Clock>) -> Self {
+        let retry = config.retry.sdk();
+        let timeouts = config.retry.timeouts();
+        let region = Region::new(config.region.clone());
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(sdk)
+                .region(region.clone())
+                .retry_config(retry.clone())
+                .timeout_config(timeouts.clone())
+                .build(),
+        );
+        let ssm = aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(sdk)
+                .region(region)
+                .retry_config(retry.clone())
+                .timeout_config(timeouts.clone())
+                .build(),
+        );
+        // The Pricing API is served from us-east-1 for every region.
+        let pricing = aws_sdk_pricing::Client::from_conf(
+            aws_sdk_pricing::config::Builder::from(sdk)
+                .region(Region::new("us-east-1"))
+                .retry_config(retry)
+                .timeout_config(timeouts)
+                .build(),
+        );
+        let catalog = LiveCatalog::new(ec2.clone(), pricing, &config.region);
+        Ec2Cloud {
+            ec2,
+            ssm,
+            config,
+            clock,
+            catalog,
+            unavailable: Mutex::new(UnavailableOfferings::new()),
+            templates: TtlCache::new(TEMPLATE_TTL),
+            subnets: TtlCache::new(NETWORK_TTL),
+            security_groups: TtlCache::new(NETWORK_TTL),
+            amis: TtlCache::new(AMI_TTL),
+        }
+    }
+
+    async fn launch_new(&self, request: &LaunchRequest) -> PortResult<Launched> {
+        let claim = &request.claim;
+        let nodeclass = &request.nodeclass;
+        let now = self.clock.now();
+        let family = nodeclass.ami_family().map_err(core_invalid)?;
+
+        let capacity_type = single_capacity_type(&request.overrides)?;
+        let allowed: Vec<&LaunchOverride> = request
+            .overrides
+            .iter()
+            .filter(|o| claim.zones.is_empty() || claim.zones.contains(&o.zone))
+            .collect();
+        let (skipped, candidates): (Vec<&LaunchOverride>, Vec<&LaunchOverride>) = {
+            let unavailable = lock(&self.unavailable);
+            allowed
+                .into_iter()
+                .partition(|o| unavailable.is_unavailable(&offering_key(o), now))
+        };
+        if candidates.is_empty() {
+            return Err(PortError::insufficient_capacity(
+                format!(
+                    "claim {}: every offering ({}) is out of capacity or outside the claim's zones",
+                    claim.id,
+                    request.overrides.len()
+                ),
+                skipped.into_iter().map(offering_key).collect(),
+            ));
+        }
+
+        let subnets = self.subnets(nodeclass, now).await?;
+        let best = network::best_per_zone(&subnets);
+        let security_groups = self.security_groups(nodeclass, now).await?;
+        if security_groups.is_empty() {
+            return Err(PortError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "EC2NodeClass {}: no security group matches its selector terms",
+                    nodeclass.name()
+                ),
+            ));
+        }
+        let types = self.catalog.instance_types(now).await?;
+        let needs_by_type: HashMap<&str, AmiNeed> = types
+            .iter()
+            .filter_map(|t| {
+                let arch = Arch::from_kube(t.kube_arch()?)?;
+                let nvidia = t.gpu_info.as_ref().is_some_and(|g| {
+                    g.gpus.iter().any(|d| {
+                        d.manufacturer
+                            .as_deref()
+                            .is_some_and(|m| m.eq_ignore_ascii_case("nvidia"))
+                    })
+                });
+                Some((t.instance_type.as_str(), AmiNeed { arch, nvidia }))
+            })
+            .collect();
+        let needs: BTreeSet<AmiNeed> = candidates
+            .iter()
+            .filter_map(|o| needs_by_type.get(o.instance_type.as_str()).copied())
+            .collect();
+        let amis = self.amis(nodeclass, &needs, now).await?;
+
+        // Group the offerings by AMI, each group one launch template, keeping price order.
+        let mut groups: Vec<(String, Vec<Planned>)> = Vec::new();
+        let mut dropped = Vec::new();
+        for offering in &candidates {
+            let ami = needs_by_type
+                .get(offering.instance_type.as_str())
+                .and_then(|need| amis.get(need));
+            let (Some(subnet), Some(ami)) = (best.get(&offering.zone), ami) else {
+                dropped.push(format!("{}/{}", offering.instance_type, offering.zone));
+                continue;
+            };
+            let planned = Planned { offering, subnet };
+            match groups.iter_mut().find(|(id, _)| *id == ami.id) {
+                Some((_, group)) => group.push(planned),
+                None => groups.push((ami.id.clone(), vec![planned])),
+            }
+        }
+        if !dropped.is_empty() {
+            warn!(
+                nodeclaim = %claim.id,
+                offerings = %dropped.join(","),
+                "offerings without a matching subnet or AMI are not tried"
+            );
+        }
+        if groups.is_empty() {
+            return Err(PortError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "claim {}: no offering has both a subnet (EC2NodeClass {} selects {} in zones {:?}) and an AMI",
+                    claim.id,
+                    nodeclass.name(),
+                    subnets.len(),
+                    best.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
+
+        let user_data = base64::engine::general_purpose::STANDARD
+            .encode(Bootstrap::new(&self.config, nodeclass, claim)?.render(family)?);
+        let template_tags = self.template_tags(nodeclass, claim);
+        let specs = groups
+            .iter()
+            .map(|(image_id, _)| {
+                Ok(TemplateSpec {
+                    image_id: image_id.clone(),
+                    user_data: user_data.clone(),
+                    instance_profile: instance_profile(nodeclass)?,
+                    security_group_ids: security_groups.to_vec(),
+                    associate_public_ip_address: nodeclass.spec.associate_public_ip_address,
+                    block_devices: launch_template::block_devices(family, nodeclass)?,
+                    metadata: launch_template::metadata(nodeclass)?,
+                    detailed_monitoring: nodeclass.spec.detailed_monitoring.unwrap_or(false),
+                    tags: template_tags.clone(),
+                })
+            })
+            .collect::<PortResult<Vec<_>>>()?;
+        let mut templates = Vec::new();
+        for (spec, (_, group)) in specs.iter().zip(&groups) {
+            templates.push((self.ensure_template(spec, now).await?, group));
+        }
+
+        let zone_of: HashMap<&str, &str> = subnets.iter().map(|s| (s.id.as_str(), s.zone.as_str())).collect();
+        let fleet = match self
+            .create_fleet(claim, capacity_type, &templates, nodeclass)
+            .await
+        {
+            // A template deleted behind our back: forget what we knew, make it again, retry once.
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                warn!(nodeclaim = %claim.id, error = %e, "a launch template is gone; recreating it");
+                self.templates.clear();
+                for spec in &specs {
+                    self.ensure_template(spec, now).await?;
+                }
+                self.create_fleet(claim, capacity_type, &templates, nodeclass)
+                    .await
+            }
+            other => other,
+        };
+        let output = match fleet {
+            Ok(output) => output,
+            // Capacity refused for the request as a whole: every offering in it was refused.
+            Err(mut e) if e.kind == ErrorKind::InsufficientCapacity => {
+                let mut tried: Vec<OfferingKey> = groups
+                    .iter()
+                    .flat_map(|(_, group)| group.iter().map(|p| offering_key(p.offering)))
+                    .collect();
+                tried.sort();
+                tried.dedup();
+                self.mark_unavailable(&claim.id, &tried, now);
+                e.unavailable = tried;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+
+        let key_of = |o: Option<&FleetLaunchTemplateOverrides>| -> Option<OfferingKey> {
+            let o = o?;
+            let zone = o
+                .availability_zone()
+                .or_else(|| o.subnet_id().and_then(|s| zone_of.get(s).copied()))?;
+            Some(OfferingKey {
+                instance_type: o.instance_type()?.as_str().to_string(),
+                zone: zone.to_string(),
+                capacity_type,
+            })
+        };
+
+        let mut out_of_capacity = Vec::new();
+        let mut failures = Vec::new();
+        for e in output.errors() {
+            let code = e.error_code().unwrap_or("Unknown");
+            let kind = kind_for_code(code);
+            let key = key_of(e.launch_template_and_overrides().and_then(|l| l.overrides()));
+            match (kind, key) {
+                (Some(ErrorKind::InsufficientCapacity), Some(key)) => out_of_capacity.push(key),
+                (kind, _) => failures.push((
+                    kind.unwrap_or(ErrorKind::Unavailable),
+                    format!("{code}: {}", e.error_message().unwrap_or_default()),
+                )),
+            }
+        }
+        out_of_capacity.sort();
+        out_of_capacity.dedup();
+        self.mark_unavailable(&claim.id, &out_of_capacity, now);
+
+        let launched = output.instances().iter().find_map(|i| {
+            let id = i.instance_ids().first()?;
+            let overrides = i.launch_template_and_overrides().and_then(|l| l.overrides());
+            let key = key_of(overrides).or_else(|| {
+                // Without the override, the cheapest offering of the reported type stands in.
+                let t = i.instance_type()?.as_str();
+                candidates
+                    .iter()
+                    .find(|o| o.instance_type == t)
+                    .map(|o| offering_key(o))
+            })?;
+            Some((id.clone(), key))
+        });
+        let Some((instance_id, key)) = launched else {
+            if failures.is_empty() {
+                let unavailable = if out_of_capacity.is_empty() {
+                    candidates.iter().map(|o| offering_key(o)).collect()
+                } else {
+                    out_of_capacity
+                };
+                return Err(PortError::insufficient_capacity(
+                    format!("claim {}: no offering had capacity", claim.id),
+                    unavailable,
+                ));
+            }
+            let (kind, _) = failures[0];
+            let mut err = PortError::new(
+                kind,
+                format!(
+                    "CreateFleet for claim {} launched nothing: {}",
+                    claim.id,
+                    failures
+                        .iter()
+                        .map(|(_, m)| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            );
+            err.unavailable = out_of_capacity;
+            return Err(err);
+        };
+
+        let price = candidates
+            .iter()
+            .find(|o| o.instance_type == key.instance_type && o.zone == key.zone)
+            .map_or(0.0, |o| o.price);
+        info!(
+            nodeclaim = %claim.id,
+            instance_id = %instance_id,
+            instance_type = %key.instance_type,
+            zone = %key.zone,
+            capacity_type = %capacity_type,
+            price,
+            skipped_out_of_capacity = out_of_capacity.len(),
+            "launched an instance for the claim"
+        );
+        Ok(Launched {
+            instance: Instance {
+                id: instance_id,
+                instance_type: key.instance_type,
+                zone: key.zone,
+                capacity_type,
+                state: "pending".to_string(),
+                launched_at: now,
+                tags: self.instance_tags(nodeclass, claim),
+                claim_id: Some(claim.id.clone()),
+                private_dns_name: None,
+            },
+            price,
+            unavailable: out_of_capacity,
+        })
+    }
+
+    /// Remembers offerings EC2 had no capacity for, so that launches skip them for a while.
+    fn mark_unavailable(&self, claim_id: &str, offerings: &[OfferingKey], now: Millis) {
+        let mut unavailable = lock(&self.unavailable);
+        for key in offerings {
+            warn!(
+                nodeclaim = %claim_id,
+                instance_type = %key.instance_type,
+                zone = %key.zone,
+                capacity_type = %key.capacity_type,
+                "offering out of capacity; skipping it for three minutes"
+            );
+            unavailable.mark(key.clone(), now);
+        }
+    }
+
+    async fn create_fleet(
+        &self,
+        claim: &NodeClaim,
+        capacity_type: CapacityType,
+        templates: &[(String, &Vec<Planned<'_>>)],
+        nodeclass: &Ec2NodeClass,
+    ) -> PortResult<aws_sdk_ec2::operation::create_fleet::CreateFleetOutput> {
+        let mut rank = 0.0;
+        let configs = templates
+            .iter()
+            .map(|(name, group)| {
+                let overrides = group
+                    .iter()
+                    .map(|p| {
+                        let o = FleetLaunchTemplateOverridesRequest::builder()
+                            .instance_type(InstanceType::from(p.offering.instance_type.as_str()))
+                            .subnet_id(&p.subnet.id);
+                        rank += 1.0;
+                        match capacity_type {
+                            // lowest-price ignores it; kept so the order is visible in the request.
+                            CapacityType::OnDemand => o.priority(rank - 1.0).build(),
+                            CapacityType::Spot => o.build(),
+                        }
+                    })
+                    .collect();
+                FleetLaunchTemplateConfigRequest::builder()
+                    .launch_template_specification(
+                        FleetLaunchTemplateSpecificationRequest::builder()
+                            .launch_template_name(name)
+                            .version("$Latest")
+                            .build(),
+                    )
+                    .set_overrides(Some(overrides))
+                    .build()
+            })
+            .collect();
+        let tags: Vec<Tag> = self
+            .instance_tags(nodeclass, claim)
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+        let tag_spec = |resource: ResourceType| {
+            TagSpecification::builder()
+                .resource_type(resource)
+                .set_tags(Some(tags.clone()))
+                .build()
+        };
+        let mut request = self
+            .ec2
+            .create_fleet()
+            .r#type(FleetType::Instant)
+            .client_token(claim.client_token())
+            .target_capacity_specification(
+                TargetCapacitySpecificationRequest::builder()
+                    .total_target_capacity(1)
+                    .default_target_capacity_type(DefaultTargetCapacityType::from(capacity_type.as_str()))
+                    .build(),
+            )
+            .set_launch_template_configs(Some(configs))
+            .tag_specifications(tag_spec(ResourceType::Instance))
+            .tag_specifications(tag_spec(ResourceType::Volume))
+            .tag_specifications(tag_spec(ResourceType::Fleet));
+        request = match capacity_type {
+            CapacityType::Spot => request.spot_options(
+                SpotOptionsRequest::builder()
+                    .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
+                    .build(),
+            ),
+            CapacityType::OnDemand => request.on_demand_options(
+                OnDemandOptionsRequest::builder()
+                    .allocation_strategy(FleetOnDemandAllocationStrategy::LowestPrice)
+                    .build(),
+            ),
+        };
+        request.send().await.map_err(|e| from_sdk("CreateFleet", e))
+    }
+
+    /// Creates the template unless it exists; returns its name.
+    async fn ensure_template(&self, spec: &TemplateSpec, now: Millis) -> PortResult<String> {
+        let name = spec.name(&self.config.cluster_name)?;
+        if self.templates.get(&name, now).is_some() {
+            return Ok(name);
+        }
+        let exists = match self
+            .ec2
+            .describe_launch_templates()
+            .launch_template_names(&name)
+            .send()
+            .await
+        {
+            Ok(out) => !out.launch_templates().is_empty(),
+            Err(e) => {
+                let err = from_sdk("DescribeLaunchTemplates", e);
+                if err.kind != ErrorKind::NotFound {
+                    return Err(err);
+                }
+                false
+            }
+        };
+        if !exists {
+            let tags = [
+                (
+                    crate::ec2::instances::cluster_tag(&self.config.cluster_name),
+                    "owned".to_string(),
+                ),
+                (
+                    "eks:eks-cluster-name".to_string(),
+                    self.config.cluster_name.clone(),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+            let created = self
+                .ec2
+                .create_launch_template()
+                .launch_template_name(&name)
+                .launch_template_data(spec.request_data())
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::LaunchTemplate)
+                        .set_tags(Some(tags))
+                        .build(),
+                )
+                .send()
+                .await;
+            match created {
+                Ok(_) => {
+                    info!(launch_template = %name, image_id = %spec.image_id, "created a launch template")
+                }
+                Err(e) => {
+                    let err = from_sdk("CreateLaunchTemplate", e);
+                    // Another launch made the same template first: it has the same content.
+                    if err.kind != ErrorKind::Conflict {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        self.templates.put(name.clone(), (), now);
+        Ok(name)
+    }
+
+    async fn subnets(&self, nodeclass: &Ec2NodeClass, now: Millis) -> PortResult<Arc<Vec<Subnet>>> {
+        let key = cache_key(&nodeclass.spec.subnet_selector_terms)?;
+        if let Some(found) = self.subnets.get(&key, now) {
+            return Ok(found);
+        }
+        let found = Arc::new(network::subnets(&self.ec2, &nodeclass.spec.subnet_selector_terms).await?);
+        self.subnets.put(key, found.clone(), now);
+        Ok(found)
+    }
+
+    async fn security_groups(&self, nodeclass: &Ec2NodeClass, now: Millis) -> PortResult<Arc<Vec<String>>> {
+        let key = cache_key(&nodeclass.spec.security_group_selector_terms)?;
+        if let Some(found) = self.security_groups.get(&key, now) {
+            return Ok(found);
+        }
+        let found = Arc::new(
+            network::security_groups(&self.ec2, &nodeclass.spec.security_group_selector_terms).await?,
+        );
+        self.security_groups.put(key, found.clone(), now);
+        Ok(found)
+    }
+
+    async fn amis(
+        &self,
+        nodeclass: &Ec2NodeClass,
+        needs: &BTreeSet<AmiNeed>,
+        now: Millis,
+    ) -> PortResult<Arc<BTreeMap<AmiNeed, Ami>>> {
+        let key = format!(
+            "{}|{}|{needs:?}",
+            cache_key(&nodeclass.spec.ami_selector_terms)?,
+            self.config.kubernetes_version
+        );
+        if let Some(found) = self.amis.get(&key, now) {
+            return Ok(found);
+        }
+        let found = Arc::new(
+            ami::resolve(
+                &self.ec2,
+                &self.ssm,
+                &nodeclass.spec.ami_selector_terms,
+                &self.config.kubernetes_version,
+                needs,
+            )
+            .await?,
+        );
+        self.amis.put(key, found.clone(), now);
+        Ok(found)
+    }
+
+    /// Tags for everything launched for the node class: the node class's own, then ours.
+    fn template_tags(&self, nodeclass: &Ec2NodeClass, claim: &NodeClaim) -> BTreeMap<String, String> {
+        let cluster = &self.config.cluster_name;
+        let mut tags = nodeclass.spec.tags.clone();
+        tags.insert(instances::cluster_tag(cluster), "owned".to_string());
+        tags.insert("eks:eks-cluster-name".to_string(), cluster.clone());
+        tags.insert(
+            nodewright_core::labels::NODEPOOL.to_string(),
+            claim.nodepool.clone(),
+        );
+        tags.insert(
+            nodewright_core::labels::EC2NODECLASS.to_string(),
+            nodeclass.name().to_string(),
+        );
+        tags
+    }
+
+    /// The template's tags plus the claim's: [`CLAIM_TAG`] and `Name`.
+    fn instance_tags(&self, nodeclass: &Ec2NodeClass, claim: &NodeClaim) -> BTreeMap<String, String> {
+        let mut tags = self.template_tags(nodeclass, claim);
+        tags.insert(CLAIM_TAG.to_string(), claim.id.clone());
+        tags.insert("Name".to_string(), claim.id.clone());
+        tags
+    }
+}
+
+impl Cloud for Ec2Cloud {
+    async fn launch(&self, request: &LaunchRequest) -> PortResult<Launched> {
+        let claim = &request.claim;
+        if request.overrides.is_empty() {
+            return Err(PortError::new(
+                ErrorKind::Invalid,
+                format!("claim {}: nothing to launch, no offerings", claim.id),
+            ));
+        }
+        if let Some(instance) =
+            instances::live_for_claim(&self.ec2, &self.config.cluster_name, &claim.id).await?
+        {
+            info!(
+                nodeclaim = %claim.id,
+                instance_id = %instance.id,
+                "the claim already has an instance; not launching another"
+            );
+            let price = request
+                .overrides
+                .iter()
+                .find(|o| o.instance_type == instance.instance_type && o.zone == instance.zone)
+                .map_or(0.0, |o| o.price);
+            return Ok(Launched {
+                instance,
+                price,
+                unavailable: Vec::new(),
+            });
+        }
+        self.launch_new(request).await
+    }
+
+    async fn terminate(&self, instance_id: &str) -> PortResult<()> {
+        instances::terminate(&self.ec2, instance_id).await?;
+        info!(instance_id, "terminated the instance");
+        Ok(())
+    }
+
+    async fn list_instances(&self) -> PortResult<Vec<Instance>> {
+        instances::not_terminated(&self.ec2, &self.config.cluster_name).await
+    }
+
+    async fn catalog(&self, nodeclass: &Ec2NodeClass) -> PortResult<Catalog> {
+        let settings = NodeSettings::for_nodeclass(nodeclass).map_err(core_invalid)?;
+        let now = self.clock.now();
+        let built = self.catalog.catalog(&settings, now).await?;
+        let mut unavailable = lock(&self.unavailable);
+        if unavailable.current(now).is_empty() {
+            return Ok((*built).clone());
+        }
+        let mut catalog = (*built).clone();
+        for t in &mut catalog.types {
+            t.offerings.retain(|o| {
+                !unavailable.is_unavailable(
+                    &OfferingKey {
+                        instance_type: t.name.clone(),
+                        zone: o.zone.clone(),
+                        capacity_type: o.capacity_type,
+                    },
+                    now,
+                )
+            });
+        }
+        catalog.types.retain(|t| !t.offerings.is_empty());
+        Ok(catalog)
+    }
+}
+
+fn offering_key(o: &LaunchOverride) -> OfferingKey {
+    OfferingKey {
+        instance_type: o.instance_type.clone(),
+        zone: o.zone.clone(),
+        capacity_type: o.capacity_type,
+    }
+}
+
+/// The capacity type all overrides share (the port's contract), or `Invalid`.
+fn single_capacity_type(overrides: &[LaunchOverride]) -> PortResult<CapacityType> {
+    let first = overrides
+        .first()
+        .map(|o| o.capacity_type)
+        .ok_or_else(|| PortError::new(ErrorKind::Invalid, "no offerings to launch"))?;
+    if overrides.iter().any(|o| o.capacity_type != first) {
+        return Err(PortError::new(
+            ErrorKind::Invalid,
+            "a launch's offerings must all be of one capacity type",
+        ));
+    }
+    Ok(first)
+}
+
+/// The instance profile name: `instanceProfile`, or for `role` the profile named like the role
+/// (see the module documentation).
+fn instance_profile(nodeclass: &Ec2NodeClass) -> PortResult<String> {
+    match (&nodeclass.spec.instance_profile, &nodeclass.spec.role) {
+        (Some(profile), _) => Ok(profile.clone()),
+        (None, Some(role)) => Ok(role.rsplit('/').next().unwrap_or(role).to_string()),
+        (None, None) => Err(PortError::new(
+            ErrorKind::Invalid,
+            format!(
+                "EC2NodeClass {} sets neither role nor instanceProfile",
+                nodeclass.name()
+            ),
+        )),
+    }
+}
+
+fn cache_key<T: serde::Serialize>(terms: &T) -> PortResult<String> {
+    serde_json::to_string(terms)
+        .map_err(|e| PortError::new(ErrorKind::Invalid, format!("selector terms: {e}")).with_source(e))
+}
+
+fn core_invalid(e: nodewright_core::Error) -> PortError {
+    PortError::new(ErrorKind::Invalid, e.to_string()).with_source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nodewright_core::builders::nodeclass;
+
+    fn offering(instance_type: &str, capacity_type: CapacityType) -> LaunchOverride {
+        LaunchOverride {
+            instance_type: instance_type.into(),
+            zone: "us-east-1a".into(),
+            capacity_type,
+            price: 0.1,
+        }
+    }
+
+    #[test]
+    fn a_launch_mixing_capacity_types_is_invalid() {
+        let mixed = [
+            offering("m5.large", CapacityType::Spot),
+            offering("m5.large", CapacityType::OnDemand),
+        ];
+        assert_eq!(
+            single_capacity_type(&mixed).expect_err("mixed").kind,
+            ErrorKind::Invalid
+        );
+        assert_eq!(
+            single_capacity_type(&mixed[..1]).expect("one"),
+            CapacityType::Spot
+        );
+    }
+
+    #[test]
+    fn a_role_maps_to_the_instance_profile_of_the_same_name() {
+        let mut nc = nodeclass("default");
+        nc.spec.role = Some("arn:aws:iam::123456789012:role/nodes/KarpenterNodeRole-demo".into());
+        assert_eq!(instance_profile(&nc).expect("role"), "KarpenterNodeRole-demo");
+        nc.spec.instance_profile = Some("explicit".into());
+        assert_eq!(instance_profile(&nc).expect("profile"), "explicit");
+    }
+}
