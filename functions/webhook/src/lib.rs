@@ -1,1 +1,325 @@
 //! The webhook Lambda: AdmissionReview in, one provisioning request on SQS out.
+//!
+//! The API server calls it (a Lambda Function URL registered as a validating webhook with
+//! `failurePolicy: Ignore`) when a pod is created and when its status is updated. It never
+//! stands in the way of the API server: every review it can read is answered `allowed: true`
+//! with the request's uid, quickly. Its only effect is to ask for a provisioning round when a
+//! pod may need capacity, at most once per deduplication window per warm container (and SQS
+//! deduplicates across containers). The secret in the URL path keeps anyone else from
+//! triggering rounds.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
+use base64::Engine;
+use http::HeaderValue;
+use http::header::CONTENT_TYPE;
+use nodewright_aws::queue::{ProvisionQueue, ProvisionRequest, bucket};
+use nodewright_core::ports::{Clock, PortResult};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub mod config;
+
+pub use config::{ConfigError, WebhookConfig};
+
+/// Where provisioning requests go (SQS in Lambda; a recorder in tests).
+pub trait RequestSink: Send + Sync {
+    fn send(&self, request: &ProvisionRequest) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+impl RequestSink for ProvisionQueue {
+    fn send(&self, request: &ProvisionRequest) -> impl Future<Output = PortResult<()>> + Send {
+        ProvisionQueue::send(self, request)
+    }
+}
+
+/// The webhook, built once per cold start.
+pub struct Webhook<Q> {
+    config: WebhookConfig,
+    queue: Q,
+    clock: Arc<dyn Clock>,
+    /// The last bucket this container asked a round for; later reviews in it need no SQS call.
+    last_bucket: AtomicI64,
+}
+
+impl<Q> std::fmt::Debug for Webhook<Q> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("window", &self.config.window)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the webhook did with a call, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A round was requested.
+    Requested,
+    /// A round was already requested in this window.
+    AlreadyRequested,
+    /// The review needs no round (a bound pod, a DaemonSet pod, a dry run, not a pod…).
+    Ignored(&'static str),
+    /// Sending the request failed; the scheduled backstop will run the round.
+    SendFailed(String),
+    /// The call was refused (wrong secret, bad body); the status says which.
+    Refused(u16),
+}
+
+impl<Q: RequestSink> Webhook<Q> {
+    pub fn new(config: WebhookConfig, queue: Q, clock: Arc<dyn Clock>) -> Self {
+        Webhook {
+            config,
+            queue,
+            clock,
+            last_bucket: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Answers one Function URL call.
+    pub async fn handle(&self, request: &LambdaFunctionUrlRequest) -> (LambdaFunctionUrlResponse, Outcome) {
+        if !self.authorized(request) {
+            return refuse(403, "forbidden");
+        }
+        let body = match self.body(request) {
+            Ok(body) => body,
+            Err((status, message)) => return refuse(status, &message),
+        };
+        let review: AdmissionReview = match serde_json::from_slice(&body) {
+            Ok(review) => review,
+            Err(e) => return refuse(400, &format!("the body is not an AdmissionReview: {e}")),
+        };
+        let Some(admission) = review.request else {
+            return refuse(400, "the AdmissionReview has no request");
+        };
+        let outcome = match needs_round(&admission) {
+            Err(reason) => Outcome::Ignored(reason),
+            Ok(pod) => self.request_round(pod).await,
+        };
+        (allowed(&review.api_version, &admission.uid), outcome)
+    }
+
+    fn authorized(&self, request: &LambdaFunctionUrlRequest) -> bool {
+        let path = request
+            .raw_path
+            .as_deref()
+            .or(request.request_context.http.path.as_deref())
+            .unwrap_or("");
+        let given = path.trim_matches('/');
+        constant_time_eq(given.as_bytes(), self.config.secret.as_bytes())
+    }
+
+    fn body(&self, request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, (u16, String)> {
+        let raw = request.body.as_deref().unwrap_or("");
+        // Base64 grows by a third; check the encoded size first so a huge body is never decoded.
+        let limit = self.config.max_body_bytes;
+        let encoded_limit = if request.is_base64_encoded {
+            limit.div_ceil(3) * 4
+        } else {
+            limit
+        };
+        if raw.len() > encoded_limit {
+            return Err((413, format!("the body is larger than {limit} bytes")));
+        }
+        let body = if request.is_base64_encoded {
+            base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .map_err(|e| (400, format!("the body is not valid base64: {e}")))?
+        } else {
+            raw.as_bytes().to_vec()
+        };
+        if body.len() > limit {
+            return Err((413, format!("the body is larger than {limit} bytes")));
+        }
+        if body.is_empty() {
+            return Err((400, "the body is empty".to_string()));
+        }
+        Ok(body)
+    }
+
+    async fn request_round(&self, pod: String) -> Outcome {
+        let now = self.clock.now();
+        let bucket = bucket(now, self.config.window);
+        if self.last_bucket.swap(bucket, Ordering::SeqCst) == bucket {
+            return Outcome::AlreadyRequested;
+        }
+        let request = ProvisionRequest {
+            source: "webhook".to_string(),
+            bucket,
+            sent_at: now,
+            pod: Some(pod),
+        };
+        match self.queue.send(&request).await {
+            Ok(()) => Outcome::Requested,
+            Err(e) => {
+                // Let the next review in this bucket try again.
+                let _ =
+                    self.last_bucket
+                        .compare_exchange(bucket, i64::MIN, Ordering::SeqCst, Ordering::SeqCst);
+                Outcome::SendFailed(e.to_string())
+            }
+        }
+    }
+}
+
+/// Equal-length comparison that takes the same time wherever the inputs differ: both sides are
+/// hashed first, so neither the length nor the position of a difference leaks through timing.
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let a = Sha256::digest(given);
+    let b = Sha256::digest(expected);
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdmissionReview {
+    #[serde(default = "default_api_version")]
+    api_version: String,
+    request: Option<AdmissionRequest>,
+}
+
+fn default_api_version() -> String {
+    "admission.k8s.io/v1".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AdmissionRequest {
+    uid: String,
+    #[serde(default)]
+    resource: GroupVersionResource,
+    #[serde(default)]
+    sub_resource: Option<String>,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    dry_run: Option<bool>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    object: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct GroupVersionResource {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    resource: String,
+}
+
+/// Whether the review is about a pod that may need new capacity: a pod created unbound, or a
+/// pod whose status says the kube-scheduler found no node. Returns the pod's `namespace/name`,
+/// or why no round is needed.
+fn needs_round(request: &AdmissionRequest) -> Result<String, &'static str> {
+    if request.dry_run == Some(true) {
+        return Err("dry run");
+    }
+    if !request.resource.group.is_empty() || request.resource.resource != "pods" {
+        return Err("not a pod");
+    }
+    let object = request.object.as_ref().ok_or("no object")?;
+    match (request.operation.as_str(), request.sub_resource.as_deref()) {
+        ("CREATE", None | Some("")) => {}
+        ("UPDATE", Some("status")) => {
+            if !unschedulable(object) {
+                return Err("not unschedulable");
+            }
+        }
+        _ => return Err("not a pod creation or status update"),
+    }
+    if object
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+    {
+        return Err("already bound");
+    }
+    let owners = object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array);
+    let daemon = owners.into_iter().flatten().any(|o| {
+        o.get("controller").and_then(Value::as_bool) == Some(true)
+            && matches!(o.get("kind").and_then(Value::as_str), Some("DaemonSet" | "Node"))
+    });
+    if daemon {
+        return Err("a DaemonSet or static pod");
+    }
+    let name = request
+        .name
+        .as_deref()
+        .or_else(|| object.pointer("/metadata/name").and_then(Value::as_str))
+        .or_else(|| object.pointer("/metadata/generateName").and_then(Value::as_str))
+        .unwrap_or("");
+    let namespace = request
+        .namespace
+        .as_deref()
+        .or_else(|| object.pointer("/metadata/namespace").and_then(Value::as_str))
+        .unwrap_or("default");
+    Ok(format!("{namespace}/{name}"))
+}
+
+fn unschedulable(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.get("type").and_then(Value::as_str) == Some("PodScheduled")
+                && c.get("status").and_then(Value::as_str) == Some("False")
+                && c.get("reason").and_then(Value::as_str) == Some("Unschedulable")
+        })
+}
+
+fn response(status: u16, body: Value) -> LambdaFunctionUrlResponse {
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status);
+    response
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.body = Some(body.to_string());
+    response
+}
+
+fn allowed(api_version: &str, uid: &str) -> LambdaFunctionUrlResponse {
+    response(
+        200,
+        json!({
+            "apiVersion": api_version,
+            "kind": "AdmissionReview",
+            "response": {"uid": uid, "allowed": true},
+        }),
+    )
+}
+
+fn refuse(status: u16, message: &str) -> (LambdaFunctionUrlResponse, Outcome) {
+    (
+        response(status, json!({"error": message})),
+        Outcome::Refused(status),
+    )
+}
+
+/// The Lambda handler: one Function URL event in, its response out. Outcomes are logged here so
+/// that the entry point stays a line.
+pub async fn function_handler<Q: RequestSink>(
+    webhook: &Webhook<Q>,
+    event: lambda_runtime::LambdaEvent<LambdaFunctionUrlRequest>,
+) -> Result<LambdaFunctionUrlResponse, lambda_runtime::Error> {
+    let (response, outcome) = webhook.handle(&event.payload).await;
+    match &outcome {
+        Outcome::SendFailed(e) => tracing::warn!(error = %e, "could not request a provisioning round"),
+        Outcome::Refused(status) => tracing::warn!(status, "refused a call"),
+        Outcome::Requested => tracing::info!("requested a provisioning round"),
+        other => tracing::debug!(outcome = ?other, "no round requested"),
+    }
+    Ok(response)
+}
+
+/// The default deduplication window.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2);

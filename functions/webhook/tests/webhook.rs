@@ -1,0 +1,338 @@
+//! The webhook handler called with the events Lambda delivers (a Function URL request carrying
+//! the AdmissionReview the API server sends), sending to a real SQS FIFO queue on moto.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
+use base64::Engine;
+use lambda_runtime::{Context, LambdaEvent};
+use nodewright_aws::RetryPolicy;
+use nodewright_aws::queue::{ProvisionQueue, ProvisionRequest};
+use nodewright_aws::testing::{Moto, TestClock};
+use nodewright_webhook::{Outcome, Webhook, WebhookConfig, function_handler};
+use serde_json::Value;
+
+const SECRET: &str = "a1b2c3d4e5f6g7h8i9j0-secret";
+const T0: i64 = 1_795_342_530_000;
+
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(Moto::start)
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The Function URL event for a call to `/<path>` with `body`.
+fn event(path: &str, body: &str) -> LambdaFunctionUrlRequest {
+    let mut event: Value = serde_json::from_str(&fixture("function-url-request.json")).expect("fixture");
+    event["rawPath"] = Value::String(format!("/{path}"));
+    event["requestContext"]["http"]["path"] = Value::String(format!("/{path}"));
+    event["body"] = Value::String(body.to_string());
+    serde_json::from_value(event).expect("a Function URL request")
+}
+
+fn review(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).expect("fixture")
+}
+
+struct World {
+    webhook: Webhook<ProvisionQueue>,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    clock: Arc<TestClock>,
+}
+
+async fn world(queue: &str) -> World {
+    let sdk = moto().sdk_config();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{queue}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let config = WebhookConfig {
+        secret: SECRET.to_string(),
+        queue_url: queue_url.clone(),
+        window: Duration::from_secs(2),
+        max_body_bytes: 64 * 1024,
+    };
+    let clock = TestClock::at(T0);
+    World {
+        webhook: webhook(&config, &queue_url, clock.clone()),
+        sqs,
+        queue_url,
+        clock,
+    }
+}
+
+fn webhook(config: &WebhookConfig, queue_url: &str, clock: Arc<TestClock>) -> Webhook<ProvisionQueue> {
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        attempt_timeout: Duration::from_secs(5),
+    };
+    let queue = ProvisionQueue::new(&moto().sdk_config(), queue_url, &retry);
+    Webhook::new(config.clone(), queue, clock)
+}
+
+impl World {
+    async fn call(&self, path: &str, body: &str) -> (LambdaFunctionUrlResponse, Outcome) {
+        self.webhook.handle(&event(path, body)).await
+    }
+
+    async fn messages(&self) -> Vec<ProvisionRequest> {
+        let mut out = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                let body = m.body.as_deref().expect("a body");
+                out.push(serde_json::from_str(body).expect("a provisioning request"));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle.expect("receipt handle"))
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+}
+
+fn json_body(response: &LambdaFunctionUrlResponse) -> Value {
+    serde_json::from_str(response.body.as_deref().expect("a body")).expect("a JSON body")
+}
+
+fn assert_allowed(response: &LambdaFunctionUrlResponse, uid: &str) {
+    assert_eq!(response.status_code, 200);
+    let body = json_body(response);
+    assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(body["kind"], "AdmissionReview");
+    assert_eq!(body["response"]["uid"], uid);
+    assert_eq!(body["response"]["allowed"], true);
+}
+
+#[tokio::test]
+async fn an_unschedulable_status_update_is_allowed_and_requests_one_round() {
+    let w = world("status-update").await;
+    let body = fixture("admission-pod-status-unschedulable.json");
+    let response = function_handler(
+        &w.webhook,
+        LambdaEvent::new(event(SECRET, &body), Context::default()),
+    )
+    .await
+    .expect("handled");
+    assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
+    let messages = w.messages().await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].source, "webhook");
+    assert_eq!(messages[0].sent_at, T0);
+    assert_eq!(
+        messages[0].pod.as_deref(),
+        Some("default/inflate-7d9c8b6f5-x2k4p")
+    );
+}
+
+#[tokio::test]
+async fn an_unbound_pod_creation_requests_a_round() {
+    let w = world("create").await;
+    let (response, outcome) = w.call(SECRET, &fixture("admission-pod-create.json")).await;
+    assert_allowed(&response, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(outcome, Outcome::Requested);
+    assert_eq!(w.messages().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_burst_in_one_window_becomes_one_request_even_across_containers() {
+    let w = world("burst").await;
+    let body = fixture("admission-pod-status-unschedulable.json");
+    // A second warm container: its own memory, the same queue.
+    let other = webhook(&w.webhook_config(), &w.queue_url, w.clock.clone());
+    let mut outcomes = Vec::new();
+    for i in 0..1000 {
+        let target = if i % 2 == 0 { &w.webhook } else { &other };
+        let (response, outcome) = target.handle(&event(SECRET, &body)).await;
+        assert_eq!(response.status_code, 200);
+        outcomes.push(outcome);
+        w.clock.advance(1); // 1,000 reviews within one second
+    }
+    let sent = outcomes.iter().filter(|o| **o == Outcome::Requested).count();
+    assert_eq!(sent, 2, "one SQS call per container and window");
+    assert_eq!(w.messages().await.len(), 1, "SQS keeps one per window");
+
+    w.clock.advance(2_000);
+    let (_, outcome) = w.webhook.handle(&event(SECRET, &body)).await;
+    assert_eq!(outcome, Outcome::Requested);
+    assert_eq!(w.messages().await.len(), 1, "the next window asks again");
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_secret_is_forbidden_and_enqueues_nothing() {
+    let w = world("secret").await;
+    let body = fixture("admission-pod-status-unschedulable.json");
+    for path in [
+        "wrong-secret-wrong-secret",
+        "",
+        &SECRET[..SECRET.len() - 1],
+        &format!("{SECRET}x"),
+    ] {
+        let (response, outcome) = w.call(path, &body).await;
+        assert_eq!(response.status_code, 403, "path {path:?}");
+        assert_eq!(outcome, Outcome::Refused(403));
+    }
+    assert!(w.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_dry_run_is_allowed_without_a_round() {
+    let w = world("dry-run").await;
+    let mut review = review("admission-pod-status-unschedulable.json");
+    review["request"]["dryRun"] = Value::Bool(true);
+    let (response, outcome) = w.call(SECRET, &review.to_string()).await;
+    assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
+    assert_eq!(outcome, Outcome::Ignored("dry run"));
+    assert!(w.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn bound_daemonset_and_schedulable_pods_are_allowed_without_a_round() {
+    let w = world("ignored").await;
+    let mut bound = review("admission-pod-create.json");
+    bound["request"]["object"]["spec"]["nodeName"] = Value::String("ip-10-0-1-5.ec2.internal".into());
+    let mut daemon = review("admission-pod-create.json");
+    daemon["request"]["object"]["metadata"]["ownerReferences"][0]["kind"] = Value::String("DaemonSet".into());
+    let mut scheduled = review("admission-pod-status-unschedulable.json");
+    scheduled["request"]["object"]["status"]["conditions"][0]["status"] = Value::String("True".into());
+    let mut configmap = review("admission-pod-create.json");
+    configmap["request"]["resource"]["resource"] = Value::String("configmaps".into());
+    for (review, why) in [
+        (bound, "already bound"),
+        (daemon, "a DaemonSet or static pod"),
+        (scheduled, "not unschedulable"),
+        (configmap, "not a pod"),
+    ] {
+        let uid = review["request"]["uid"].as_str().expect("uid").to_string();
+        let (response, outcome) = w.call(SECRET, &review.to_string()).await;
+        assert_allowed(&response, &uid);
+        assert_eq!(outcome, Outcome::Ignored(why));
+    }
+    assert!(w.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_bad_requests_with_a_clear_message() {
+    let w = world("malformed").await;
+    for (body, expected) in [
+        ("{not json", "the body is not an AdmissionReview"),
+        ("", "the body is empty"),
+        (
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+            "has no request",
+        ),
+        (r#"{"request":{"operation":"CREATE"}}"#, "missing field `uid`"),
+    ] {
+        let (response, outcome) = w.call(SECRET, body).await;
+        assert_eq!(response.status_code, 400, "{body:?}");
+        assert_eq!(outcome, Outcome::Refused(400));
+        let message = json_body(&response)["error"]
+            .as_str()
+            .expect("message")
+            .to_string();
+        assert!(message.contains(expected), "{message:?} should say {expected:?}");
+    }
+    assert!(w.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_before_it_is_read() {
+    let w = world("oversized").await;
+    let mut review = review("admission-pod-create.json");
+    review["request"]["object"]["metadata"]["annotations"] =
+        serde_json::json!({"padding": "x".repeat(70 * 1024)});
+    let (response, outcome) = w.call(SECRET, &review.to_string()).await;
+    assert_eq!(response.status_code, 413);
+    assert_eq!(outcome, Outcome::Refused(413));
+    assert!(w.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_base64_encoded_body_is_decoded() {
+    let w = world("base64").await;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(fixture("admission-pod-create.json"));
+    let mut request = event(SECRET, &encoded);
+    request.is_base64_encoded = true;
+    let (response, outcome) = w.webhook.handle(&request).await;
+    assert_allowed(&response, "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(outcome, Outcome::Requested);
+}
+
+#[tokio::test]
+async fn when_sqs_fails_the_pod_is_still_allowed_and_the_next_review_tries_again() {
+    // Injected failures apply to the whole server: this test owns its moto.
+    let own = Moto::start();
+    let sqs = aws_sdk_sqs::Client::new(&own.sdk_config());
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("failing.fifo")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("url");
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        attempt_timeout: Duration::from_secs(5),
+    };
+    let config = WebhookConfig {
+        secret: SECRET.to_string(),
+        queue_url: queue_url.clone(),
+        window: Duration::from_secs(2),
+        max_body_bytes: 64 * 1024,
+    };
+    let webhook = Webhook::new(
+        config,
+        ProvisionQueue::new(&own.sdk_config(), &queue_url, &retry),
+        TestClock::at(T0),
+    );
+    own.fail_next_with_status("sqs", "SendMessage", "ServiceUnavailable", 2, 503);
+    let body = fixture("admission-pod-status-unschedulable.json");
+    let (response, outcome) = webhook.handle(&event(SECRET, &body)).await;
+    assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
+    assert!(matches!(outcome, Outcome::SendFailed(_)), "{outcome:?}");
+    let (_, outcome) = webhook.handle(&event(SECRET, &body)).await;
+    assert_eq!(outcome, Outcome::Requested);
+}
+
+impl World {
+    fn webhook_config(&self) -> WebhookConfig {
+        WebhookConfig {
+            secret: SECRET.to_string(),
+            queue_url: self.queue_url.clone(),
+            window: Duration::from_secs(2),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
