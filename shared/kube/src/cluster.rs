@@ -1,0 +1,459 @@
+//! [`KubeCluster`]: the core's [`Cluster`] port over the Kubernetes API with kube-rs.
+//!
+//! Every list is paginated (`limit`/`continue`). Server-side selectors narrow what comes over
+//! the wire, and the same conditions are checked again here: a server (or an aggregated API in
+//! front of it) that ignores a field selector must not make nodewright launch for bound pods.
+//! Objects that fail conversion are skipped with a warning naming them; one bad pod never
+//! stops a round.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
+use k8s_openapi::api::core::v1::{Node as K8sNode, Pod as K8sPod, Taint as K8sTaint};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::{Client, Config};
+use nodewright_core::api::{ConfigObject, Ec2NodeClass, NodePool, parse_config_object};
+use nodewright_core::pod::{Node, Pod, Taint, TaintEffect};
+use nodewright_core::ports::{Cluster, DaemonSet, ErrorKind, Eviction, PortError, PortResult};
+use serde::de::DeserializeOwned;
+use tokio::sync::RwLock;
+
+use crate::errors::{from_kube, status_code};
+
+/// Objects per list page: large enough that a 5,000-pod cluster takes a few round trips, small
+/// enough that one page stays well under the API server's response limits.
+pub const PAGE_SIZE: u32 = 500;
+/// Attempts for a read-modify-write that keeps losing to other writers.
+const CONFLICT_ATTEMPTS: usize = 5;
+
+/// Where the cluster's connection settings come from, and whether they expire (EKS tokens do).
+pub trait ConfigSource: Send + Sync {
+    /// A configuration to connect with, fresh enough to use for `valid_for`.
+    fn config(&self) -> std::pin::Pin<Box<dyn Future<Output = PortResult<Config>> + Send + '_>>;
+    /// How long a configuration from [`ConfigSource::config`] may be used.
+    fn valid_for(&self) -> Option<Duration>;
+}
+
+/// The two clients: one with kube's default retries (429/503/504 with backoff), one without,
+/// for evictions, where 429 is an answer (a PodDisruptionBudget forbids it) and not a hiccup.
+#[derive(Clone)]
+struct Clients {
+    client: Client,
+    evictions: Client,
+    made_at: Instant,
+}
+
+impl Clients {
+    fn new(config: Config) -> PortResult<Self> {
+        let mut no_retry = config.clone();
+        no_retry.default_retry = false;
+        let build = |c: Config| Client::try_from(c).map_err(|e| from_kube("build the Kubernetes client", e));
+        Ok(Clients {
+            client: build(config)?,
+            evictions: build(no_retry)?,
+            made_at: Instant::now(),
+        })
+    }
+}
+
+/// The Kubernetes API as the core's [`Cluster`].
+pub struct KubeCluster {
+    clients: RwLock<Clients>,
+    source: Option<Arc<dyn ConfigSource>>,
+    page_size: u32,
+}
+
+impl std::fmt::Debug for KubeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeCluster")
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeCluster {
+    /// A cluster reached with a fixed configuration (a kubeconfig, or a test server).
+    pub fn from_config(config: Config) -> PortResult<Self> {
+        Ok(KubeCluster {
+            clients: RwLock::new(Clients::new(config)?),
+            source: None,
+            page_size: PAGE_SIZE,
+        })
+    }
+
+    /// A cluster whose configuration is renewed from `source` before it expires (EKS tokens
+    /// live 15 minutes).
+    pub async fn from_source(source: Arc<dyn ConfigSource>) -> PortResult<Self> {
+        let clients = Clients::new(source.config().await?)?;
+        Ok(KubeCluster {
+            clients: RwLock::new(clients),
+            source: Some(source),
+            page_size: PAGE_SIZE,
+        })
+    }
+
+    /// Lists in pages of `page_size` (tests use small pages to see pagination happen).
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    async fn clients(&self) -> PortResult<Clients> {
+        let current = self.clients.read().await.clone();
+        let Some(source) = &self.source else {
+            return Ok(current);
+        };
+        let Some(valid_for) = source.valid_for() else {
+            return Ok(current);
+        };
+        if current.made_at.elapsed() < valid_for {
+            return Ok(current);
+        }
+        let mut guard = self.clients.write().await;
+        // Another caller may have renewed while this one waited for the lock.
+        if guard.made_at.elapsed() < valid_for {
+            return Ok(guard.clone());
+        }
+        *guard = Clients::new(source.config().await?)?;
+        Ok(guard.clone())
+    }
+
+    async fn client(&self) -> PortResult<Client> {
+        Ok(self.clients().await?.client)
+    }
+
+    async fn list_all<K>(&self, api: &Api<K>, what: &str, fields: Option<&str>) -> PortResult<Vec<K>>
+    where
+        K: Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = ListParams::default().limit(self.page_size);
+            if let Some(fields) = fields {
+                params = params.fields(fields);
+            }
+            if let Some(t) = &token {
+                params = params.continue_token(t);
+            }
+            let page = api.list(&params).await.map_err(|e| from_kube(what, e))?;
+            out.extend(page.items);
+            match page.metadata.continue_ {
+                Some(next) if !next.is_empty() => token = Some(next),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn custom_resources(&self, gvk: &GroupVersionKind, plural: &str) -> PortResult<Vec<DynamicObject>> {
+        let resource = ApiResource::from_gvk_with_plural(gvk, plural);
+        let api: Api<DynamicObject> = Api::all_with(self.client().await?, &resource);
+        self.list_all(&api, &format!("list {plural}"), None).await
+    }
+
+    /// Reads the node, changes it with `change`, and writes it back at the version read; a
+    /// concurrent writer makes the write fail with 409 and the change is made again on a fresh
+    /// read. `change` returns false when there is nothing to write.
+    async fn update_node(
+        &self,
+        name: &str,
+        what: &str,
+        change: impl Fn(&mut K8sNode) -> bool,
+    ) -> PortResult<()> {
+        let api: Api<K8sNode> = Api::all(self.client().await?);
+        let mut last = None;
+        for _ in 0..CONFLICT_ATTEMPTS {
+            let mut node = api.get(name).await.map_err(|e| from_kube(what, e))?;
+            if !change(&mut node) {
+                return Ok(());
+            }
+            match api.replace(name, &PostParams::default(), &node).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status_code(&e) == Some(409) => last = Some(e),
+                Err(e) => return Err(from_kube(what, e)),
+            }
+        }
+        Err(match last {
+            Some(e) => from_kube(what, e),
+            None => PortError::new(ErrorKind::Conflict, format!("{what}: kept conflicting")),
+        })
+    }
+}
+
+fn nodepool_gvk() -> GroupVersionKind {
+    GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool")
+}
+
+fn nodeclass_gvk() -> GroupVersionKind {
+    GroupVersionKind::gvk("karpenter.k8s.aws", "v1", "EC2NodeClass")
+}
+
+/// Whether the kube-scheduler gave up on the pod: unbound, Pending, `PodScheduled=False` with
+/// reason `Unschedulable`, not being deleted, and not a DaemonSet's or a static pod.
+pub fn is_pending_unschedulable(pod: &K8sPod) -> bool {
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    let status = pod.status.as_ref();
+    let pending = status.and_then(|s| s.phase.as_deref()) == Some("Pending");
+    let unschedulable = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+        });
+    let deleting = pod.metadata.deletion_timestamp.is_some();
+    let daemon = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && matches!(o.kind.as_str(), "DaemonSet" | "Node"));
+    !bound && pending && unschedulable && !deleting && !daemon
+}
+
+fn is_bound_and_running(pod: &K8sPod) -> bool {
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    let terminal = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
+    bound && !terminal
+}
+
+fn name_of(pod: &K8sPod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// Converts what converts; logs and skips the rest.
+fn convert_pods(pods: Vec<K8sPod>, keep: impl Fn(&K8sPod) -> bool) -> Vec<Pod> {
+    pods.iter()
+        .filter(|p| keep(p))
+        .filter_map(|p| match nodewright_manifests::pod_from_k8s(p) {
+            Ok(pod) => Some(pod),
+            Err(e) => {
+                tracing::warn!(pod = %name_of(p), error = %e, "skipping a pod that cannot be read");
+                None
+            }
+        })
+        .collect()
+}
+
+fn k8s_taint(t: &Taint) -> K8sTaint {
+    K8sTaint {
+        key: t.key.clone(),
+        value: t.value.clone(),
+        effect: t.effect.as_str().to_string(),
+        time_added: None,
+    }
+}
+
+fn same_taint(a: &K8sTaint, b: &K8sTaint) -> bool {
+    a.key == b.key && a.effect == b.effect
+}
+
+fn parse_objects<T>(
+    objects: Vec<DynamicObject>,
+    kind: &str,
+    pick: impl Fn(ConfigObject) -> Option<T>,
+) -> PortResult<(Vec<T>, Vec<String>)> {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for object in objects {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let json = serde_json::to_string(&object)
+            .map_err(|e| PortError::new(ErrorKind::Invalid, format!("{kind} {name}: {e}")).with_source(e))?;
+        match parse_config_object(&json, &format!("{kind} {name}")) {
+            Ok(parsed) => match pick(parsed) {
+                Some(t) => good.push(t),
+                None => bad.push(format!("{kind} {name}: not a {kind}")),
+            },
+            Err(e) => bad.push(format!("{kind} {name}: {e}")),
+        }
+    }
+    Ok((good, bad))
+}
+
+impl Cluster for KubeCluster {
+    async fn list_pending_pods(&self) -> PortResult<Vec<Pod>> {
+        let api: Api<K8sPod> = Api::all(self.client().await?);
+        let pods = self
+            .list_all(
+                &api,
+                "list pending pods",
+                Some("spec.nodeName=,status.phase=Pending"),
+            )
+            .await?;
+        Ok(convert_pods(pods, is_pending_unschedulable))
+    }
+
+    async fn list_bound_pods(&self) -> PortResult<Vec<Pod>> {
+        let api: Api<K8sPod> = Api::all(self.client().await?);
+        let pods = self
+            .list_all(
+                &api,
+                "list bound pods",
+                Some("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"),
+            )
+            .await?;
+        Ok(convert_pods(pods, is_bound_and_running))
+    }
+
+    async fn list_nodes(&self) -> PortResult<Vec<Node>> {
+        let api: Api<K8sNode> = Api::all(self.client().await?);
+        let nodes = self.list_all(&api, "list nodes", None).await?;
+        Ok(nodes
+            .iter()
+            .filter_map(|n| match nodewright_manifests::node_from_k8s(n) {
+                Ok(node) => Some(node),
+                Err(e) => {
+                    let name = n.metadata.name.as_deref().unwrap_or("");
+                    tracing::warn!(node = %name, error = %e, "skipping a node that cannot be read");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    async fn list_daemonsets(&self) -> PortResult<Vec<DaemonSet>> {
+        let api: Api<K8sDaemonSet> = Api::all(self.client().await?);
+        let daemonsets = self.list_all(&api, "list daemonsets", None).await?;
+        Ok(daemonsets
+            .iter()
+            .filter_map(|ds| {
+                let namespace = ds.metadata.namespace.clone().unwrap_or_default();
+                let name = ds.metadata.name.clone().unwrap_or_default();
+                match nodewright_manifests::workload::daemonset_pod(ds) {
+                    Ok(pod) => Some(DaemonSet { namespace, name, pod }),
+                    Err(e) => {
+                        tracing::warn!(daemonset = %format!("{namespace}/{name}"), error = %e, "skipping a daemonset that cannot be read");
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
+    async fn list_nodepools(&self) -> PortResult<(Vec<NodePool>, Vec<String>)> {
+        let objects = self.custom_resources(&nodepool_gvk(), "nodepools").await?;
+        parse_objects(objects, "NodePool", |o| match o {
+            ConfigObject::NodePool(p) => Some(*p),
+            ConfigObject::Ec2NodeClass(_) => None,
+        })
+    }
+
+    async fn list_nodeclasses(&self) -> PortResult<(Vec<Ec2NodeClass>, Vec<String>)> {
+        let objects = self.custom_resources(&nodeclass_gvk(), "ec2nodeclasses").await?;
+        parse_objects(objects, "EC2NodeClass", |o| match o {
+            ConfigObject::Ec2NodeClass(c) => Some(*c),
+            ConfigObject::NodePool(_) => None,
+        })
+    }
+
+    async fn cordon(&self, node: &str, taint: &Taint) -> PortResult<()> {
+        let wanted = k8s_taint(taint);
+        self.update_node(node, &format!("cordon node {node}"), |n| {
+            let spec = n.spec.get_or_insert_with(Default::default);
+            let taints = spec.taints.get_or_insert_with(Vec::new);
+            let has_taint = taints.iter().any(|t| same_taint(t, &wanted));
+            let cordoned = spec.unschedulable == Some(true);
+            if has_taint && cordoned {
+                return false;
+            }
+            if !has_taint {
+                taints.push(wanted.clone());
+            }
+            spec.unschedulable = Some(true);
+            true
+        })
+        .await
+    }
+
+    async fn evict(&self, namespace: &str, name: &str) -> PortResult<Eviction> {
+        let client = self.clients().await?.evictions;
+        let api: Api<K8sPod> = Api::namespaced(client, namespace);
+        match api.evict(name, &EvictParams::default()).await {
+            Ok(_) => Ok(Eviction::Evicted),
+            Err(e) => match status_code(&e) {
+                Some(429) => Ok(Eviction::Blocked),
+                Some(404) => Ok(Eviction::Gone),
+                _ => Err(from_kube(&format!("evict pod {namespace}/{name}"), e)),
+            },
+        }
+    }
+
+    async fn delete_node(&self, node: &str) -> PortResult<()> {
+        let api: Api<K8sNode> = Api::all(self.client().await?);
+        match api.delete(node, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(from_kube(&format!("delete node {node}"), e)),
+        }
+    }
+
+    async fn patch_node(
+        &self,
+        node: &str,
+        labels: &BTreeMap<String, String>,
+        taints: &[Taint],
+    ) -> PortResult<()> {
+        let wanted: Vec<K8sTaint> = taints.iter().map(k8s_taint).collect();
+        self.update_node(node, &format!("patch node {node}"), |n| {
+            let current = n.metadata.labels.get_or_insert_with(BTreeMap::new);
+            let labels_done = labels.iter().all(|(k, v)| current.get(k) == Some(v));
+            let spec = n.spec.get_or_insert_with(Default::default);
+            let have = spec.taints.clone().unwrap_or_default();
+            let taints_done = have.len() == wanted.len()
+                && wanted
+                    .iter()
+                    .all(|w| have.iter().any(|h| same_taint(h, w) && h.value == w.value));
+            if labels_done && taints_done {
+                return false;
+            }
+            current.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            // Keep the time a surviving taint was added.
+            let merged: Vec<K8sTaint> = wanted
+                .iter()
+                .map(|w| {
+                    have.iter()
+                        .find(|h| same_taint(h, w) && h.value == w.value)
+                        .cloned()
+                        .unwrap_or_else(|| w.clone())
+                })
+                .collect();
+            spec.taints = if merged.is_empty() { None } else { Some(merged) };
+            true
+        })
+        .await
+    }
+}
+
+/// Taint effects as the API spells them.
+trait EffectName {
+    fn as_str(&self) -> &'static str;
+}
+
+impl EffectName for TaintEffect {
+    fn as_str(&self) -> &'static str {
+        match self {
+            TaintEffect::NoSchedule => "NoSchedule",
+            TaintEffect::PreferNoSchedule => "PreferNoSchedule",
+            TaintEffect::NoExecute => "NoExecute",
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! EKS authentication: the bearer token `aws eks get-token` makes, and the cluster's endpoint
+//! and CA from `eks:DescribeCluster`.
+//!
+//! The token is a presigned STS `GetCallerIdentity` URL whose signed headers include
+//! `x-k8s-aws-id: <cluster>`, base64url-encoded without padding behind `k8s-aws-v1.`. The API
+//! server's authenticator calls STS with it to learn who we are. Presigned for 60 seconds, as
+//! the CLI does; EKS accepts a token for 15 minutes after its signing time, so clients are
+//! rebuilt with a fresh token after [`TOKEN_REFRESH_AFTER`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use base64::Engine;
+use kube::config::{
+    AuthInfo, Cluster as KubeconfigCluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo,
+    NamedCluster, NamedContext,
+};
+use nodewright_core::ports::{ErrorKind, PortError, PortResult};
+use tokio::sync::OnceCell;
+
+use crate::cluster::ConfigSource;
+
+/// Tokens are good for 15 minutes; renew well before.
+pub const TOKEN_REFRESH_AFTER: Duration = Duration::from_secs(10 * 60);
+const PRESIGN_EXPIRES: Duration = Duration::from_secs(60);
+const TOKEN_PREFIX: &str = "k8s-aws-v1.";
+const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
+
+/// A bearer token for `cluster`, signed with `credentials` for STS in `region` at `now`.
+pub fn token(credentials: &Credentials, region: &str, cluster: &str, now: SystemTime) -> PortResult<String> {
+    let host = format!("sts.{region}.amazonaws.com");
+    let url = format!("https://{host}/?Action=GetCallerIdentity&Version=2011-06-15");
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(PRESIGN_EXPIRES);
+    let identity = credentials.clone().into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("sts")
+        .time(now)
+        .settings(settings)
+        .build()
+        .map_err(|e| invalid("EKS token signing parameters", e))?
+        .into();
+    let headers = [("host", host.as_str()), (CLUSTER_ID_HEADER, cluster)];
+    let signable = SignableRequest::new("GET", &url, headers.into_iter(), SignableBody::Bytes(&[]))
+        .map_err(|e| invalid("EKS token request", e))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| invalid("EKS token signature", e))?
+        .into_parts();
+    let mut request = http::Request::get(&url)
+        .body(())
+        .map_err(|e| invalid("EKS token URL", e))?;
+    instructions.apply_to_request_http1x(&mut request);
+    let presigned = request.uri().to_string();
+    Ok(format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(presigned)
+    ))
+}
+
+fn invalid(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> PortError {
+    PortError::new(ErrorKind::Invalid, format!("{what}: {e}")).with_source(e)
+}
+
+/// What `DescribeCluster` says about the cluster that the adapters need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterInfo {
+    pub name: String,
+    pub endpoint: String,
+    /// Base64-encoded PEM, as EKS returns it.
+    pub certificate_authority: String,
+    pub kubernetes_version: String,
+    pub service_cidr: Option<String>,
+}
+
+/// Calls `eks:DescribeCluster`.
+pub async fn describe_cluster(eks: &aws_sdk_eks::Client, name: &str) -> PortResult<ClusterInfo> {
+    let out = eks.describe_cluster().name(name).send().await.map_err(|e| {
+        let kind = match e.as_service_error() {
+            Some(s) if s.is_resource_not_found_exception() => ErrorKind::NotFound,
+            Some(_) => ErrorKind::Invalid,
+            None => ErrorKind::Unavailable,
+        };
+        PortError::new(kind, format!("DescribeCluster {name}: {e}")).with_source(e)
+    })?;
+    let cluster = out
+        .cluster
+        .ok_or_else(|| PortError::new(ErrorKind::NotFound, format!("DescribeCluster {name}: no cluster")))?;
+    let missing =
+        |field: &str| PortError::new(ErrorKind::Invalid, format!("cluster {name} has no {field} yet"));
+    Ok(ClusterInfo {
+        name: name.to_string(),
+        endpoint: cluster.endpoint.clone().ok_or_else(|| missing("endpoint"))?,
+        certificate_authority: cluster
+            .certificate_authority
+            .as_ref()
+            .and_then(|c| c.data.clone())
+            .ok_or_else(|| missing("certificate authority"))?,
+        kubernetes_version: cluster.version.clone().ok_or_else(|| missing("version"))?,
+        service_cidr: cluster.kubernetes_network_config.as_ref().and_then(|n| {
+            n.service_ipv4_cidr
+                .clone()
+                .or_else(|| n.service_ipv6_cidr.clone())
+        }),
+    })
+}
+
+/// Connection settings for an EKS cluster: endpoint and CA fetched once (per cold start), a
+/// new token each time a configuration is asked for.
+pub struct EksConfigSource {
+    region: String,
+    credentials: SharedCredentialsProvider,
+    info: ClusterInfo,
+}
+
+impl std::fmt::Debug for EksConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EksConfigSource")
+            .field("cluster", &self.info.name)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EksConfigSource {
+    pub fn new(sdk: &SdkConfig, info: ClusterInfo) -> PortResult<Self> {
+        let credentials = sdk
+            .credentials_provider()
+            .ok_or_else(|| PortError::new(ErrorKind::Unauthorized, "no AWS credentials provider"))?;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| PortError::new(ErrorKind::Invalid, "no AWS region"))?;
+        Ok(EksConfigSource {
+            region,
+            credentials,
+            info,
+        })
+    }
+
+    /// Describes the cluster once and keeps the answer.
+    pub async fn discover(sdk: &SdkConfig, cluster: &str) -> PortResult<Arc<Self>> {
+        static CACHE: OnceCell<ClusterInfo> = OnceCell::const_new();
+        let eks = aws_sdk_eks::Client::new(sdk);
+        let info = CACHE
+            .get_or_try_init(|| describe_cluster(&eks, cluster))
+            .await?
+            .clone();
+        Ok(Arc::new(EksConfigSource::new(sdk, info)?))
+    }
+
+    pub fn info(&self) -> &ClusterInfo {
+        &self.info
+    }
+
+    async fn fresh_config(&self) -> PortResult<kube::Config> {
+        let credentials = self.credentials.provide_credentials().await.map_err(|e| {
+            PortError::new(ErrorKind::Unauthorized, format!("AWS credentials: {e}")).with_source(e)
+        })?;
+        let token = token(&credentials, &self.region, &self.info.name, SystemTime::now())?;
+        config_for(&self.info.endpoint, &self.info.certificate_authority, &token).await
+    }
+}
+
+impl ConfigSource for EksConfigSource {
+    fn config(&self) -> Pin<Box<dyn Future<Output = PortResult<kube::Config>> + Send + '_>> {
+        Box::pin(self.fresh_config())
+    }
+
+    fn valid_for(&self) -> Option<Duration> {
+        Some(TOKEN_REFRESH_AFTER)
+    }
+}
+
+/// A kube configuration for `endpoint` trusting the base64 PEM `ca`, with a bearer token.
+pub async fn config_for(endpoint: &str, ca: &str, token: &str) -> PortResult<kube::Config> {
+    let kubeconfig = Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: "eks".to_string(),
+            cluster: Some(KubeconfigCluster {
+                server: Some(endpoint.to_string()),
+                certificate_authority_data: Some(ca.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: "nodewright".to_string(),
+            auth_info: Some(AuthInfo {
+                token: Some(token.to_string().into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        contexts: vec![NamedContext {
+            name: "eks".to_string(),
+            context: Some(Context {
+                cluster: "eks".to_string(),
+                user: Some("nodewright".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        current_context: Some("eks".to_string()),
+        ..Default::default()
+    };
+    kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| PortError::new(ErrorKind::Invalid, format!("cluster configuration: {e}")).with_source(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn decode(token: &str) -> url::Url {
+        let encoded = token.strip_prefix(TOKEN_PREFIX).expect("prefix");
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .expect("base64url without padding");
+        url::Url::parse(&String::from_utf8(bytes).expect("utf-8")).expect("a URL")
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_token_is_a_presigned_get_caller_identity_url_naming_the_cluster() {
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        // 2026-11-22T10:15:30Z
+        let token = token(&credentials, "us-west-2", "demo", at(1_795_342_530)).expect("token");
+        let url = decode(&token);
+        assert_eq!(url.host_str(), Some("sts.us-west-2.amazonaws.com"));
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["Action"], "GetCallerIdentity");
+        assert_eq!(q["Version"], "2011-06-15");
+        assert_eq!(q["X-Amz-Algorithm"], "AWS4-HMAC-SHA256");
+        assert_eq!(q["X-Amz-Expires"], "60");
+        assert_eq!(q["X-Amz-Date"], "20261122T101530Z");
+        assert_eq!(
+            q["X-Amz-Credential"],
+            "AKIDEXAMPLE/20261122/us-west-2/sts/aws4_request"
+        );
+        let signed: Vec<&str> = q["X-Amz-SignedHeaders"].split(';').collect();
+        assert!(
+            signed.contains(&"host") && signed.contains(&"x-k8s-aws-id"),
+            "{signed:?}"
+        );
+        assert_eq!(q["X-Amz-Signature"].len(), 64);
+    }
+
+    #[test]
+    fn the_token_is_deterministic_and_depends_on_cluster_time_and_key() {
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let a = token(&credentials, "us-east-1", "demo", at(1_795_342_530)).expect("token");
+        assert_eq!(
+            a,
+            token(&credentials, "us-east-1", "demo", at(1_795_342_530)).expect("token")
+        );
+        assert_ne!(
+            a,
+            token(&credentials, "us-east-1", "other", at(1_795_342_530)).expect("token")
+        );
+        assert_ne!(
+            a,
+            token(&credentials, "us-east-1", "demo", at(1_795_342_531)).expect("token")
+        );
+        let other_key = Credentials::new("AKIDEXAMPLE", "other", None, None, "test");
+        assert_ne!(
+            a,
+            token(&other_key, "us-east-1", "demo", at(1_795_342_530)).expect("token")
+        );
+    }
+
+    #[test]
+    fn a_session_token_is_carried_in_the_url() {
+        let credentials = Credentials::new(
+            "ASIAEXAMPLE",
+            "secret",
+            Some("session/token+=".into()),
+            None,
+            "test",
+        );
+        let url = decode(&token(&credentials, "us-east-1", "demo", at(1_795_342_530)).expect("token"));
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["X-Amz-Security-Token"], "session/token+=");
+    }
+}

@@ -1,0 +1,340 @@
+//! `KubeCluster` over HTTP against the fake API server, with a real `kube::Client`.
+
+use std::collections::BTreeMap;
+
+use http::Method;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use nodewright_core::pod::{Taint, TaintEffect};
+use nodewright_core::ports::{Cluster, ErrorKind, Eviction};
+use nodewright_fake_kube::{Budget, FakeApiServer, NodeRegistration, RequestMatcher, Verb};
+use nodewright_kube::KubeCluster;
+use serde_json::{Value, json};
+
+async fn server() -> (FakeApiServer, KubeCluster) {
+    let server = FakeApiServer::start().await.expect("fake API server");
+    let cluster = KubeCluster::from_config(server.config()).expect("cluster");
+    (server, cluster)
+}
+
+fn pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "inflate"}},
+        "spec": {"containers": [{"name": "c", "image": "pause", "resources": {"requests": {"cpu": "1"}}}]},
+    })
+}
+
+fn unschedulable(mut pod: Value) -> Value {
+    pod["status"] = json!({
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                        "message": "0/0 nodes are available"}],
+    });
+    pod
+}
+
+fn owned_by(mut pod: Value, kind: &str) -> Value {
+    pod["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "apps/v1", "kind": kind, "name": "owner", "uid": "u-1", "controller": true
+    }]);
+    pod
+}
+
+fn names(pods: &[nodewright_core::pod::Pod]) -> Vec<String> {
+    let mut names: Vec<String> = pods.iter().map(|p| p.name.clone()).collect();
+    names.sort();
+    names
+}
+
+fn nodepool(name: &str) -> Value {
+    json!({
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {"spec": {
+                "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]}],
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+            }},
+            "limits": {"cpu": 1000},
+        },
+    })
+}
+
+fn nodeclass(name: &str) -> Value {
+    json!({
+        "apiVersion": "karpenter.k8s.aws/v1",
+        "kind": "EC2NodeClass",
+        "metadata": {"name": name},
+        "spec": {
+            "role": "KarpenterNodeRole-demo",
+            "amiSelectorTerms": [{"alias": "al2023@latest"}],
+            "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "demo"}}],
+            "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "demo"}}],
+        },
+    })
+}
+
+fn taint() -> Taint {
+    Taint {
+        key: "karpenter.sh/disrupted".into(),
+        value: None,
+        effect: TaintEffect::NoSchedule,
+        time_added: None,
+    }
+}
+
+#[tokio::test]
+async fn pending_pods_are_the_unschedulable_ones_checked_again_on_our_side() {
+    let (server, cluster) = server().await;
+    server.insert(&pod("not-yet-seen")).expect("insert"); // Pending, no PodScheduled condition
+    server.insert(&unschedulable(pod("waiting"))).expect("insert");
+    server
+        .insert(&owned_by(unschedulable(pod("daemon")), "DaemonSet"))
+        .expect("insert");
+    server
+        .insert(&owned_by(unschedulable(pod("replica")), "ReplicaSet"))
+        .expect("insert");
+    let mut terminating = unschedulable(pod("terminating"));
+    terminating["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    server.insert(&terminating).expect("insert");
+    server
+        .delete_object("pods", Some("default"), "terminating")
+        .expect("delete sets deletionTimestamp");
+    let mut bound = pod("bound");
+    bound["spec"]["nodeName"] = json!("ip-10-0-1-5.ec2.internal");
+    server.insert(&bound).expect("insert");
+
+    let pending = cluster.list_pending_pods().await.expect("list");
+    assert_eq!(
+        names(&pending),
+        vec!["replica".to_string(), "waiting".to_string()]
+    );
+    let list = server
+        .requests()
+        .into_iter()
+        .find(|r| r.verb == Some(Verb::List) && r.path == "/api/v1/pods")
+        .expect("a list of pods");
+    assert_eq!(
+        list.param("fieldSelector").as_deref(),
+        Some("spec.nodeName=,status.phase=Pending")
+    );
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_be_read_is_skipped_and_the_rest_still_load() {
+    let (server, cluster) = server().await;
+    server.insert(&unschedulable(pod("good"))).expect("insert");
+    let mut bad = unschedulable(pod("bad"));
+    // The server does not validate operators inside affinity terms; the scheduler (and we) must.
+    bad["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "Near", "values": ["a"]}]}]
+    }}});
+    server.insert(&bad).expect("insert");
+    let pending = cluster.list_pending_pods().await.expect("list");
+    assert_eq!(names(&pending), vec!["good".to_string()]);
+}
+
+#[tokio::test]
+async fn lists_follow_continue_tokens_across_pages() {
+    let (server, cluster) = server().await;
+    let cluster = cluster.with_page_size(2);
+    for i in 0..5 {
+        server
+            .insert(&unschedulable(pod(&format!("p{i}"))))
+            .expect("insert");
+    }
+    let pending = cluster.list_pending_pods().await.expect("list");
+    assert_eq!(pending.len(), 5);
+    let pages: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == Some(Verb::List) && r.path == "/api/v1/pods")
+        .collect();
+    assert_eq!(pages.len(), 3, "5 pods in pages of 2");
+    assert!(pages.iter().all(|p| p.param("limit").as_deref() == Some("2")));
+    assert!(pages[1].param("continue").is_some_and(|c| !c.is_empty()));
+}
+
+#[tokio::test]
+async fn bound_pods_nodes_and_daemonsets_are_listed() {
+    let (server, cluster) = server().await;
+    server
+        .register_node(
+            NodeRegistration::new("ip-10-0-1-5.ec2.internal")
+                .label("topology.kubernetes.io/zone", "us-east-1a")
+                .allocatable("cpu", "3920m")
+                .allocatable("memory", "14Gi")
+                .allocatable("pods", "58"),
+        )
+        .expect("node");
+    let mut bound = pod("bound");
+    bound["spec"]["nodeName"] = json!("ip-10-0-1-5.ec2.internal");
+    bound["status"] = json!({"phase": "Running"});
+    server.insert(&bound).expect("insert");
+    let mut done = pod("done");
+    done["spec"]["nodeName"] = json!("ip-10-0-1-5.ec2.internal");
+    done["status"] = json!({"phase": "Succeeded"});
+    server.insert(&done).expect("insert");
+    server
+        .insert(&json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "aws-node", "namespace": "kube-system"},
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "aws-node"}},
+                "template": {
+                    "metadata": {"labels": {"k8s-app": "aws-node"}},
+                    "spec": {"containers": [{"name": "aws-node", "image": "cni", "resources": {"requests": {"cpu": "25m"}}}]},
+                },
+            },
+        }))
+        .expect("daemonset");
+
+    assert_eq!(
+        names(&cluster.list_bound_pods().await.expect("bound")),
+        vec!["bound".to_string()]
+    );
+    let nodes = cluster.list_nodes().await.expect("nodes");
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].allocatable.cpu(), 3920);
+    let daemonsets = cluster.list_daemonsets().await.expect("daemonsets");
+    assert_eq!(daemonsets.len(), 1);
+    assert_eq!(daemonsets[0].name, "aws-node");
+    assert_eq!(daemonsets[0].pod.requests.cpu(), 25);
+}
+
+#[tokio::test]
+async fn a_bad_nodepool_is_reported_by_name_while_the_good_ones_load() {
+    let (server, cluster) = server().await;
+    server.insert(&nodepool("default")).expect("insert");
+    let mut bad = nodepool("typo");
+    bad["spec"]["template"]["spec"]["requirments"] = json!([]);
+    server.insert(&bad).expect("insert");
+    server.insert(&nodeclass("default")).expect("insert");
+
+    let (pools, errors) = cluster.list_nodepools().await.expect("nodepools");
+    assert_eq!(
+        pools.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        vec!["default"]
+    );
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains("typo") && errors[0].contains("requirments"),
+        "{errors:?}"
+    );
+    let (classes, errors) = cluster.list_nodeclasses().await.expect("nodeclasses");
+    assert_eq!(classes.len(), 1);
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[tokio::test]
+async fn cordoning_taints_once_and_retries_a_lost_race() {
+    let (server, cluster) = server().await;
+    server.register_node(NodeRegistration::new("n1")).expect("node");
+    // Another writer updates the node between our read and our write, once.
+    server.fail_next(RequestMatcher::any().verb(Verb::Update), 409, 1);
+    cluster.cordon("n1", &taint()).await.expect("cordon");
+    cluster.cordon("n1", &taint()).await.expect("again");
+    let node: k8s_openapi::api::core::v1::Node = server.get(None, "n1").expect("node");
+    let spec = node.spec.expect("spec");
+    assert_eq!(spec.unschedulable, Some(true));
+    let ours: Vec<_> = spec
+        .taints
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.key == "karpenter.sh/disrupted")
+        .collect();
+    assert_eq!(ours.len(), 1);
+    let err = cluster.cordon("gone", &taint()).await.expect_err("no such node");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn an_eviction_a_budget_forbids_is_blocked_at_once_and_a_missing_pod_is_gone() {
+    let (server, cluster) = server().await;
+    server.register_node(NodeRegistration::new("n1")).expect("node");
+    let mut running = pod("web-0");
+    running["spec"]["nodeName"] = json!("n1");
+    server.insert(&running).expect("insert");
+    server.schedule_pending().expect("start the pod");
+    server
+        .set_pdb(
+            "default",
+            "web",
+            [("app", "inflate")],
+            Budget::MinAvailable(IntOrString::Int(1)),
+        )
+        .expect("pdb");
+    server.clear_requests();
+
+    assert_eq!(
+        cluster.evict("default", "web-0").await.expect("evict"),
+        Eviction::Blocked
+    );
+    let evictions = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == Method::POST && r.path.ends_with("/eviction"))
+        .count();
+    assert_eq!(evictions, 1, "a 429 from a budget is not retried");
+    assert_eq!(
+        cluster.evict("default", "nobody").await.expect("evict"),
+        Eviction::Gone
+    );
+
+    server
+        .delete_object("poddisruptionbudgets.policy", Some("default"), "web")
+        .expect("drop pdb");
+    assert_eq!(
+        cluster.evict("default", "web-0").await.expect("evict"),
+        Eviction::Evicted
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_node_twice_is_fine() {
+    let (server, cluster) = server().await;
+    server.register_node(NodeRegistration::new("n1")).expect("node");
+    cluster.delete_node("n1").await.expect("delete");
+    cluster.delete_node("n1").await.expect("already gone");
+    assert!(server.get_object("nodes", None, "n1").is_none());
+}
+
+#[tokio::test]
+async fn patching_a_node_merges_labels_and_sets_taints() {
+    let (server, cluster) = server().await;
+    server
+        .register_node(NodeRegistration::new("n1").label("keep", "me"))
+        .expect("node");
+    let labels = BTreeMap::from([("karpenter.sh/nodepool".to_string(), "default".to_string())]);
+    cluster
+        .patch_node("n1", &labels, &[taint()])
+        .await
+        .expect("patch");
+    let node: k8s_openapi::api::core::v1::Node = server.get(None, "n1").expect("node");
+    let got = node.metadata.labels.expect("labels");
+    assert_eq!(got.get("keep").map(String::as_str), Some("me"));
+    assert_eq!(
+        got.get("karpenter.sh/nodepool").map(String::as_str),
+        Some("default")
+    );
+    let taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
+    assert_eq!(taints.len(), 1);
+    assert_eq!(taints[0].key, "karpenter.sh/disrupted");
+
+    cluster
+        .patch_node("n1", &labels, &[])
+        .await
+        .expect("clear taints");
+    let node: k8s_openapi::api::core::v1::Node = server.get(None, "n1").expect("node");
+    assert!(node.spec.and_then(|s| s.taints).unwrap_or_default().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable() {
+    let (server, cluster) = server().await;
+    drop(server);
+    let err = cluster.list_nodes().await.expect_err("nobody there");
+    assert_eq!(err.kind, ErrorKind::Unavailable);
+}
