@@ -1,1 +1,387 @@
-//! Shared support for the integration tests.
+//! The end-to-end world: moto (EC2, SSM, DynamoDB, SQS) and the fake Kubernetes API server,
+//! the webhook and provisioner handlers wired to them exactly as their entry points wire the
+//! real services, and a simulated kubelet that registers a Node for every instance launched.
+//!
+//! Events go where Lambda would take them: an AdmissionReview per pod, built from the pod the
+//! API server holds, into the webhook's Function URL handler; the messages the webhook put on
+//! the provision queue, read back from SQS, as the SQS event the provisioner gets.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use lambda_runtime::{Context, LambdaEvent};
+use nodewright_aws::claims::{DynamoClaimStore, create_table};
+use nodewright_aws::queue::ProvisionQueue;
+use nodewright_aws::testing::Moto;
+use nodewright_aws::{RetryPolicy, SystemClock};
+use nodewright_core::api::{ConfigObject, parse_config_object};
+use nodewright_core::ports::{CLAIM_TAG, Cloud, Instance};
+use nodewright_fake_kube::{FakeApiServer, NodeRegistration};
+use nodewright_kube::{ClusterInfo, KubeCluster};
+use nodewright_provisioner::{LiveProvisioner, ProvisionerConfig, assemble};
+use nodewright_webhook::{Webhook, WebhookConfig};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub const SECRET: &str = "e2e-secret-0123456789";
+pub const KUBERNETES_VERSION: &str = "1.32";
+/// base64 of a PEM-shaped placeholder: the CA only ends up in user data here.
+pub const CA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnRlc3QKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
+
+/// One moto per test binary; every world uses its own cluster name, table and queue in it.
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(Moto::start)
+}
+
+/// The getting-started NodePool and EC2NodeClass of the project's docs, for `cluster`, with
+/// the NodePool's cpu limit set to `cpu_limit`.
+pub fn getting_started(cluster: &str, cpu_limit: u32) -> Vec<Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../infra/examples/default-nodepool.yaml"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .replace("my-cluster", cluster);
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| {
+            let mut value = serde_json::to_value(serde_yaml::Value::deserialize(doc).expect("YAML document"))
+                .expect("JSON");
+            if value["kind"] == "NodePool" {
+                value["spec"]["limits"]["cpu"] = json!(cpu_limit);
+            }
+            value
+        })
+        .collect()
+}
+
+pub struct World {
+    pub name: String,
+    pub kube: FakeApiServer,
+    pub ec2: aws_sdk_ec2::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub webhook: Webhook<ProvisionQueue>,
+    pub provisioner: LiveProvisioner,
+    pub store: DynamoClaimStore,
+}
+
+impl World {
+    /// A fresh cluster `name`: network, claims table and FIFO queue in moto, the getting-started
+    /// manifests applied to a fresh API server, and both handlers built as at cold start.
+    pub async fn new(name: &str, cpu_limit: u32) -> World {
+        let moto = moto();
+        let sdk = moto.sdk_config();
+        moto.create_network(name).await;
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = format!("{name}-claims");
+        create_table(&dynamodb, &table).await.expect("claims table");
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-provision.fifo"))
+            .attributes(QueueAttributeName::FifoQueue, "true")
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}-provision.fifo");
+
+        let kube = FakeApiServer::start().await.expect("fake API server");
+        for object in getting_started(name, cpu_limit) {
+            kube.insert(&object).expect("apply the getting-started manifests");
+        }
+
+        let webhook_config = WebhookConfig::from_env(|k| match k {
+            nodewright_webhook::config::SECRET => Some(SECRET.to_string()),
+            nodewright_webhook::config::QUEUE_URL => Some(queue_url.clone()),
+            _ => None,
+        })
+        .expect("webhook config");
+        let queue = ProvisionQueue::new(&sdk, &queue_url, &quick_retries());
+        let webhook = Webhook::new(webhook_config, queue, Arc::new(SystemClock));
+
+        let config = ProvisionerConfig::from_env(|k| match k {
+            nodewright_provisioner::config::CLUSTER_NAME => Some(name.to_string()),
+            nodewright_provisioner::config::CLAIMS_TABLE => Some(table.clone()),
+            nodewright_provisioner::config::REGION => Some("us-east-1".to_string()),
+            _ => None,
+        })
+        .expect("provisioner config");
+        let info = ClusterInfo {
+            name: name.to_string(),
+            endpoint: kube.url(),
+            certificate_authority: CA.to_string(),
+            kubernetes_version: KUBERNETES_VERSION.to_string(),
+            service_cidr: Some("10.100.0.0/16".to_string()),
+        };
+        let cluster = KubeCluster::from_config(kube.config()).expect("kube client");
+        let provisioner =
+            assemble(&config, &sdk, cluster, &info, Arc::new(SystemClock)).expect("provisioner");
+        let store = DynamoClaimStore::new(dynamodb.clone(), &table, name, Arc::new(SystemClock));
+        World {
+            name: name.to_string(),
+            kube,
+            ec2,
+            sqs,
+            dynamodb,
+            queue_url,
+            queue_arn,
+            webhook,
+            provisioner,
+            store,
+        }
+    }
+
+    /// `count` pods of a Deployment requesting `cpu` each, which the scheduler then marks
+    /// Unschedulable (there are no nodes yet).
+    pub fn create_pending_pods(&self, app: &str, count: usize, cpu: &str) {
+        for i in 0..count {
+            self.kube
+                .insert(&json!({
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": format!("{app}-{i}"),
+                        "namespace": "default",
+                        "labels": {"app": app},
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                            "name": format!("{app}-rs"), "uid": format!("{app}-rs-uid"), "controller": true}],
+                    },
+                    "spec": {"containers": [{"name": app, "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.7",
+                        "resources": {"requests": {"cpu": cpu}}}]},
+                }))
+                .expect("create pod");
+        }
+        self.kube.schedule_pending().expect("scheduler pass");
+    }
+
+    /// The AdmissionReview the API server sends for the kube-scheduler's status update of each
+    /// unschedulable pod, through the webhook's handler. Returns the HTTP statuses.
+    pub async fn deliver_admission_reviews(&self) -> Vec<i64> {
+        let mut statuses = Vec::new();
+        for (i, pod) in self.kube.list::<Pod>(Some("default")).into_iter().enumerate() {
+            let unschedulable = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.reason.as_deref() == Some("Unschedulable")));
+            if !unschedulable {
+                continue;
+            }
+            let object = serde_json::to_value(&pod).expect("pod JSON");
+            let review = json!({
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {
+                    "uid": format!("{}-review-{i}", self.name),
+                    "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "subResource": "status",
+                    "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+                    "requestSubResource": "status",
+                    "name": pod.metadata.name,
+                    "namespace": pod.metadata.namespace,
+                    "operation": "UPDATE",
+                    "userInfo": {"username": "system:kube-scheduler", "groups": ["system:authenticated"]},
+                    "object": object,
+                    "oldObject": object,
+                    "dryRun": false,
+                    "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
+                },
+            });
+            let event = function_url_request(SECRET, &review.to_string());
+            let response = nodewright_webhook::function_handler(
+                &self.webhook,
+                LambdaEvent::new(event, Context::default()),
+            )
+            .await
+            .expect("webhook handled");
+            statuses.push(response.status_code);
+        }
+        statuses
+    }
+
+    /// The SQS event Lambda's event source mapping would deliver for the messages now on the
+    /// provision queue (they are deleted, as a successful invocation would have them).
+    pub async fn take_sqs_event(&self) -> Value {
+        let mut records = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                break;
+            }
+            for m in messages {
+                let attributes: BTreeMap<String, String> = m
+                    .attributes
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v))
+                    .collect();
+                records.push(json!({
+                    "messageId": m.message_id,
+                    "receiptHandle": m.receipt_handle,
+                    "body": m.body,
+                    "attributes": attributes,
+                    "messageAttributes": {},
+                    "md5OfBody": m.md5_of_body,
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": self.queue_arn,
+                    "awsRegion": "us-east-1",
+                }));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        json!({ "Records": records })
+    }
+
+    /// The provisioner's handler with `event`; returns what it returned to Lambda.
+    pub async fn run_provisioner(&self, event: Value) -> Value {
+        let mut context = Context::default();
+        context.request_id = format!("{}-{}", self.name, nanos());
+        nodewright_provisioner::function_handler(&self.provisioner, LambdaEvent::new(event, context))
+            .await
+            .expect("provisioner handled")
+    }
+
+    /// This cluster's instances that are not terminated.
+    pub async fn instances(&self) -> Vec<Instance> {
+        self.provisioner
+            .cloud
+            .list_instances()
+            .await
+            .expect("list instances")
+    }
+
+    /// The simulated kubelet: a Node, Ready, for every instance without one, with the labels
+    /// and allocatable the catalog promised. Returns the nodes registered.
+    pub async fn kubelet(&self) -> Vec<String> {
+        let (classes, _) = nodewright_core::ports::Cluster::list_nodeclasses(&self.provisioner.cluster)
+            .await
+            .expect("nodeclasses");
+        let catalog = self
+            .provisioner
+            .cloud
+            .catalog(classes.first().expect("a node class"))
+            .await
+            .expect("catalog");
+        let registered: Vec<String> = self
+            .kube
+            .list::<Node>(None)
+            .into_iter()
+            .filter_map(|n| n.spec.and_then(|s| s.provider_id))
+            .collect();
+        let mut out = Vec::new();
+        for instance in self.instances().await {
+            let provider_id = format!("aws:///{}/{}", instance.zone, instance.id);
+            if registered.contains(&provider_id) {
+                continue;
+            }
+            let t = catalog.get(&instance.instance_type).expect("a catalog type");
+            let name = instance
+                .private_dns_name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("{}.ec2.internal", instance.id));
+            let mut labels = t.labels.clone();
+            labels.insert("topology.kubernetes.io/zone".into(), instance.zone.clone());
+            labels.insert("topology.kubernetes.io/region".into(), "us-east-1".into());
+            labels.insert(
+                "karpenter.sh/capacity-type".into(),
+                instance.capacity_type.as_str().into(),
+            );
+            labels.insert("kubernetes.io/hostname".into(), name.clone());
+            if let Some(pool) = instance.tags.get("karpenter.sh/nodepool") {
+                labels.insert("karpenter.sh/nodepool".into(), pool.clone());
+            }
+            let mut registration = NodeRegistration::new(name.clone())
+                .labels(labels)
+                .provider_id(provider_id);
+            for (resource, quantity) in t.allocatable.to_quantity_map() {
+                registration = registration.allocatable(resource, quantity);
+            }
+            self.kube.register_node(registration).expect("register node");
+            out.push(name);
+        }
+        out
+    }
+
+    /// Pods bound to a node.
+    pub fn bound_pods(&self) -> usize {
+        self.kube
+            .list::<Pod>(Some("default"))
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+            .count()
+    }
+
+    /// The claim id an instance is tagged with.
+    pub fn claim_of(instance: &Instance) -> Option<&str> {
+        instance.tags.get(CLAIM_TAG).map(String::as_str)
+    }
+}
+
+/// A Function URL request to `/<path>` carrying `body`, shaped as Lambda delivers it.
+pub fn function_url_request(path: &str, body: &str) -> LambdaFunctionUrlRequest {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../functions/webhook/tests/fixtures/function-url-request.json"
+    );
+    let text = std::fs::read_to_string(fixture).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+    let mut event: Value = serde_json::from_str(&text).expect("fixture");
+    event["rawPath"] = Value::String(format!("/{path}"));
+    event["requestContext"]["http"]["path"] = Value::String(format!("/{path}"));
+    event["body"] = Value::String(body.to_string());
+    serde_json::from_value(event).expect("a Function URL request")
+}
+
+/// The webhook's retry policy in Lambda: two quick attempts.
+pub fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        attempt_timeout: Duration::from_secs(2),
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Parses a manifest the way the cluster's strict reader does (used to check the example).
+pub fn parses(object: &Value) -> bool {
+    matches!(
+        parse_config_object(&object.to_string(), "example"),
+        Ok(ConfigObject::NodePool(_) | ConfigObject::Ec2NodeClass(_))
+    )
+}

@@ -16,13 +16,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use aws_config::SdkConfig;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use nodewright_aws::claims::DynamoClaimStore;
 use nodewright_aws::queue::ProvisionRequest;
+use nodewright_aws::{AwsConfig, Ec2Cloud, RetryPolicy};
 use nodewright_core::ports::{ClaimStore, Clock, Cloud, Cluster, ErrorKind, PortError, PortResult};
 use nodewright_core::provisioning::{IdSource, RoundConfig, RoundReport, run_round};
 use nodewright_core::reconcile::{ReconcilePolicy, ReconcileReport, apply, reconcile};
 use nodewright_core::unavailable::UnavailableOfferings;
+use nodewright_kube::{ClusterInfo, KubeCluster, describe_cluster};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -291,4 +295,89 @@ impl IdSource for RandomIds {
         }
         out
     }
+}
+
+/// The provisioner over the real adapters: the Kubernetes API, EC2 and DynamoDB.
+pub type LiveProvisioner = Provisioner<KubeCluster, Ec2Cloud, DynamoClaimStore>;
+
+/// Wires the real adapters together from the configuration, the SDK configuration, a
+/// connected cluster and what `DescribeCluster` (or the environment) says about it.
+pub fn assemble(
+    config: &ProvisionerConfig,
+    sdk: &SdkConfig,
+    cluster: KubeCluster,
+    info: &ClusterInfo,
+    clock: Arc<dyn Clock>,
+) -> PortResult<LiveProvisioner> {
+    let retry = RetryPolicy::default();
+    let aws = AwsConfig {
+        cluster_name: config.cluster_name.clone(),
+        cluster_endpoint: info.endpoint.clone(),
+        cluster_ca_bundle: info.certificate_authority.clone(),
+        service_cidr: info.service_cidr.clone().ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "the service CIDR of cluster {} is unknown; set {}",
+                    config.cluster_name,
+                    config::SERVICE_CIDR
+                ),
+            )
+        })?,
+        cluster_dns_ip: None,
+        kubernetes_version: info.kubernetes_version.clone(),
+        region: config.region.clone(),
+        retry,
+    };
+    let cloud = Ec2Cloud::new(sdk, aws, clock.clone());
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(sdk)
+            .retry_config(retry.sdk())
+            .timeout_config(retry.timeouts())
+            .build(),
+    );
+    let store = DynamoClaimStore::new(
+        dynamodb,
+        &config.claims_table,
+        &config.cluster_name,
+        clock.clone(),
+    );
+    let mut provisioner = Provisioner::new(cluster, cloud, store, clock, Box::new(RandomIds::default()));
+    provisioner.round.lease_ttl_ms =
+        i64::try_from(config.lease_ttl_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    Ok(provisioner)
+}
+
+/// What the environment says about the cluster, completed by `DescribeCluster` when it leaves
+/// something out.
+pub async fn cluster_info(config: &ProvisionerConfig, sdk: &SdkConfig) -> PortResult<ClusterInfo> {
+    if let (Some(endpoint), Some(ca), Some(cidr), Some(version)) = (
+        &config.cluster_endpoint,
+        &config.cluster_ca,
+        &config.service_cidr,
+        &config.kubernetes_version,
+    ) {
+        return Ok(ClusterInfo {
+            name: config.cluster_name.clone(),
+            endpoint: endpoint.clone(),
+            certificate_authority: ca.clone(),
+            kubernetes_version: version.clone(),
+            service_cidr: Some(cidr.clone()),
+        });
+    }
+    let eks = aws_sdk_eks::Client::new(sdk);
+    let mut info = describe_cluster(&eks, &config.cluster_name).await?;
+    if let Some(endpoint) = &config.cluster_endpoint {
+        info.endpoint = endpoint.clone();
+    }
+    if let Some(ca) = &config.cluster_ca {
+        info.certificate_authority = ca.clone();
+    }
+    if let Some(cidr) = &config.service_cidr {
+        info.service_cidr = Some(cidr.clone());
+    }
+    if let Some(version) = &config.kubernetes_version {
+        info.kubernetes_version = version.clone();
+    }
+    Ok(info)
 }
