@@ -28,12 +28,15 @@ On top of plain moto it:
     the next `count` CreateFleet calls (every call until reset when `count` is absent) skip
     the overrides that match and report them in the response's `errorSet`, the way EC2
     reports per-override capacity failures; a fleet left without overrides launches nothing;
-  - POST /_nodewright/reset  forgets every injection (moto's own state is kept).
+  - POST /_nodewright/reset  forgets every injection (moto's own state is kept);
+  - POST /_nodewright/calls  answers {"calls": [{"at_ms", "service", "action"}, ...]}, every
+    AWS call received so far with its wall-clock time, for latency measurements.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import io
 import json
@@ -42,6 +45,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import uuid
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlencode
@@ -158,6 +162,13 @@ class Injections:
         self.failures: dict[tuple[str, str], list[JSON]] = {}
         self.fleet_errors: list[JSON] = []
         self.fleet_errors_left: int | None = None
+        # (epoch milliseconds, service, action) of every AWS call received, for latency
+        # measurements; bounded so a long test run cannot grow it without end.
+        self.calls: collections.deque[tuple[float, str, str]] = collections.deque(maxlen=100_000)
+
+    def record(self, service: str, action: str) -> None:
+        with self.lock:
+            self.calls.append((time.time() * 1000.0, service, action))
 
     def reset(self) -> None:
         with self.lock:
@@ -250,6 +261,8 @@ class Middleware:
 
         body = read_body(environ)
         service, action, is_json = identify(environ, body)
+        if service and action:
+            self.injections.record(service, action)
         if service in UNSERVED:
             # moto has no backend for these; left to moto, the failed lookup leaves its app
             # lock held and every later request to that service hangs.
@@ -279,6 +292,10 @@ class Middleware:
                 self.injections.set_fleet_errors(spec)
             elif path == "/_nodewright/reset":
                 self.injections.reset()
+            elif path == "/_nodewright/calls":
+                with self.injections.lock:
+                    calls = [{"at_ms": at, "service": sv, "action": ac} for at, sv, ac in self.injections.calls]
+                return respond(start_response, "200 OK", json.dumps({"calls": calls}).encode())
             else:
                 return respond(start_response, "404 Not Found", b'{"error":"unknown control path"}')
         except (KeyError, ValueError, TypeError) as e:

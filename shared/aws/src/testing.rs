@@ -265,7 +265,24 @@ impl Moto {
         }
     }
 
-    fn control(&self, path: &str, body: &serde_json::Value) {
+    /// Every AWS call moto has received, oldest first, with the wall-clock time it arrived.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        let body = self.control("/_nodewright/calls", &json!({}));
+        let parsed: serde_json::Value = serde_json::from_str(&body).expect("the launcher answers JSON");
+        parsed["calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| RecordedCall {
+                at_ms: c["at_ms"].as_f64().unwrap_or_default(),
+                service: c["service"].as_str().unwrap_or_default().to_string(),
+                action: c["action"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect()
+    }
+
+    /// Sends a control request; returns the response body.
+    fn control(&self, path: &str, body: &serde_json::Value) -> String {
         let body = body.to_string();
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
         write!(
@@ -283,7 +300,21 @@ impl Moto {
             status_line.contains(" 200 "),
             "moto control call {path} failed: {response}"
         );
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default()
     }
+}
+
+/// One AWS call as moto received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedCall {
+    /// Milliseconds since the epoch, wall clock.
+    pub at_ms: f64,
+    /// The SigV4 signing name: `ec2`, `sqs`, `dynamodb`, …
+    pub service: String,
+    pub action: String,
 }
 
 impl Drop for Moto {
