@@ -60,6 +60,15 @@ pub struct LaunchSummary {
     pub pods: usize,
 }
 
+/// A launch that found no capacity in any of its offerings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutOfCapacity {
+    pub nodepool: String,
+    pub pods: usize,
+    /// The offerings EC2 reported unavailable (now skipped for three minutes).
+    pub offerings: Vec<crate::ports::OfferingKey>,
+}
+
 /// What a round did.
 #[derive(Debug, Clone, Default)]
 pub struct RoundReport {
@@ -74,6 +83,8 @@ pub struct RoundReport {
     pub failures: Vec<String>,
     /// Configuration objects that failed validation and were skipped.
     pub invalid_config: Vec<String>,
+    /// Launches EC2 had no capacity for; their pods were re-planned on other offerings.
+    pub out_of_capacity: Vec<OutOfCapacity>,
     pub cost_per_hour: f64,
     pub lower_bound_per_hour: f64,
 }
@@ -173,10 +184,16 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
             {
                 Ok(summary) => {
                     // Launched pods are no longer pending for a re-plan.
-                    input.pending.retain(|p| !planned.pods.contains(&p.key()));
+                    let launched: std::collections::HashSet<&String> = planned.pods.iter().collect();
+                    input.pending.retain(|p| !launched.contains(&p.key()));
                     report.launched.push(summary);
                 }
                 Err(e) if e.kind == ErrorKind::InsufficientCapacity => {
+                    report.out_of_capacity.push(OutOfCapacity {
+                        nodepool: planned.nodepool.clone(),
+                        pods: planned.pods.len(),
+                        offerings: e.unavailable.clone(),
+                    });
                     out_of_capacity.push(planned.pods.clone())
                 }
                 Err(e) => report
@@ -192,7 +209,7 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         let retry: BTreeSet<String> = out_of_capacity.into_iter().flatten().collect();
         input.pending.retain(|p| retry.contains(&p.key()));
     }
-    report.cost_per_hour = report.launched.iter().map(|l| l.price).sum();
+    report.cost_per_hour = report.launched.iter().fold(0.0, |sum, l| sum + l.price);
     Ok(report)
 }
 
@@ -400,6 +417,86 @@ fn launch_overrides(
             }
         }
     }
-    out.sort_by(|a, b| a.price.total_cmp(&b.price));
-    out
+    out.sort_by(|a, b| {
+        a.price
+            .total_cmp(&b.price)
+            .then(a.instance_type.cmp(&b.instance_type))
+    });
+    // At most MAX_INSTANCE_TYPES types, the cheapest, with every zone each is offered in.
+    let mut kept_types: Vec<&str> = Vec::new();
+    let mut capped = Vec::with_capacity(out.len());
+    for o in &out {
+        if !kept_types.contains(&o.instance_type.as_str()) {
+            if kept_types.len() == crate::scheduler::MAX_INSTANCE_TYPES {
+                continue;
+            }
+            kept_types.push(&o.instance_type);
+        }
+        capped.push(o.clone());
+    }
+    capped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builders::{nodepool, pool_input};
+    use crate::scheduler::{ChosenOffering, MAX_INSTANCE_TYPES};
+
+    #[test]
+    fn a_launch_sends_at_most_sixty_instance_types_the_cheapest_in_every_zone() {
+        let pool = pool_input(nodepool("default").on_demand_only().build());
+        let zones: BTreeSet<String> = pool
+            .instance_types
+            .iter()
+            .flat_map(|t| t.offerings.iter().map(|o| o.zone.clone()))
+            .collect();
+        let planned = PlannedClaim {
+            nodepool: "default".into(),
+            nodeclass: "default".into(),
+            instance_types: pool.instance_types.iter().map(|t| t.name.clone()).collect(),
+            zones: zones.iter().cloned().collect(),
+            capacity_types: vec![CapacityType::OnDemand],
+            chosen: ChosenOffering {
+                instance_type: String::new(),
+                zone: String::new(),
+                capacity_type: CapacityType::OnDemand,
+                price: 0.0,
+            },
+            pods: Vec::new(),
+            requests: crate::resources::Resources::new(),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            startup_taints: Vec::new(),
+        };
+        assert!(planned.instance_types.len() > MAX_INSTANCE_TYPES);
+        let overrides = launch_overrides(&pool, &planned, &UnavailableOfferings::new(), 0);
+        let types: BTreeSet<&str> = overrides.iter().map(|o| o.instance_type.as_str()).collect();
+        assert_eq!(types.len(), MAX_INSTANCE_TYPES);
+        assert!(overrides.windows(2).all(|w| w[0].price <= w[1].price));
+        // Every zone a kept type is offered in stays: EC2 picks the zone.
+        let first = &overrides[0].instance_type;
+        let first_zones = overrides.iter().filter(|o| &o.instance_type == first).count();
+        let offered = pool.instance_types.iter().find(|t| &t.name == first).map(|t| {
+            t.offerings
+                .iter()
+                .filter(|o| o.capacity_type == CapacityType::OnDemand)
+                .count()
+        });
+        assert_eq!(Some(first_zones), offered);
+        // The most expensive override is no dearer than the cheapest type left out.
+        let max_kept = overrides.iter().map(|o| o.price).fold(0.0, f64::max);
+        let cheapest_left_out = pool
+            .instance_types
+            .iter()
+            .filter(|t| !types.contains(t.name.as_str()))
+            .flat_map(|t| {
+                t.offerings
+                    .iter()
+                    .filter(|o| o.capacity_type == CapacityType::OnDemand)
+            })
+            .map(|o| o.price)
+            .fold(f64::INFINITY, f64::min);
+        assert!(max_kept <= cheapest_left_out, "{max_kept} > {cheapest_left_out}");
+    }
 }

@@ -311,6 +311,15 @@ impl<'a> Solver<'a> {
             }
             types.sort_by(|a, b| a.price.total_cmp(&b.price).then(a.it.name.cmp(&b.it.name)));
             mark_efficient(&mut types, &input.pending);
+            // Topology domains are where the pool can launch: a zone the requirements allow but
+            // no allowed type is offered in is not a domain a spread must fill.
+            let offered = types.iter().fold(0u64, |m, t| m | t.offer_mask);
+            let zone_mask = bits(zone_mask)
+                .filter(|z| expand(1 << z, ct_mask) & offered != 0)
+                .fold(0u64, |m, z| m | (1 << z));
+            let ct_mask = (0..2u32)
+                .filter(|ct| ct_mask & (1 << ct) != 0 && expand(zone_mask, 1 << ct) & offered != 0)
+                .fold(0u8, |m, ct| m | (1 << ct));
             let remaining = pool_remaining(p, input, &types);
             pools.push(Pool {
                 name: p.nodepool.name(),
@@ -1151,7 +1160,8 @@ impl<'a> Solver<'a> {
             .iter()
             .map(|c| planned_claim(&self.pools[c.pool], c, &self.zones, self.input))
             .collect();
-        let cost_per_hour = new_claims.iter().map(|c| c.chosen.price).sum();
+        // Summed from +0.0: an empty plan costs 0, not -0 (an empty f64 sum is -0.0).
+        let cost_per_hour = new_claims.iter().fold(0.0, |sum, c| sum + c.chosen.price);
         // The bound covers all new pods at once with every offering of the pools used.
         let mut total = Resources::new();
         let mut used_pools = vec![false; self.pools.len()];

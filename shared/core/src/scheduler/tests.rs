@@ -489,3 +489,69 @@ fn schedules_every_pod_of_karpenters_benchmark_mix() {
     assert!(plan.new_claims.len() >= 200);
     assert!(plan.cost_per_hour >= plan.lower_bound_per_hour);
 }
+
+#[test]
+fn zone_spread_counts_only_zones_where_the_pool_can_launch() {
+    // A family offered in some zones of the region but not all of them.
+    let types = pool_input(default_pool()).instance_types;
+    let all_zones: std::collections::BTreeSet<&str> = types
+        .iter()
+        .flat_map(|t| t.offerings.iter().map(|o| o.zone.as_str()))
+        .collect();
+    let (family, offered) = types
+        .iter()
+        .filter(|t| t.labels.get(labels::ARCH).map(String::as_str) == Some("amd64"))
+        .filter_map(|t| {
+            let zones: std::collections::BTreeSet<&str> = t
+                .offerings
+                .iter()
+                .filter(|o| o.capacity_type == CapacityType::OnDemand)
+                .map(|o| o.zone.as_str())
+                .collect();
+            let family = t.labels.get(labels::INSTANCE_FAMILY)?;
+            let same_family_zones: std::collections::BTreeSet<&str> = types
+                .iter()
+                .filter(|u| u.labels.get(labels::INSTANCE_FAMILY) == Some(family))
+                .flat_map(|u| u.offerings.iter().map(|o| o.zone.as_str()))
+                .collect();
+            (zones.len() >= 2 && zones.len() < all_zones.len() && same_family_zones == zones)
+                .then(|| (family.clone(), zones))
+        })
+        .next()
+        .expect("the embedded catalog has a family missing from some zone");
+    let pool = nodepool("default")
+        .amd64()
+        .on_demand_only()
+        .requirement(labels::INSTANCE_FAMILY, Operator::In, &[family.as_str()])
+        .build();
+    let n = offered.len() * 2;
+    let ps = pods(n, |i| {
+        pod(&format!("p{i}"))
+            .cpu("100m")
+            .label("app", "web")
+            .zone_spread(1)
+            .build()
+    });
+    let plan = schedule(&input(ps, vec![pool]));
+    assert!(
+        plan.unschedulable.is_empty(),
+        "{family}: {:?}",
+        plan.unschedulable
+    );
+    let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &plan.new_claims {
+        *per_zone.entry(c.chosen.zone.as_str()).or_default() += c.pods.len();
+    }
+    assert!(
+        per_zone.keys().all(|z| offered.contains(z)),
+        "{per_zone:?} vs {offered:?}"
+    );
+    assert_eq!(per_zone.len(), offered.len(), "{per_zone:?}");
+}
+
+#[test]
+fn an_empty_round_costs_nothing_not_minus_nothing() {
+    let plan = schedule(&input(Vec::new(), vec![default_pool()]));
+    assert!(plan.new_claims.is_empty());
+    assert!(plan.cost_per_hour == 0.0 && plan.cost_per_hour.is_sign_positive());
+}
