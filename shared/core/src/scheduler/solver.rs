@@ -98,6 +98,9 @@ struct Pool<'a> {
     zone_mask: u64,
     ct_mask: u8,
     remaining: LimitVec,
+    /// Usable cpu and memory of the largest type efficient for the round's pod shape: claims
+    /// are kept near its balance (see [`BALANCE_SLACK`]).
+    balance: Option<(f64, f64)>,
     /// Why the pool cannot launch at all, if so.
     broken: Option<String>,
 }
@@ -321,6 +324,12 @@ impl<'a> Solver<'a> {
                 .filter(|ct| ct_mask & (1 << ct) != 0 && expand(zone_mask, 1 << ct) & offered != 0)
                 .fold(0u8, |m, ct| m | (1 << ct));
             let remaining = pool_remaining(p, input, &types);
+            let balance = types
+                .iter()
+                .filter(|t| t.efficient)
+                .max_by_key(|t| (t.usable.cpu(), t.usable.memory()))
+                .map(|t| (t.usable.cpu() as f64, t.usable.memory() as f64))
+                .filter(|(c, m)| *c > 0.0 && *m > 0.0);
             pools.push(Pool {
                 name: p.nodepool.name(),
                 nodeclass: &spec.node_class_ref.name,
@@ -332,6 +341,7 @@ impl<'a> Solver<'a> {
                 zone_mask,
                 ct_mask,
                 remaining,
+                balance,
                 broken,
             });
         }
@@ -901,6 +911,19 @@ impl<'a> Solver<'a> {
             return None;
         }
         let p = claim.pool;
+        // Pods come largest CPU first, so a claim filled first-fit takes CPU-heavy pods early
+        // and leaves the memory-heavy tail to memory-optimized types that cost more per unit.
+        // A claim that would drift further from the round's balance than the slack passes the
+        // pod on; later pods of the other shape fill it back towards balance.
+        if let Some((cpu_ref, mem_ref)) = self.pools[p].balance {
+            let skew = |r: &Resources| r.cpu() as f64 / cpu_ref - r.memory() as f64 / mem_ref;
+            let mut requests = claim.requests.clone();
+            requests.add(&pod.requests);
+            let (before, after) = (skew(&claim.requests), skew(&requests));
+            if after.abs() > BALANCE_SLACK && after.abs() > before.abs() {
+                return None;
+            }
+        }
         if !grow {
             let cheapest = claim.types.first()?;
             if !self.pools[p].types[*cheapest as usize]
@@ -1263,6 +1286,10 @@ fn relax_once(pod: &Pod, relax: &mut Relaxation) -> bool {
 
 /// Share of the price an efficient type may exceed the best one by.
 const EFFICIENCY_TOLERANCE: f64 = 1.03;
+
+/// How far a claim's cpu share may run ahead of its memory share (or the reverse), as
+/// fractions of the balance type's usable capacity.
+const BALANCE_SLACK: f64 = 0.1;
 
 /// Marks the types whose price per unit of the round's average pod shape is near the best.
 fn mark_efficient(types: &mut [PoolType], pending: &[Pod]) {

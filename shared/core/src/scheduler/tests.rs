@@ -555,3 +555,17 @@ fn an_empty_round_costs_nothing_not_minus_nothing() {
     assert!(plan.new_claims.is_empty());
     assert!(plan.cost_per_hour == 0.0 && plan.cost_per_hour.is_sign_positive());
 }
+
+#[test]
+fn balances_cpu_heavy_and_memory_heavy_pods_instead_of_buying_memory_optimized_nodes() {
+    // Largest CPU first, a first-fit packer gives the CPU-heavy pods their own nodes and leaves
+    // the memory-heavy tail to r-family types; balanced claims stay on the efficient family.
+    let plan = schedule(&crate::benchmark::input(3000, crate::benchmark::Mix::Plain, 7));
+    assert!(plan.unschedulable.is_empty());
+    let ratio = plan.cost_per_hour / plan.lower_bound_per_hour;
+    assert!(
+        ratio < 1.18,
+        "cost {:.2} is {ratio:.3}× the lower bound",
+        plan.cost_per_hour
+    );
+}
