@@ -121,6 +121,9 @@ struct PodView {
     /// Zones and capacity types the pod's topology allows right now.
     zone_allowed: u64,
     ct_allowed: u8,
+    /// Per pool, the types compatible with `term` (bitset), looked up once per view: keying
+    /// the cache by the term on every claim tried would clone and hash it thousands of times.
+    type_bits: Vec<std::rc::Rc<Vec<u64>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -625,7 +628,11 @@ impl<'a> Solver<'a> {
             pins_ct,
             zone_allowed: u64::MAX,
             ct_allowed: u8::MAX,
+            type_bits: Vec::new(),
         };
+        view.type_bits = (0..self.pools.len())
+            .map(|p| self.type_bits(p, &view.term))
+            .collect();
         // Skew is measured over every domain the pod could use (nodeAffinityPolicy Honor).
         let (zone_universe, ct_universe) = self.domain_universe();
         view.zone_allowed = self.allowed_domains(&view, &TopoKey::Zone, zone_universe & zone_req);
@@ -704,10 +711,13 @@ impl<'a> Solver<'a> {
     /// Checks the per-host topology keys (hostname and custom labels) for a host.
     fn host_topology_ok(&mut self, view: &PodView, host: u32) -> bool {
         for s in &view.spreads {
-            let key = self.topology.groups[s.group as usize].key.clone();
-            if matches!(key, TopoKey::Zone | TopoKey::CapacityType) {
+            if matches!(
+                self.topology.groups[s.group as usize].key,
+                TopoKey::Zone | TopoKey::CapacityType
+            ) {
                 continue;
             }
+            let key = self.topology.groups[s.group as usize].key.clone();
             let Some(d) = self.domain(host, &key) else {
                 return false;
             };
@@ -717,10 +727,13 @@ impl<'a> Solver<'a> {
             }
         }
         for &(gid, self_match) in &view.affinity {
-            let key = self.topology.groups[gid as usize].key.clone();
-            if matches!(key, TopoKey::Zone | TopoKey::CapacityType) {
+            if matches!(
+                self.topology.groups[gid as usize].key,
+                TopoKey::Zone | TopoKey::CapacityType
+            ) {
                 continue;
             }
+            let key = self.topology.groups[gid as usize].key.clone();
             let d = self.domain(host, &key);
             let g = &self.topology.groups[gid as usize];
             let ok = if g.total > 0 {
@@ -733,10 +746,13 @@ impl<'a> Solver<'a> {
             }
         }
         for &gid in view.anti.iter().chain(&view.matching) {
-            let key = self.topology.groups[gid as usize].key.clone();
-            if matches!(key, TopoKey::Zone | TopoKey::CapacityType) {
+            if matches!(
+                self.topology.groups[gid as usize].key,
+                TopoKey::Zone | TopoKey::CapacityType
+            ) {
                 continue;
             }
+            let key = self.topology.groups[gid as usize].key.clone();
             let Some(d) = self.domain(host, &key) else {
                 continue;
             };
@@ -907,6 +923,15 @@ impl<'a> Solver<'a> {
     /// Without `grow`, only a claim whose cheapest type already has room qualifies.
     fn try_add(&mut self, c: usize, pod: &Pod, view: &PodView, grow: bool) -> Option<NewClaim> {
         let claim = &self.claims[c];
+        // The cheapest test first: a pod anti-affine by hostname to pods already on the claim
+        // (most claims, for such a pod) is turned away by one lookup.
+        let host = claim.host_id;
+        for &gid in &view.anti {
+            let g = &self.topology.groups[gid as usize];
+            if g.key == TopoKey::Hostname && g.count(host) > 0 {
+                return None;
+            }
+        }
         if !claim.max_usable.fits_sum(&claim.requests, &pod.requests) {
             return None;
         }
@@ -916,10 +941,10 @@ impl<'a> Solver<'a> {
         // A claim that would drift further from the round's balance than the slack passes the
         // pod on; later pods of the other shape fill it back towards balance.
         if let Some((cpu_ref, mem_ref)) = self.pools[p].balance {
-            let skew = |r: &Resources| r.cpu() as f64 / cpu_ref - r.memory() as f64 / mem_ref;
-            let mut requests = claim.requests.clone();
-            requests.add(&pod.requests);
-            let (before, after) = (skew(&claim.requests), skew(&requests));
+            let skew = |cpu: i64, mem: i64| cpu as f64 / cpu_ref - mem as f64 / mem_ref;
+            let (cpu, mem) = (claim.requests.cpu(), claim.requests.memory());
+            let before = skew(cpu, mem);
+            let after = skew(cpu + pod.requests.cpu(), mem + pod.requests.memory());
             if after.abs() > BALANCE_SLACK && after.abs() > before.abs() {
                 return None;
             }
@@ -967,7 +992,7 @@ impl<'a> Solver<'a> {
         if zones == 0 || cts == 0 {
             return None;
         }
-        let type_bits = self.type_bits(p, &view.term);
+        let type_bits = view.type_bits[p].clone();
         let claim = &self.claims[c];
         let pool = &self.pools[p];
         let mut requests = claim.requests.clone();
@@ -1101,7 +1126,7 @@ impl<'a> Solver<'a> {
                 reasons.push(format!("NodePool {name} has reached its limits"));
                 continue;
             }
-            let bits = self.type_bits(p, &view.term);
+            let bits = view.type_bits[p].clone();
             let pool = &self.pools[p];
             let offer = expand(pool.zone_mask & view.zone_req, pool.ct_mask & view.ct_req);
             let matching: Vec<&PoolType> = pool

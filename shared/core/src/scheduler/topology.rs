@@ -6,6 +6,7 @@
 //! the kube-scheduler does symmetrically).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::labels;
 use crate::pod::{AffinityTerm, LabelSelector, Pod};
@@ -64,6 +65,29 @@ impl NsScope {
     }
 }
 
+/// Domain ids are small dense integers chosen by us, not input: a multiplicative hash is
+/// enough, and SipHash on every count lookup was a tenth of a large round.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct DomainHasher(u64);
+
+impl Hasher for DomainHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type DomainCounts = HashMap<u32, u32, BuildHasherDefault<DomainHasher>>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct GroupKey {
     key: TopoKey,
@@ -77,9 +101,9 @@ pub(super) struct Group {
     selector: LabelSelector,
     scope: NsScope,
     /// Domain → pods matching the selector.
-    matching: HashMap<u32, u32>,
+    matching: DomainCounts,
     /// Domain → pods carrying this group as a required anti-affinity term.
-    owners: HashMap<u32, u32>,
+    owners: DomainCounts,
     pub total: u32,
     pub has_owners: bool,
 }
@@ -120,8 +144,8 @@ impl Topology {
             key,
             selector: selector.clone(),
             scope,
-            matching: HashMap::new(),
-            owners: HashMap::new(),
+            matching: DomainCounts::default(),
+            owners: DomainCounts::default(),
             total: 0,
             has_owners: false,
         });
