@@ -49,14 +49,15 @@ fn existing_node(name: &str, instance_type: &str, zone: &str, cpu: &str) -> Exis
 
 #[test]
 fn packs_pods_into_one_claim_of_the_cheapest_type_that_fits() {
+    // Six one-CPU pods fill an 8-vCPU type well: one claim, not two.
     let plan = schedule(&input(
-        pods(10, |i| pod(&format!("p{i}")).cpu("1").build()),
+        pods(6, |i| pod(&format!("p{i}")).cpu("1").build()),
         vec![default_pool()],
     ));
     assert!(plan.unschedulable.is_empty(), "{:?}", plan.unschedulable);
     assert_eq!(plan.new_claims.len(), 1, "{plan:#?}");
     let c = &plan.new_claims[0];
-    assert_eq!(c.pods.len(), 10);
+    assert_eq!(c.pods.len(), 6);
     assert!(c.instance_types.len() <= MAX_INSTANCE_TYPES);
     assert_eq!(c.chosen.capacity_type, CapacityType::OnDemand);
     assert!(plan.cost_per_hour >= plan.lower_bound_per_hour && plan.lower_bound_per_hour > 0.0);
@@ -568,4 +569,63 @@ fn balances_cpu_heavy_and_memory_heavy_pods_instead_of_buying_memory_optimized_n
         "cost {:.2} is {ratio:.3}× the lower bound",
         plan.cost_per_hour
     );
+}
+
+#[test]
+fn splits_a_half_empty_claim_when_two_smaller_nodes_cost_less() {
+    // Karpenter's getting-started pool: c, m and r on demand. Packed into one claim, twenty
+    // one-CPU pods fill 32-vCPU types by under two thirds.
+    let pool = nodepool("default")
+        .amd64()
+        .on_demand_only()
+        .requirement(labels::INSTANCE_CATEGORY, Operator::In, &["c", "m", "r"])
+        .build();
+    let ps = pods(20, |i| pod(&format!("p{i}")).cpu("1").build());
+    let inp = input(ps, vec![pool]);
+    // The cheapest single type of the pool that takes all twenty pods.
+    let mut need = Resources::new();
+    for p in &inp.pending {
+        need.add(&p.requests);
+    }
+    let one_node = inp.pools[0]
+        .instance_types
+        .iter()
+        .filter(|t| {
+            t.labels.get(labels::ARCH).map(String::as_str) == Some("amd64")
+                && ["c", "m", "r"]
+                    .contains(&t.labels.get(labels::INSTANCE_CATEGORY).map_or("", String::as_str))
+                && t.allocatable.fits(&need)
+        })
+        .filter_map(|t| {
+            t.offerings
+                .iter()
+                .filter(|o| o.capacity_type == CapacityType::OnDemand)
+                .map(|o| o.price)
+                .min_by(f64::total_cmp)
+        })
+        .min_by(f64::total_cmp)
+        .expect("some type fits");
+    let plan = schedule(&inp);
+    assert!(plan.unschedulable.is_empty());
+    assert_eq!(plan.new_claims.iter().map(|c| c.pods.len()).sum::<usize>(), 20);
+    assert!(plan.new_claims.len() >= 2, "{plan:#?}");
+    assert!(
+        plan.cost_per_hour < one_node * 0.9,
+        "${:.3}/h should beat one node at ${one_node:.3}/h",
+        plan.cost_per_hour
+    );
+}
+
+#[test]
+fn never_splits_pods_that_want_to_share_a_host() {
+    let ps = pods(20, |i| {
+        pod(&format!("p{i}"))
+            .cpu("1")
+            .label("app", "web")
+            .affinity(labels::HOSTNAME, &[("app", "web")])
+            .build()
+    });
+    let plan = schedule(&input(ps, vec![default_pool()]));
+    assert!(plan.unschedulable.is_empty(), "{:?}", plan.unschedulable);
+    assert_eq!(plan.new_claims.len(), 1, "{plan:#?}");
 }
