@@ -1200,8 +1200,8 @@ impl<'a> Solver<'a> {
     /// filled first-fit plus the cheapest type for the rest costs less, the claim is split in
     /// two; the rest is looked at again in turn. Splitting only separates pods, so it cannot
     /// break anti-affinity, host ports or hostname spread; claims with hostname pod affinity
-    /// (which wants pods together) and pools with limits (a second node reserves more) are
-    /// left alone, and both halves keep the claim's zone and capacity type.
+    /// (which wants pods together) are left alone, a split must fit the pool's limits (two
+    /// nodes reserve more than one), and both halves keep the claim's zone and capacity type.
     fn right_size(&mut self) {
         // Claims of one pool mostly share requirements: type compatibility is worked out once
         // per (pool, requirements).
@@ -1209,8 +1209,22 @@ impl<'a> Solver<'a> {
         let mut c = 0;
         while c < self.claims.len() {
             if let Some((a, b)) = self.split(c, &mut compat) {
-                self.claims[c] = a;
-                self.claims.push(b);
+                // Two nodes reserve more of the pool's limits than one: split only within them.
+                let pool = &mut self.pools[a.pool];
+                let whole = &self.claims[c].reserved;
+                let fits = (0..=NODES).all(|k| {
+                    pool.remaining[k] == i64::MAX
+                        || pool.remaining[k] + whole[k] - a.reserved[k] - b.reserved[k] >= 0
+                });
+                if fits {
+                    for (k, r) in pool.remaining.iter_mut().enumerate() {
+                        if *r != i64::MAX {
+                            *r += whole[k] - a.reserved[k] - b.reserved[k];
+                        }
+                    }
+                    self.claims[c] = a;
+                    self.claims.push(b);
+                }
             }
             c += 1;
         }
@@ -1223,7 +1237,7 @@ impl<'a> Solver<'a> {
     ) -> Option<(NewClaim, NewClaim)> {
         let claim = &self.claims[c];
         let pool = &self.pools[claim.pool];
-        if claim.pods.len() < 2 || pool.remaining.iter().any(|r| *r != i64::MAX) {
+        if claim.pods.len() < 2 {
             return None;
         }
         let pending = &self.input.pending;

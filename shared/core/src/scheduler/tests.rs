@@ -573,12 +573,13 @@ fn balances_cpu_heavy_and_memory_heavy_pods_instead_of_buying_memory_optimized_n
 
 #[test]
 fn splits_a_half_empty_claim_when_two_smaller_nodes_cost_less() {
-    // Karpenter's getting-started pool: c, m and r on demand. Packed into one claim, twenty
-    // one-CPU pods fill 32-vCPU types by under two thirds.
+    // Karpenter's getting-started pool: c, m and r on demand, cpu limit 1000. Packed into one
+    // claim, twenty one-CPU pods fill 32-vCPU types by under two thirds.
     let pool = nodepool("default")
         .amd64()
         .on_demand_only()
         .requirement(labels::INSTANCE_CATEGORY, Operator::In, &["c", "m", "r"])
+        .limit("cpu", "1000")
         .build();
     let ps = pods(20, |i| pod(&format!("p{i}")).cpu("1").build());
     let inp = input(ps, vec![pool]);
