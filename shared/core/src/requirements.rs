@@ -42,6 +42,10 @@ pub struct Requirement {
     less_than: Option<i64>,
     /// Minimum number of distinct values the launch must keep flexible (NodePool `minValues`).
     pub min_values: Option<u32>,
+    /// No node can satisfy it: requirements that each need the label present (`In`, `Exists`,
+    /// `Gt`, `Lt`) narrowed to no value. Karpenter's algebra would read the empty set as
+    /// `DoesNotExist`, which a node without the label satisfies, yet Kubernetes matches none.
+    never: bool,
 }
 
 impl Requirement {
@@ -94,6 +98,7 @@ impl Requirement {
             greater_than: gt,
             less_than: lt,
             min_values: None,
+            never: false,
         })
     }
 
@@ -108,6 +113,7 @@ impl Requirement {
             greater_than: None,
             less_than: None,
             min_values: None,
+            never: false,
         }
     }
 
@@ -118,6 +124,7 @@ impl Requirement {
             greater_than: None,
             less_than: None,
             min_values: None,
+            never: false,
         }
     }
 
@@ -128,10 +135,15 @@ impl Requirement {
             greater_than: None,
             less_than: None,
             min_values: None,
+            never: false,
         }
     }
 
     pub fn operator(&self) -> Operator {
+        if self.never {
+            // An `In` with no values: nothing matches, not even a missing label.
+            return Operator::In;
+        }
         match (self.complement, self.values.is_empty()) {
             (true, false) => Operator::NotIn,
             (true, true) if self.greater_than.is_some() => Operator::Gt,
@@ -183,11 +195,19 @@ impl Requirement {
         let greater_than = max_opt(self.greater_than, other.greater_than);
         let less_than = min_opt(self.less_than, other.less_than);
         let min_values = max_opt(self.min_values, other.min_values);
+        let needs_label = |r: &Requirement| {
+            matches!(
+                r.operator(),
+                Operator::In | Operator::Exists | Operator::Gt | Operator::Lt
+            )
+        };
+        let never = needs_label(self) || needs_label(other);
         if let (Some(gt), Some(lt)) = (greater_than, less_than)
             && gt >= lt
         {
             return Requirement {
                 min_values,
+                never,
                 ..Requirement::does_not_exist()
             };
         }
@@ -203,6 +223,7 @@ impl Requirement {
             greater_than,
             less_than,
             min_values: None,
+            never: false,
         };
         values.retain(|v| bounds.within_bounds(v));
         let (greater_than, less_than) = if complement {
@@ -210,12 +231,14 @@ impl Requirement {
         } else {
             (None, None)
         };
+        let never = never && !complement && values.is_empty();
         Requirement {
             complement,
             values,
             greater_than,
             less_than,
             min_values,
+            never,
         }
     }
 
@@ -529,9 +552,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_bounds_become_does_not_exist() {
+    fn empty_bounds_match_no_value_and_no_missing_label() {
         let r = req(Operator::Gt, &["8"]).intersection(&req(Operator::Lt, &["4"]));
-        assert_eq!(r.operator(), Operator::DoesNotExist);
+        assert!(r.is_empty() && !r.has("6"));
+        // Gt and Lt need the label, so an empty range is not `DoesNotExist`.
+        assert_ne!(r.operator(), Operator::DoesNotExist);
+        assert!(!r.intersects(&Requirement::does_not_exist()));
     }
 
     #[test]
@@ -598,6 +624,33 @@ mod tests {
         assert!(r.matches_labels(&labels));
         labels.insert("b".to_string(), "y".to_string());
         assert!(!r.matches_labels(&labels));
+    }
+
+    #[test]
+    fn contradictory_requirements_on_one_key_match_no_node_not_even_one_without_the_label() {
+        let none = BTreeMap::new();
+        let cases = [
+            reqs(&[
+                ("team", Operator::In, &["blue"]),
+                ("team", Operator::In, &["green"]),
+            ]),
+            reqs(&[
+                ("team", Operator::Exists, &[]),
+                ("team", Operator::DoesNotExist, &[]),
+            ]),
+            reqs(&[("cpu", Operator::Gt, &["8"]), ("cpu", Operator::Lt, &["4"])]),
+        ];
+        for r in &cases {
+            assert!(!r.matches_labels(&none), "{r:?}");
+            // A pool without the label cannot meet it either.
+            assert!(Requirements::new().compatible(r).is_err(), "{r:?}");
+        }
+        // Two exclusions still mean the label may be absent.
+        let absent = reqs(&[
+            ("team", Operator::NotIn, &["blue"]),
+            ("team", Operator::DoesNotExist, &[]),
+        ]);
+        assert!(absent.matches_labels(&none));
     }
 
     #[test]

@@ -197,6 +197,21 @@ impl Resources {
         }
     }
 
+    /// Element-wise minimum: what every one of several candidates offers. A resource missing
+    /// from either side is absent from the result.
+    pub fn min_with(&mut self, other: &Resources) {
+        for i in 0..N {
+            self.amounts[i] = self.amounts[i].min(other.amounts[i]);
+        }
+        self.other.retain(|k, v| match other.other.get(k) {
+            Some(o) => {
+                *v = (*v).min(*o);
+                true
+            }
+            None => false,
+        });
+    }
+
     /// True when every amount requested fits in `self` (the free capacity).
     pub fn fits(&self, request: &Resources) -> bool {
         for i in 0..N {

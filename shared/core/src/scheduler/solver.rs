@@ -332,7 +332,7 @@ impl<'a> Solver<'a> {
             let ct_mask = (0..2u32)
                 .filter(|ct| ct_mask & (1 << ct) != 0 && expand(zone_mask, 1 << ct) & offered != 0)
                 .fold(0u8, |m, ct| m | (1 << ct));
-            let remaining = pool_remaining(p, input, &types);
+            let remaining = pool_remaining(p, input);
             let balance = types
                 .iter()
                 .filter(|t| t.efficient)
@@ -390,19 +390,37 @@ impl<'a> Solver<'a> {
             let Some(pool) = pools.iter().find(|p| p.name == claim.nodepool) else {
                 continue;
             };
-            let launched = claim.instance.as_ref();
-            // Until EC2 answers, count the smallest candidate: the claim was sized for its pods.
-            let pt = match launched {
-                Some(i) => pool.types.iter().find(|t| t.it.name == i.instance_type),
-                None => claim
-                    .instance_types
-                    .iter()
-                    .filter_map(|n| pool.types.iter().find(|t| &t.it.name == n))
-                    .min_by_key(|t| t.usable.cpu()),
+            let Some(catalog) = input.pools.iter().find(|p| p.nodepool.name() == claim.nodepool) else {
+                continue;
             };
-            let Some(pt) = pt else { continue };
+            let launched = claim.instance.as_ref();
+            // Looked up in the whole catalog: the claim exists even if its type has since run
+            // out of capacity or left the pool's requirements. Until EC2 answers, any
+            // candidate may come up: count only the room and the labels every candidate has.
+            let names: Vec<&String> = match launched {
+                Some(i) => vec![&i.instance_type],
+                None => claim.instance_types.iter().collect(),
+            };
+            let candidates: Vec<&InstanceType> = names
+                .into_iter()
+                .filter_map(|n| catalog.instance_types.iter().find(|t| &t.name == n))
+                .collect();
+            let Some((first, rest)) = candidates.split_first() else {
+                continue;
+            };
+            let usable = |it: &InstanceType| {
+                let mut room = it.allocatable.clone();
+                room.sub(&daemon_overhead(&input.daemonsets, &pool.reqs, it, &claim.taints));
+                room
+            };
+            let mut free = usable(first);
+            let mut type_labels = first.labels.clone();
+            for t in rest {
+                free.min_with(&usable(t));
+                type_labels.retain(|k, v| t.labels.get(k) == Some(v));
+            }
             let mut labels = claim.labels.clone();
-            labels.extend(pt.it.labels.clone());
+            labels.extend(type_labels);
             labels.insert(labels::NODEPOOL.into(), claim.nodepool.clone());
             let (zone, ct) = match launched {
                 Some(i) => {
@@ -413,20 +431,32 @@ impl<'a> Solver<'a> {
                         Some(ct_index(i.capacity_type)),
                     )
                 }
-                None => (
-                    claim
-                        .zones
-                        .first()
-                        .and_then(|z| zone_index.get(z.as_str()).copied()),
-                    claim.capacity_types.first().map(|c| ct_index(*c)),
-                ),
+                // Not launched yet: EC2 may still pick any of its zones and capacity types, so
+                // only a single one is a settled domain (and a label pods can select).
+                None => {
+                    let zone = match claim.zones.as_slice() {
+                        [z] => {
+                            labels.insert(labels::ZONE.into(), z.clone());
+                            zone_index.get(z.as_str()).copied()
+                        }
+                        _ => None,
+                    };
+                    let ct = match claim.capacity_types.as_slice() {
+                        [c] => {
+                            labels.insert(labels::CAPACITY_TYPE.into(), c.as_str().into());
+                            Some(ct_index(*c))
+                        }
+                        _ => None,
+                    };
+                    (zone, ct)
+                }
             };
             fixed.push(FixedHost {
                 name: claim.id.clone(),
                 in_flight: true,
                 labels,
                 taints: claim.taints.clone(),
-                free: pt.usable.clone(),
+                free,
                 unschedulable: false,
                 zone,
                 ct,
@@ -1575,7 +1605,7 @@ fn daemon_overhead(
     total
 }
 
-fn pool_remaining(p: &super::PoolInput, input: &Input, types: &[PoolType]) -> LimitVec {
+fn pool_remaining(p: &super::PoolInput, input: &Input) -> LimitVec {
     let mut remaining = [i64::MAX; NODES + 1];
     let Ok(Some(limits)) = p.nodepool.limits() else {
         return remaining;
@@ -1588,10 +1618,12 @@ fn pool_remaining(p: &super::PoolInput, input: &Input, types: &[PoolType]) -> Li
     if let Some(nodes) = limits.other().get("nodes") {
         remaining[NODES] = *nodes;
     }
+    // The whole catalog, not only the types the pool allows now: a node launched before the
+    // pool's requirements changed still counts in full.
     let capacity_of = |type_name: Option<&String>, fallback: &Resources| -> LimitVec {
-        let found = type_name.and_then(|n| types.iter().find(|t| &t.it.name == n));
+        let found = type_name.and_then(|n| p.instance_types.iter().find(|t| &t.name == n));
         match found {
-            Some(t) => t.limit,
+            Some(t) => limit_usage(&t.capacity),
             None => limit_usage(fallback),
         }
     };
@@ -1602,13 +1634,17 @@ fn pool_remaining(p: &super::PoolInput, input: &Input, types: &[PoolType]) -> Li
         .filter(|n| n.node.labels.get(labels::NODEPOOL).is_some_and(|v| v == name))
         .map(|n| capacity_of(n.node.labels.get(labels::INSTANCE_TYPE), &n.node.allocatable))
         .collect();
+    // A claim not launched yet may still come up as its largest candidate.
     used.extend(input.in_flight.iter().filter(|c| c.nodepool == name).map(|c| {
-        let t = c
-            .instance
-            .as_ref()
-            .map(|i| &i.instance_type)
-            .or(c.instance_types.first());
-        capacity_of(t, &c.requests)
+        match &c.instance {
+            Some(i) => capacity_of(Some(&i.instance_type), &c.requests),
+            None => c
+                .instance_types
+                .iter()
+                .map(|t| capacity_of(Some(t), &c.requests))
+                .reduce(|a, b| std::array::from_fn(|k| a[k].max(b[k])))
+                .unwrap_or_else(|| capacity_of(None, &c.requests)),
+        }
     }));
     for u in used {
         for (r, v) in remaining.iter_mut().zip(u) {

@@ -630,3 +630,134 @@ fn never_splits_pods_that_want_to_share_a_host() {
     assert!(plan.unschedulable.is_empty(), "{:?}", plan.unschedulable);
     assert_eq!(plan.new_claims.len(), 1, "{plan:#?}");
 }
+
+fn in_flight(id: &str, instance_type: &str, zones: &[&str], launched: bool, pods: &[&str]) -> NodeClaim {
+    NodeClaim {
+        id: id.into(),
+        nodepool: "default".into(),
+        nodeclass: "default".into(),
+        state: if launched {
+            ClaimState::Launched
+        } else {
+            ClaimState::Launching
+        },
+        version: 1,
+        instance_types: vec![instance_type.into()],
+        zones: zones.iter().map(|z| z.to_string()).collect(),
+        capacity_types: vec![CapacityType::OnDemand],
+        labels: BTreeMap::new(),
+        taints: Vec::new(),
+        startup_taints: Vec::new(),
+        requests: Resources::new(),
+        pods: pods.iter().map(|p| format!("default/{p}")).collect(),
+        instance: launched.then(|| LaunchedInstance {
+            instance_id: "i-1".into(),
+            instance_type: instance_type.into(),
+            zone: zones[0].into(),
+            capacity_type: CapacityType::OnDemand,
+            price: 0.192,
+        }),
+        node_name: None,
+        created_at: 0,
+        launched_at: launched.then_some(0),
+        registered_at: None,
+        initialized_at: None,
+        reason: None,
+    }
+}
+
+#[test]
+fn an_in_flight_claim_that_may_still_land_in_two_zones_takes_no_zone_spread_pods() {
+    let spread = pod("spread").label("app", "web").cpu("1").zone_spread(1).build();
+    let plain = pod("plain").cpu("1").build();
+    let mut inp = input(vec![spread, plain], vec![default_pool()]);
+    inp.in_flight.push(in_flight(
+        "default-x",
+        "m5.xlarge",
+        &["us-east-1a", "us-east-1b"],
+        false,
+        &[],
+    ));
+    let plan = schedule(&inp);
+    // Its zone is not settled, so the spread pod cannot be counted there; the plain pod can.
+    assert_eq!(
+        plan.in_flight,
+        vec![("default-x".to_string(), vec!["default/plain".to_string()])]
+    );
+    assert_eq!(claim_of(&plan, "spread").zones.len(), 1);
+}
+
+#[test]
+fn an_in_flight_claim_whose_type_has_since_run_out_of_capacity_still_takes_its_pods() {
+    let mut inp = input(
+        pods(2, |i| pod(&format!("p{i}")).cpu("1").build()),
+        vec![default_pool()],
+    );
+    inp.in_flight.push(in_flight(
+        "default-x",
+        "m5.xlarge",
+        &["us-east-1a"],
+        true,
+        &["p0", "p1"],
+    ));
+    let m5 = inp.pools[0]
+        .instance_types
+        .iter()
+        .find(|t| t.name == "m5.xlarge")
+        .cloned();
+    for o in m5.map(|t| t.offerings).unwrap_or_default() {
+        inp.unavailable.push(crate::ports::OfferingKey {
+            instance_type: "m5.xlarge".into(),
+            zone: o.zone,
+            capacity_type: o.capacity_type,
+        });
+    }
+    let plan = schedule(&inp);
+    assert!(plan.new_claims.is_empty(), "{plan:#?}");
+    assert_eq!(plan.in_flight[0].1.len(), 2);
+}
+
+#[test]
+fn in_flight_claims_count_against_limits_even_when_the_pool_no_longer_allows_their_type() {
+    // The pool now wants c types only; an m5.4xlarge (16 vCPU) launched earlier still counts.
+    let pool = nodepool("default")
+        .amd64()
+        .on_demand_only()
+        .requirement(labels::INSTANCE_CATEGORY, Operator::In, &["c"])
+        .limit("cpu", "20")
+        .build();
+    let mut inp = input(pods(8, |i| pod(&format!("p{i}")).cpu("1").build()), vec![pool]);
+    inp.in_flight
+        .push(in_flight("default-x", "m5.4xlarge", &["us-east-1a"], true, &[]));
+    let plan = schedule(&inp);
+    let reserved: i64 = plan
+        .new_claims
+        .iter()
+        .map(|c| {
+            c.instance_types
+                .iter()
+                .filter_map(|n| inp.pools[0].instance_types.iter().find(|t| &t.name == n))
+                .map(|t| t.capacity.cpu())
+                .max()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert!(
+        reserved <= 4000,
+        "{reserved}m reserved beside 16 vCPU in flight: {plan:#?}"
+    );
+}
+
+#[test]
+fn a_pod_requiring_two_different_values_of_one_label_is_unschedulable() {
+    // A label no node carries: read as "absent", the pair would let the pod onto any node.
+    let p = pod("torn")
+        .cpu("1")
+        .require("team", Operator::In, &["blue"])
+        .require("team", Operator::In, &["green"])
+        .build();
+    let plan = schedule(&input(vec![p], vec![default_pool()]));
+    assert!(plan.new_claims.is_empty(), "{plan:#?}");
+    assert_eq!(plan.unschedulable.len(), 1);
+    assert!(!plan.unschedulable[0].reason.is_empty());
+}
