@@ -288,3 +288,43 @@ fn invalid_nodepools_are_listed_as_errors_beside_the_valid_ones() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_round_reports_each_launch_that_found_no_capacity_with_its_offerings() {
+    use nodewright_core::provisioning::{RoundConfig, run_round};
+    use nodewright_core::unavailable::UnavailableOfferings;
+    let (clock, cloud, cluster, store) = world();
+    cluster.apply_nodepool(
+        nodewright_core::builders::nodepool("default")
+            .on_demand_only()
+            .requirement(
+                nodewright_core::labels::INSTANCE_TYPE,
+                nodewright_core::requirements::Operator::In,
+                &["m5.large"],
+            )
+            .build(),
+    );
+    cluster.apply_nodeclass(nodewright_core::builders::nodeclass("default"));
+    cluster.create_pod(pod("web").cpu("1").build()).expect("new pod");
+    // No nodes: the scheduler marks it Unschedulable, which is what the provisioner lists.
+    cluster.run_scheduler();
+    cloud.set_out_of_capacity(OfferingPattern::default());
+    let unavailable = std::sync::Mutex::new(UnavailableOfferings::new());
+    let report = block_on(run_round(
+        &cluster,
+        &cloud,
+        &store,
+        clock.as_ref(),
+        &nodewright_sim::SeededIds::new(1),
+        &unavailable,
+        &RoundConfig::default(),
+    ))
+    .expect("round");
+    assert!(report.launched.is_empty());
+    // One launch; every m5.large offering it tried is named, so the next plan skips them.
+    assert_eq!(report.out_of_capacity.len(), 1, "{report:#?}");
+    let failed = &report.out_of_capacity[0];
+    assert_eq!((failed.nodepool.as_str(), failed.pods), ("default", 1));
+    assert!(!failed.offerings.is_empty());
+    assert!(failed.offerings.iter().all(|o| o.instance_type == "m5.large"));
+}
