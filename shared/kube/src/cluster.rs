@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
 use k8s_openapi::api::core::v1::{Node as K8sNode, Pod as K8sPod, Taint as K8sTaint};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, PostParams};
-use kube::core::GroupVersionKind;
+use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, Config};
 use nodewright_core::api::{ConfigObject, Ec2NodeClass, NodePool, parse_config_object};
 use nodewright_core::pod::{Node, Pod, Taint, TaintEffect};
@@ -29,6 +29,8 @@ use crate::errors::{from_kube, status_code};
 pub const PAGE_SIZE: u32 = 500;
 /// Attempts for a read-modify-write that keeps losing to other writers.
 const CONFLICT_ATTEMPTS: usize = 5;
+/// Times a listing starts over when its continue token expires.
+const LIST_RESTARTS: usize = 2;
 
 /// Where the cluster's connection settings come from, and whether they expire (EKS tokens do).
 pub trait ConfigSource: Send + Sync {
@@ -44,19 +46,34 @@ pub trait ConfigSource: Send + Sync {
 struct Clients {
     client: Client,
     evictions: Client,
-    made_at: Instant,
+    /// When the configuration was asked for, before its token was signed. Wall-clock time,
+    /// since that is what the token's expiry is judged by, and a frozen Lambda sandbox may not
+    /// advance a monotonic clock while it sleeps.
+    made_at: SystemTime,
 }
 
 impl Clients {
-    fn new(config: Config) -> PortResult<Self> {
+    fn new(config: Config, made_at: SystemTime) -> PortResult<Self> {
         let mut no_retry = config.clone();
         no_retry.default_retry = false;
         let build = |c: Config| Client::try_from(c).map_err(|e| from_kube("build the Kubernetes client", e));
         Ok(Clients {
             client: build(config)?,
             evictions: build(no_retry)?,
-            made_at: Instant::now(),
+            made_at,
         })
+    }
+
+    fn fresh_for(&self, valid_for: Duration) -> bool {
+        // A clock that stepped back makes the age unknown: renew rather than guess.
+        SystemTime::now()
+            .duration_since(self.made_at)
+            .is_ok_and(|age| age < valid_for)
+    }
+
+    async fn from_source(source: &dyn ConfigSource) -> PortResult<Self> {
+        let asked_at = SystemTime::now();
+        Clients::new(source.config().await?, asked_at)
     }
 }
 
@@ -79,7 +96,7 @@ impl KubeCluster {
     /// A cluster reached with a fixed configuration (a kubeconfig, or a test server).
     pub fn from_config(config: Config) -> PortResult<Self> {
         Ok(KubeCluster {
-            clients: RwLock::new(Clients::new(config)?),
+            clients: RwLock::new(Clients::new(config, SystemTime::now())?),
             source: None,
             page_size: PAGE_SIZE,
         })
@@ -88,7 +105,7 @@ impl KubeCluster {
     /// A cluster whose configuration is renewed from `source` before it expires (EKS tokens
     /// live 15 minutes).
     pub async fn from_source(source: Arc<dyn ConfigSource>) -> PortResult<Self> {
-        let clients = Clients::new(source.config().await?)?;
+        let clients = Clients::from_source(source.as_ref()).await?;
         Ok(KubeCluster {
             clients: RwLock::new(clients),
             source: Some(source),
@@ -110,41 +127,61 @@ impl KubeCluster {
         let Some(valid_for) = source.valid_for() else {
             return Ok(current);
         };
-        if current.made_at.elapsed() < valid_for {
+        if current.fresh_for(valid_for) {
             return Ok(current);
         }
         let mut guard = self.clients.write().await;
         // Another caller may have renewed while this one waited for the lock.
-        if guard.made_at.elapsed() < valid_for {
+        if guard.fresh_for(valid_for) {
             return Ok(guard.clone());
         }
-        *guard = Clients::new(source.config().await?)?;
+        *guard = Clients::from_source(source.as_ref()).await?;
         Ok(guard.clone())
     }
 
-    async fn client(&self) -> PortResult<Client> {
+    /// A client for calls the [`Cluster`] port does not cover (PodDisruptionBudgets, events),
+    /// renewed like the port's own: with kube's default retries of 429/503/504.
+    pub async fn client(&self) -> PortResult<Client> {
         Ok(self.clients().await?.client)
     }
 
+    /// Lists every object in pages. A continue token the server has expired (410 Gone, after
+    /// etcd compaction during a slow listing) restarts the listing from the first page, a few
+    /// times at most, since a partial list would make the scheduler miss pods.
     async fn list_all<K>(&self, api: &Api<K>, what: &str, fields: Option<&str>) -> PortResult<Vec<K>>
     where
         K: Clone + DeserializeOwned + std::fmt::Debug,
     {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut params = ListParams::default().limit(self.page_size);
-            if let Some(fields) = fields {
-                params = params.fields(fields);
-            }
-            if let Some(t) = &token {
-                params = params.continue_token(t);
-            }
-            let page = api.list(&params).await.map_err(|e| from_kube(what, e))?;
-            out.extend(page.items);
-            match page.metadata.continue_ {
-                Some(next) if !next.is_empty() => token = Some(next),
-                _ => return Ok(out),
+        let mut restarts = 0;
+        'listing: loop {
+            let mut out = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let mut params = ListParams::default().limit(self.page_size);
+                if let Some(fields) = fields {
+                    params = params.fields(fields);
+                }
+                if let Some(t) = &token {
+                    params = params.continue_token(t);
+                }
+                let page = match api.list(&params).await {
+                    Ok(page) => page,
+                    Err(e) if status_code(&e) == Some(410) && restarts < LIST_RESTARTS => {
+                        restarts += 1;
+                        tracing::info!(
+                            what,
+                            restarts,
+                            "continue token expired; listing again from the start"
+                        );
+                        continue 'listing;
+                    }
+                    Err(e) => return Err(from_kube(what, e)),
+                };
+                out.extend(page.items);
+                match page.metadata.continue_ {
+                    Some(next) if !next.is_empty() => token = Some(next),
+                    _ => return Ok(out),
+                }
             }
         }
     }
@@ -192,8 +229,10 @@ fn nodeclass_gvk() -> GroupVersionKind {
     GroupVersionKind::gvk("karpenter.k8s.aws", "v1", "EC2NodeClass")
 }
 
-/// Whether the kube-scheduler gave up on the pod: unbound, Pending, `PodScheduled=False` with
-/// reason `Unschedulable`, not being deleted, and not a DaemonSet's or a static pod.
+/// Whether the kube-scheduler gave up on the pod, as Karpenter's `IsProvisionable` decides:
+/// unbound, Pending, `PodScheduled=False` with reason `Unschedulable`, not nominated to a node
+/// (it is preempting others and will land there), not being deleted, and not owned by a
+/// DaemonSet or a Node (a static pod's mirror).
 pub fn is_pending_unschedulable(pod: &K8sPod) -> bool {
     let bound = pod
         .spec
@@ -209,14 +248,16 @@ pub fn is_pending_unschedulable(pod: &K8sPod) -> bool {
         .any(|c| {
             c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
         });
+    let preempting = status
+        .and_then(|s| s.nominated_node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
     let deleting = pod.metadata.deletion_timestamp.is_some();
-    let daemon = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && matches!(o.kind.as_str(), "DaemonSet" | "Node"));
-    !bound && pending && unschedulable && !deleting && !daemon
+    // Any owner reference counts, controller or not, as in Karpenter.
+    let daemon_or_static = pod.metadata.owner_references.iter().flatten().any(|o| {
+        (o.kind == "DaemonSet" && o.api_version.starts_with("apps/"))
+            || (o.kind == "Node" && o.api_version == "v1")
+    });
+    !bound && pending && unschedulable && !preempting && !deleting && !daemon_or_static
 }
 
 fn is_bound_and_running(pod: &K8sPod) -> bool {
@@ -267,26 +308,38 @@ fn same_taint(a: &K8sTaint, b: &K8sTaint) -> bool {
     a.key == b.key && a.effect == b.effect
 }
 
+/// Parses each object with the core's strict parser; one that fails goes to the second list,
+/// named, and the rest still load.
 fn parse_objects<T>(
     objects: Vec<DynamicObject>,
-    kind: &str,
+    gvk: &GroupVersionKind,
     pick: impl Fn(ConfigObject) -> Option<T>,
-) -> PortResult<(Vec<T>, Vec<String>)> {
+) -> (Vec<T>, Vec<String>) {
+    let kind = gvk.kind.as_str();
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    for object in objects {
+    for mut object in objects {
         let name = object.metadata.name.clone().unwrap_or_default();
-        let json = serde_json::to_string(&object)
-            .map_err(|e| PortError::new(ErrorKind::Invalid, format!("{kind} {name}: {e}")).with_source(e))?;
-        match parse_config_object(&json, &format!("{kind} {name}")) {
-            Ok(parsed) => match pick(parsed) {
-                Some(t) => good.push(t),
-                None => bad.push(format!("{kind} {name}: not a {kind}")),
-            },
+        // List items of custom resources carry their type, but the parser dispatches on it,
+        // so make sure it is there.
+        if object.types.is_none() {
+            object.types = Some(TypeMeta {
+                api_version: gvk.api_version(),
+                kind: gvk.kind.clone(),
+            });
+        }
+        let parsed = serde_json::to_string(&object)
+            .map_err(|e| e.to_string())
+            .and_then(|json| {
+                parse_config_object(&json, &format!("{kind} {name}")).map_err(|e| e.to_string())
+            });
+        match parsed.map(&pick) {
+            Ok(Some(t)) => good.push(t),
+            Ok(None) => bad.push(format!("{kind} {name}: not a {kind}")),
             Err(e) => bad.push(format!("{kind} {name}: {e}")),
         }
     }
-    Ok((good, bad))
+    (good, bad)
 }
 
 impl Cluster for KubeCluster {
@@ -351,18 +404,18 @@ impl Cluster for KubeCluster {
 
     async fn list_nodepools(&self) -> PortResult<(Vec<NodePool>, Vec<String>)> {
         let objects = self.custom_resources(&nodepool_gvk(), "nodepools").await?;
-        parse_objects(objects, "NodePool", |o| match o {
+        Ok(parse_objects(objects, &nodepool_gvk(), |o| match o {
             ConfigObject::NodePool(p) => Some(*p),
             ConfigObject::Ec2NodeClass(_) => None,
-        })
+        }))
     }
 
     async fn list_nodeclasses(&self) -> PortResult<(Vec<Ec2NodeClass>, Vec<String>)> {
         let objects = self.custom_resources(&nodeclass_gvk(), "ec2nodeclasses").await?;
-        parse_objects(objects, "EC2NodeClass", |o| match o {
+        Ok(parse_objects(objects, &nodeclass_gvk(), |o| match o {
             ConfigObject::Ec2NodeClass(c) => Some(*c),
             ConfigObject::NodePool(_) => None,
-        })
+        }))
     }
 
     async fn cordon(&self, node: &str, taint: &Taint) -> PortResult<()> {

@@ -7,9 +7,10 @@
 //! the CLI does; EKS accepts a token for 15 minutes after its signing time, so clients are
 //! rebuilt with a fresh token after [`TOKEN_REFRESH_AFTER`].
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
@@ -23,7 +24,6 @@ use kube::config::{
     NamedCluster, NamedContext,
 };
 use nodewright_core::ports::{ErrorKind, PortError, PortResult};
-use tokio::sync::OnceCell;
 
 use crate::cluster::ConfigSource;
 
@@ -114,12 +114,35 @@ pub async fn describe_cluster(eks: &aws_sdk_eks::Client, name: &str) -> PortResu
     })
 }
 
+/// [`describe_cluster`], answered from memory after the first success for a cluster name and
+/// region: the endpoint and CA do not change while a Lambda sandbox lives. Failures are not
+/// kept, so the next call asks again.
+pub async fn describe_cluster_cached(eks: &aws_sdk_eks::Client, name: &str) -> PortResult<ClusterInfo> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, String), ClusterInfo>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let region = eks.config().region().map(|r| r.to_string()).unwrap_or_default();
+    let key = (region, name.to_string());
+    // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
+    if let Some(info) = cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return Ok(info.clone());
+    }
+    // Not held across the call: two concurrent first calls both describe, which is harmless.
+    let info = describe_cluster(eks, name).await?;
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, info.clone());
+    Ok(info)
+}
+
 /// Connection settings for an EKS cluster: endpoint and CA fetched once (per cold start), a
 /// new token each time a configuration is asked for.
 pub struct EksConfigSource {
     region: String,
     credentials: SharedCredentialsProvider,
     info: ClusterInfo,
+    /// The signing time; the system clock except in tests.
+    now: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
 impl std::fmt::Debug for EksConfigSource {
@@ -132,6 +155,7 @@ impl std::fmt::Debug for EksConfigSource {
 }
 
 impl EksConfigSource {
+    /// Signs with the SDK configuration's credentials provider, for STS in its region.
     pub fn new(sdk: &SdkConfig, info: ClusterInfo) -> PortResult<Self> {
         let credentials = sdk
             .credentials_provider()
@@ -140,21 +164,33 @@ impl EksConfigSource {
             .region()
             .map(|r| r.to_string())
             .ok_or_else(|| PortError::new(ErrorKind::Invalid, "no AWS region"))?;
-        Ok(EksConfigSource {
-            region,
-            credentials,
-            info,
-        })
+        Ok(EksConfigSource::from_parts(region, credentials, info))
     }
 
-    /// Describes the cluster once and keeps the answer.
+    /// Signs with `credentials` for STS in `region`.
+    pub fn from_parts(
+        region: impl Into<String>,
+        credentials: SharedCredentialsProvider,
+        info: ClusterInfo,
+    ) -> Self {
+        EksConfigSource {
+            region: region.into(),
+            credentials,
+            info,
+            now: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// Signs tokens at the time `now` gives (tests fix it).
+    pub fn with_clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.now = Arc::new(now);
+        self
+    }
+
+    /// Describes the cluster once per process (a Lambda cold start) and keeps the answer.
     pub async fn discover(sdk: &SdkConfig, cluster: &str) -> PortResult<Arc<Self>> {
-        static CACHE: OnceCell<ClusterInfo> = OnceCell::const_new();
         let eks = aws_sdk_eks::Client::new(sdk);
-        let info = CACHE
-            .get_or_try_init(|| describe_cluster(&eks, cluster))
-            .await?
-            .clone();
+        let info = describe_cluster_cached(&eks, cluster).await?;
         Ok(Arc::new(EksConfigSource::new(sdk, info)?))
     }
 
@@ -166,7 +202,7 @@ impl EksConfigSource {
         let credentials = self.credentials.provide_credentials().await.map_err(|e| {
             PortError::new(ErrorKind::Unauthorized, format!("AWS credentials: {e}")).with_source(e)
         })?;
-        let token = token(&credentials, &self.region, &self.info.name, SystemTime::now())?;
+        let token = token(&credentials, &self.region, &self.info.name, (self.now)())?;
         config_for(&self.info.endpoint, &self.info.certificate_authority, &token).await
     }
 }

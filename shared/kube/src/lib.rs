@@ -9,4 +9,4 @@ pub mod eks;
 pub mod errors;
 
 pub use cluster::{ConfigSource, KubeCluster, PAGE_SIZE, is_pending_unschedulable};
-pub use eks::{ClusterInfo, EksConfigSource, describe_cluster};
+pub use eks::{ClusterInfo, EksConfigSource, config_for, describe_cluster, describe_cluster_cached};

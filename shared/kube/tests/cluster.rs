@@ -1,13 +1,18 @@
 //! `KubeCluster` over HTTP against the fake API server, with a real `kube::Client`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use http::Method;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nodewright_core::pod::{Taint, TaintEffect};
-use nodewright_core::ports::{Cluster, ErrorKind, Eviction};
+use nodewright_core::ports::{Cluster, ErrorKind, Eviction, PortResult};
 use nodewright_fake_kube::{Budget, FakeApiServer, NodeRegistration, RequestMatcher, Verb};
-use nodewright_kube::KubeCluster;
+use nodewright_kube::{ConfigSource, KubeCluster, is_pending_unschedulable};
 use serde_json::{Value, json};
 
 async fn server() -> (FakeApiServer, KubeCluster) {
@@ -105,6 +110,25 @@ async fn pending_pods_are_the_unschedulable_ones_checked_again_on_our_side() {
     let mut bound = pod("bound");
     bound["spec"]["nodeName"] = json!("ip-10-0-1-5.ec2.internal");
     server.insert(&bound).expect("insert");
+    // Static pods' mirrors are owned by their Node.
+    let mut mirror = unschedulable(pod("mirror"));
+    mirror["metadata"]["ownerReferences"] =
+        json!([{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u-2", "controller": true}]);
+    server.insert(&mirror).expect("insert");
+    // A DaemonSet owner that is not the controller still makes it a DaemonSet's pod.
+    let mut daemon_owned = owned_by(unschedulable(pod("daemon-owned")), "DaemonSet");
+    daemon_owned["metadata"]["ownerReferences"][0]["controller"] = json!(false);
+    server.insert(&daemon_owned).expect("insert");
+    // Preempting lower-priority pods: it will land on the nominated node.
+    let mut preempting = unschedulable(pod("preempting"));
+    preempting["status"]["nominatedNodeName"] = json!("n1");
+    server.insert(&preempting).expect("insert");
+    // Held back by a scheduling gate, not refused by the scheduler.
+    let mut gated = pod("gated");
+    gated["spec"]["schedulingGates"] = json!([{"name": "example.com/wait"}]);
+    gated["status"] = json!({"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]});
+    server.insert(&gated).expect("insert");
 
     let pending = cluster.list_pending_pods().await.expect("list");
     assert_eq!(
@@ -234,8 +258,28 @@ async fn cordoning_taints_once_and_retries_a_lost_race() {
     server.register_node(NodeRegistration::new("n1")).expect("node");
     // Another writer updates the node between our read and our write, once.
     server.fail_next(RequestMatcher::any().verb(Verb::Update), 409, 1);
+    server.clear_requests();
     cluster.cordon("n1", &taint()).await.expect("cordon");
+    let node_calls = |verb: Verb| {
+        server
+            .requests()
+            .into_iter()
+            .filter(|r| r.verb == Some(verb) && r.path == "/api/v1/nodes/n1")
+            .map(|r| r.status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        node_calls(Verb::Update),
+        vec![409, 200],
+        "the lost write is made again"
+    );
+    assert_eq!(node_calls(Verb::Get).len(), 2, "on a fresh read");
+    server.clear_requests();
     cluster.cordon("n1", &taint()).await.expect("again");
+    assert!(
+        node_calls(Verb::Update).is_empty(),
+        "a cordoned node is not written again"
+    );
     let node: k8s_openapi::api::core::v1::Node = server.get(None, "n1").expect("node");
     let spec = node.spec.expect("spec");
     assert_eq!(spec.unschedulable, Some(true));
@@ -252,7 +296,12 @@ async fn cordoning_taints_once_and_retries_a_lost_race() {
 
 #[tokio::test]
 async fn an_eviction_a_budget_forbids_is_blocked_at_once_and_a_missing_pod_is_gone() {
-    let (server, cluster) = server().await;
+    let server = FakeApiServer::start().await.expect("fake API server");
+    // The fake's own config switches kube's retries off; switch them back on, as a real
+    // kubeconfig or EKS config has them, to show that evictions do not go through them.
+    let mut config = server.config();
+    config.default_retry = true;
+    let cluster = KubeCluster::from_config(config).expect("cluster");
     server.register_node(NodeRegistration::new("n1")).expect("node");
     let mut running = pod("web-0");
     running["spec"]["nodeName"] = json!("n1");
@@ -268,10 +317,10 @@ async fn an_eviction_a_budget_forbids_is_blocked_at_once_and_a_missing_pod_is_go
         .expect("pdb");
     server.clear_requests();
 
-    assert_eq!(
-        cluster.evict("default", "web-0").await.expect("evict"),
-        Eviction::Blocked
-    );
+    let blocked = tokio::time::timeout(Duration::from_secs(5), cluster.evict("default", "web-0"))
+        .await
+        .expect("a blocked eviction answers at once, without kube's backoff");
+    assert_eq!(blocked.expect("evict"), Eviction::Blocked);
     let evictions = server
         .requests()
         .into_iter()
@@ -337,4 +386,128 @@ async fn an_unreachable_server_is_unavailable() {
     drop(server);
     let err = cluster.list_nodes().await.expect_err("nobody there");
     assert_eq!(err.kind, ErrorKind::Unavailable);
+}
+
+#[test]
+fn pods_a_careless_server_lets_through_are_not_pending() {
+    // What a server (or a proxy) that ignored the field selector would return.
+    let mut bound = unschedulable(pod("bound"));
+    bound["spec"]["nodeName"] = json!("n1");
+    let mut running = unschedulable(pod("running"));
+    running["status"]["phase"] = json!("Running");
+    let mut scheduled = pod("scheduled");
+    scheduled["status"] = json!({"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "True"}]});
+    for p in [bound, running, scheduled] {
+        let name = p["metadata"]["name"].clone();
+        let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(p).expect("a pod");
+        assert!(!is_pending_unschedulable(&p), "{name}");
+    }
+    let waiting: k8s_openapi::api::core::v1::Pod =
+        serde_json::from_value(unschedulable(pod("waiting"))).expect("a pod");
+    assert!(is_pending_unschedulable(&waiting));
+}
+
+#[tokio::test]
+async fn an_expired_continue_token_starts_the_listing_over() {
+    let (server, cluster) = server().await;
+    let cluster = cluster.with_page_size(2);
+    for i in 0..5 {
+        server
+            .insert(&unschedulable(pod(&format!("p{i}"))))
+            .expect("insert");
+    }
+    server.fail_next(RequestMatcher::any().verb(Verb::List), 410, 1);
+    let pending = cluster.list_pending_pods().await.expect("list");
+    assert_eq!(pending.len(), 5, "the whole list, not a partial one");
+    let statuses: Vec<u16> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == Some(Verb::List))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![410, 200, 200, 200]);
+
+    server.fail_next(RequestMatcher::any().verb(Verb::List), 410, 10);
+    let err = cluster.list_nodes().await.expect_err("gives up");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn lists_ride_out_a_transient_503_with_kubes_retries() {
+    let server = FakeApiServer::start().await.expect("fake API server");
+    let mut config = server.config();
+    config.default_retry = true;
+    let cluster = KubeCluster::from_config(config).expect("cluster");
+    server.register_node(NodeRegistration::new("n1")).expect("node");
+    server.fail_next(RequestMatcher::any().verb(Verb::List), 503, 1);
+    assert_eq!(cluster.list_nodes().await.expect("nodes").len(), 1);
+}
+
+#[tokio::test]
+async fn a_busy_server_is_throttled_and_a_forbidden_one_unauthorized() {
+    let (server, cluster) = server().await;
+    server.fail_next(RequestMatcher::any().verb(Verb::List), 429, 1);
+    assert_eq!(
+        cluster.list_nodes().await.expect_err("429").kind,
+        ErrorKind::Throttled
+    );
+    server.fail_next(RequestMatcher::any().verb(Verb::List), 403, 1);
+    assert_eq!(
+        cluster.list_nodes().await.expect_err("403").kind,
+        ErrorKind::Unauthorized
+    );
+    server.fail_next(RequestMatcher::any().verb(Verb::Delete), 500, 1);
+    assert_eq!(
+        cluster.delete_node("n1").await.expect_err("500").kind,
+        ErrorKind::Unavailable
+    );
+}
+
+/// Hands out the fake server's configuration and counts how often it was asked.
+struct CountingSource {
+    config: kube::Config,
+    valid_for: Duration,
+    asked: AtomicUsize,
+}
+
+impl ConfigSource for CountingSource {
+    fn config(&self) -> Pin<Box<dyn Future<Output = PortResult<kube::Config>> + Send + '_>> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok(self.config.clone())))
+    }
+
+    fn valid_for(&self) -> Option<Duration> {
+        Some(self.valid_for)
+    }
+}
+
+#[tokio::test]
+async fn a_configuration_is_renewed_once_it_is_older_than_its_source_allows() {
+    let server = FakeApiServer::start().await.expect("fake API server");
+    let fresh = Arc::new(CountingSource {
+        config: server.config(),
+        valid_for: Duration::from_secs(600),
+        asked: AtomicUsize::new(0),
+    });
+    let cluster = KubeCluster::from_source(fresh.clone()).await.expect("cluster");
+    for _ in 0..3 {
+        cluster.list_nodes().await.expect("nodes");
+    }
+    assert_eq!(fresh.asked.load(Ordering::SeqCst), 1, "still fresh: no new token");
+
+    let expiring = Arc::new(CountingSource {
+        config: server.config(),
+        valid_for: Duration::ZERO,
+        asked: AtomicUsize::new(0),
+    });
+    let cluster = KubeCluster::from_source(expiring.clone()).await.expect("cluster");
+    for _ in 0..3 {
+        cluster.list_nodes().await.expect("nodes");
+    }
+    assert_eq!(
+        expiring.asked.load(Ordering::SeqCst),
+        4,
+        "a new token for every call"
+    );
 }
