@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::lower_bound;
-use super::topology::{NsScope, TopoKey, Topology};
+use super::topology::{NsScope, TopoKey, Topology, next_clear, or_into};
 use super::{ChosenOffering, Input, MAX_INSTANCE_TYPES, Plan, PlannedClaim, Unschedulable};
 use crate::catalog::{CapacityType, InstanceType};
 use crate::labels;
@@ -78,6 +78,9 @@ struct PoolType<'a> {
     overhead: Resources,
     /// Offerings available within the pool's zones and capacity types.
     offer_mask: u64,
+    /// The same offerings as (bit, price, index into the type's offerings), cheapest first:
+    /// pricing thousands of claims must not compare zone names.
+    offers: Vec<(u64, f64, u32)>,
     /// Cheapest available offering within the pool.
     price: f64,
     limit: LimitVec,
@@ -287,7 +290,8 @@ impl<'a> Solver<'a> {
                 }
                 let mut offer_mask = 0;
                 let mut price = f64::INFINITY;
-                for o in &it.offerings {
+                let mut offers = Vec::new();
+                for (oi, o) in it.offerings.iter().enumerate() {
                     let Some(z) = zone_index.get(o.zone.as_str()) else {
                         continue;
                     };
@@ -300,8 +304,11 @@ impl<'a> Solver<'a> {
                     if bit & allowed != 0 && !unavailable.contains(&key) {
                         offer_mask |= bit;
                         price = price.min(o.price);
+                        offers.push((bit, o.price, oi as u32));
                     }
                 }
+                // Stable: equal prices keep the catalog's order.
+                offers.sort_by(|a, b| a.1.total_cmp(&b.1));
                 if offer_mask == 0 {
                     continue;
                 }
@@ -316,6 +323,7 @@ impl<'a> Solver<'a> {
                     usable,
                     overhead,
                     offer_mask,
+                    offers,
                     price,
                     limit: limit_usage(&it.capacity),
                     efficient: false,
@@ -827,8 +835,34 @@ impl<'a> Solver<'a> {
         }
     }
 
+    /// Hosts the pod must avoid whatever else holds: those with a pod its hostname
+    /// anti-affinity selects, with a pod whose anti-affinity selects it, or where a hostname
+    /// spread already allows no more. A bitset by host id; the full checks still run on the rest.
+    fn hosts_to_skip(&self, view: &PodView) -> Vec<u64> {
+        let mut skip = Vec::new();
+        let by_host = |g: u32| {
+            let g = &self.topology.groups[g as usize];
+            (g.key == TopoKey::Hostname).then_some(g)
+        };
+        for g in view.anti.iter().filter_map(|g| by_host(*g)) {
+            or_into(&mut skip, g.nonzero());
+        }
+        for g in view.matching.iter().filter_map(|g| by_host(*g)) {
+            or_into(&mut skip, g.owned());
+        }
+        for s in &view.spreads {
+            if let Some(g) = by_host(s.group)
+                && s.max_skew <= i32::from(s.self_match)
+            {
+                or_into(&mut skip, g.nonzero());
+            }
+        }
+        skip
+    }
+
     fn place_with(&mut self, i: usize, view: &PodView) -> bool {
         let pod = &self.input.pending[i];
+        let skip = self.hosts_to_skip(view);
         // 1. Existing nodes, then in-flight claims (reserved pods go to their claim first).
         let reserved = self.reserved_host(pod);
         let order: Vec<usize> = reserved
@@ -841,13 +875,19 @@ impl<'a> Solver<'a> {
                 return true;
             }
         }
-        // 2. Claims of this round: first without adding cost, then by growing.
+        // 2. Claims of this round: first without adding cost, then by growing. A claim's host
+        // id is the number of fixed hosts plus its index.
+        let first = self.fixed.len();
         for grow in [false, true] {
-            for c in 0..self.claims.len() {
+            let mut h = first;
+            while let Some(found) = next_clear(&skip, h, first + self.claims.len()) {
+                let c = found - first;
+                debug_assert_eq!(self.claims[c].host_id as usize, found);
                 if let Some(update) = self.try_add(c, pod, view, grow) {
                     self.commit_claim(c, update, i, view);
                     return true;
                 }
+                h = found + 1;
             }
         }
         // 3. A new claim from the first pool that can take the pod.
@@ -1657,45 +1697,38 @@ fn pool_remaining(p: &super::PoolInput, input: &Input) -> LimitVec {
 }
 
 fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> PlannedClaim {
-    let unavailable: std::collections::HashSet<&OfferingKey> = input.unavailable.iter().collect();
     let zone_names: Vec<&str> = bits(c.zones).map(|z| zones[z as usize].as_str()).collect();
     let prefer = if c.cts & (1 << CT_SPOT) != 0 {
         CT_SPOT
     } else {
         CT_ON_DEMAND
     };
-    // Price each candidate by its cheapest offering within the claim's zones and capacity types.
+    // Price each candidate by its cheapest offering within the claim's zones, in the preferred
+    // capacity type when it has one there. Unavailable offerings were left out of `offers`.
+    let preferred = expand(c.zones, 1 << prefer);
+    let allowed = expand(c.zones, c.cts);
     let mut priced: Vec<Priced> = c
         .types
         .iter()
-        .map(|t| {
+        .filter_map(|t| {
             let pt = &pool.types[*t as usize];
-            let best = pt
-                .it
-                .offerings
+            let &(_, price, oi) = pt
+                .offers
                 .iter()
-                .filter(|o| {
-                    zone_names.contains(&o.zone.as_str()) && c.cts & (1 << ct_index(o.capacity_type)) != 0
-                })
-                .filter(|o| {
-                    !unavailable.contains(&OfferingKey {
-                        instance_type: pt.it.name.clone(),
-                        zone: o.zone.clone(),
-                        capacity_type: o.capacity_type,
-                    })
-                })
-                .min_by(|a, b| {
-                    let rank = |o: &crate::catalog::Offering| u32::from(ct_index(o.capacity_type) != prefer);
-                    rank(a).cmp(&rank(b)).then(a.price.total_cmp(&b.price))
-                });
-            match best {
-                Some(o) => (o.price, pt, Some((o.zone.as_str(), o.capacity_type))),
-                None => (f64::INFINITY, pt, None),
-            }
+                .find(|o| o.0 & preferred != 0)
+                .or_else(|| pt.offers.iter().find(|o| o.0 & allowed != 0))?;
+            let o = &pt.it.offerings[oi as usize];
+            Some((price, pt, Some((o.zone.as_str(), o.capacity_type))))
         })
-        .filter(|(_, _, o)| o.is_some())
         .collect();
-    priced.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.it.name.cmp(&b.1.it.name)));
+    let by_price = |a: &Priced, b: &Priced| a.0.total_cmp(&b.0).then(a.1.it.name.cmp(&b.1.it.name));
+    // Only the cheapest MAX_INSTANCE_TYPES are sent, unless minValues may reach past them.
+    let min_values = c.reqs.iter().any(|(_, r)| r.min_values.is_some());
+    if !min_values && priced.len() > MAX_INSTANCE_TYPES {
+        priced.select_nth_unstable_by(MAX_INSTANCE_TYPES, by_price);
+        priced.truncate(MAX_INSTANCE_TYPES);
+    }
+    priced.sort_by(by_price);
     let kept = keep_for_min_values(&priced, &c.reqs);
     let (price, pt, offering) =
         kept.first()

@@ -106,9 +106,59 @@ pub(super) struct Group {
     owners: DomainCounts,
     pub total: u32,
     pub has_owners: bool,
+    /// Domains with a matching pod, and with an owner, as bitsets: a pod that must avoid them
+    /// skips 64 hosts per word instead of looking each one up.
+    nonzero: Vec<u64>,
+    owned: Vec<u64>,
+}
+
+fn set_bit(bits: &mut Vec<u64>, i: u32) {
+    let w = i as usize / 64;
+    if bits.len() <= w {
+        bits.resize(w + 1, 0);
+    }
+    bits[w] |= 1 << (i % 64);
+}
+
+/// ORs `bits` into `into`, growing it as needed.
+pub(super) fn or_into(into: &mut Vec<u64>, bits: &[u64]) {
+    if into.len() < bits.len() {
+        into.resize(bits.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(bits) {
+        *a |= b;
+    }
+}
+
+/// The first index at or after `from` and before `end` whose bit is clear in `skip`.
+pub(super) fn next_clear(skip: &[u64], from: usize, end: usize) -> Option<usize> {
+    let mut i = from;
+    while i < end {
+        let w = i / 64;
+        let Some(word) = skip.get(w) else {
+            return Some(i);
+        };
+        let free = !word & (u64::MAX << (i % 64));
+        if free != 0 {
+            let found = w * 64 + free.trailing_zeros() as usize;
+            return (found < end).then_some(found);
+        }
+        i = (w + 1) * 64;
+    }
+    None
 }
 
 impl Group {
+    /// Domains holding a pod the selector matches.
+    pub(super) fn nonzero(&self) -> &[u64] {
+        &self.nonzero
+    }
+
+    /// Domains holding a pod that carries this group as a required anti-affinity term.
+    pub(super) fn owned(&self) -> &[u64] {
+        &self.owned
+    }
+
     pub(super) fn count(&self, domain: u32) -> u32 {
         self.matching.get(&domain).copied().unwrap_or(0)
     }
@@ -148,6 +198,8 @@ impl Topology {
             owners: DomainCounts::default(),
             total: 0,
             has_owners: false,
+            nonzero: Vec::new(),
+            owned: Vec::new(),
         });
         self.index.insert(gk, id);
         // Groups are all registered before any pod is counted, so the cache is still empty.
@@ -181,11 +233,32 @@ impl Topology {
         let g = &mut self.groups[group as usize];
         *g.matching.entry(domain).or_insert(0) += 1;
         g.total += 1;
+        set_bit(&mut g.nonzero, domain);
     }
 
     pub(super) fn record_owner(&mut self, group: u32, domain: u32) {
         let g = &mut self.groups[group as usize];
         *g.owners.entry(domain).or_insert(0) += 1;
         g.has_owners = true;
+        set_bit(&mut g.owned, domain);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_host_to_try_skips_every_host_marked_to_avoid_within_and_across_words() {
+        let mut skip = Vec::new();
+        for h in (0..130).filter(|h| *h != 70) {
+            set_bit(&mut skip, h);
+        }
+        assert_eq!(next_clear(&skip, 0, 200), Some(70));
+        assert_eq!(next_clear(&skip, 71, 200), Some(130));
+        assert_eq!(next_clear(&skip, 71, 130), None);
+        // Past the bitset's end nothing is marked.
+        assert_eq!(next_clear(&skip, 500, 501), Some(500));
+        assert_eq!(next_clear(&[], 3, 3), None);
     }
 }
