@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_eks::error::ProvideErrorMetadata;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use base64::Engine;
@@ -85,12 +86,22 @@ pub struct ClusterInfo {
 /// Calls `eks:DescribeCluster`.
 pub async fn describe_cluster(eks: &aws_sdk_eks::Client, name: &str) -> PortResult<ClusterInfo> {
     let out = eks.describe_cluster().name(name).send().await.map_err(|e| {
-        let kind = match e.as_service_error() {
-            Some(s) if s.is_resource_not_found_exception() => ErrorKind::NotFound,
+        // Access and throttling errors are not modelled by EKS; their codes tell them apart.
+        let kind = match e.code() {
+            Some("ResourceNotFoundException") => ErrorKind::NotFound,
+            Some(
+                "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidClientTokenId"
+                | "ExpiredTokenException"
+                | "InvalidSignatureException",
+            ) => ErrorKind::Unauthorized,
+            Some("ThrottlingException" | "TooManyRequestsException") => ErrorKind::Throttled,
+            Some("ServerException" | "ServiceUnavailableException") | None => ErrorKind::Unavailable,
             Some(_) => ErrorKind::Invalid,
-            None => ErrorKind::Unavailable,
         };
-        PortError::new(kind, format!("DescribeCluster {name}: {e}")).with_source(e)
+        let detail = e.message().map(str::to_string).unwrap_or_else(|| e.to_string());
+        PortError::new(kind, format!("DescribeCluster {name}: {detail}")).with_source(e)
     })?;
     let cluster = out
         .cluster
