@@ -1292,6 +1292,46 @@ fn check(w: &World, input: &Input, plan: &Plan) -> Result<(), String> {
         *totals.entry(s.app).or_default() += 1;
     }
 
+    // A pod with nothing to satisfy but its requests is never left out while a pool without
+    // limits that it tolerates offers a type with room for it.
+    for u in &plan.unschedulable {
+        let p = index_of(&u.pod)?;
+        let s = &w.pods[p];
+        let unconstrained = s.arch.is_none()
+            && s.terms.is_empty()
+            && s.spreads.is_empty()
+            && s.affinity.is_none()
+            && s.anti.is_none()
+            && s.soft_anti.is_none()
+            && s.port.is_none();
+        if !unconstrained {
+            continue;
+        }
+        let room_somewhere = w.pools.iter().enumerate().any(|(pi, pool)| {
+            pool.limit.is_none()
+                && (!pool.tainted || s.tolerates)
+                && types.iter().any(|t| {
+                    t.offerings.iter().any(|o| {
+                        if !pool_allows(pool, t, &o.zone, o.capacity_type)
+                            || is_unavailable(input, &t.name, &o.zone, o.capacity_type)
+                        {
+                            return false;
+                        }
+                        let l =
+                            node_variant_labels(t, &o.zone, o.capacity_type, &format!("pool{pi}"), pool.team);
+                        Res::pod(s).within(&minus(Res::of(&t.allocatable), overhead(w, &l, pool.tainted)))
+                    })
+                })
+        });
+        // Other pods' anti-affinity may still repel it from every node.
+        let repelled = w.pods.iter().any(|o| o.anti.is_some_and(|(_, a)| a == s.app))
+            || w.nodes
+                .iter()
+                .any(|n| n.bound.iter().any(|b| b.anti_host && b.app == s.app));
+        if room_somewhere && !repelled {
+            return Err(format!("p{p} has no constraints and fits, yet: {}", u.reason));
+        }
+    }
     if plan.cost_per_hour + 1e-9 < plan.lower_bound_per_hour {
         return Err(format!(
             "cost {} below the lower bound {}",

@@ -10,55 +10,78 @@ use crate::resources::Resources;
 /// best single type or pair. Types not on the Pareto front of (cpu per $, memory per $) can never
 /// be in it, which keeps the pair search small.
 pub fn fractional_cover(total: &Resources, offers: &[(&Resources, f64)]) -> f64 {
-    let (cpu, mem) = (total.cpu() as f64, total.memory() as f64);
-    if cpu <= 0.0 && mem <= 0.0 {
-        return 0.0;
-    }
-    // (cpu per $, memory per $, price) for usable offers.
-    let mut eff: Vec<(f64, f64, f64, f64)> = offers
-        .iter()
-        .filter(|(r, p)| *p > 0.0 && p.is_finite() && r.cpu() > 0 && r.memory() > 0)
-        .map(|(r, p)| {
-            (
-                r.cpu() as f64 / p,
-                r.memory() as f64 / p,
-                r.cpu() as f64,
-                r.memory() as f64,
-            )
-        })
-        .collect();
-    if eff.is_empty() {
-        return f64::INFINITY;
-    }
-    // Pareto front: sort by cpu-efficiency descending, keep strictly rising memory-efficiency.
-    eff.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)));
-    let mut front: Vec<(f64, f64)> = Vec::new();
-    let mut best_mem = f64::NEG_INFINITY;
-    for (ce, me, _, _) in eff {
-        if me > best_mem {
-            front.push((ce, me));
-            best_mem = me;
-        }
-    }
-    // In "per dollar" units each type costs 1 per unit bought.
-    let mut best = f64::INFINITY;
-    for &(ce, me) in &front {
-        best = best.min((cpu / ce).max(mem / me));
-    }
-    for (i, &(ci, mi)) in front.iter().enumerate() {
-        for &(cj, mj) in &front[i + 1..] {
-            let det = ci * mj - cj * mi;
-            if det.abs() < f64::EPSILON {
-                continue;
-            }
-            let xi = (cpu * mj - mem * cj) / det;
-            let xj = (mem * ci - cpu * mi) / det;
-            if xi >= 0.0 && xj >= 0.0 {
-                best = best.min(xi + xj);
+    Cover::new(offers).cost(total)
+}
+
+/// An optimal basis: (offer index, how many, price) for at most two offers.
+pub type Basis = Vec<(usize, f64, f64)>;
+
+/// The offers on the Pareto front of (cpu per $, memory per $), ready to price many totals.
+pub struct Cover {
+    /// (cpu per $, memory per $, index into the offers, price).
+    front: Vec<(f64, f64, usize, f64)>,
+}
+
+impl Cover {
+    pub fn new(offers: &[(&Resources, f64)]) -> Cover {
+        let mut eff: Vec<(f64, f64, usize, f64)> = offers
+            .iter()
+            .enumerate()
+            .filter(|(_, (r, p))| *p > 0.0 && p.is_finite() && r.cpu() > 0 && r.memory() > 0)
+            .map(|(i, (r, p))| (r.cpu() as f64 / p, r.memory() as f64 / p, i, *p))
+            .collect();
+        // Sort by cpu-efficiency descending and keep strictly rising memory-efficiency. Ties
+        // go to the lower index (the caller's order) so the answer is deterministic.
+        eff.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        let mut front = Vec::new();
+        let mut best_mem = f64::NEG_INFINITY;
+        for e in eff {
+            if e.1 > best_mem {
+                front.push(e);
+                best_mem = e.1;
             }
         }
+        Cover { front }
     }
-    best
+
+    /// The bound for `total`: infinite when no offer has both CPU and memory.
+    pub fn cost(&self, total: &Resources) -> f64 {
+        if total.cpu() <= 0 && total.memory() <= 0 {
+            return 0.0;
+        }
+        self.optimal(total)
+            .map_or(f64::INFINITY, |basis| basis.iter().map(|(_, x, p)| x * p).sum())
+    }
+
+    /// The optimal fractional cover: at most two (offer index, how many, price) triples.
+    pub fn optimal(&self, total: &Resources) -> Option<Basis> {
+        let (cpu, mem) = (total.cpu() as f64, total.memory() as f64);
+        // In "per dollar" units each type costs 1 per unit bought.
+        let mut best: Option<(f64, Basis)> = None;
+        let mut consider = |cost: f64, basis: Basis| {
+            if best.as_ref().is_none_or(|(b, _)| cost < *b) {
+                best = Some((cost, basis));
+            }
+        };
+        for &(ce, me, i, p) in &self.front {
+            let units = (cpu / ce).max(mem / me);
+            consider(units, vec![(i, units / p, p)]);
+        }
+        for (k, &(ci, mi, i, pi)) in self.front.iter().enumerate() {
+            for &(cj, mj, j, pj) in &self.front[k + 1..] {
+                let det = ci * mj - cj * mi;
+                if det.abs() < f64::EPSILON {
+                    continue;
+                }
+                let xi = (cpu * mj - mem * cj) / det;
+                let xj = (mem * ci - cpu * mi) / det;
+                if xi >= 0.0 && xj >= 0.0 {
+                    consider(xi + xj, vec![(i, xi / pi, pi), (j, xj / pj, pj)]);
+                }
+            }
+        }
+        best.map(|(_, basis)| basis)
+    }
 }
 
 #[cfg(test)]

@@ -223,9 +223,16 @@ pub(super) fn solve(input: &Input) -> Plan {
             });
         }
     }
+    solver.repack();
     solver.right_size();
     solver.into_plan(unschedulable)
 }
+
+/// Repacking gives up on pools with more distinct pod shapes than this (it is O(pods × shapes)).
+const REPACK_MAX_SHAPES: usize = 256;
+/// While filling a node, pods that keep its CPU and memory shares within this of each other
+/// are taken largest first; outside it, the pod that restores the balance best.
+const REPACK_BAND: f64 = 0.02;
 
 /// A claim is only split when the two halves cost this much less than the whole.
 const SPLIT_SAVING: f64 = 0.02;
@@ -1016,7 +1023,8 @@ impl<'a> Solver<'a> {
         // and leaves the memory-heavy tail to memory-optimized types that cost more per unit.
         // A claim that would drift further from the round's balance than the slack passes the
         // pod on; later pods of the other shape fill it back towards balance.
-        if let Some((cpu_ref, mem_ref)) = self.pools[p].balance {
+        // An empty claim takes any pod: otherwise a pod of an unusual shape fits nowhere.
+        if let Some((cpu_ref, mem_ref)) = self.pools[p].balance.filter(|_| !claim.pods.is_empty()) {
             let skew = |cpu: i64, mem: i64| cpu as f64 / cpu_ref - mem as f64 / mem_ref;
             let (cpu, mem) = (claim.requests.cpu(), claim.requests.memory());
             let before = skew(cpu, mem);
@@ -1265,6 +1273,234 @@ impl<'a> Solver<'a> {
         reasons.join("; ")
     }
 
+    /// Whether a pod may go on any node of its pool: no node requirements or preferences, no
+    /// topology of its own, no host ports, and no other pod's topology counts it.
+    fn is_free(&mut self, i: usize) -> bool {
+        let p = &self.input.pending[i];
+        let free = p.node_selector.is_empty()
+            && p.required_affinity.is_empty()
+            && p.preferred_affinity.is_empty()
+            && p.topology_spread.is_empty()
+            && p.pod_affinity.is_empty()
+            && p.pod_anti_affinity.is_empty()
+            && p.preferred_pod_affinity.is_empty()
+            && p.preferred_pod_anti_affinity.is_empty()
+            && p.host_ports.is_empty();
+        free && self.topology.matching_groups(p).is_empty()
+    }
+
+    /// First-fit in CPU order fills claims to whatever shape the pods arrive in, so memory-heavy
+    /// and CPU-heavy nodes end up half used in the other resource. The claims of a pool that
+    /// hold only free pods (see [`Self::is_free`]) are packed again from scratch: nodes of the
+    /// types the LP lower bound would buy, each filled to that type's CPU:memory balance, then
+    /// the cheapest type that takes the rest. The result replaces the claims only if it costs
+    /// less and stays within the pool's limits, so it never makes a plan worse.
+    fn repack(&mut self) {
+        for p in 0..self.pools.len() {
+            let pool = &self.pools[p];
+            let mut free_claims = Vec::new();
+            for c in 0..self.claims.len() {
+                let claim = &self.claims[c];
+                let unpinned = claim.pool == p
+                    && !claim.zone_pinned
+                    && !claim.ct_pinned
+                    && claim.zones == pool.zone_mask
+                    && claim.cts == pool.ct_mask
+                    && claim.reqs == pool.reqs;
+                if unpinned {
+                    free_claims.push(c);
+                }
+            }
+            let mut chosen = Vec::new();
+            for c in free_claims {
+                let pods = self.claims[c].pods.clone();
+                if pods.iter().all(|i| self.is_free(*i)) {
+                    chosen.push(c);
+                }
+            }
+            if chosen.len() < 2 {
+                continue;
+            }
+            let pool = &self.pools[p];
+            let cost = |claims: &mut dyn Iterator<Item = &NewClaim>| -> f64 {
+                claims
+                    .map(|c| {
+                        c.types
+                            .first()
+                            .map_or(f64::INFINITY, |t| pool.types[*t as usize].price)
+                    })
+                    .sum()
+            };
+            let old_cost = cost(&mut chosen.iter().map(|c| &self.claims[*c]));
+            let pods: Vec<usize> = chosen
+                .iter()
+                .flat_map(|c| self.claims[*c].pods.iter().copied())
+                .collect();
+            let Some(packed) = self.pack_free(p, &pods) else {
+                continue;
+            };
+            let new_cost = cost(&mut packed.iter());
+            let pool = &self.pools[p];
+            let mut delta = [0i64; NODES + 1];
+            for c in &chosen {
+                for (d, r) in delta.iter_mut().zip(self.claims[*c].reserved) {
+                    *d += r;
+                }
+            }
+            for c in &packed {
+                for (d, r) in delta.iter_mut().zip(c.reserved) {
+                    *d -= r;
+                }
+            }
+            let within =
+                (0..=NODES).all(|k| pool.remaining[k] == i64::MAX || pool.remaining[k] + delta[k] >= 0);
+            if new_cost >= old_cost || !within {
+                continue;
+            }
+            let pool = &mut self.pools[p];
+            for (k, r) in pool.remaining.iter_mut().enumerate() {
+                if *r != i64::MAX {
+                    *r += delta[k];
+                }
+            }
+            let mut keep = vec![true; self.claims.len()];
+            for c in &chosen {
+                keep[*c] = false;
+            }
+            let mut k = keep.into_iter();
+            self.claims.retain(|_| k.next().unwrap_or(true));
+            // Host ids only mattered while placing; they stay unique for the split that follows.
+            for mut c in packed {
+                c.host_id = (self.fixed.len() + self.claims.len()) as u32;
+                self.claims.push(c);
+            }
+        }
+    }
+
+    /// Packs free pods of pool `p` into new claims (see [`Self::repack`]); `None` when it
+    /// cannot (too many shapes, or a pod fits no type).
+    fn pack_free(&self, p: usize, pods: &[usize]) -> Option<Vec<NewClaim>> {
+        let pool = &self.pools[p];
+        let pending = &self.input.pending;
+        let offer = expand(pool.zone_mask, pool.ct_mask);
+        let candidates: Vec<u32> = (0..pool.types.len() as u32)
+            .filter(|t| pool.types[*t as usize].offer_mask & offer != 0)
+            .collect();
+        // Pods grouped by their requests, in the order they were placed.
+        let mut shape_of: HashMap<&Resources, usize> = HashMap::new();
+        let mut shapes: Vec<(&Resources, Vec<usize>)> = Vec::new();
+        for &i in pods {
+            let r = &pending[i].requests;
+            let s = *shape_of.entry(r).or_insert_with(|| {
+                shapes.push((r, Vec::new()));
+                shapes.len() - 1
+            });
+            shapes[s].1.push(i);
+            if shapes.len() > REPACK_MAX_SHAPES {
+                return None;
+            }
+        }
+        // Each shape's pods are taken from the front.
+        let mut next = vec![0usize; shapes.len()];
+        let mut demand = Resources::new();
+        for &i in pods {
+            demand.add(&pending[i].requests);
+        }
+        let mut left = pods.len();
+        let mut out = Vec::new();
+        let offers: Vec<(&Resources, f64)> = candidates
+            .iter()
+            .map(|t| (&pool.types[*t as usize].usable, pool.types[*t as usize].price))
+            .collect();
+        let cover = lower_bound::Cover::new(&offers);
+        while left > 0 {
+            let basis = cover.optimal(&demand)?;
+            let (widest, x, _) = basis.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
+            // While a whole node of one of the LP's types is needed, fill one. For the tail, try
+            // one node of each shape and keep the one that buys the most of the bound per
+            // dollar (a type that takes everything left competes like any other).
+            let (used, taken) = if x >= 1.0 {
+                fill(&pool.types[candidates[widest] as usize].usable, &shapes, &next)
+            } else {
+                let mut seen = std::collections::HashSet::new();
+                let mut best: Option<(f64, (Resources, Vec<usize>))> = None;
+                for &t in &candidates {
+                    let pt = &pool.types[t as usize];
+                    // Candidates are cheapest first: the first type of each shape is the one.
+                    if !seen.insert((pt.usable.cpu(), pt.usable.memory(), pt.usable.pods())) {
+                        continue;
+                    }
+                    let (used, taken) = fill(&pt.usable, &shapes, &next);
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    let worth = cover.cost(&used) / pt.price;
+                    if best.as_ref().is_none_or(|(b, _)| worth > *b) {
+                        best = Some((worth, (used, taken)));
+                    }
+                }
+                best?.1
+            };
+            let taken: Vec<usize> = taken
+                .into_iter()
+                .map(|s| {
+                    let i = shapes[s].1[next[s]];
+                    next[s] += 1;
+                    i
+                })
+                .collect();
+            if taken.is_empty() {
+                return None;
+            }
+            demand.sub(&used);
+            left -= taken.len();
+            out.push(self.claim_of_free(p, &candidates, taken, used)?);
+        }
+        Some(out)
+    }
+
+    /// A claim of pool `p` holding free pods: every candidate type that takes them.
+    fn claim_of_free(
+        &self,
+        p: usize,
+        candidates: &[u32],
+        pods: Vec<usize>,
+        requests: Resources,
+    ) -> Option<NewClaim> {
+        let pool = &self.pools[p];
+        let types: Vec<u32> = candidates
+            .iter()
+            .copied()
+            .filter(|t| pool.types[*t as usize].usable.fits(&requests))
+            .collect();
+        if types.is_empty() || !min_values_hold(pool, &pool.reqs, &types) {
+            return None;
+        }
+        let mut max_usable = Resources::new();
+        let mut reserved = [0; NODES + 1];
+        for t in &types {
+            max_usable.max_with(&pool.types[*t as usize].usable);
+            for (r, v) in reserved.iter_mut().zip(pool.types[*t as usize].limit) {
+                *r = (*r).max(v);
+            }
+        }
+        Some(NewClaim {
+            pool: p,
+            host_id: 0,
+            reqs: pool.reqs.clone(),
+            types,
+            requests,
+            max_usable,
+            zones: pool.zone_mask,
+            cts: pool.ct_mask,
+            zone_pinned: false,
+            ct_pinned: false,
+            reserved,
+            pods,
+            host_ports: Vec::new(),
+        })
+    }
+
     /// Packing fills each claim to the largest type that takes its pods, so a claim often ends
     /// on a type it fills by half (20 one-CPU pods on a 32-vCPU type). Where a cheaper type
     /// filled first-fit plus the cheapest type for the rest costs less, the claim is split in
@@ -1505,6 +1741,44 @@ impl NewClaim {
             host_ports: Vec::new(),
         }
     }
+}
+
+/// Fills one node with `room` from the pods left (`shapes[s].1[next[s]..]`): pods that keep
+/// its CPU and memory shares within [`REPACK_BAND`] of each other, largest first; otherwise the
+/// one that restores the balance best. Returns what it uses and the shape of each pod taken.
+fn fill(room: &Resources, shapes: &[(&Resources, Vec<usize>)], next: &[usize]) -> (Resources, Vec<usize>) {
+    let (cpu_cap, mem_cap) = (room.cpu().max(1) as f64, room.memory().max(1) as f64);
+    let mut left: Vec<usize> = shapes.iter().zip(next).map(|((_, l), n)| l.len() - n).collect();
+    let mut used = Resources::new();
+    let mut taken = Vec::new();
+    loop {
+        // (outside the band, imbalance there or minus size within it); ties to the first shape.
+        let mut best: Option<(bool, f64, usize)> = None;
+        for (s, (req, _)) in shapes.iter().enumerate() {
+            if left[s] == 0 || !room.fits_sum(&used, req) {
+                continue;
+            }
+            let c = (used.cpu() + req.cpu()) as f64 / cpu_cap;
+            let m = (used.memory() + req.memory()) as f64 / mem_cap;
+            let imbalance = (c - m).abs();
+            let key = if imbalance <= REPACK_BAND {
+                (
+                    false,
+                    -(req.cpu() as f64 / cpu_cap + req.memory() as f64 / mem_cap),
+                )
+            } else {
+                (true, imbalance)
+            };
+            if best.is_none_or(|b| (!key.0 && b.0) || (key.0 == b.0 && key.1 < b.1)) {
+                best = Some((key.0, key.1, s));
+            }
+        }
+        let Some((_, _, s)) = best else { break };
+        left[s] -= 1;
+        used.add(shapes[s].0);
+        taken.push(s);
+    }
+    (used, taken)
 }
 
 fn bits_iter(mask: u64) -> impl Iterator<Item = u32> {

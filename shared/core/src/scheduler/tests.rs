@@ -761,3 +761,47 @@ fn a_pod_requiring_two_different_values_of_one_label_is_unschedulable() {
     assert_eq!(plan.unschedulable.len(), 1);
     assert!(!plan.unschedulable[0].reason.is_empty());
 }
+
+#[test]
+fn packs_karpenters_plain_mix_within_five_percent_of_the_lower_bound() {
+    let plan = schedule(&crate::benchmark::input(2000, crate::benchmark::Mix::Plain, 7));
+    assert!(plan.unschedulable.is_empty());
+    let ratio = plan.cost_per_hour / plan.lower_bound_per_hour;
+    assert!(ratio <= 1.05, "{ratio}: {} claims", plan.new_claims.len());
+}
+
+#[test]
+fn repacking_leaves_pods_with_topology_where_their_constraints_put_them() {
+    // Spread pods pin their claims' zones; the plain pods beside them are not moved away from
+    // those claims, and every spread pod stays alone on its host.
+    let mut all = pods(12, |i| {
+        pod(&format!("s{i}"))
+            .label("app", "web")
+            .cpu("1")
+            .hostname_spread(1)
+            .build()
+    });
+    all.extend(pods(40, |i| {
+        pod(&format!("p{i}")).cpu("500m").memory("3Gi").build()
+    }));
+    let plan = schedule(&input(all, vec![default_pool()]));
+    assert!(plan.unschedulable.is_empty(), "{:#?}", plan.unschedulable);
+    for c in &plan.new_claims {
+        let spread = c.pods.iter().filter(|p| p.starts_with("default/s")).count();
+        assert!(spread <= 1, "{c:#?}");
+    }
+    let placed: usize = plan.new_claims.iter().map(|c| c.pods.len()).sum();
+    assert_eq!(placed, 52);
+}
+
+#[test]
+fn a_cpu_only_pod_among_memory_heavy_ones_still_gets_a_node() {
+    // The round's balance leans to memory; an empty claim must still take a CPU-only pod.
+    let mut all = vec![pod("cpu-only").cpu("2").build()];
+    all.extend(pods(40, |i| {
+        pod(&format!("m{i}")).cpu("250m").memory("6Gi").build()
+    }));
+    let plan = schedule(&input(all, vec![default_pool()]));
+    assert!(plan.unschedulable.is_empty(), "{:#?}", plan.unschedulable);
+    claim_of(&plan, "cpu-only");
+}
