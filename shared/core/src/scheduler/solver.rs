@@ -173,6 +173,8 @@ struct NewClaim {
     requests: Resources,
     /// Element-wise maximum of the candidates' usable resources: a quick upper bound.
     max_usable: Resources,
+    /// How many candidates `max_usable` was taken over.
+    max_over: usize,
     zones: u64,
     cts: u8,
     zone_pinned: bool,
@@ -965,6 +967,7 @@ impl<'a> Solver<'a> {
         for t in &types {
             max_usable.max_with(&pool.types[*t as usize].usable);
         }
+        let max_over = types.len();
         NewClaim {
             pool: p,
             host_id: (self.fixed.len() + self.claims.len()) as u32,
@@ -972,6 +975,7 @@ impl<'a> Solver<'a> {
             types,
             requests: Resources::new(),
             max_usable,
+            max_over,
             zones: pool.zone_mask,
             cts: pool.ct_mask,
             zone_pinned: false,
@@ -1126,19 +1130,29 @@ impl<'a> Solver<'a> {
         if types.is_empty() || !min_values_hold(pool, &reqs, &types) {
             return None;
         }
+        // What the claim reserves of the pool's limits only matters when it has some.
         let mut reserved = [0; NODES + 1];
-        for t in &types {
-            for (r, v) in reserved.iter_mut().zip(pool.types[*t as usize].limit) {
-                *r = (*r).max(v);
+        if pool.remaining.iter().any(|r| *r != i64::MAX) {
+            for t in &types {
+                for (r, v) in reserved.iter_mut().zip(pool.types[*t as usize].limit) {
+                    *r = (*r).max(v);
+                }
+            }
+            if !within_limit(&reserved, &pool.remaining, &claim.reserved) {
+                return None;
             }
         }
-        if !within_limit(&reserved, &pool.remaining, &claim.reserved) {
-            return None;
-        }
-        let mut max_usable = Resources::new();
-        for t in &types {
-            max_usable.max_with(&pool.types[*t as usize].usable);
-        }
+        // The candidates only shrink, so the old bound still holds; it is worked out again
+        // once half of the candidates it was taken over are gone.
+        let (max_usable, max_over) = if types.len() * 2 <= claim.max_over {
+            let mut max_usable = Resources::new();
+            for t in &types {
+                max_usable.max_with(&pool.types[*t as usize].usable);
+            }
+            (max_usable, types.len())
+        } else {
+            (claim.max_usable.clone(), claim.max_over)
+        };
         let mut host_ports = claim.host_ports.clone();
         host_ports.extend(pod.host_ports.iter().cloned());
         Some(NewClaim {
@@ -1146,6 +1160,7 @@ impl<'a> Solver<'a> {
             types,
             requests,
             max_usable,
+            max_over,
             zones,
             cts,
             zone_pinned,
@@ -1484,6 +1499,7 @@ impl<'a> Solver<'a> {
                 *r = (*r).max(v);
             }
         }
+        let max_over = types.len();
         Some(NewClaim {
             pool: p,
             host_id: 0,
@@ -1491,6 +1507,7 @@ impl<'a> Solver<'a> {
             types,
             requests,
             max_usable,
+            max_over,
             zones: pool.zone_mask,
             cts: pool.ct_mask,
             zone_pinned: false,
@@ -1654,6 +1671,7 @@ impl<'a> Solver<'a> {
                     *r = (*r).max(v);
                 }
             }
+            let max_over = types.len();
             NewClaim {
                 pool: claim.pool,
                 host_id,
@@ -1661,6 +1679,7 @@ impl<'a> Solver<'a> {
                 types,
                 requests,
                 max_usable,
+                max_over,
                 zones: claim.zones,
                 cts: claim.cts,
                 zone_pinned: claim.zone_pinned,
@@ -1732,6 +1751,7 @@ impl NewClaim {
             types: Vec::new(),
             requests: Resources::new(),
             max_usable: Resources::new(),
+            max_over: 0,
             zones: 0,
             cts: 0,
             zone_pinned: false,
