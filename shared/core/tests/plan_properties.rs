@@ -1400,7 +1400,7 @@ fn eligible(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
 
     #[test]
     fn no_plan_breaks_a_hard_constraint(world in world()) {

@@ -232,6 +232,8 @@ pub(super) fn solve(input: &Input) -> Plan {
 
 /// Repacking gives up on pools with more distinct pod shapes than this (it is O(pods × shapes)).
 const REPACK_MAX_SHAPES: usize = 256;
+/// Repacking must save this share of the claims' cost: moving every pod for less is churn.
+const REPACK_SAVING: f64 = 0.01;
 /// While filling a node, pods that keep its CPU and memory shares within this of each other
 /// are taken largest first; outside it, the pod that restores the balance best.
 const REPACK_BAND: f64 = 0.02;
@@ -1333,6 +1335,7 @@ impl<'a> Solver<'a> {
                     chosen.push(c);
                 }
             }
+            // A single claim is the split's business (see [`Self::right_size`]).
             if chosen.len() < 2 {
                 continue;
             }
@@ -1369,7 +1372,7 @@ impl<'a> Solver<'a> {
             }
             let within =
                 (0..=NODES).all(|k| pool.remaining[k] == i64::MAX || pool.remaining[k] + delta[k] >= 0);
-            if new_cost >= old_cost || !within {
+            if new_cost >= old_cost * (1.0 - REPACK_SAVING) || !within {
                 continue;
             }
             let pool = &mut self.pools[p];
