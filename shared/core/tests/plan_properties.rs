@@ -21,7 +21,9 @@ use nodewright_core::resources::{ResourceName, Resources};
 use nodewright_core::scheduler::{ExistingNode, Input, MAX_INSTANCE_TYPES, Plan, PoolInput, schedule};
 use proptest::prelude::*;
 
-const APPS: [&str; 4] = ["web", "api", "batch", "db"];
+const APPS: [&str; 5] = ["web", "api", "batch", "db", "free"];
+/// Apps other pods' selectors may name; the last app is only for pods nothing selects.
+const SELECTED: usize = 4;
 const CPU_M: [i64; 6] = [100, 250, 500, 1000, 2000, 4000];
 const MEM_MI: [i64; 5] = [128, 512, 1024, 4096, 16384];
 const CATEGORIES: [&str; 5] = ["c", "m", "r", "t", "g"];
@@ -227,7 +229,7 @@ fn pod_spec() -> impl Strategy<Value = PodSpec> {
             0..CPU_M.len(),
             0..MEM_MI.len(),
             prop::bool::weighted(0.05),
-            0..APPS.len(),
+            0..SELECTED,
         ),
         prop::option::weighted(0.2, prop::sample::select(vec!["amd64", "arm64"])),
         prop::collection::vec(prop::collection::vec(node_req(), 1..=2), 0..=2),
@@ -237,9 +239,9 @@ fn pod_spec() -> impl Strategy<Value = PodSpec> {
             prop::option::weighted(0.1, spread()),
         ),
         (
-            prop::option::weighted(0.12, (key(), 0..APPS.len())),
-            prop::option::weighted(0.15, (key(), 0..APPS.len())),
-            prop::option::weighted(0.05, 0..APPS.len()),
+            prop::option::weighted(0.12, (key(), 0..SELECTED)),
+            prop::option::weighted(0.15, (key(), 0..SELECTED)),
+            prop::option::weighted(0.05, 0..SELECTED),
             prop::option::weighted(0.08, prop::sample::select(vec![8080, 9090])),
         ),
     )
@@ -313,7 +315,7 @@ fn pool_spec() -> impl Strategy<Value = PoolSpec> {
 
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
     let bound = (
-        0..APPS.len(),
+        0..SELECTED,
         prop::sample::select(vec![250i64, 1000]),
         prop::bool::weighted(0.3),
     )
@@ -366,9 +368,39 @@ fn claim_spec() -> impl Strategy<Value = ClaimSpec> {
         })
 }
 
+/// A pod with nothing but requests: the kind the scheduler may repack freely.
+fn free_pod_spec() -> impl Strategy<Value = PodSpec> {
+    (0..CPU_M.len(), 0..MEM_MI.len(), any::<bool>()).prop_map(|(cpu, mem, tolerates)| PodSpec {
+        cpu_m: CPU_M[cpu],
+        mem_mi: MEM_MI[mem],
+        gpu: false,
+        app: SELECTED,
+        arch: None,
+        terms: Vec::new(),
+        tolerates,
+        spreads: Vec::new(),
+        affinity: None,
+        anti: None,
+        soft_anti: None,
+        port: None,
+    })
+}
+
 fn world() -> impl Strategy<Value = World> {
+    world_of(prop::collection::vec(pod_spec(), 1..40))
+}
+
+/// Many pods, most of them free, so that claims get packed again.
+fn busy_world() -> impl Strategy<Value = World> {
+    world_of(prop::collection::vec(
+        prop_oneof![4 => free_pod_spec(), 1 => pod_spec()],
+        100..400,
+    ))
+}
+
+fn world_of(pods: impl Strategy<Value = Vec<PodSpec>>) -> impl Strategy<Value = World> {
     (
-        prop::collection::vec(pod_spec(), 1..40),
+        pods,
         prop::collection::vec(daemon_spec(), 0..=2),
         prop::collection::vec(pool_spec(), 1..=3),
         prop::collection::vec(node_spec(), 0..=3),
@@ -1404,6 +1436,19 @@ proptest! {
 
     #[test]
     fn no_plan_breaks_a_hard_constraint(world in world()) {
+        let input = build_input(&world);
+        let plan = schedule(&input);
+        if let Err(violation) = check(&world, &input, &plan) {
+            return Err(TestCaseError::fail(format!("{violation}\nplan: {plan:#?}")));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_plan_for_many_mostly_unconstrained_pods_breaks_a_hard_constraint(world in busy_world()) {
         let input = build_input(&world);
         let plan = schedule(&input);
         if let Err(violation) = check(&world, &input, &plan) {

@@ -1995,25 +1995,23 @@ fn pool_remaining(p: &super::PoolInput, input: &Input) -> LimitVec {
 
 fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> PlannedClaim {
     let zone_names: Vec<&str> = bits(c.zones).map(|z| zones[z as usize].as_str()).collect();
-    let prefer = if c.cts & (1 << CT_SPOT) != 0 {
-        CT_SPOT
-    } else {
-        CT_ON_DEMAND
-    };
-    // Price each candidate by its cheapest offering within the claim's zones, in the preferred
-    // capacity type when it has one there. Unavailable offerings were left out of `offers`.
+    // Spot where the claim allows it and some candidate still has it in the claim's zones,
+    // on-demand otherwise; the launch asks for that capacity type only, so the candidates
+    // and the chosen offering are that capacity type's.
+    let spot = expand(c.zones, 1 << CT_SPOT);
+    let has_spot = c.cts & (1 << CT_SPOT) != 0
+        && c.types
+            .iter()
+            .any(|t| pool.types[*t as usize].offer_mask & spot != 0);
+    let prefer = if has_spot { CT_SPOT } else { CT_ON_DEMAND };
+    // Each candidate at its cheapest offering there. Unavailable offerings are not in `offers`.
     let preferred = expand(c.zones, 1 << prefer);
-    let allowed = expand(c.zones, c.cts);
     let mut priced: Vec<Priced> = c
         .types
         .iter()
         .filter_map(|t| {
             let pt = &pool.types[*t as usize];
-            let &(_, price, oi) = pt
-                .offers
-                .iter()
-                .find(|o| o.0 & preferred != 0)
-                .or_else(|| pt.offers.iter().find(|o| o.0 & allowed != 0))?;
+            let &(_, price, oi) = pt.offers.iter().find(|o| o.0 & preferred != 0)?;
             let o = &pt.it.offerings[oi as usize];
             Some((price, pt, Some((o.zone.as_str(), o.capacity_type))))
         })
@@ -2044,7 +2042,7 @@ fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> 
     let used_zones: Vec<String> = bits(c.zones)
         .filter(|z| {
             kept.iter()
-                .any(|(_, pt, _)| pt.offer_mask & expand(1 << z, c.cts) != 0)
+                .any(|(_, pt, _)| pt.offer_mask & expand(1 << z, 1 << prefer) != 0)
         })
         .map(|z| zones[z as usize].clone())
         .collect();
@@ -2053,7 +2051,7 @@ fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> 
         nodeclass: pool.nodeclass.to_string(),
         instance_types: kept.iter().map(|(_, pt, _)| pt.it.name.clone()).collect(),
         zones: used_zones,
-        capacity_types: (0..2).filter(|ct| c.cts & (1 << ct) != 0).map(ct_of).collect(),
+        capacity_types: vec![ct_of(prefer)],
         chosen: ChosenOffering {
             instance_type: pt.it.name.clone(),
             zone: zone.to_string(),

@@ -805,3 +805,28 @@ fn a_cpu_only_pod_among_memory_heavy_ones_still_gets_a_node() {
     assert!(plan.unschedulable.is_empty(), "{:#?}", plan.unschedulable);
     claim_of(&plan, "cpu-only");
 }
+
+#[test]
+fn a_claim_asks_for_spot_only_and_for_on_demand_once_spot_is_gone_where_it_must_land() {
+    let pinned = || {
+        pod("a")
+            .cpu("1")
+            .require(labels::INSTANCE_TYPE, Operator::In, &["m5.large"])
+            .require(labels::ZONE, Operator::In, &["us-east-1a"])
+            .build()
+    };
+    let both = nodepool("default").amd64().build();
+    let mut inp = input(vec![pinned()], vec![both]);
+    let claim = schedule(&inp).new_claims[0].clone();
+    assert_eq!(claim.capacity_types, vec![CapacityType::Spot]);
+    assert_eq!(claim.chosen.capacity_type, CapacityType::Spot);
+    inp.unavailable.push(crate::ports::OfferingKey {
+        instance_type: "m5.large".into(),
+        zone: "us-east-1a".into(),
+        capacity_type: CapacityType::Spot,
+    });
+    let claim = schedule(&inp).new_claims[0].clone();
+    assert_eq!(claim.capacity_types, vec![CapacityType::OnDemand]);
+    assert_eq!(claim.chosen.capacity_type, CapacityType::OnDemand);
+    assert_eq!(claim.zones, vec!["us-east-1a".to_string()]);
+}
