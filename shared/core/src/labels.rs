@@ -79,6 +79,26 @@ pub const WELL_KNOWN: &[&str] = &[
     INSTANCE_ACCELERATOR_COUNT,
 ];
 
+/// Deprecated node labels and the current keys that replace them, as Karpenter normalizes
+/// them: a pod selecting the old key is matched against the new one. The EBS CSI driver's zone
+/// key is the zone under another name.
+pub const NORMALIZED: &[(&str, &str)] = &[
+    ("beta.kubernetes.io/arch", ARCH),
+    ("beta.kubernetes.io/os", OS),
+    ("beta.kubernetes.io/instance-type", INSTANCE_TYPE),
+    ("failure-domain.beta.kubernetes.io/zone", ZONE),
+    ("failure-domain.beta.kubernetes.io/region", REGION),
+    ("topology.ebs.csi.aws.com/zone", ZONE),
+];
+
+/// The current key for a deprecated one (see [`NORMALIZED`]); other keys unchanged.
+pub fn normalize(key: &str) -> &str {
+    NORMALIZED
+        .iter()
+        .find(|(old, _)| *old == key)
+        .map_or(key, |(_, new)| new)
+}
+
 pub fn is_well_known(key: &str) -> bool {
     WELL_KNOWN.contains(&key)
 }

@@ -255,14 +255,15 @@ impl Pod {
     }
 
     /// The node-affinity terms the scheduler must honour: the nodeSelector ANDed into each
-    /// required term (or alone when there are no terms).
+    /// required term (or alone when there are no terms), deprecated label keys under their
+    /// current names.
     pub fn node_requirement_terms(&self) -> Vec<Requirements> {
         if self.required_affinity.is_empty() {
-            return vec![self.node_selector.clone()];
+            return vec![self.node_selector.normalized()];
         }
         self.required_affinity
             .iter()
-            .map(|term| term.intersection(&self.node_selector))
+            .map(|term| term.intersection(&self.node_selector).normalized())
             .collect()
     }
 

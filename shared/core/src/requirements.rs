@@ -394,6 +394,19 @@ impl Requirements {
         self.by_key.is_empty()
     }
 
+    /// The same requirements with deprecated label keys under their current names (see
+    /// [`labels::normalize`]); an old and a new key on one term are intersected.
+    pub fn normalized(&self) -> Requirements {
+        if self.by_key.keys().all(|k| labels::normalize(k) == k) {
+            return self.clone();
+        }
+        let mut out = Requirements::new();
+        for (k, r) in &self.by_key {
+            out.add(labels::normalize(k), r.clone());
+        }
+        out
+    }
+
     pub fn remove(&mut self, key: &str) -> Option<Requirement> {
         self.by_key.remove(key)
     }

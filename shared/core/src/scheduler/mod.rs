@@ -98,6 +98,7 @@ pub struct Plan {
 /// EC2 accepts many overrides, but more than this only slows CreateFleet down.
 pub const MAX_INSTANCE_TYPES: usize = 60;
 
+mod limits;
 mod lower_bound;
 mod solver;
 mod topology;

@@ -9,14 +9,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::limits::{Budget, LimitVec, NODES, NOTHING, largest, usage_of};
 use super::lower_bound;
 use super::topology::{NsScope, TopoKey, Topology, next_clear, or_into};
 use super::{ChosenOffering, Input, MAX_INSTANCE_TYPES, Plan, PlannedClaim, Unschedulable};
 use crate::catalog::{CapacityType, InstanceType};
 use crate::labels;
-use crate::pod::{HostPort, Pod, Taint, WhenUnsatisfiable, untolerated};
+use crate::pod::{HostPort, InclusionPolicy, Pod, Taint, WhenUnsatisfiable, untolerated};
 use crate::ports::OfferingKey;
-use crate::requirements::Requirements;
+use crate::requirements::{Requirement, Requirements};
 use crate::resources::{ResourceName, Resources};
 
 const CT_SPOT: u32 = 0;
@@ -58,19 +59,6 @@ fn bits(mask: u64) -> impl Iterator<Item = u32> {
     (0..64u32).filter(move |i| mask & (1u64 << i) != 0)
 }
 
-/// Resource limits of a pool: `i64::MAX` where unlimited. The last slot counts nodes.
-type LimitVec = [i64; ResourceName::ALL.len() + 1];
-const NODES: usize = ResourceName::ALL.len();
-
-fn limit_usage(capacity: &Resources) -> LimitVec {
-    let mut out = [0; NODES + 1];
-    for r in ResourceName::ALL {
-        out[r as usize] = capacity.get(r);
-    }
-    out[NODES] = 1;
-    out
-}
-
 struct PoolType<'a> {
     it: &'a InstanceType,
     /// Allocatable minus the daemonsets that would run on this type.
@@ -100,7 +88,7 @@ struct Pool<'a> {
     types: Vec<PoolType<'a>>,
     zone_mask: u64,
     ct_mask: u8,
-    remaining: LimitVec,
+    budget: Budget,
     /// Usable cpu and memory of the largest type efficient for the round's pod shape: claims
     /// are kept near its balance (see [`BALANCE_SLACK`]).
     balance: Option<(f64, f64)>,
@@ -114,6 +102,10 @@ struct PodView {
     term: Requirements,
     zone_req: u64,
     ct_req: u8,
+    /// Zones and capacity types the required terms alone allow (preferences left out): the
+    /// domains a spread honouring node affinity counts.
+    zone_required: u64,
+    ct_required: u8,
     spreads: Vec<Spread>,
     affinity: Vec<(u32, bool)>,
     anti: Vec<u32>,
@@ -121,6 +113,9 @@ struct PodView {
     matching: Vec<u32>,
     pins_zone: bool,
     pins_ct: bool,
+    /// The term names hostnames (or requires none): a new node's name is not known before it
+    /// registers, so only an existing node can take the pod.
+    existing_only: bool,
     /// Zones and capacity types the pod's topology allows right now.
     zone_allowed: u64,
     ct_allowed: u8,
@@ -135,6 +130,10 @@ struct Spread {
     max_skew: i32,
     min_domains: i32,
     self_match: bool,
+    /// `nodeAffinityPolicy: Honor`: only domains the pod's required node affinity allows count.
+    honor_affinity: bool,
+    /// `nodeTaintsPolicy: Honor`: only domains of nodes and pools whose taints it tolerates.
+    honor_taints: bool,
 }
 
 /// Preferences still in force for a pod, relaxed one at a time.
@@ -187,6 +186,8 @@ struct NewClaim {
 struct Solver<'a> {
     input: &'a Input,
     zones: Vec<String>,
+    /// Zones and capacity types some valid pool or existing node offers: topology domains.
+    universe: (u64, u8),
     pools: Vec<Pool<'a>>,
     topology: Topology,
     fixed: Vec<FixedHost>,
@@ -280,10 +281,13 @@ impl<'a> Solver<'a> {
         });
         for p in order {
             let spec = &p.nodepool.spec.template.spec;
-            let (reqs, broken) = match p.nodepool.requirements() {
+            let (mut reqs, broken) = match p.nodepool.requirements() {
                 Ok(r) => (r, None),
                 Err(e) => (Requirements::new(), Some(e.to_string())),
             };
+            // Every node of the pool carries its name: a pod selecting a pool by name (or
+            // excluding one) is then checked like any other label, on every claim it joins.
+            reqs.add(labels::NODEPOOL, Requirement::is_in([p.nodepool.name()]));
             let zone_mask = zones
                 .iter()
                 .enumerate()
@@ -336,7 +340,7 @@ impl<'a> Solver<'a> {
                     offer_mask,
                     offers,
                     price,
-                    limit: limit_usage(&it.capacity),
+                    limit: usage_of(&it.capacity),
                     efficient: false,
                 });
             }
@@ -351,7 +355,7 @@ impl<'a> Solver<'a> {
             let ct_mask = (0..2u32)
                 .filter(|ct| ct_mask & (1 << ct) != 0 && expand(zone_mask, 1 << ct) & offered != 0)
                 .fold(0u8, |m, ct| m | (1 << ct));
-            let remaining = pool_remaining(p, input);
+            let budget = Budget::of(p, input);
             let balance = types
                 .iter()
                 .filter(|t| t.efficient)
@@ -368,7 +372,7 @@ impl<'a> Solver<'a> {
                 types,
                 zone_mask,
                 ct_mask,
-                remaining,
+                budget,
                 balance,
                 broken,
             });
@@ -484,9 +488,19 @@ impl<'a> Solver<'a> {
                 reserved_for: claim.pods.clone(),
             });
         }
+        let mut universe = (0u64, 0u8);
+        for p in pools.iter().filter(|p| p.broken.is_none()) {
+            universe.0 |= p.zone_mask;
+            universe.1 |= p.ct_mask;
+        }
+        for f in &fixed {
+            universe.0 |= f.zone.map_or(0, |z| 1 << z);
+            universe.1 |= f.ct.map_or(0, |c| 1 << c);
+        }
         Solver {
             input,
             zones,
+            universe,
             pools,
             topology: Topology::default(),
             fixed,
@@ -601,19 +615,11 @@ impl<'a> Solver<'a> {
     fn view(&mut self, pod: &Pod, relax: &Relaxation) -> PodView {
         let terms = pod.node_requirement_terms();
         let mut term = terms.get(relax.required_term).cloned().unwrap_or_default();
+        let (zone_required, ct_required) = self.domains_of(&term);
         if let Some(pref) = relax.preferred_node.first() {
             term.add_all(pref);
         }
-        let zone_req = self
-            .zones
-            .iter()
-            .enumerate()
-            .filter(|(_, z)| term.get(labels::ZONE).is_none_or(|r| r.has(z)))
-            .fold(0u64, |m, (i, _)| m | (1 << i));
-        let ct_req = [CapacityType::Spot, CapacityType::OnDemand]
-            .into_iter()
-            .filter(|ct| term.get(labels::CAPACITY_TYPE).is_none_or(|r| r.has(ct.as_str())))
-            .fold(0u8, |m, ct| m | (1 << ct_index(ct)));
+        let (zone_req, ct_req) = self.domains_of(&term);
         let ns = NsScope::List(vec![pod.namespace.clone()]);
         let mut spreads = Vec::new();
         for s in &pod.topology_spread {
@@ -628,6 +634,8 @@ impl<'a> Solver<'a> {
                 max_skew: s.max_skew.max(1),
                 min_domains: s.min_domains.unwrap_or(1),
                 self_match: s.selector.matches(&pod.labels),
+                honor_affinity: s.node_affinity_policy == InclusionPolicy::Honor,
+                honor_taints: s.node_taints_policy == InclusionPolicy::Honor,
             });
         }
         let mut affinity = Vec::new();
@@ -672,9 +680,12 @@ impl<'a> Solver<'a> {
         let pins_zone = touches(TopoKey::Zone);
         let pins_ct = touches(TopoKey::CapacityType);
         let mut view = PodView {
+            existing_only: term.get(labels::HOSTNAME).is_some_and(|r| !r.is_complement()),
             term,
             zone_req,
             ct_req,
+            zone_required,
+            ct_required,
             spreads,
             affinity,
             anti,
@@ -688,38 +699,76 @@ impl<'a> Solver<'a> {
         view.type_bits = (0..self.pools.len())
             .map(|p| self.type_bits(p, &view.term))
             .collect();
-        // Skew is measured over every domain the pod could use (nodeAffinityPolicy Honor).
-        let (zone_universe, ct_universe) = self.domain_universe();
-        view.zone_allowed = self.allowed_domains(&view, &TopoKey::Zone, zone_universe & zone_req);
-        view.ct_allowed =
-            self.allowed_domains(&view, &TopoKey::CapacityType, u64::from(ct_universe & ct_req)) as u8;
+        let tolerated = view
+            .spreads
+            .iter()
+            .any(|s| s.honor_taints)
+            .then(|| self.tolerated_universe(pod));
+        view.zone_allowed = self.allowed_domains(&view, &TopoKey::Zone, tolerated);
+        view.ct_allowed = self.allowed_domains(&view, &TopoKey::CapacityType, tolerated) as u8;
         view
     }
 
-    /// Zones and capacity types some pool or existing node offers.
-    fn domain_universe(&self) -> (u64, u8) {
+    /// The zones and capacity types a term allows, as masks.
+    fn domains_of(&self, term: &Requirements) -> (u64, u8) {
+        let zones = self
+            .zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| term.get(labels::ZONE).is_none_or(|r| r.has(z)))
+            .fold(0u64, |m, (i, _)| m | (1 << i));
+        let cts = [CapacityType::Spot, CapacityType::OnDemand]
+            .into_iter()
+            .filter(|ct| term.get(labels::CAPACITY_TYPE).is_none_or(|r| r.has(ct.as_str())))
+            .fold(0u8, |m, ct| m | (1 << ct_index(ct)));
+        (zones, cts)
+    }
+
+    /// Zones and capacity types of the pools and existing nodes whose taints the pod tolerates.
+    fn tolerated_universe(&self, pod: &Pod) -> (u64, u8) {
         let mut zones = 0u64;
         let mut cts = 0u8;
         for p in self.pools.iter().filter(|p| p.broken.is_none()) {
-            zones |= p.zone_mask;
-            cts |= p.ct_mask;
+            if untolerated(&pod.tolerations, p.taints).is_none() {
+                zones |= p.zone_mask;
+                cts |= p.ct_mask;
+            }
         }
         for f in &self.fixed {
-            zones |= f.zone.map_or(0, |z| 1 << z);
-            cts |= f.ct.map_or(0, |c| 1 << c);
+            if untolerated(&pod.tolerations, &f.taints).is_none() {
+                zones |= f.zone.map_or(0, |z| 1 << z);
+                cts |= f.ct.map_or(0, |c| 1 << c);
+            }
         }
         (zones, cts)
     }
 
-    /// Domains (zone or capacity type) the pod's topology allows, as a mask over `universe`.
-    fn allowed_domains(&self, view: &PodView, key: &TopoKey, universe: u64) -> u64 {
+    /// Domains (zone or capacity type) the pod's topology allows, as a mask over the domains
+    /// some pool or existing node offers. A spread counts skew over the domains its policies
+    /// admit: those the required node affinity allows (`nodeAffinityPolicy: Honor`, the
+    /// default) and those of tolerated pools and nodes (`nodeTaintsPolicy: Honor`, given in
+    /// `tolerated`).
+    fn allowed_domains(&self, view: &PodView, key: &TopoKey, tolerated: Option<(u64, u8)>) -> u64 {
+        let by_key = |(zones, cts): (u64, u8)| match key {
+            TopoKey::Zone => zones,
+            _ => u64::from(cts),
+        };
+        let universe = by_key(self.universe);
+        let required = by_key((view.zone_required, view.ct_required));
         let mut allowed = universe;
         for s in &view.spreads {
             let g = &self.topology.groups[s.group as usize];
             if &g.key != key {
                 continue;
             }
-            let eligible: Vec<u32> = bits(universe).collect();
+            let mut domains = universe;
+            if s.honor_affinity {
+                domains &= required;
+            }
+            if s.honor_taints {
+                domains &= tolerated.map_or(universe, by_key);
+            }
+            let eligible: Vec<u32> = bits(domains).collect();
             let min = if (eligible.len() as i32) < s.min_domains {
                 0
             } else {
@@ -822,14 +871,57 @@ impl<'a> Solver<'a> {
         true
     }
 
+    /// Places a pod (see [`Self::place_relaxing`]); when it fits nowhere and some pool with
+    /// limits has not run short before, that pool's claims give up their larger candidates
+    /// (see [`Budget::tightest`]) and the pod is tried once more.
     fn place(&mut self, i: usize) -> Result<(), String> {
+        match self.place_relaxing(i) {
+            Err(_) if self.tighten() => self.place_relaxing(i),
+            placed => placed,
+        }
+    }
+
+    /// Narrows the claims of every limited pool not yet tight to their smallest candidates,
+    /// giving the rest of their reservations back; false when there was none to tighten.
+    fn tighten(&mut self) -> bool {
+        let mut any = false;
+        for p in 0..self.pools.len() {
+            let pool = &mut self.pools[p];
+            if pool.budget.tight || !pool.budget.is_limited() {
+                continue;
+            }
+            pool.budget.tight = true;
+            any = true;
+            for claim in self.claims.iter_mut().filter(|c| c.pool == p) {
+                let pool = &self.pools[p];
+                let types = pool.tightest(&claim.types);
+                if types.is_empty() || !min_values_hold(pool, &claim.reqs, &types) {
+                    continue;
+                }
+                let reserved = pool.reserved_by(&types);
+                let mut max_usable = Resources::new();
+                for t in &types {
+                    max_usable.max_with(&pool.types[*t as usize].usable);
+                }
+                self.pools[p].budget.exchange(&claim.reserved, &reserved);
+                claim.reserved = reserved;
+                claim.max_over = types.len();
+                claim.max_usable = max_usable;
+                claim.types = types;
+            }
+        }
+        any
+    }
+
+    /// Places a pod with its preferences, relaxing them one at a time until it fits.
+    fn place_relaxing(&mut self, i: usize) -> Result<(), String> {
         let pod = &self.input.pending[i];
         let mut relax = Relaxation {
             required_term: 0,
             preferred_node: {
                 let mut p = pod.preferred_affinity.clone();
                 p.sort_by_key(|w| std::cmp::Reverse(w.weight));
-                p.into_iter().map(|w| w.term).collect()
+                p.into_iter().map(|w| w.term.normalized()).collect()
             },
             preferred_affinity: 0,
             preferred_anti: 0,
@@ -886,6 +978,9 @@ impl<'a> Solver<'a> {
                 return true;
             }
         }
+        if view.existing_only {
+            return false;
+        }
         // 2. Claims of this round: first without adding cost, then by growing. A claim's host
         // id is the number of fixed hosts plus its index.
         let first = self.fixed.len();
@@ -907,7 +1002,7 @@ impl<'a> Solver<'a> {
             {
                 continue;
             }
-            if self.pools[p].remaining[NODES] < 1 {
+            if self.pools[p].budget.remaining[NODES] < 1 {
                 continue;
             }
             let claim = self.empty_claim(p);
@@ -961,31 +1056,20 @@ impl<'a> Solver<'a> {
 
     fn empty_claim(&self, p: usize) -> NewClaim {
         let pool = &self.pools[p];
-        let remaining = pool.remaining;
         let types: Vec<u32> = (0..pool.types.len() as u32)
-            .filter(|t| within_limit(&pool.types[*t as usize].limit, &remaining, &[0; NODES + 1]))
+            .filter(|t| pool.budget.admits(&pool.types[*t as usize].limit, &NOTHING))
             .collect();
-        let mut max_usable = Resources::new();
-        for t in &types {
-            max_usable.max_with(&pool.types[*t as usize].usable);
-        }
-        let max_over = types.len();
-        NewClaim {
-            pool: p,
-            host_id: (self.fixed.len() + self.claims.len()) as u32,
-            reqs: pool.reqs.clone(),
-            types,
-            requests: Resources::new(),
-            max_usable,
-            max_over,
+        let host_id = (self.fixed.len() + self.claims.len()) as u32;
+        let place = Placement {
             zones: pool.zone_mask,
             cts: pool.ct_mask,
             zone_pinned: false,
             ct_pinned: false,
-            reserved: [0; NODES + 1],
-            pods: Vec::new(),
-            host_ports: Vec::new(),
-        }
+        };
+        let mut claim = NewClaim::of(p, pool, host_id, pool.reqs.clone(), types, place, Vec::new(), &[]);
+        // Nothing is reserved until a pod is committed to it.
+        claim.reserved = NOTHING;
+        claim
     }
 
     fn type_bits(&mut self, p: usize, term: &Requirements) -> std::rc::Rc<Vec<u64>> {
@@ -1125,24 +1209,25 @@ impl<'a> Solver<'a> {
             cts = 1 << ct;
         }
         let offer = expand(zones, cts);
-        let types: Vec<u32> = types
+        let mut types: Vec<u32> = types
             .into_iter()
             .filter(|t| pool.types[*t as usize].offer_mask & offer != 0)
             .collect();
+        // Under limits, candidates too large for what is left are dropped (the pod is refused
+        // only when none is left), and the claim reserves the largest of the rest.
+        let mut reserved = NOTHING;
+        if pool.budget.is_limited() {
+            types.retain(|t| {
+                pool.budget
+                    .admits(&pool.types[*t as usize].limit, &claim.reserved)
+            });
+            if pool.budget.tight {
+                types = pool.tightest(&types);
+            }
+            reserved = pool.reserved_by(&types);
+        }
         if types.is_empty() || !min_values_hold(pool, &reqs, &types) {
             return None;
-        }
-        // What the claim reserves of the pool's limits only matters when it has some.
-        let mut reserved = [0; NODES + 1];
-        if pool.remaining.iter().any(|r| *r != i64::MAX) {
-            for t in &types {
-                for (r, v) in reserved.iter_mut().zip(pool.types[*t as usize].limit) {
-                    *r = (*r).max(v);
-                }
-            }
-            if !within_limit(&reserved, &pool.remaining, &claim.reserved) {
-                return None;
-            }
         }
         // The candidates only shrink, so the old bound still holds; it is worked out again
         // once half of the candidates it was taken over are gone.
@@ -1170,7 +1255,8 @@ impl<'a> Solver<'a> {
             reserved,
             host_ports,
             pods: Vec::new(),
-            ..claim.clone_header()
+            pool: claim.pool,
+            host_id: claim.host_id,
         })
     }
 
@@ -1186,12 +1272,9 @@ impl<'a> Solver<'a> {
     }
 
     fn commit_claim(&mut self, c: usize, mut update: NewClaim, i: usize, view: &PodView) {
-        let pool = &mut self.pools[update.pool];
-        for (k, r) in pool.remaining.iter_mut().enumerate() {
-            if *r != i64::MAX {
-                *r = *r + self.claims[c].reserved[k] - update.reserved[k];
-            }
-        }
+        self.pools[update.pool]
+            .budget
+            .exchange(&self.claims[c].reserved, &update.reserved);
         update.pods = std::mem::take(&mut self.claims[c].pods);
         update.pods.push(i);
         self.claims[c] = update;
@@ -1204,6 +1287,17 @@ impl<'a> Solver<'a> {
     fn explain(&mut self, pod: &Pod, view: &PodView) -> String {
         if self.pools.is_empty() {
             return "no NodePool can launch nodes (none found, or none with a valid EC2NodeClass)".into();
+        }
+        if view.existing_only {
+            let wanted = view
+                .term
+                .get(labels::HOSTNAME)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            return format!(
+                "the pod requires {} {wanted}: no existing node of that name has room and a new node's name cannot be chosen",
+                labels::HOSTNAME
+            );
         }
         let mut reasons = Vec::new();
         for p in 0..self.pools.len() {
@@ -1223,7 +1317,7 @@ impl<'a> Solver<'a> {
                 reasons.push(format!("NodePool {name}: pod requires {e}"));
                 continue;
             }
-            if pool.remaining[NODES] < 1 || pool.remaining.iter().any(|r| *r <= 0) {
+            if pool.budget.exhausted() {
                 reasons.push(format!("NodePool {name} has reached its limits"));
                 continue;
             }
@@ -1273,6 +1367,18 @@ impl<'a> Solver<'a> {
                 ));
                 continue;
             }
+            let fitting = matching.iter().filter(|pt| pt.usable.fits(&pod.requests));
+            if let Some((resource, left)) = fitting
+                .map(|pt| pool.budget.exceeded_by(&pt.limit))
+                .min_by_key(|e| e.as_ref().map(|(_, left)| -*left))
+                .flatten()
+            {
+                let left = ResourceName::parse(&resource).map_or(left.to_string(), |r| r.format(left));
+                reasons.push(format!(
+                    "NodePool {name} has reached its limits: every instance type that fits the pod needs more {resource} than the {left} left"
+                ));
+                continue;
+            }
             if !view.spreads.is_empty() || !view.affinity.is_empty() || !view.anti.is_empty() {
                 reasons.push(format!(
                     "NodePool {name}: the pod's topology spread or pod (anti-)affinity leaves no zone or node it may use"
@@ -1307,38 +1413,54 @@ impl<'a> Solver<'a> {
     }
 
     /// First-fit in CPU order fills claims to whatever shape the pods arrive in, so memory-heavy
-    /// and CPU-heavy nodes end up half used in the other resource. The claims of a pool that
-    /// hold only free pods (see [`Self::is_free`]) are packed again from scratch: nodes of the
-    /// types the LP lower bound would buy, each filled to that type's CPU:memory balance, then
-    /// the cheapest type that takes the rest. The result replaces the claims only if it costs
-    /// less and stays within the pool's limits, so it never makes a plan worse.
+    /// and CPU-heavy nodes end up half used in the other resource. Per pool, the free pods (see
+    /// [`Self::is_free`]) are taken out of every claim; a claim left with other pods shrinks to
+    /// the types that take what remains, and its cheapest type's room is filled with free pods
+    /// again, largest first; the free pods left over are packed from scratch (see
+    /// [`Self::pack_free`]). The result replaces the pool's claims only if it saves
+    /// [`REPACK_SAVING`] and stays within the pool's limits, so it never makes a plan worse.
     fn repack(&mut self) {
-        for p in 0..self.pools.len() {
-            let pool = &self.pools[p];
-            let mut free_claims = Vec::new();
-            for c in 0..self.claims.len() {
-                let claim = &self.claims[c];
-                let unpinned = claim.pool == p
-                    && !claim.zone_pinned
-                    && !claim.ct_pinned
-                    && claim.zones == pool.zone_mask
-                    && claim.cts == pool.ct_mask
-                    && claim.reqs == pool.reqs;
-                if unpinned {
-                    free_claims.push(c);
-                }
-            }
-            let mut chosen = Vec::new();
-            for c in free_claims {
-                let pods = self.claims[c].pods.clone();
-                if pods.iter().all(|i| self.is_free(*i)) {
-                    chosen.push(c);
-                }
-            }
+        let free_pod: Vec<bool> = (0..self.input.pending.len()).map(|i| self.is_free(i)).collect();
+        let mut compat: HashMap<(usize, Requirements), std::rc::Rc<Vec<bool>>> = HashMap::new();
+        'pools: for p in 0..self.pools.len() {
+            let involved: Vec<usize> = (0..self.claims.len())
+                .filter(|c| self.claims[*c].pool == p)
+                .collect();
             // A single claim is the split's business (see [`Self::right_size`]).
-            if chosen.len() < 2 {
+            if involved.len() < 2 {
                 continue;
             }
+            let mut free = Vec::new();
+            let mut kept: Vec<NewClaim> = Vec::new();
+            for &c in &involved {
+                let (f, rest): (Vec<usize>, Vec<usize>) =
+                    self.claims[c].pods.iter().partition(|i| free_pod[**i]);
+                if rest.is_empty() {
+                    free.extend(f);
+                } else if f.is_empty() {
+                    kept.push(self.claims[c].clone());
+                } else {
+                    let Some(shrunk) = self.shrink(c, rest, &mut compat) else {
+                        continue 'pools;
+                    };
+                    free.extend(f);
+                    kept.push(shrunk);
+                }
+            }
+            if free.is_empty() {
+                continue;
+            }
+            let Some(left) = self.fill_slack(p, &mut kept, &free) else {
+                continue;
+            };
+            let packed = if left.is_empty() {
+                Vec::new()
+            } else {
+                let Some(packed) = self.pack_free(p, &left) else {
+                    continue;
+                };
+                packed
+            };
             let pool = &self.pools[p];
             let cost = |claims: &mut dyn Iterator<Item = &NewClaim>| -> f64 {
                 claims
@@ -1349,50 +1471,138 @@ impl<'a> Solver<'a> {
                     })
                     .sum()
             };
-            let old_cost = cost(&mut chosen.iter().map(|c| &self.claims[*c]));
-            let pods: Vec<usize> = chosen
-                .iter()
-                .flat_map(|c| self.claims[*c].pods.iter().copied())
-                .collect();
-            let Some(packed) = self.pack_free(p, &pods) else {
-                continue;
-            };
-            let new_cost = cost(&mut packed.iter());
-            let pool = &self.pools[p];
-            let mut delta = [0i64; NODES + 1];
-            for c in &chosen {
-                for (d, r) in delta.iter_mut().zip(self.claims[*c].reserved) {
-                    *d += r;
-                }
-            }
-            for c in &packed {
-                for (d, r) in delta.iter_mut().zip(c.reserved) {
-                    *d -= r;
-                }
-            }
-            let within =
-                (0..=NODES).all(|k| pool.remaining[k] == i64::MAX || pool.remaining[k] + delta[k] >= 0);
-            if new_cost >= old_cost * (1.0 - REPACK_SAVING) || !within {
+            let old_cost = cost(&mut involved.iter().map(|c| &self.claims[*c]));
+            let new_cost = cost(&mut kept.iter().chain(&packed));
+            let old: Vec<&LimitVec> = involved.iter().map(|c| &self.claims[*c].reserved).collect();
+            let new: Vec<&LimitVec> = kept.iter().chain(&packed).map(|c| &c.reserved).collect();
+            if new_cost >= old_cost * (1.0 - REPACK_SAVING) || !pool.budget.admits_exchange(&old, &new) {
                 continue;
             }
-            let pool = &mut self.pools[p];
-            for (k, r) in pool.remaining.iter_mut().enumerate() {
-                if *r != i64::MAX {
-                    *r += delta[k];
-                }
+            let (old, new): (Vec<LimitVec>, Vec<LimitVec>) = (
+                old.into_iter().copied().collect(),
+                new.into_iter().copied().collect(),
+            );
+            let budget = &mut self.pools[p].budget;
+            for o in &old {
+                budget.exchange(o, &NOTHING);
             }
-            let mut keep = vec![true; self.claims.len()];
-            for c in &chosen {
-                keep[*c] = false;
+            for n in &new {
+                budget.exchange(&NOTHING, n);
             }
-            let mut k = keep.into_iter();
-            self.claims.retain(|_| k.next().unwrap_or(true));
+            self.claims.retain(|c| c.pool != p);
             // Host ids only mattered while placing; they stay unique for the split that follows.
-            for mut c in packed {
+            for mut c in kept.into_iter().chain(packed) {
                 c.host_id = (self.fixed.len() + self.claims.len()) as u32;
                 self.claims.push(c);
             }
         }
+    }
+
+    /// Claim `c` holding only `pods` (a subset of its own): every type its requirements allow
+    /// in its zones and capacity types that takes them, smaller ones included.
+    fn shrink(
+        &self,
+        c: usize,
+        pods: Vec<usize>,
+        compat: &mut HashMap<(usize, Requirements), std::rc::Rc<Vec<bool>>>,
+    ) -> Option<NewClaim> {
+        let claim = &self.claims[c];
+        let pool = &self.pools[claim.pool];
+        let compatible = compat
+            .entry((claim.pool, claim.reqs.clone()))
+            .or_insert_with(|| {
+                std::rc::Rc::new(
+                    pool.types
+                        .iter()
+                        .map(|pt| pt.it.requirements.intersects(&claim.reqs).is_ok())
+                        .collect(),
+                )
+            })
+            .clone();
+        let offer = expand(claim.zones, claim.cts);
+        let mut requests = Resources::new();
+        for i in &pods {
+            requests.add(&self.input.pending[*i].requests);
+        }
+        let types: Vec<u32> = (0..pool.types.len())
+            .filter(|t| {
+                compatible[*t]
+                    && pool.types[*t].offer_mask & offer != 0
+                    && pool.types[*t].usable.fits(&requests)
+            })
+            .map(|t| t as u32)
+            .collect();
+        if types.is_empty() || !min_values_hold(pool, &claim.reqs, &types) {
+            return None;
+        }
+        Some(NewClaim::of(
+            claim.pool,
+            pool,
+            claim.host_id,
+            claim.reqs.clone(),
+            types,
+            claim.placement(),
+            pods,
+            &self.input.pending,
+        ))
+    }
+
+    /// Fills the room left on each kept claim's cheapest type with free pods, largest first;
+    /// returns the free pods left over (`None` with too many distinct shapes).
+    fn fill_slack(&self, p: usize, kept: &mut [NewClaim], free: &[usize]) -> Option<Vec<usize>> {
+        let pool = &self.pools[p];
+        let pending = &self.input.pending;
+        let mut shape_of: HashMap<&Resources, usize> = HashMap::new();
+        let mut shapes: Vec<(&Resources, Vec<usize>)> = Vec::new();
+        for &i in free {
+            let r = &pending[i].requests;
+            let s = *shape_of.entry(r).or_insert_with(|| {
+                shapes.push((r, Vec::new()));
+                shapes.len() - 1
+            });
+            shapes[s].1.push(i);
+            if shapes.len() > REPACK_MAX_SHAPES {
+                return None;
+            }
+        }
+        let mut next = vec![0usize; shapes.len()];
+        for claim in kept.iter_mut() {
+            let Some(&cheapest) = claim.types.first() else {
+                continue;
+            };
+            let room = &pool.types[cheapest as usize].usable;
+            let (cpu_cap, mem_cap) = (room.cpu().max(1) as f64, room.memory().max(1) as f64);
+            let before = claim.pods.len();
+            loop {
+                let mut best: Option<(f64, usize)> = None;
+                for (s, (req, list)) in shapes.iter().enumerate() {
+                    if next[s] == list.len() || !room.fits_sum(&claim.requests, req) {
+                        continue;
+                    }
+                    let size = req.cpu() as f64 / cpu_cap + req.memory() as f64 / mem_cap;
+                    if best.is_none_or(|(b, _)| size > b) {
+                        best = Some((size, s));
+                    }
+                }
+                let Some((_, s)) = best else { break };
+                claim.requests.add(shapes[s].0);
+                claim.pods.push(shapes[s].1[next[s]]);
+                next[s] += 1;
+            }
+            if claim.pods.len() > before {
+                claim
+                    .types
+                    .retain(|t| pool.types[*t as usize].usable.fits(&claim.requests));
+                claim.reserved = pool.reserved_by(&claim.types);
+            }
+        }
+        Some(
+            shapes
+                .iter()
+                .zip(&next)
+                .flat_map(|((_, list), n)| list[*n..].iter().copied())
+                .collect(),
+        )
     }
 
     /// Packs free pods of pool `p` into new claims (see [`Self::repack`]); `None` when it
@@ -1494,31 +1704,23 @@ impl<'a> Solver<'a> {
         if types.is_empty() || !min_values_hold(pool, &pool.reqs, &types) {
             return None;
         }
-        let mut max_usable = Resources::new();
-        let mut reserved = [0; NODES + 1];
-        for t in &types {
-            max_usable.max_with(&pool.types[*t as usize].usable);
-            for (r, v) in reserved.iter_mut().zip(pool.types[*t as usize].limit) {
-                *r = (*r).max(v);
-            }
-        }
-        let max_over = types.len();
-        Some(NewClaim {
-            pool: p,
-            host_id: 0,
-            reqs: pool.reqs.clone(),
-            types,
-            requests,
-            max_usable,
-            max_over,
+        let place = Placement {
             zones: pool.zone_mask,
             cts: pool.ct_mask,
             zone_pinned: false,
             ct_pinned: false,
-            reserved,
+        };
+        // Host ids are given out again once the repacked claims replace the old ones.
+        Some(NewClaim::of(
+            p,
+            pool,
+            0,
+            pool.reqs.clone(),
+            types,
+            place,
             pods,
-            host_ports: Vec::new(),
-        })
+            &self.input.pending,
+        ))
     }
 
     /// Packing fills each claim to the largest type that takes its pods, so a claim often ends
@@ -1536,18 +1738,11 @@ impl<'a> Solver<'a> {
         while c < self.claims.len() {
             if let Some((a, b)) = self.split(c, &mut compat) {
                 // Two nodes reserve more of the pool's limits than one: split only within them.
-                let pool = &mut self.pools[a.pool];
-                let whole = &self.claims[c].reserved;
-                let fits = (0..=NODES).all(|k| {
-                    pool.remaining[k] == i64::MAX
-                        || pool.remaining[k] + whole[k] - a.reserved[k] - b.reserved[k] >= 0
-                });
-                if fits {
-                    for (k, r) in pool.remaining.iter_mut().enumerate() {
-                        if *r != i64::MAX {
-                            *r += whole[k] - a.reserved[k] - b.reserved[k];
-                        }
-                    }
+                let budget = &mut self.pools[a.pool].budget;
+                let whole = self.claims[c].reserved;
+                if budget.admits_exchange(&[&whole], &[&a.reserved, &b.reserved]) {
+                    budget.exchange(&whole, &a.reserved);
+                    budget.exchange(&NOTHING, &b.reserved);
                     self.claims[c] = a;
                     self.claims.push(b);
                 }
@@ -1657,40 +1852,24 @@ impl<'a> Solver<'a> {
         }
         let half = |pods: Vec<usize>, host_id: u32| -> NewClaim {
             let mut requests = Resources::new();
-            let mut host_ports = Vec::new();
             for i in &pods {
                 requests.add(&pending[*i].requests);
-                host_ports.extend(pending[*i].host_ports.iter().cloned());
             }
             let types: Vec<u32> = (0..pool.types.len())
                 .filter(|t| pool.types[*t].usable.fits(&requests) && allowed(*t))
                 .map(|t| t as u32)
                 .collect();
-            let mut max_usable = Resources::new();
-            let mut reserved = [0; NODES + 1];
-            for t in &types {
-                max_usable.max_with(&pool.types[*t as usize].usable);
-                for (r, v) in reserved.iter_mut().zip(pool.types[*t as usize].limit) {
-                    *r = (*r).max(v);
-                }
-            }
-            let max_over = types.len();
-            NewClaim {
-                pool: claim.pool,
+            let reqs = claim.reqs.clone();
+            NewClaim::of(
+                claim.pool,
+                pool,
                 host_id,
-                reqs: claim.reqs.clone(),
+                reqs,
                 types,
-                requests,
-                max_usable,
-                max_over,
-                zones: claim.zones,
-                cts: claim.cts,
-                zone_pinned: claim.zone_pinned,
-                ct_pinned: claim.ct_pinned,
-                reserved,
+                claim.placement(),
                 pods,
-                host_ports,
-            }
+                pending,
+            )
         };
         let next_host = (self.fixed.len() + self.claims.len()) as u32;
         Some((half(first, claim.host_id), half(rest, next_host)))
@@ -1745,24 +1924,82 @@ impl<'a> Solver<'a> {
     }
 }
 
+/// Where a claim may launch: zone and capacity-type masks, and whether topology pinned them.
+#[derive(Clone, Copy)]
+struct Placement {
+    zones: u64,
+    cts: u8,
+    zone_pinned: bool,
+    ct_pinned: bool,
+}
+
 impl NewClaim {
-    fn clone_header(&self) -> NewClaim {
-        NewClaim {
-            pool: self.pool,
-            host_id: self.host_id,
-            reqs: Requirements::new(),
-            types: Vec::new(),
-            requests: Resources::new(),
-            max_usable: Resources::new(),
-            max_over: 0,
-            zones: 0,
-            cts: 0,
-            zone_pinned: false,
-            ct_pinned: false,
-            reserved: [0; NODES + 1],
-            pods: Vec::new(),
-            host_ports: Vec::new(),
+    /// A claim of pool `p` holding `pods`, with candidates `types` (all of which fit them).
+    #[allow(clippy::too_many_arguments)]
+    fn of(
+        p: usize,
+        pool: &Pool,
+        host_id: u32,
+        reqs: Requirements,
+        types: Vec<u32>,
+        place: Placement,
+        pods: Vec<usize>,
+        pending: &[Pod],
+    ) -> NewClaim {
+        let mut requests = Resources::new();
+        let mut host_ports = Vec::new();
+        for i in &pods {
+            requests.add(&pending[*i].requests);
+            host_ports.extend(pending[*i].host_ports.iter().cloned());
         }
+        let mut max_usable = Resources::new();
+        for t in &types {
+            max_usable.max_with(&pool.types[*t as usize].usable);
+        }
+        NewClaim {
+            pool: p,
+            host_id,
+            reqs,
+            max_over: types.len(),
+            reserved: pool.reserved_by(&types),
+            types,
+            requests,
+            max_usable,
+            zones: place.zones,
+            cts: place.cts,
+            zone_pinned: place.zone_pinned,
+            ct_pinned: place.ct_pinned,
+            pods,
+            host_ports,
+        }
+    }
+
+    fn placement(&self) -> Placement {
+        Placement {
+            zones: self.zones,
+            cts: self.cts,
+            zone_pinned: self.zone_pinned,
+            ct_pinned: self.ct_pinned,
+        }
+    }
+}
+
+impl Pool<'_> {
+    /// What a claim with these candidates reserves of the pool's limits.
+    fn reserved_by(&self, types: &[u32]) -> LimitVec {
+        if !self.budget.is_limited() {
+            return NOTHING;
+        }
+        largest(types.iter().map(|t| &self.types[*t as usize].limit))
+    }
+
+    /// The candidates a claim keeps once the pool runs short (see [`Budget::tightest`]).
+    fn tightest(&self, types: &[u32]) -> Vec<u32> {
+        let usages: Vec<(u32, &LimitVec)> = types
+            .iter()
+            .map(|t| (*t, &self.types[*t as usize].limit))
+            .collect();
+        self.budget.tightest(&usages)
     }
 }
 
@@ -1886,14 +2123,6 @@ fn mark_efficient(types: &mut [PoolType], pending: &[Pod]) {
     }
 }
 
-fn within_limit(usage: &LimitVec, remaining: &LimitVec, already_reserved: &LimitVec) -> bool {
-    usage
-        .iter()
-        .zip(remaining)
-        .zip(already_reserved)
-        .all(|((u, r), a)| *r == i64::MAX || *u <= r.saturating_add(*a))
-}
-
 /// Every `minValues` requirement still has enough distinct values among the candidates.
 fn min_values_hold(pool: &Pool, reqs: &Requirements, types: &[u32]) -> bool {
     reqs.iter().all(|(key, r)| {
@@ -1940,57 +2169,6 @@ fn daemon_overhead(
         }
     }
     total
-}
-
-fn pool_remaining(p: &super::PoolInput, input: &Input) -> LimitVec {
-    let mut remaining = [i64::MAX; NODES + 1];
-    let Ok(Some(limits)) = p.nodepool.limits() else {
-        return remaining;
-    };
-    for r in ResourceName::ALL {
-        if p.nodepool.spec.limits.contains_key(r.as_str()) {
-            remaining[r as usize] = limits.get(r);
-        }
-    }
-    if let Some(nodes) = limits.other().get("nodes") {
-        remaining[NODES] = *nodes;
-    }
-    // The whole catalog, not only the types the pool allows now: a node launched before the
-    // pool's requirements changed still counts in full.
-    let capacity_of = |type_name: Option<&String>, fallback: &Resources| -> LimitVec {
-        let found = type_name.and_then(|n| p.instance_types.iter().find(|t| &t.name == n));
-        match found {
-            Some(t) => limit_usage(&t.capacity),
-            None => limit_usage(fallback),
-        }
-    };
-    let name = p.nodepool.name();
-    let mut used: Vec<LimitVec> = input
-        .nodes
-        .iter()
-        .filter(|n| n.node.labels.get(labels::NODEPOOL).is_some_and(|v| v == name))
-        .map(|n| capacity_of(n.node.labels.get(labels::INSTANCE_TYPE), &n.node.allocatable))
-        .collect();
-    // A claim not launched yet may still come up as its largest candidate.
-    used.extend(input.in_flight.iter().filter(|c| c.nodepool == name).map(|c| {
-        match &c.instance {
-            Some(i) => capacity_of(Some(&i.instance_type), &c.requests),
-            None => c
-                .instance_types
-                .iter()
-                .map(|t| capacity_of(Some(t), &c.requests))
-                .reduce(|a, b| std::array::from_fn(|k| a[k].max(b[k])))
-                .unwrap_or_else(|| capacity_of(None, &c.requests)),
-        }
-    }));
-    for u in used {
-        for (r, v) in remaining.iter_mut().zip(u) {
-            if *r != i64::MAX {
-                *r = r.saturating_sub(v);
-            }
-        }
-    }
-    remaining
 }
 
 fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> PlannedClaim {
@@ -2068,37 +2246,51 @@ fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> 
 
 type Priced<'p> = (f64, &'p PoolType<'p>, Option<(&'p str, CapacityType)>);
 
-/// The cheapest [`MAX_INSTANCE_TYPES`] candidates, swapping in cheaper types of new label
-/// values where a `minValues` requirement needs more distinct values than the cheapest hold.
+/// At most [`MAX_INSTANCE_TYPES`] candidates (sorted by price), cheapest first, but holding
+/// for every `minValues` requirement enough distinct values: first the cheapest types that
+/// bring a value some minimum still lacks, then the cheapest of the rest.
 fn keep_for_min_values<'p>(priced: &[Priced<'p>], reqs: &Requirements) -> Vec<Priced<'p>> {
-    let mut kept: Vec<Priced<'p>> = priced.iter().take(MAX_INSTANCE_TYPES).copied().collect();
-    for (key, r) in reqs.iter() {
-        let Some(min) = r.min_values else { continue };
-        let mut seen: Vec<String> = Vec::new();
-        for (_, pt, _) in &kept {
-            if let Some(v) = pt.it.labels.get(key)
-                && !seen.contains(v)
-            {
-                seen.push(v.clone());
-            }
+    let minimums: Vec<(&String, usize)> = reqs
+        .iter()
+        .filter_map(|(k, r)| r.min_values.map(|m| (k, m as usize)))
+        .collect();
+    if minimums.is_empty() {
+        return priced.iter().take(MAX_INSTANCE_TYPES).copied().collect();
+    }
+    let mut seen: Vec<std::collections::HashSet<&str>> = vec![Default::default(); minimums.len()];
+    let mut chosen = vec![false; priced.len()];
+    let mut count = 0;
+    for (i, (_, pt, _)) in priced.iter().enumerate() {
+        if count == MAX_INSTANCE_TYPES || minimums.iter().zip(&seen).all(|((_, m), s)| s.len() >= *m) {
+            break;
         }
-        for cand in priced.iter().skip(MAX_INSTANCE_TYPES) {
-            if seen.len() >= min as usize {
-                break;
+        let brings = minimums
+            .iter()
+            .zip(&seen)
+            .any(|((k, m), s)| s.len() < *m && pt.it.labels.get(*k).is_some_and(|v| !s.contains(v.as_str())));
+        if brings {
+            for ((k, _), s) in minimums.iter().zip(seen.iter_mut()) {
+                if let Some(v) = pt.it.labels.get(*k) {
+                    s.insert(v.as_str());
+                }
             }
-            let Some(v) = cand.1.it.labels.get(key) else {
-                continue;
-            };
-            if seen.contains(v) {
-                continue;
-            }
-            seen.push(v.clone());
-            // Replace the most expensive kept type whose value is not the only one of its kind.
-            if kept.len() >= MAX_INSTANCE_TYPES {
-                kept.pop();
-            }
-            kept.push(*cand);
+            chosen[i] = true;
+            count += 1;
         }
     }
-    kept
+    for c in chosen.iter_mut() {
+        if count == MAX_INSTANCE_TYPES {
+            break;
+        }
+        if !*c {
+            *c = true;
+            count += 1;
+        }
+    }
+    priced
+        .iter()
+        .zip(chosen)
+        .filter(|(_, c)| *c)
+        .map(|(p, _)| *p)
+        .collect()
 }

@@ -830,3 +830,5 @@ fn a_claim_asks_for_spot_only_and_for_on_demand_once_spot_is_gone_where_it_must_
     assert_eq!(claim.chosen.capacity_type, CapacityType::OnDemand);
     assert_eq!(claim.zones, vec!["us-east-1a".to_string()]);
 }
+
+mod configurations;
