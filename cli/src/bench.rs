@@ -18,7 +18,7 @@ enum What {
     Scheduling {
         #[arg(long, default_value_t = 10_000)]
         pods: usize,
-        /// `diverse` (Karpenter's benchmark mix) or `plain`.
+        /// `diverse` (Karpenter's benchmark mix), `plain` or `mixed` (spot and on-demand, both architectures).
         #[arg(long, default_value = "diverse")]
         mix: String,
         /// Timed runs; the median is reported.

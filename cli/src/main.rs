@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// List the instance catalog with labels, capacity, allocatable and offerings.
     Catalog(catalog::Args),
-    /// Benchmarks: `bench scheduling --pods N --mix diverse|plain`.
+    /// Benchmarks: `bench scheduling --pods N --mix diverse|plain|mixed`.
     Bench(bench::Args),
     /// Plan the nodes a set of manifests needs: `plan -f PATH... [--output table|json]`.
     Plan(plan::Args),

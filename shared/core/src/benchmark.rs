@@ -6,7 +6,9 @@
 //! one of 100Mi/256Mi/512Mi/1Gi/2Gi/4Gi. Spread pods carry a random `my-label` value and spread
 //! over a (separately drawn) random `my-label` selector; affinity pods select their own random
 //! `my-affinity` value; anti-affinity pods all repel each other (`app: nginx`). The **plain** mix
-//! is the first part alone.
+//! is the first part alone. The **mixed** mix is what a cluster of services asks of a pool that
+//! allows spot and on-demand on both architectures: pods without constraints in three shapes of
+//! different CPU:memory ratios (web 500m/512Mi, api 1/4Gi, cache 250m/2Gi), in equal numbers.
 
 use crate::api::{ConfigObject, NodePool, parse_config_object};
 use crate::builders::{pod, pool_input};
@@ -19,6 +21,7 @@ use crate::scheduler::Input;
 pub enum Mix {
     Plain,
     Diverse,
+    Mixed,
 }
 
 impl std::str::FromStr for Mix {
@@ -28,7 +31,8 @@ impl std::str::FromStr for Mix {
         match s {
             "plain" => Ok(Mix::Plain),
             "diverse" => Ok(Mix::Diverse),
-            other => Err(format!("unknown mix {other:?}: expected plain or diverse")),
+            "mixed" => Ok(Mix::Mixed),
+            other => Err(format!("unknown mix {other:?}: expected plain, diverse or mixed")),
         }
     }
 }
@@ -54,8 +58,23 @@ const CPUS: [&str; 5] = ["100m", "250m", "500m", "1", "1500m"];
 const MEMORIES: [&str; 6] = ["100Mi", "256Mi", "512Mi", "1Gi", "2Gi", "4Gi"];
 const VALUES: [&str; 7] = ["a", "b", "c", "d", "e", "f", "g"];
 
+/// The mixed mix's shapes: (cpu, memory).
+const SHAPES: [(&str, &str); 3] = [("500m", "512Mi"), ("1", "4Gi"), ("250m", "2Gi")];
+
 /// `count` pending pods of the mix.
 pub fn pods(count: usize, mix: Mix, seed: u64) -> Vec<Pod> {
+    if mix == Mix::Mixed {
+        return (0..count)
+            .map(|i| {
+                let (cpu, memory) = SHAPES[i % SHAPES.len()];
+                pod(&format!("pod-{i:06}"))
+                    .cpu(cpu)
+                    .memory(memory)
+                    .created_at(i as i64)
+                    .build()
+            })
+            .collect();
+    }
     let mut rng = Rng(seed);
     (0..count)
         .map(|i| {
@@ -108,11 +127,33 @@ pub fn nodepool() -> NodePool {
     }
 }
 
+/// The mixed mix's NodePool: the getting-started pool opened to spot and to arm64.
+pub fn mixed_nodepool() -> NodePool {
+    let mut np = nodepool();
+    for r in &mut np.spec.template.spec.requirements {
+        if r.key == labels::CAPACITY_TYPE {
+            r.values = vec![
+                labels::CAPACITY_TYPE_SPOT.into(),
+                labels::CAPACITY_TYPE_ON_DEMAND.into(),
+            ];
+        }
+        if r.key == labels::ARCH {
+            r.values = vec!["amd64".into(), "arm64".into()];
+        }
+    }
+    np
+}
+
 /// A whole scheduling input: the pods over the full embedded catalog, no existing nodes.
 pub fn input(count: usize, mix: Mix, seed: u64) -> Input {
+    let pool = if mix == Mix::Mixed {
+        mixed_nodepool()
+    } else {
+        nodepool()
+    };
     Input {
         pending: pods(count, mix, seed),
-        pools: vec![pool_input(nodepool())],
+        pools: vec![pool_input(pool)],
         ..Input::default()
     }
 }

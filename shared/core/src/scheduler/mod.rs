@@ -1,9 +1,23 @@
 //! The scheduler: which pending pods go where, and what to launch for the rest.
 //!
-//! A pure function of its input ([`schedule`]): pods are taken largest first and each goes to
-//! an existing node with room, then to an in-flight NodeClaim, then to a NodeClaim created in
-//! this round, then to a new NodeClaim from the NodePools in weight order. Every new NodeClaim
-//! keeps every instance type that still fits its pods, cheapest first.
+//! A pure function of its input ([`schedule`]), in phases, each in a file of its own:
+//!
+//! 1. **Preparation** (`pools.rs`, `hosts.rs`, `limits.rs`): NodePools by weight, each with its
+//!    requirements (its own name included), the instance types it allows with their usable room
+//!    after daemonset overhead and their offerings as bits (`offerings.rs`), and its limits;
+//!    existing nodes and in-flight claims as hosts with fixed labels and room.
+//! 2. **Placement** (`solver.rs`): pods largest first, each to the first existing node or
+//!    in-flight claim where it fits, then to a claim of this round (`claim.rs`: every check
+//!    narrows the claim's candidate types), then to a new claim from the first pool that can
+//!    take it. Topology (`topology.rs` counts, `domains.rs` checks) is counted as pods land.
+//! 3. **Relaxation** (`view.rs`): a pod that fits nowhere has its preferences relaxed one at a
+//!    time in Karpenter's order; when still nothing fits and a pool with limits ran short, that
+//!    pool's claims keep only their smallest candidates and the pod is tried again.
+//! 4. **Repacking** (`repack.rs`): pods without constraints are packed again to the balance of
+//!    the types the lower bound (`lower_bound.rs`) buys, kept only when cheaper.
+//! 5. **Splitting** (`split.rs`): half-empty claims split in two when two smaller nodes cost less.
+//! 6. **The plan** (`plan.rs`): each claim priced at the offering EC2 would most likely pick, its
+//!    candidates capped for the launch; pods that fit nowhere get a reason (`explain.rs`).
 
 use std::collections::BTreeMap;
 
@@ -98,10 +112,20 @@ pub struct Plan {
 /// EC2 accepts many overrides, but more than this only slows CreateFleet down.
 pub const MAX_INSTANCE_TYPES: usize = 60;
 
+mod claim;
+mod domains;
+mod explain;
+mod hosts;
 mod limits;
 mod lower_bound;
+mod offerings;
+mod plan;
+mod pools;
+mod repack;
 mod solver;
+mod split;
 mod topology;
+mod view;
 
 /// Plans the round: see the module docs.
 pub fn schedule(input: &Input) -> Plan {

@@ -1,0 +1,273 @@
+//! Topology for one pod: the zone and capacity-type domains its spreads and pod (anti-)affinity
+//! allow, the per-host checks for hostname and custom keys, and the counts kept as pods land.
+
+use super::offerings::*;
+use super::pools::*;
+use super::solver::Solver;
+use super::topology::{NsScope, TopoKey, or_into};
+use super::view::*;
+use crate::pod::Pod;
+
+impl<'a> Solver<'a> {
+    /// Registers every group any pending pod refers to, and existing pods' anti-affinity terms.
+    pub(super) fn register_groups(&mut self, pods: &[usize]) {
+        for &i in pods {
+            let pod = &self.input.pending[i];
+            for s in &pod.topology_spread {
+                self.topology.group(
+                    TopoKey::of(&s.topology_key),
+                    &s.selector,
+                    NsScope::List(vec![pod.namespace.clone()]),
+                );
+            }
+            let terms = pod
+                .pod_affinity
+                .iter()
+                .chain(&pod.pod_anti_affinity)
+                .chain(pod.preferred_pod_affinity.iter().map(|w| &w.term))
+                .chain(pod.preferred_pod_anti_affinity.iter().map(|w| &w.term));
+            for t in terms {
+                self.topology.group(
+                    TopoKey::of(&t.topology_key),
+                    &t.selector,
+                    NsScope::for_term(t, &pod.namespace),
+                );
+            }
+        }
+        for n in &self.input.nodes {
+            for pod in &n.pods {
+                for t in &pod.pod_anti_affinity {
+                    self.topology.group(
+                        TopoKey::of(&t.topology_key),
+                        &t.selector,
+                        NsScope::for_term(t, &pod.namespace),
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn count_existing(&mut self) {
+        for h in 0..self.input.nodes.len() {
+            for pod in self.input.nodes[h].pods.iter().filter(|p| !p.terminal) {
+                self.record(pod, h as u32, None);
+            }
+        }
+    }
+
+    /// Domain of a host for a topology key; `None` when the host has no such label (yet).
+    pub(super) fn domain(&mut self, host: u32, key: &TopoKey) -> Option<u32> {
+        let h = host as usize;
+        if h < self.fixed.len() {
+            let f = &self.fixed[h];
+            return match key {
+                TopoKey::Zone => f.zone,
+                TopoKey::CapacityType => f.ct,
+                TopoKey::Hostname => Some(host),
+                TopoKey::Label(k) => {
+                    let v = f.labels.get(k)?.clone();
+                    Some(self.topology.value_id(&v))
+                }
+            };
+        }
+        let c = &self.claims[h - self.fixed.len()];
+        match key {
+            TopoKey::Zone => c.zone_pinned.then(|| c.zones.trailing_zeros()),
+            TopoKey::CapacityType => c.ct_pinned.then(|| c.cts.trailing_zeros()),
+            TopoKey::Hostname => Some(host),
+            TopoKey::Label(k) => {
+                let v = claim_label(&self.pools[c.pool], &c.reqs, k)?;
+                Some(self.topology.value_id(&v))
+            }
+        }
+    }
+
+    /// Counts a pod placed on a host in every group that selects it, and its anti-affinity terms.
+    pub(super) fn record(&mut self, pod: &Pod, host: u32, view: Option<&PodView>) {
+        let matching = match view {
+            Some(v) => v.matching.clone(),
+            None => self.topology.matching_groups(pod),
+        };
+        for g in matching {
+            let key = self.topology.groups[g as usize].key.clone();
+            if let Some(d) = self.domain(host, &key) {
+                self.topology.record_match(g, d);
+            }
+        }
+        for t in &pod.pod_anti_affinity {
+            let g = self.topology.group(
+                TopoKey::of(&t.topology_key),
+                &t.selector,
+                NsScope::for_term(t, &pod.namespace),
+            );
+            let key = self.topology.groups[g as usize].key.clone();
+            if let Some(d) = self.domain(host, &key) {
+                self.topology.record_owner(g, d);
+            }
+        }
+    }
+
+    /// Domains (zone or capacity type) the pod's topology allows, as a mask over the domains
+    /// some pool or existing node offers. A spread counts skew over the domains its policies
+    /// admit: those the required node affinity allows (`nodeAffinityPolicy: Honor`, the
+    /// default) and those of tolerated pools and nodes (`nodeTaintsPolicy: Honor`, given in
+    /// `tolerated`).
+    pub(super) fn allowed_domains(&self, view: &PodView, key: &TopoKey, tolerated: Option<(u64, u8)>) -> u64 {
+        let by_key = |(zones, cts): (u64, u8)| match key {
+            TopoKey::Zone => zones,
+            _ => u64::from(cts),
+        };
+        let universe = by_key(self.universe);
+        let required = by_key((view.zone_required, view.ct_required));
+        let mut allowed = universe;
+        for s in &view.spreads {
+            let g = &self.topology.groups[s.group as usize];
+            if &g.key != key {
+                continue;
+            }
+            let mut domains = universe;
+            if s.honor_affinity {
+                domains &= required;
+            }
+            if s.honor_taints {
+                domains &= tolerated.map_or(universe, by_key);
+            }
+            let eligible: Vec<u32> = bits(domains).collect();
+            let min = if (eligible.len() as i32) < s.min_domains {
+                0
+            } else {
+                eligible.iter().map(|d| g.count(*d)).min().unwrap_or(0)
+            };
+            let own = u32::from(s.self_match);
+            allowed &= eligible
+                .iter()
+                .filter(|d| (g.count(**d) + own) as i64 - min as i64 <= s.max_skew as i64)
+                .fold(0u64, |m, d| m | (1 << d));
+        }
+        for (gid, self_match) in &view.affinity {
+            let g = &self.topology.groups[*gid as usize];
+            if &g.key != key {
+                continue;
+            }
+            if g.total > 0 {
+                allowed &= bits(universe)
+                    .filter(|d| g.count(*d) > 0)
+                    .fold(0u64, |m, d| m | (1 << d));
+            } else if !self_match {
+                allowed = 0;
+            }
+        }
+        for gid in &view.anti {
+            let g = &self.topology.groups[*gid as usize];
+            if &g.key == key {
+                allowed &= bits(universe)
+                    .filter(|d| g.count(*d) == 0)
+                    .fold(0u64, |m, d| m | (1 << d));
+            }
+        }
+        for gid in &view.matching {
+            let g = &self.topology.groups[*gid as usize];
+            if &g.key == key && g.has_owners {
+                allowed &= bits(universe)
+                    .filter(|d| g.owners_in(*d) == 0)
+                    .fold(0u64, |m, d| m | (1 << d));
+            }
+        }
+        allowed
+    }
+
+    /// Checks the per-host topology keys (hostname and custom labels) for a host.
+    pub(super) fn host_topology_ok(&mut self, view: &PodView, host: u32) -> bool {
+        for s in &view.spreads {
+            if matches!(
+                self.topology.groups[s.group as usize].key,
+                TopoKey::Zone | TopoKey::CapacityType
+            ) {
+                continue;
+            }
+            let key = self.topology.groups[s.group as usize].key.clone();
+            let Some(d) = self.domain(host, &key) else {
+                return false;
+            };
+            let g = &self.topology.groups[s.group as usize];
+            if (g.count(d) + u32::from(s.self_match)) as i64 > s.max_skew as i64 {
+                return false;
+            }
+        }
+        for &(gid, self_match) in &view.affinity {
+            if matches!(
+                self.topology.groups[gid as usize].key,
+                TopoKey::Zone | TopoKey::CapacityType
+            ) {
+                continue;
+            }
+            let key = self.topology.groups[gid as usize].key.clone();
+            let d = self.domain(host, &key);
+            let g = &self.topology.groups[gid as usize];
+            let ok = if g.total > 0 {
+                d.is_some_and(|d| g.count(d) > 0)
+            } else {
+                self_match && d.is_some()
+            };
+            if !ok {
+                return false;
+            }
+        }
+        for &gid in view.anti.iter().chain(&view.matching) {
+            if matches!(
+                self.topology.groups[gid as usize].key,
+                TopoKey::Zone | TopoKey::CapacityType
+            ) {
+                continue;
+            }
+            let key = self.topology.groups[gid as usize].key.clone();
+            let Some(d) = self.domain(host, &key) else {
+                continue;
+            };
+            let g = &self.topology.groups[gid as usize];
+            let is_own_term = view.anti.contains(&gid);
+            if (is_own_term && g.count(d) > 0)
+                || (g.has_owners && view.matching.contains(&gid) && g.owners_in(d) > 0)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Hosts the pod must avoid whatever else holds: those with a pod its hostname
+    /// anti-affinity selects, with a pod whose anti-affinity selects it, or where a hostname
+    /// spread already allows no more. A bitset by host id; the full checks still run on the rest.
+    pub(super) fn hosts_to_skip(&self, view: &PodView) -> Vec<u64> {
+        let mut skip = Vec::new();
+        let by_host = |g: u32| {
+            let g = &self.topology.groups[g as usize];
+            (g.key == TopoKey::Hostname).then_some(g)
+        };
+        for g in view.anti.iter().filter_map(|g| by_host(*g)) {
+            or_into(&mut skip, g.nonzero());
+        }
+        for g in view.matching.iter().filter_map(|g| by_host(*g)) {
+            or_into(&mut skip, g.owned());
+        }
+        for s in &view.spreads {
+            if let Some(g) = by_host(s.group)
+                && s.max_skew <= i32::from(s.self_match)
+            {
+                or_into(&mut skip, g.nonzero());
+            }
+        }
+        skip
+    }
+
+    /// Matching pods already in a domain for the pod's first spread on that key (ties → index).
+    pub(super) fn domain_load(&self, view: &PodView, key: &TopoKey, domain: u32) -> (u32, u32) {
+        let load = view
+            .spreads
+            .iter()
+            .find(|s| &self.topology.groups[s.group as usize].key == key)
+            .map(|s| self.topology.groups[s.group as usize].count(domain))
+            .unwrap_or(0);
+        (load, domain)
+    }
+}

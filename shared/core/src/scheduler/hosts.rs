@@ -1,0 +1,191 @@
+//! Existing nodes and in-flight claims: hosts with fixed labels and room that take pending pods
+//! before anything new is launched.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::Input;
+use super::offerings::*;
+use super::pools::*;
+use super::solver::Solver;
+use super::view::*;
+use crate::catalog::{CapacityType, InstanceType};
+use crate::labels;
+use crate::pod::{HostPort, Pod, Taint, untolerated};
+use crate::resources::Resources;
+
+/// Existing nodes and in-flight claims.
+pub(super) struct FixedHost {
+    pub(super) name: String,
+    pub(super) in_flight: bool,
+    pub(super) labels: BTreeMap<String, String>,
+    pub(super) taints: Vec<Taint>,
+    pub(super) free: Resources,
+    pub(super) unschedulable: bool,
+    pub(super) zone: Option<u32>,
+    pub(super) ct: Option<u32>,
+    pub(super) host_ports: Vec<HostPort>,
+    pub(super) placed: Vec<usize>,
+    /// Pods (`ns/name`) an in-flight claim was launched for.
+    pub(super) reserved_for: Vec<String>,
+}
+
+impl<'a> Solver<'a> {
+    pub(super) fn reserved_host(&self, pod: &Pod) -> Option<usize> {
+        let key = pod.key();
+        self.fixed.iter().position(|h| h.reserved_for.contains(&key))
+    }
+
+    pub(super) fn fits_fixed(&mut self, h: usize, pod: &Pod, view: &PodView) -> bool {
+        let f = &self.fixed[h];
+        if f.unschedulable || !f.free.fits(&pod.requests) {
+            return false;
+        }
+        if untolerated(&pod.tolerations, &f.taints).is_some() || !view.term.matches_labels(&f.labels) {
+            return false;
+        }
+        if pod
+            .host_ports
+            .iter()
+            .any(|p| f.host_ports.iter().any(|q| p.conflicts(q)))
+        {
+            return false;
+        }
+        if view.pins_zone && f.zone.is_none_or(|z| view.zone_allowed & (1 << z) == 0) {
+            return false;
+        }
+        if view.pins_ct && f.ct.is_none_or(|c| view.ct_allowed & (1 << c) == 0) {
+            return false;
+        }
+        self.host_topology_ok(view, h as u32)
+    }
+
+    pub(super) fn commit_fixed(&mut self, h: usize, i: usize, view: &PodView) {
+        let pod = &self.input.pending[i];
+        let f = &mut self.fixed[h];
+        f.free.sub(&pod.requests);
+        f.host_ports.extend(pod.host_ports.iter().cloned());
+        f.placed.push(i);
+        self.record(pod, h as u32, Some(view));
+    }
+}
+
+/// Existing nodes, with the room their running pods leave.
+pub(super) fn existing(input: &Input, zone_index: &HashMap<&str, u32>) -> Vec<FixedHost> {
+    let mut fixed = Vec::new();
+    for n in &input.nodes {
+        let mut free = n.node.allocatable.clone();
+        let mut host_ports = Vec::new();
+        for p in n.pods.iter().filter(|p| !p.terminal) {
+            free.sub(&p.requests);
+            host_ports.extend(p.host_ports.iter().cloned());
+        }
+        fixed.push(FixedHost {
+            name: n.node.name.clone(),
+            in_flight: false,
+            zone: n
+                .node
+                .labels
+                .get(labels::ZONE)
+                .and_then(|z| zone_index.get(z.as_str()).copied()),
+            ct: n
+                .node
+                .labels
+                .get(labels::CAPACITY_TYPE)
+                .and_then(|c| CapacityType::parse(c))
+                .map(ct_index),
+            labels: n.node.labels.clone(),
+            taints: n.node.taints.clone(),
+            free,
+            unschedulable: n.node.unschedulable || n.node.deleting,
+            host_ports,
+            placed: Vec::new(),
+            reserved_for: Vec::new(),
+        });
+    }
+    fixed
+}
+
+/// In-flight claims of known pools: the room and labels every candidate they may come up as has.
+pub(super) fn in_flight(input: &Input, pools: &[Pool], zone_index: &HashMap<&str, u32>) -> Vec<FixedHost> {
+    let mut fixed = Vec::new();
+    for claim in &input.in_flight {
+        let Some(pool) = pools.iter().find(|p| p.name == claim.nodepool) else {
+            continue;
+        };
+        let Some(catalog) = input.pools.iter().find(|p| p.nodepool.name() == claim.nodepool) else {
+            continue;
+        };
+        let launched = claim.instance.as_ref();
+        // Looked up in the whole catalog: the claim exists even if its type has since run
+        // out of capacity or left the pool's requirements. Until EC2 answers, any
+        // candidate may come up: count only the room and the labels every candidate has.
+        let names: Vec<&String> = match launched {
+            Some(i) => vec![&i.instance_type],
+            None => claim.instance_types.iter().collect(),
+        };
+        let candidates: Vec<&InstanceType> = names
+            .into_iter()
+            .filter_map(|n| catalog.instance_types.iter().find(|t| &t.name == n))
+            .collect();
+        let Some((first, rest)) = candidates.split_first() else {
+            continue;
+        };
+        let usable = |it: &InstanceType| {
+            let mut room = it.allocatable.clone();
+            room.sub(&daemon_overhead(&input.daemonsets, &pool.reqs, it, &claim.taints));
+            room
+        };
+        let mut free = usable(first);
+        let mut type_labels = first.labels.clone();
+        for t in rest {
+            free.min_with(&usable(t));
+            type_labels.retain(|k, v| t.labels.get(k) == Some(v));
+        }
+        let mut labels = claim.labels.clone();
+        labels.extend(type_labels);
+        labels.insert(labels::NODEPOOL.into(), claim.nodepool.clone());
+        let (zone, ct) = match launched {
+            Some(i) => {
+                labels.insert(labels::ZONE.into(), i.zone.clone());
+                labels.insert(labels::CAPACITY_TYPE.into(), i.capacity_type.as_str().into());
+                (
+                    zone_index.get(i.zone.as_str()).copied(),
+                    Some(ct_index(i.capacity_type)),
+                )
+            }
+            // Not launched yet: EC2 may still pick any of its zones and capacity types, so
+            // only a single one is a settled domain (and a label pods can select).
+            None => {
+                let zone = match claim.zones.as_slice() {
+                    [z] => {
+                        labels.insert(labels::ZONE.into(), z.clone());
+                        zone_index.get(z.as_str()).copied()
+                    }
+                    _ => None,
+                };
+                let ct = match claim.capacity_types.as_slice() {
+                    [c] => {
+                        labels.insert(labels::CAPACITY_TYPE.into(), c.as_str().into());
+                        Some(ct_index(*c))
+                    }
+                    _ => None,
+                };
+                (zone, ct)
+            }
+        };
+        fixed.push(FixedHost {
+            name: claim.id.clone(),
+            in_flight: true,
+            labels,
+            taints: claim.taints.clone(),
+            free,
+            unschedulable: false,
+            zone,
+            ct,
+            host_ports: Vec::new(),
+            placed: Vec::new(),
+            reserved_for: claim.pods.clone(),
+        });
+    }
+    fixed
+}

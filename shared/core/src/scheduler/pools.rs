@@ -1,0 +1,248 @@
+//! The NodePools a round may launch from, prepared once: requirements (with the pool's own
+//! name), instance types with usable room after daemonset overhead, offerings within the
+//! pool's zones and capacity types, limits, and the CPU:memory balance claims are kept near.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::Input;
+use super::limits::{Budget, LimitVec, NOTHING, largest, usage_of};
+use super::offerings::*;
+use crate::catalog::{CapacityType, InstanceType};
+use crate::labels;
+use crate::pod::{Pod, Taint, untolerated};
+use crate::ports::OfferingKey;
+use crate::requirements::{Requirement, Requirements};
+use crate::resources::Resources;
+
+pub(super) struct PoolType<'a> {
+    pub(super) it: &'a InstanceType,
+    /// Allocatable minus the daemonsets that would run on this type.
+    pub(super) usable: Resources,
+    pub(super) overhead: Resources,
+    /// Offerings available within the pool's zones and capacity types.
+    pub(super) offer_mask: u64,
+    /// The same offerings as (bit, price, index into the type's offerings), cheapest first:
+    /// pricing thousands of claims must not compare zone names.
+    pub(super) offers: Vec<(u64, f64, u32)>,
+    /// Cheapest available offering within the pool.
+    pub(super) price: f64,
+    pub(super) limit: LimitVec,
+    /// Within a few percent of the pool's best price for the round's CPU:memory mix. Claims
+    /// do not grow out of the efficient types, so big claims end on cost-efficient nodes.
+    pub(super) efficient: bool,
+}
+
+pub(super) struct Pool<'a> {
+    pub(super) name: &'a str,
+    pub(super) nodeclass: &'a str,
+    pub(super) reqs: Requirements,
+    pub(super) taints: &'a [Taint],
+    pub(super) startup_taints: &'a [Taint],
+    pub(super) template_labels: &'a BTreeMap<String, String>,
+    /// Sorted by price.
+    pub(super) types: Vec<PoolType<'a>>,
+    pub(super) zone_mask: u64,
+    pub(super) ct_mask: u8,
+    pub(super) budget: Budget,
+    /// Usable cpu and memory of the largest type efficient for the round's pod shape: claims
+    /// are kept near its balance (see [`BALANCE_SLACK`]).
+    pub(super) balance: Option<(f64, f64)>,
+    /// Why the pool cannot launch at all, if so.
+    pub(super) broken: Option<String>,
+}
+
+impl Pool<'_> {
+    /// What a claim with these candidates reserves of the pool's limits.
+    pub(super) fn reserved_by(&self, types: &[u32]) -> LimitVec {
+        if !self.budget.is_limited() {
+            return NOTHING;
+        }
+        largest(types.iter().map(|t| &self.types[*t as usize].limit))
+    }
+
+    /// The candidates a claim keeps once the pool runs short (see [`Budget::tightest`]).
+    pub(super) fn tightest(&self, types: &[u32]) -> Vec<u32> {
+        let usages: Vec<(u32, &LimitVec)> = types
+            .iter()
+            .map(|t| (*t, &self.types[*t as usize].limit))
+            .collect();
+        self.budget.tightest(&usages)
+    }
+}
+
+/// Share of the price an efficient type may exceed the best one by.
+pub(super) const EFFICIENCY_TOLERANCE: f64 = 1.03;
+
+/// Marks the types whose price per unit of the round's average pod shape is near the best.
+pub(super) fn mark_efficient(types: &mut [PoolType], pending: &[Pod]) {
+    let (mut cpu, mut mem) = (0f64, 0f64);
+    for p in pending.iter().filter(|p| !p.is_daemon()) {
+        cpu += p.requests.cpu() as f64;
+        mem += p.requests.memory() as f64;
+    }
+    if cpu <= 0.0 || mem <= 0.0 {
+        return;
+    }
+    let unit_cost = |t: &PoolType| {
+        let units = (t.usable.cpu() as f64 / cpu).min(t.usable.memory() as f64 / mem);
+        if units > 0.0 {
+            t.price / units
+        } else {
+            f64::INFINITY
+        }
+    };
+    let best = types.iter().map(unit_cost).fold(f64::INFINITY, f64::min);
+    for t in types.iter_mut() {
+        t.efficient = unit_cost(t) <= best * EFFICIENCY_TOLERANCE;
+    }
+}
+
+pub(super) fn daemon_overhead(
+    daemons: &[Pod],
+    pool_reqs: &Requirements,
+    it: &InstanceType,
+    taints: &[Taint],
+) -> Resources {
+    let mut total = Resources::new();
+    for d in daemons {
+        if untolerated(&d.tolerations, taints).is_some() {
+            continue;
+        }
+        let lands = d
+            .node_requirement_terms()
+            .iter()
+            .any(|term| pool_reqs.compatible(term).is_ok() && it.requirements.intersects(term).is_ok());
+        if lands {
+            total.add(&d.requests);
+        }
+    }
+    total
+}
+
+/// A label value a claim's node will carry for `key`, if it is settled.
+pub(super) fn claim_label(pool: &Pool, reqs: &Requirements, key: &str) -> Option<String> {
+    if let Some(v) = pool.template_labels.get(key) {
+        return Some(v.clone());
+    }
+    if key == labels::NODEPOOL {
+        return Some(pool.name.to_string());
+    }
+    let r = reqs.get(key)?;
+    (!r.is_complement() && r.values().len() == 1).then(|| r.values()[0].clone())
+}
+
+/// The valid and broken pools of the round, heaviest weight first (ties by name).
+pub(super) fn prepare<'a>(
+    input: &'a Input,
+    zones: &[String],
+    zone_index: &HashMap<&str, u32>,
+    unavailable: &std::collections::HashSet<&OfferingKey>,
+) -> Vec<Pool<'a>> {
+    let mut pools: Vec<Pool<'a>> = Vec::new();
+    let mut order: Vec<&super::PoolInput> = input.pools.iter().collect();
+    order.sort_by(|a, b| {
+        b.nodepool
+            .weight()
+            .cmp(&a.nodepool.weight())
+            .then(a.nodepool.name().cmp(b.nodepool.name()))
+    });
+    for p in order {
+        let spec = &p.nodepool.spec.template.spec;
+        let (mut reqs, broken) = match p.nodepool.requirements() {
+            Ok(r) => (r, None),
+            Err(e) => (Requirements::new(), Some(e.to_string())),
+        };
+        // Every node of the pool carries its name: a pod selecting a pool by name (or
+        // excluding one) is then checked like any other label, on every claim it joins.
+        reqs.add(labels::NODEPOOL, Requirement::is_in([p.nodepool.name()]));
+        let zone_mask = zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| reqs.get(labels::ZONE).is_none_or(|r| r.has(z)))
+            .fold(0u64, |m, (i, _)| m | (1 << i));
+        let ct_mask = [CapacityType::Spot, CapacityType::OnDemand]
+            .into_iter()
+            .filter(|ct| reqs.get(labels::CAPACITY_TYPE).is_none_or(|r| r.has(ct.as_str())))
+            .fold(0u8, |m, ct| m | (1 << ct_index(ct)));
+        let allowed = expand(zone_mask, ct_mask);
+        let mut types = Vec::new();
+        for it in p.instance_types.iter() {
+            if reqs.intersects(&it.requirements).is_err() {
+                continue;
+            }
+            let mut offer_mask = 0;
+            let mut price = f64::INFINITY;
+            let mut offers = Vec::new();
+            for (oi, o) in it.offerings.iter().enumerate() {
+                let Some(z) = zone_index.get(o.zone.as_str()) else {
+                    continue;
+                };
+                let bit = offering_bit(*z, ct_index(o.capacity_type));
+                let key = OfferingKey {
+                    instance_type: it.name.clone(),
+                    zone: o.zone.clone(),
+                    capacity_type: o.capacity_type,
+                };
+                if bit & allowed != 0 && !unavailable.contains(&key) {
+                    offer_mask |= bit;
+                    price = price.min(o.price);
+                    offers.push((bit, o.price, oi as u32));
+                }
+            }
+            // Stable: equal prices keep the catalog's order.
+            offers.sort_by(|a, b| a.1.total_cmp(&b.1));
+            if offer_mask == 0 {
+                continue;
+            }
+            let overhead = daemon_overhead(&input.daemonsets, &reqs, it, &spec.taints);
+            let mut usable = it.allocatable.clone();
+            if !usable.fits(&overhead) {
+                continue;
+            }
+            usable.sub(&overhead);
+            types.push(PoolType {
+                it,
+                usable,
+                overhead,
+                offer_mask,
+                offers,
+                price,
+                limit: usage_of(&it.capacity),
+                efficient: false,
+            });
+        }
+        types.sort_by(|a, b| a.price.total_cmp(&b.price).then(a.it.name.cmp(&b.it.name)));
+        mark_efficient(&mut types, &input.pending);
+        // Topology domains are where the pool can launch: a zone the requirements allow but
+        // no allowed type is offered in is not a domain a spread must fill.
+        let offered = types.iter().fold(0u64, |m, t| m | t.offer_mask);
+        let zone_mask = bits(zone_mask)
+            .filter(|z| expand(1 << z, ct_mask) & offered != 0)
+            .fold(0u64, |m, z| m | (1 << z));
+        let ct_mask = (0..2u32)
+            .filter(|ct| ct_mask & (1 << ct) != 0 && expand(zone_mask, 1 << ct) & offered != 0)
+            .fold(0u8, |m, ct| m | (1 << ct));
+        let budget = Budget::of(p, input);
+        let balance = types
+            .iter()
+            .filter(|t| t.efficient)
+            .max_by_key(|t| (t.usable.cpu(), t.usable.memory()))
+            .map(|t| (t.usable.cpu() as f64, t.usable.memory() as f64))
+            .filter(|(c, m)| *c > 0.0 && *m > 0.0);
+        pools.push(Pool {
+            name: p.nodepool.name(),
+            nodeclass: &spec.node_class_ref.name,
+            reqs,
+            taints: &spec.taints,
+            startup_taints: &spec.startup_taints,
+            template_labels: &p.nodepool.spec.template.metadata.labels,
+            types,
+            zone_mask,
+            ct_mask,
+            budget,
+            balance,
+            broken,
+        });
+    }
+    pools
+}

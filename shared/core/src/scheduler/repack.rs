@@ -1,0 +1,393 @@
+//! Repacking: free pods (no constraints) moved off the claims first-fit filled lopsidedly and
+//! packed again to the CPU:memory balance of the types the lower bound buys.
+
+use std::collections::HashMap;
+
+use super::claim::*;
+use super::limits::{LimitVec, NOTHING};
+use super::lower_bound;
+use super::offerings::*;
+use super::solver::Solver;
+use crate::requirements::Requirements;
+use crate::resources::Resources;
+
+/// Repacking gives up on pools with more distinct pod shapes than this (it is O(pods × shapes)).
+pub(super) const REPACK_MAX_SHAPES: usize = 256;
+
+/// Repacking must save this share of the claims' cost: moving every pod for less is churn.
+pub(super) const REPACK_SAVING: f64 = 0.01;
+
+/// While filling a node, pods that keep its CPU and memory shares within this of each other
+/// are taken largest first; outside it, the pod that restores the balance best.
+pub(super) const REPACK_BAND: f64 = 0.02;
+
+impl<'a> Solver<'a> {
+    /// Whether a pod may go on any node of its pool: no node requirements or preferences, no
+    /// topology of its own, no host ports, and no other pod's topology counts it.
+    pub(super) fn is_free(&mut self, i: usize) -> bool {
+        let p = &self.input.pending[i];
+        let free = p.node_selector.is_empty()
+            && p.required_affinity.is_empty()
+            && p.preferred_affinity.is_empty()
+            && p.topology_spread.is_empty()
+            && p.pod_affinity.is_empty()
+            && p.pod_anti_affinity.is_empty()
+            && p.preferred_pod_affinity.is_empty()
+            && p.preferred_pod_anti_affinity.is_empty()
+            && p.host_ports.is_empty();
+        free && self.topology.matching_groups(p).is_empty()
+    }
+
+    /// First-fit in CPU order fills claims to whatever shape the pods arrive in, so memory-heavy
+    /// and CPU-heavy nodes end up half used in the other resource. Per pool, the free pods (see
+    /// [`Self::is_free`]) are taken out of every claim; a claim left with other pods shrinks to
+    /// the types that take what remains, and its cheapest type's room is filled with free pods
+    /// again, largest first; the free pods left over are packed from scratch (see
+    /// [`Self::pack_free`]). The result replaces the pool's claims only if it saves
+    /// [`REPACK_SAVING`] and stays within the pool's limits, so it never makes a plan worse.
+    pub(super) fn repack(&mut self) {
+        let free_pod: Vec<bool> = (0..self.input.pending.len()).map(|i| self.is_free(i)).collect();
+        let mut compat: HashMap<(usize, Requirements), std::rc::Rc<Vec<bool>>> = HashMap::new();
+        'pools: for p in 0..self.pools.len() {
+            let involved: Vec<usize> = (0..self.claims.len())
+                .filter(|c| self.claims[*c].pool == p)
+                .collect();
+            // A single claim is the split's business (see [`Self::right_size`]).
+            if involved.len() < 2 {
+                continue;
+            }
+            let mut free = Vec::new();
+            let mut kept: Vec<NewClaim> = Vec::new();
+            for &c in &involved {
+                let (f, rest): (Vec<usize>, Vec<usize>) =
+                    self.claims[c].pods.iter().partition(|i| free_pod[**i]);
+                if rest.is_empty() {
+                    free.extend(f);
+                } else if f.is_empty() {
+                    kept.push(self.claims[c].clone());
+                } else {
+                    let Some(shrunk) = self.shrink(c, rest, &mut compat) else {
+                        continue 'pools;
+                    };
+                    free.extend(f);
+                    kept.push(shrunk);
+                }
+            }
+            if free.is_empty() {
+                continue;
+            }
+            let Some(left) = self.fill_slack(p, &mut kept, &free) else {
+                continue;
+            };
+            let packed = if left.is_empty() {
+                Vec::new()
+            } else {
+                let Some(packed) = self.pack_free(p, &left) else {
+                    continue;
+                };
+                packed
+            };
+            let pool = &self.pools[p];
+            let cost = |claims: &mut dyn Iterator<Item = &NewClaim>| -> f64 {
+                claims
+                    .map(|c| {
+                        c.types
+                            .first()
+                            .map_or(f64::INFINITY, |t| pool.types[*t as usize].price)
+                    })
+                    .sum()
+            };
+            let old_cost = cost(&mut involved.iter().map(|c| &self.claims[*c]));
+            let new_cost = cost(&mut kept.iter().chain(&packed));
+            let old: Vec<&LimitVec> = involved.iter().map(|c| &self.claims[*c].reserved).collect();
+            let new: Vec<&LimitVec> = kept.iter().chain(&packed).map(|c| &c.reserved).collect();
+            if new_cost >= old_cost * (1.0 - REPACK_SAVING) || !pool.budget.admits_exchange(&old, &new) {
+                continue;
+            }
+            let (old, new): (Vec<LimitVec>, Vec<LimitVec>) = (
+                old.into_iter().copied().collect(),
+                new.into_iter().copied().collect(),
+            );
+            let budget = &mut self.pools[p].budget;
+            for o in &old {
+                budget.exchange(o, &NOTHING);
+            }
+            for n in &new {
+                budget.exchange(&NOTHING, n);
+            }
+            self.claims.retain(|c| c.pool != p);
+            // Host ids only mattered while placing; they stay unique for the split that follows.
+            for mut c in kept.into_iter().chain(packed) {
+                c.host_id = (self.fixed.len() + self.claims.len()) as u32;
+                self.claims.push(c);
+            }
+        }
+    }
+
+    /// Claim `c` holding only `pods` (a subset of its own): every type its requirements allow
+    /// in its zones and capacity types that takes them, smaller ones included.
+    pub(super) fn shrink(
+        &self,
+        c: usize,
+        pods: Vec<usize>,
+        compat: &mut HashMap<(usize, Requirements), std::rc::Rc<Vec<bool>>>,
+    ) -> Option<NewClaim> {
+        let claim = &self.claims[c];
+        let pool = &self.pools[claim.pool];
+        let compatible = compat
+            .entry((claim.pool, claim.reqs.clone()))
+            .or_insert_with(|| {
+                std::rc::Rc::new(
+                    pool.types
+                        .iter()
+                        .map(|pt| pt.it.requirements.intersects(&claim.reqs).is_ok())
+                        .collect(),
+                )
+            })
+            .clone();
+        let offer = expand(claim.zones, claim.cts);
+        let mut requests = Resources::new();
+        for i in &pods {
+            requests.add(&self.input.pending[*i].requests);
+        }
+        let types: Vec<u32> = (0..pool.types.len())
+            .filter(|t| {
+                compatible[*t]
+                    && pool.types[*t].offer_mask & offer != 0
+                    && pool.types[*t].usable.fits(&requests)
+            })
+            .map(|t| t as u32)
+            .collect();
+        if types.is_empty() || !min_values_hold(pool, &claim.reqs, &types) {
+            return None;
+        }
+        Some(NewClaim::of(
+            claim.pool,
+            pool,
+            claim.host_id,
+            claim.reqs.clone(),
+            types,
+            claim.placement(),
+            pods,
+            &self.input.pending,
+        ))
+    }
+
+    /// Fills the room left on each kept claim's cheapest type with free pods, largest first;
+    /// returns the free pods left over (`None` with too many distinct shapes).
+    pub(super) fn fill_slack(&self, p: usize, kept: &mut [NewClaim], free: &[usize]) -> Option<Vec<usize>> {
+        let pool = &self.pools[p];
+        let pending = &self.input.pending;
+        let mut shape_of: HashMap<&Resources, usize> = HashMap::new();
+        let mut shapes: Vec<(&Resources, Vec<usize>)> = Vec::new();
+        for &i in free {
+            let r = &pending[i].requests;
+            let s = *shape_of.entry(r).or_insert_with(|| {
+                shapes.push((r, Vec::new()));
+                shapes.len() - 1
+            });
+            shapes[s].1.push(i);
+            if shapes.len() > REPACK_MAX_SHAPES {
+                return None;
+            }
+        }
+        let mut next = vec![0usize; shapes.len()];
+        for claim in kept.iter_mut() {
+            let Some(&cheapest) = claim.types.first() else {
+                continue;
+            };
+            let room = &pool.types[cheapest as usize].usable;
+            let (cpu_cap, mem_cap) = (room.cpu().max(1) as f64, room.memory().max(1) as f64);
+            let before = claim.pods.len();
+            loop {
+                let mut best: Option<(f64, usize)> = None;
+                for (s, (req, list)) in shapes.iter().enumerate() {
+                    if next[s] == list.len() || !room.fits_sum(&claim.requests, req) {
+                        continue;
+                    }
+                    let size = req.cpu() as f64 / cpu_cap + req.memory() as f64 / mem_cap;
+                    if best.is_none_or(|(b, _)| size > b) {
+                        best = Some((size, s));
+                    }
+                }
+                let Some((_, s)) = best else { break };
+                claim.requests.add(shapes[s].0);
+                claim.pods.push(shapes[s].1[next[s]]);
+                next[s] += 1;
+            }
+            if claim.pods.len() > before {
+                claim
+                    .types
+                    .retain(|t| pool.types[*t as usize].usable.fits(&claim.requests));
+                claim.reserved = pool.reserved_by(&claim.types);
+            }
+        }
+        Some(
+            shapes
+                .iter()
+                .zip(&next)
+                .flat_map(|((_, list), n)| list[*n..].iter().copied())
+                .collect(),
+        )
+    }
+
+    /// Packs free pods of pool `p` into new claims (see [`Self::repack`]); `None` when it
+    /// cannot (too many shapes, or a pod fits no type).
+    pub(super) fn pack_free(&self, p: usize, pods: &[usize]) -> Option<Vec<NewClaim>> {
+        let pool = &self.pools[p];
+        let pending = &self.input.pending;
+        let offer = expand(pool.zone_mask, pool.ct_mask);
+        let candidates: Vec<u32> = (0..pool.types.len() as u32)
+            .filter(|t| pool.types[*t as usize].offer_mask & offer != 0)
+            .collect();
+        // Pods grouped by their requests, in the order they were placed.
+        let mut shape_of: HashMap<&Resources, usize> = HashMap::new();
+        let mut shapes: Vec<(&Resources, Vec<usize>)> = Vec::new();
+        for &i in pods {
+            let r = &pending[i].requests;
+            let s = *shape_of.entry(r).or_insert_with(|| {
+                shapes.push((r, Vec::new()));
+                shapes.len() - 1
+            });
+            shapes[s].1.push(i);
+            if shapes.len() > REPACK_MAX_SHAPES {
+                return None;
+            }
+        }
+        // Each shape's pods are taken from the front.
+        let mut next = vec![0usize; shapes.len()];
+        let mut demand = Resources::new();
+        for &i in pods {
+            demand.add(&pending[i].requests);
+        }
+        let mut left = pods.len();
+        let mut out = Vec::new();
+        let offers: Vec<(&Resources, f64)> = candidates
+            .iter()
+            .map(|t| (&pool.types[*t as usize].usable, pool.types[*t as usize].price))
+            .collect();
+        let cover = lower_bound::Cover::new(&offers);
+        while left > 0 {
+            let basis = cover.optimal(&demand)?;
+            let (widest, x, _) = basis.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
+            // While a whole node of one of the LP's types is needed, fill one. For the tail, try
+            // one node of each shape and keep the one that buys the most of the bound per
+            // dollar (a type that takes everything left competes like any other).
+            let (used, taken) = if x >= 1.0 {
+                fill(&pool.types[candidates[widest] as usize].usable, &shapes, &next)
+            } else {
+                let mut seen = std::collections::HashSet::new();
+                let mut best: Option<(f64, (Resources, Vec<usize>))> = None;
+                for &t in &candidates {
+                    let pt = &pool.types[t as usize];
+                    // Candidates are cheapest first: the first type of each shape is the one.
+                    if !seen.insert((pt.usable.cpu(), pt.usable.memory(), pt.usable.pods())) {
+                        continue;
+                    }
+                    let (used, taken) = fill(&pt.usable, &shapes, &next);
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    let worth = cover.cost(&used) / pt.price;
+                    if best.as_ref().is_none_or(|(b, _)| worth > *b) {
+                        best = Some((worth, (used, taken)));
+                    }
+                }
+                best?.1
+            };
+            let taken: Vec<usize> = taken
+                .into_iter()
+                .map(|s| {
+                    let i = shapes[s].1[next[s]];
+                    next[s] += 1;
+                    i
+                })
+                .collect();
+            if taken.is_empty() {
+                return None;
+            }
+            demand.sub(&used);
+            left -= taken.len();
+            out.push(self.claim_of_free(p, &candidates, taken, used)?);
+        }
+        Some(out)
+    }
+
+    /// A claim of pool `p` holding free pods: every candidate type that takes them.
+    pub(super) fn claim_of_free(
+        &self,
+        p: usize,
+        candidates: &[u32],
+        pods: Vec<usize>,
+        requests: Resources,
+    ) -> Option<NewClaim> {
+        let pool = &self.pools[p];
+        let types: Vec<u32> = candidates
+            .iter()
+            .copied()
+            .filter(|t| pool.types[*t as usize].usable.fits(&requests))
+            .collect();
+        if types.is_empty() || !min_values_hold(pool, &pool.reqs, &types) {
+            return None;
+        }
+        let place = Placement {
+            zones: pool.zone_mask,
+            cts: pool.ct_mask,
+            zone_pinned: false,
+            ct_pinned: false,
+        };
+        // Host ids are given out again once the repacked claims replace the old ones.
+        Some(NewClaim::of(
+            p,
+            pool,
+            0,
+            pool.reqs.clone(),
+            types,
+            place,
+            pods,
+            &self.input.pending,
+        ))
+    }
+}
+
+/// Fills one node with `room` from the pods left (`shapes[s].1[next[s]..]`): pods that keep
+/// its CPU and memory shares within [`REPACK_BAND`] of each other, largest first; otherwise the
+/// one that restores the balance best. Returns what it uses and the shape of each pod taken.
+pub(super) fn fill(
+    room: &Resources,
+    shapes: &[(&Resources, Vec<usize>)],
+    next: &[usize],
+) -> (Resources, Vec<usize>) {
+    let (cpu_cap, mem_cap) = (room.cpu().max(1) as f64, room.memory().max(1) as f64);
+    let mut left: Vec<usize> = shapes.iter().zip(next).map(|((_, l), n)| l.len() - n).collect();
+    let mut used = Resources::new();
+    let mut taken = Vec::new();
+    loop {
+        // (outside the band, imbalance there or minus size within it); ties to the first shape.
+        let mut best: Option<(bool, f64, usize)> = None;
+        for (s, (req, _)) in shapes.iter().enumerate() {
+            if left[s] == 0 || !room.fits_sum(&used, req) {
+                continue;
+            }
+            let c = (used.cpu() + req.cpu()) as f64 / cpu_cap;
+            let m = (used.memory() + req.memory()) as f64 / mem_cap;
+            let imbalance = (c - m).abs();
+            let key = if imbalance <= REPACK_BAND {
+                (
+                    false,
+                    -(req.cpu() as f64 / cpu_cap + req.memory() as f64 / mem_cap),
+                )
+            } else {
+                (true, imbalance)
+            };
+            if best.is_none_or(|b| (!key.0 && b.0) || (key.0 == b.0 && key.1 < b.1)) {
+                best = Some((key.0, key.1, s));
+            }
+        }
+        let Some((_, _, s)) = best else { break };
+        left[s] -= 1;
+        used.add(shapes[s].0);
+        taken.push(s);
+    }
+    (used, taken)
+}
