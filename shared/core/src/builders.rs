@@ -374,3 +374,156 @@ pub fn node_labels(name: &str, instance_type: &str, zone: &str) -> BTreeMap<Stri
     l.insert(labels::OS.to_string(), "linux".to_string());
     l
 }
+
+/// Builders for the Karpenter-suite tests: finer topology, affinity and request options.
+impl PodBuilder {
+    /// Requests a resource outside [`ResourceName`] (a custom device plugin's, say).
+    pub fn request_named(mut self, resource: &str, value: &str) -> Self {
+        let q = value
+            .parse()
+            .unwrap_or_else(|e| panic!("builder quantity {value}: {e}"));
+        self.pod
+            .requests
+            .add_named(resource, q, value)
+            .unwrap_or_else(|e| panic!("builder quantity {value}: {e}"));
+        self
+    }
+
+    /// A topology spread with any selector and `whenUnsatisfiable`.
+    pub fn spread_selector(
+        mut self,
+        key: &str,
+        max_skew: i32,
+        when: WhenUnsatisfiable,
+        selector: LabelSelector,
+    ) -> Self {
+        self.pod.topology_spread.push(TopologySpread {
+            max_skew,
+            topology_key: key.into(),
+            when_unsatisfiable: when,
+            selector,
+            min_domains: None,
+            node_affinity_policy: InclusionPolicy::Honor,
+            node_taints_policy: InclusionPolicy::Ignore,
+        });
+        self
+    }
+
+    /// A ScheduleAnyway spread over pods matching `selector`.
+    pub fn soft_spread_with(self, key: &str, max_skew: i32, selector: &[(&str, &str)]) -> Self {
+        self.spread_selector(
+            key,
+            max_skew,
+            WhenUnsatisfiable::ScheduleAnyway,
+            LabelSelector::match_labels(selector),
+        )
+    }
+
+    /// Sets `minDomains` on the last spread added.
+    pub fn min_domains(mut self, min: i32) -> Self {
+        if let Some(s) = self.pod.topology_spread.last_mut() {
+            s.min_domains = Some(min);
+        }
+        self
+    }
+
+    /// Sets `nodeAffinityPolicy` on the last spread added.
+    pub fn node_affinity_policy(mut self, policy: InclusionPolicy) -> Self {
+        if let Some(s) = self.pod.topology_spread.last_mut() {
+            s.node_affinity_policy = policy;
+        }
+        self
+    }
+
+    /// Sets `nodeTaintsPolicy` on the last spread added.
+    pub fn node_taints_policy(mut self, policy: InclusionPolicy) -> Self {
+        if let Some(s) = self.pod.topology_spread.last_mut() {
+            s.node_taints_policy = policy;
+        }
+        self
+    }
+
+    /// A preferred node-affinity term with several requirements ANDed.
+    pub fn prefer_all(mut self, weight: i32, reqs: &[(&str, Operator, &[&str])]) -> Self {
+        let mut term = Requirements::new();
+        for (key, op, values) in reqs {
+            term.add(
+                key,
+                Requirement::new(*op, values).unwrap_or_else(|e| panic!("builder requirement: {e}")),
+            );
+        }
+        self.pod.preferred_affinity.push(Weighted { weight, term });
+        self
+    }
+
+    pub fn preferred_affinity(mut self, weight: i32, key: &str, selector: &[(&str, &str)]) -> Self {
+        self.pod.preferred_pod_affinity.push(Weighted {
+            weight,
+            term: Self::term(selector, key),
+        });
+        self
+    }
+
+    /// Required pod affinity to pods in the listed namespaces.
+    pub fn affinity_in_namespaces(
+        mut self,
+        key: &str,
+        selector: &[(&str, &str)],
+        namespaces: &[&str],
+    ) -> Self {
+        let mut term = Self::term(selector, key);
+        term.namespaces = namespaces.iter().map(|n| n.to_string()).collect();
+        self.pod.pod_affinity.push(term);
+        self
+    }
+
+    /// Required pod affinity to pods in every namespace (an empty namespace selector).
+    pub fn affinity_in_all_namespaces(mut self, key: &str, selector: &[(&str, &str)]) -> Self {
+        let mut term = Self::term(selector, key);
+        term.namespace_selector = Some(LabelSelector::default());
+        self.pod.pod_affinity.push(term);
+        self
+    }
+
+    /// Tolerates every taint with `effect` (or every taint at all), whatever its key.
+    pub fn tolerate_any(mut self, effect: Option<TaintEffect>) -> Self {
+        self.pod.tolerations.push(Toleration {
+            key: None,
+            operator: TolerationOperator::Exists,
+            value: None,
+            effect,
+        });
+        self
+    }
+
+    /// The pod has finished (Succeeded or Failed).
+    pub fn terminal(mut self) -> Self {
+        self.pod.terminal = true;
+        self
+    }
+}
+
+/// A Windows Server 2022 EC2NodeClass.
+pub fn windows_nodeclass(name: &str) -> Ec2NodeClass {
+    let yaml = format!(
+        "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {{name: {name}}}\nspec:\n  role: KarpenterNodeRole-test\n  \
+         amiSelectorTerms: [{{alias: windows2022@latest}}]\n  subnetSelectorTerms: [{{tags: {{karpenter.sh/discovery: test}}}}]\n  \
+         securityGroupSelectorTerms: [{{tags: {{karpenter.sh/discovery: test}}}}]\n"
+    );
+    match api::parse_config_object(&yaml, "builder") {
+        Ok(api::ConfigObject::Ec2NodeClass(nc)) => *nc,
+        other => panic!("builder nodeclass: {other:?}"),
+    }
+}
+
+/// A pool input over the embedded us-east-1 catalog with the node settings of `nodeclass`.
+pub fn pool_input_with(nodepool: NodePool, nodeclass: Ec2NodeClass) -> PoolInput {
+    let settings =
+        NodeSettings::for_nodeclass(&nodeclass).unwrap_or_else(|e| panic!("builder node settings: {e}"));
+    let catalog = embedded::catalog(&settings).unwrap_or_else(|e| panic!("embedded catalog: {e}"));
+    PoolInput {
+        nodepool,
+        nodeclass,
+        instance_types: Arc::new(catalog.types),
+    }
+}
