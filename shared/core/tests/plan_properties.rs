@@ -1258,11 +1258,14 @@ fn check(w: &World, input: &Input, plan: &Plan) -> Result<(), String> {
             *totals.entry(b.0).or_default() += 1;
         }
     }
-    for &p in &order {
-        let h = host_of[p];
-        if h == usize::MAX {
-            continue;
-        }
+    // The scheduler tries a pod that fits nowhere again after the others (its affinity target
+    // may come later), so the replay does too: a pod whose check fails waits for the next pass,
+    // and the plan is wrong only when a pass places none of the waiting pods.
+    let check = |p: usize,
+                 h: usize,
+                 counts: &BTreeMap<(u8, String, usize), i64>,
+                 totals: &BTreeMap<usize, i64>|
+     -> Result<(), String> {
         let s = &w.pods[p];
         let count = |key: Key, d: &str, app: usize| {
             counts.get(&(key as u8, d.to_string(), app)).copied().unwrap_or(0)
@@ -1320,8 +1323,29 @@ fn check(w: &World, input: &Input, plan: &Plan) -> Result<(), String> {
                 ));
             }
         }
-        bump(&mut counts, h, s.app);
-        *totals.entry(s.app).or_default() += 1;
+        Ok(())
+    };
+    let mut waiting: Vec<usize> = order.into_iter().filter(|p| host_of[*p] != usize::MAX).collect();
+    while !waiting.is_empty() {
+        let mut first_error = None;
+        let before = waiting.len();
+        waiting.retain(|&p| {
+            let h = host_of[p];
+            match check(p, h, &counts, &totals) {
+                Ok(()) => {
+                    bump(&mut counts, h, w.pods[p].app);
+                    *totals.entry(w.pods[p].app).or_default() += 1;
+                    false
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    true
+                }
+            }
+        });
+        if waiting.len() == before {
+            return Err(first_error.unwrap_or_default());
+        }
     }
 
     // A pod with nothing to satisfy but its requests is never left out while a pool without

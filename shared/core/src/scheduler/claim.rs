@@ -7,7 +7,7 @@ use super::pools::*;
 use super::solver::Solver;
 use super::topology::TopoKey;
 use super::view::*;
-use crate::pod::{HostPort, Pod, untolerated};
+use crate::pod::{HostPort, Pod};
 use crate::requirements::Requirements;
 use crate::resources::Resources;
 
@@ -92,6 +92,18 @@ impl NewClaim {
     }
 }
 
+/// How much a pod may change the claim it joins.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fit {
+    /// Only where the claim's cheapest type already has room: no cost added.
+    Room,
+    /// The claim may grow into bigger types, but not out of those efficient for the round's
+    /// CPU:memory mix (big claims end on cost-efficient nodes).
+    Grow,
+    /// Into any bigger type: the last resort once no new claim can be opened.
+    GrowAny,
+}
+
 /// How far a claim's cpu share may run ahead of its memory share (or the reverse), as
 /// fractions of the balance type's usable capacity.
 pub(super) const BALANCE_SLACK: f64 = 0.1;
@@ -136,8 +148,8 @@ impl<'a> Solver<'a> {
     }
 
     /// The claim as it would be with the pod added, or `None` if the pod cannot go there.
-    /// Without `grow`, only a claim whose cheapest type already has room qualifies.
-    pub(super) fn try_add(&mut self, c: usize, pod: &Pod, view: &PodView, grow: bool) -> Option<NewClaim> {
+    /// How far the claim may change (see [`Fit`]).
+    pub(super) fn try_add(&mut self, c: usize, pod: &Pod, view: &PodView, fit: Fit) -> Option<NewClaim> {
         let claim = &self.claims[c];
         // The cheapest test first: a pod anti-affine by hostname to pods already on the claim
         // (most claims, for such a pod) is turned away by one lookup.
@@ -157,7 +169,10 @@ impl<'a> Solver<'a> {
         // A claim that would drift further from the round's balance than the slack passes the
         // pod on; later pods of the other shape fill it back towards balance.
         // An empty claim takes any pod: otherwise a pod of an unusual shape fits nowhere.
-        if let Some((cpu_ref, mem_ref)) = self.pools[p].balance.filter(|_| !claim.pods.is_empty()) {
+        if let Some((cpu_ref, mem_ref)) = self.pools[p]
+            .balance
+            .filter(|_| !claim.pods.is_empty() && fit != Fit::GrowAny)
+        {
             let skew = |cpu: i64, mem: i64| cpu as f64 / cpu_ref - mem as f64 / mem_ref;
             let (cpu, mem) = (claim.requests.cpu(), claim.requests.memory());
             let before = skew(cpu, mem);
@@ -166,7 +181,7 @@ impl<'a> Solver<'a> {
                 return None;
             }
         }
-        if !grow {
+        if fit == Fit::Room {
             let cheapest = claim.types.first()?;
             if !self.pools[p].types[*cheapest as usize]
                 .usable
@@ -175,7 +190,7 @@ impl<'a> Solver<'a> {
                 return None;
             }
         }
-        if untolerated(&pod.tolerations, self.pools[p].taints).is_some() {
+        if view.untolerated(pod, self.pools[p].taints).is_some() {
             return None;
         }
         if pod
@@ -215,6 +230,14 @@ impl<'a> Solver<'a> {
         let mut requests = claim.requests.clone();
         requests.add(&pod.requests);
         let offer = expand(zones, cts);
+        // A daemonset's host port is taken only on the types it runs on.
+        let port_taken = |t: u32| {
+            !pod.host_ports.is_empty()
+                && pool.daemon_ports.iter().any(|(port, lands)| {
+                    lands[t as usize / 64] & (1 << (t % 64)) != 0
+                        && pod.host_ports.iter().any(|p| p.conflicts(port))
+                })
+        };
         let types: Vec<u32> = claim
             .types
             .iter()
@@ -224,13 +247,14 @@ impl<'a> Solver<'a> {
                 type_bits[*t as usize / 64] & (1 << (*t % 64)) != 0
                     && pt.offer_mask & offer != 0
                     && pt.usable.fits(&requests)
+                    && !port_taken(*t)
             })
             .collect();
         if types.is_empty() {
             return None;
         }
         let efficient = |ts: &[u32]| ts.iter().any(|t| pool.types[*t as usize].efficient);
-        if grow && !claim.pods.is_empty() && efficient(&claim.types) && !efficient(&types) {
+        if fit == Fit::Grow && !claim.pods.is_empty() && efficient(&claim.types) && !efficient(&types) {
             return None;
         }
         // Pin zone and capacity type when topology counts depend on them: the domain with the

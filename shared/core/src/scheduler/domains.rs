@@ -47,6 +47,20 @@ impl<'a> Solver<'a> {
         }
     }
 
+    /// Whether some required pod affinity term of the pod selects no pod placed so far: the
+    /// pod may fit once its target is placed.
+    pub(super) fn affinity_target_missing(&mut self, i: usize) -> bool {
+        let pod = &self.input.pending[i];
+        pod.pod_affinity.iter().any(|t| {
+            let g = self.topology.group(
+                TopoKey::of(&t.topology_key),
+                &t.selector,
+                NsScope::for_term(t, &pod.namespace),
+            );
+            self.topology.groups[g as usize].total == 0
+        })
+    }
+
     pub(super) fn count_existing(&mut self) {
         for h in 0..self.input.nodes.len() {
             for pod in self.input.nodes[h].pods.iter().filter(|p| !p.terminal) {
@@ -149,6 +163,8 @@ impl<'a> Solver<'a> {
             if &g.key != key {
                 continue;
             }
+            // As the kube-scheduler: with a matching pod anywhere, the pod must share its
+            // domain; with none, a pod its own term selects may start the group.
             if g.total > 0 {
                 allowed &= bits(universe)
                     .filter(|d| g.count(*d) > 0)

@@ -40,7 +40,7 @@ impl<'a> Solver<'a> {
         if f.unschedulable || !f.free.fits(&pod.requests) {
             return false;
         }
-        if untolerated(&pod.tolerations, &f.taints).is_some() || !view.term.matches_labels(&f.labels) {
+        if view.untolerated(pod, &f.taints).is_some() || !view.term.matches_labels(&f.labels) {
             return false;
         }
         if pod
@@ -70,7 +70,43 @@ impl<'a> Solver<'a> {
 }
 
 /// Existing nodes, with the room their running pods leave.
-pub(super) fn existing(input: &Input, zone_index: &HashMap<&str, u32>) -> Vec<FixedHost> {
+/// Taints a node carries only until it is ready (Karpenter's known ephemeral taints).
+const EPHEMERAL_TAINTS: [&str; 4] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+    labels::UNREGISTERED_TAINT,
+];
+
+/// The taints that will stay on a node: on a node of a pool not yet initialized, the pool's
+/// startup taints and the ephemeral ones are on their way off, so pods are planned past them.
+fn lasting_taints(node: &crate::pod::Node, pools: &[Pool]) -> Vec<Taint> {
+    let initialized = node
+        .labels
+        .get(labels::NODE_INITIALIZED)
+        .is_some_and(|v| v == "true");
+    let pool = node
+        .labels
+        .get(labels::NODEPOOL)
+        .and_then(|name| pools.iter().find(|p| p.name == name));
+    match pool {
+        Some(pool) if !initialized => node
+            .taints
+            .iter()
+            .filter(|t| {
+                !EPHEMERAL_TAINTS.contains(&t.key.as_str())
+                    && !pool
+                        .startup_taints
+                        .iter()
+                        .any(|s| s.key == t.key && s.effect == t.effect)
+            })
+            .cloned()
+            .collect(),
+        _ => node.taints.clone(),
+    }
+}
+
+pub(super) fn existing(input: &Input, pools: &[Pool], zone_index: &HashMap<&str, u32>) -> Vec<FixedHost> {
     let mut fixed = Vec::new();
     for n in &input.nodes {
         let mut free = n.node.allocatable.clone();
@@ -94,7 +130,7 @@ pub(super) fn existing(input: &Input, zone_index: &HashMap<&str, u32>) -> Vec<Fi
                 .and_then(|c| CapacityType::parse(c))
                 .map(ct_index),
             labels: n.node.labels.clone(),
-            taints: n.node.taints.clone(),
+            taints: lasting_taints(&n.node, pools),
             free,
             unschedulable: n.node.unschedulable || n.node.deleting,
             host_ports,
@@ -182,7 +218,14 @@ pub(super) fn in_flight(input: &Input, pools: &[Pool], zone_index: &HashMap<&str
             unschedulable: false,
             zone,
             ct,
-            host_ports: Vec::new(),
+            // A daemonset that may run on whichever candidate comes up holds its ports.
+            host_ports: input
+                .daemonsets
+                .iter()
+                .filter(|d| untolerated(&d.tolerations, &claim.taints).is_none())
+                .filter(|d| candidates.iter().any(|it| daemon_lands(d, &pool.reqs, it)))
+                .flat_map(|d| d.host_ports.iter().cloned())
+                .collect(),
             placed: Vec::new(),
             reserved_for: claim.pods.clone(),
         });

@@ -9,7 +9,7 @@ use super::limits::{Budget, LimitVec, NOTHING, largest, usage_of};
 use super::offerings::*;
 use crate::catalog::{CapacityType, InstanceType};
 use crate::labels;
-use crate::pod::{Pod, Taint, untolerated};
+use crate::pod::{HostPort, Pod, Taint, untolerated};
 use crate::ports::OfferingKey;
 use crate::requirements::{Requirement, Requirements};
 use crate::resources::Resources;
@@ -49,6 +49,9 @@ pub(super) struct Pool<'a> {
     pub(super) balance: Option<(f64, f64)>,
     /// Why the pool cannot launch at all, if so.
     pub(super) broken: Option<String>,
+    /// Host ports of the daemonsets that run on the pool's nodes, with the types (a bitset
+    /// over `types`) they run on.
+    pub(super) daemon_ports: Vec<(HostPort, Vec<u64>)>,
 }
 
 impl Pool<'_> {
@@ -97,6 +100,36 @@ pub(super) fn mark_efficient(types: &mut [PoolType], pending: &[Pod]) {
     }
 }
 
+/// Host ports of the daemonsets that land on a pool's nodes, each with the types it lands on.
+fn daemon_ports(
+    daemons: &[Pod],
+    pool_reqs: &Requirements,
+    taints: &[Taint],
+    types: &[PoolType],
+) -> Vec<(HostPort, Vec<u64>)> {
+    let mut out = Vec::new();
+    for d in daemons.iter().filter(|d| !d.host_ports.is_empty()) {
+        if untolerated(&d.tolerations, taints).is_some() {
+            continue;
+        }
+        let mut lands = vec![0u64; types.len().div_ceil(64)];
+        for (t, pt) in types.iter().enumerate() {
+            if daemon_lands(d, pool_reqs, pt.it) {
+                lands[t / 64] |= 1 << (t % 64);
+            }
+        }
+        out.extend(d.host_ports.iter().map(|p| (p.clone(), lands.clone())));
+    }
+    out
+}
+
+/// Whether a daemonset (its pod template) runs on a node of this type in the pool.
+pub(super) fn daemon_lands(d: &Pod, pool_reqs: &Requirements, it: &InstanceType) -> bool {
+    d.node_requirement_terms()
+        .iter()
+        .any(|term| pool_reqs.compatible(term).is_ok() && it.requirements.intersects(term).is_ok())
+}
+
 pub(super) fn daemon_overhead(
     daemons: &[Pod],
     pool_reqs: &Requirements,
@@ -108,11 +141,7 @@ pub(super) fn daemon_overhead(
         if untolerated(&d.tolerations, taints).is_some() {
             continue;
         }
-        let lands = d
-            .node_requirement_terms()
-            .iter()
-            .any(|term| pool_reqs.compatible(term).is_ok() && it.requirements.intersects(term).is_ok());
-        if lands {
+        if daemon_lands(d, pool_reqs, it) {
             total.add(&d.requests);
         }
     }
@@ -229,6 +258,7 @@ pub(super) fn prepare<'a>(
             .max_by_key(|t| (t.usable.cpu(), t.usable.memory()))
             .map(|t| (t.usable.cpu() as f64, t.usable.memory() as f64))
             .filter(|(c, m)| *c > 0.0 && *m > 0.0);
+        let daemon_ports = daemon_ports(&input.daemonsets, &reqs, &spec.taints, &types);
         pools.push(Pool {
             name: p.nodepool.name(),
             nodeclass: &spec.node_class_ref.name,
@@ -240,6 +270,7 @@ pub(super) fn prepare<'a>(
             zone_mask,
             ct_mask,
             budget,
+            daemon_ports,
             balance,
             broken,
         });

@@ -18,7 +18,7 @@ use super::topology::{Topology, next_clear};
 use super::view::*;
 use super::{Input, Plan, Unschedulable};
 use crate::labels;
-use crate::pod::untolerated;
+use crate::pod::TaintEffect;
 use crate::ports::OfferingKey;
 use crate::requirements::Requirements;
 use crate::resources::Resources;
@@ -32,6 +32,8 @@ pub(super) struct Solver<'a> {
     pub(super) topology: Topology,
     pub(super) fixed: Vec<FixedHost>,
     pub(super) claims: Vec<NewClaim>,
+    /// Some pool or host has a PreferNoSchedule taint (see [`Relaxation`]).
+    pub(super) prefer_no_schedule: bool,
     /// Type bitsets per (pool, requirements): which of a pool's types a term allows.
     pub(super) type_cache: HashMap<(usize, Requirements), std::rc::Rc<Vec<u64>>>,
 }
@@ -53,19 +55,47 @@ pub(super) fn solve(input: &Input) -> Plan {
     solver.register_groups(&pods);
     solver.count_existing();
 
-    let mut unschedulable = Vec::new();
     // Pods an in-flight claim was launched for go back to it first.
     let (reserved, rest): (Vec<usize>, Vec<usize>) = pods
         .into_iter()
         .partition(|i| solver.reserved_host(&input.pending[*i]).is_some());
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut waiting: Vec<bool> = vec![false; input.pending.len()];
     for i in reserved.into_iter().chain(rest) {
         if let Err(reason) = solver.place(i) {
-            unschedulable.push(Unschedulable {
-                pod: input.pending[i].key(),
-                reason,
-            });
+            waiting[i] = solver.affinity_target_missing(i);
+            failed.push((i, reason));
         }
     }
+    // A pod whose affinity target came later in the order is tried again once the others are
+    // placed, as long as a pass places any. Only such pods: one placed out of order for any
+    // other reason could break the spread of a pod placed before it, should the kube-scheduler
+    // bind them in the order they were planned.
+    loop {
+        let before = failed.len();
+        failed.retain_mut(|(i, reason)| {
+            if !waiting[*i] {
+                return true;
+            }
+            match solver.place(*i) {
+                Ok(()) => false,
+                Err(r) => {
+                    *reason = r;
+                    true
+                }
+            }
+        });
+        if failed.is_empty() || failed.len() == before {
+            break;
+        }
+    }
+    let unschedulable = failed
+        .into_iter()
+        .map(|(i, reason)| Unschedulable {
+            pod: input.pending[i].key(),
+            reason,
+        })
+        .collect();
     solver.repack();
     solver.right_size();
     solver.into_plan(unschedulable)
@@ -99,7 +129,7 @@ impl<'a> Solver<'a> {
             .collect();
 
         let pools = pools::prepare(input, &zones, &zone_index, &unavailable);
-        let mut fixed = hosts::existing(input, &zone_index);
+        let mut fixed = hosts::existing(input, &pools, &zone_index);
         fixed.extend(hosts::in_flight(input, &pools, &zone_index));
         let mut universe = (0u64, 0u8);
         for p in pools.iter().filter(|p| p.broken.is_none()) {
@@ -110,10 +140,16 @@ impl<'a> Solver<'a> {
             universe.0 |= f.zone.map_or(0, |z| 1 << z);
             universe.1 |= f.ct.map_or(0, |c| 1 << c);
         }
+        let prefer_no_schedule = pools
+            .iter()
+            .flat_map(|p| p.taints.iter())
+            .chain(fixed.iter().flat_map(|f| f.taints.iter()))
+            .any(|t| t.effect == TaintEffect::PreferNoSchedule);
         Solver {
             input,
             zones,
             universe,
+            prefer_no_schedule,
             pools,
             topology: Topology::default(),
             fixed,
@@ -177,6 +213,8 @@ impl<'a> Solver<'a> {
             preferred_affinity: 0,
             preferred_anti: 0,
             schedule_anyway: true,
+            // Nothing to relax where no pool or host has such a taint.
+            tolerate_prefer_no_schedule: !self.prefer_no_schedule,
         };
         loop {
             let view = self.view(pod, &relax);
@@ -207,25 +245,38 @@ impl<'a> Solver<'a> {
         if view.existing_only {
             return false;
         }
-        // 2. Claims of this round: first without adding cost, then by growing. A claim's host
-        // id is the number of fixed hosts plus its index.
-        let first = self.fixed.len();
-        for grow in [false, true] {
-            let mut h = first;
-            while let Some(found) = next_clear(&skip, h, first + self.claims.len()) {
-                let c = found - first;
-                debug_assert_eq!(self.claims[c].host_id as usize, found);
-                if let Some(update) = self.try_add(c, pod, view, grow) {
-                    self.commit_claim(c, update, i, view);
-                    return true;
-                }
-                h = found + 1;
-            }
+        // 2. Claims of this round: first without adding cost, then by growing.
+        if self.join_claim(i, view, &skip, Fit::Room) || self.join_claim(i, view, &skip, Fit::Grow) {
+            return true;
         }
-        // 3. A new claim from the first pool that can take the pod.
+        // 3. A new claim from the first pool that can take the pod; 4. failing that, any
+        // claim that can grow into a type of any shape (a pool at its limits opens none).
+        self.open_claim(i, view) || self.join_claim(i, view, &skip, Fit::GrowAny)
+    }
+
+    /// Adds the pod to the first claim of this round it fits as `fit` allows. A claim's host
+    /// id is the number of fixed hosts plus its index.
+    fn join_claim(&mut self, i: usize, view: &PodView, skip: &[u64], fit: Fit) -> bool {
+        let pod = &self.input.pending[i];
+        let first = self.fixed.len();
+        let mut h = first;
+        while let Some(found) = next_clear(skip, h, first + self.claims.len()) {
+            let c = found - first;
+            debug_assert_eq!(self.claims[c].host_id as usize, found);
+            if let Some(update) = self.try_add(c, pod, view, fit) {
+                self.commit_claim(c, update, i, view);
+                return true;
+            }
+            h = found + 1;
+        }
+        false
+    }
+
+    /// Opens a claim for the pod in the first pool (by weight) that can take it.
+    fn open_claim(&mut self, i: usize, view: &PodView) -> bool {
+        let pod = &self.input.pending[i];
         for p in 0..self.pools.len() {
-            if self.pools[p].broken.is_some() || untolerated(&pod.tolerations, self.pools[p].taints).is_some()
-            {
+            if self.pools[p].broken.is_some() || view.untolerated(pod, self.pools[p].taints).is_some() {
                 continue;
             }
             if self.pools[p].budget.remaining[NODES] < 1 {
@@ -234,7 +285,7 @@ impl<'a> Solver<'a> {
             let claim = self.empty_claim(p);
             self.claims.push(claim);
             let c = self.claims.len() - 1;
-            match self.try_add(c, pod, view, true) {
+            match self.try_add(c, pod, view, Fit::Grow) {
                 Some(update) => {
                     self.commit_claim(c, update, i, view);
                     return true;

@@ -6,7 +6,7 @@ use super::solver::Solver;
 use super::topology::{NsScope, TopoKey};
 use crate::catalog::CapacityType;
 use crate::labels;
-use crate::pod::{InclusionPolicy, Pod, WhenUnsatisfiable, untolerated};
+use crate::pod::{InclusionPolicy, Pod, Taint, TaintEffect, WhenUnsatisfiable, untolerated};
 use crate::requirements::Requirements;
 
 /// A pod's constraints as currently in force (preferences included until relaxed).
@@ -26,6 +26,8 @@ pub(super) struct PodView {
     pub(super) matching: Vec<u32>,
     pub(super) pins_zone: bool,
     pub(super) pins_ct: bool,
+    /// PreferNoSchedule taints the pod does not tolerate still rule a host or pool out.
+    pub(super) avoid_prefer_no_schedule: bool,
     /// The term names hostnames (or requires none): a new node's name is not known before it
     /// registers, so only an existing node can take the pod.
     pub(super) existing_only: bool,
@@ -57,6 +59,8 @@ pub(super) struct Relaxation {
     pub(super) preferred_affinity: usize,
     pub(super) preferred_anti: usize,
     pub(super) schedule_anyway: bool,
+    /// PreferNoSchedule taints are avoided like NoSchedule ones until this last relaxation.
+    pub(super) tolerate_prefer_no_schedule: bool,
 }
 
 impl<'a> Solver<'a> {
@@ -128,6 +132,7 @@ impl<'a> Solver<'a> {
         let pins_zone = touches(TopoKey::Zone);
         let pins_ct = touches(TopoKey::CapacityType);
         let mut view = PodView {
+            avoid_prefer_no_schedule: !relax.tolerate_prefer_no_schedule,
             existing_only: term.get(labels::HOSTNAME).is_some_and(|r| !r.is_complement()),
             term,
             zone_req,
@@ -193,6 +198,21 @@ impl<'a> Solver<'a> {
 }
 
 /// Applies the next relaxation in Karpenter's order; false when nothing is left to relax.
+impl PodView {
+    /// The first taint among `taints` that keeps the pod off (see
+    /// [`Self::avoid_prefer_no_schedule`]).
+    pub(super) fn untolerated<'t>(&self, pod: &Pod, taints: &'t [Taint]) -> Option<&'t Taint> {
+        untolerated(&pod.tolerations, taints).or_else(|| {
+            self.avoid_prefer_no_schedule.then(|| {
+                taints.iter().find(|t| {
+                    t.effect == TaintEffect::PreferNoSchedule
+                        && !pod.tolerations.iter().any(|tol| tol.tolerates(t))
+                })
+            })?
+        })
+    }
+}
+
 pub(super) fn relax_once(pod: &Pod, relax: &mut Relaxation) -> bool {
     if relax.required_term + 1 < pod.required_affinity.len() {
         relax.required_term += 1;
@@ -217,6 +237,10 @@ pub(super) fn relax_once(pod: &Pod, relax: &mut Relaxation) -> bool {
             .any(|s| s.when_unsatisfiable == WhenUnsatisfiable::ScheduleAnyway)
     {
         relax.schedule_anyway = false;
+        return true;
+    }
+    if !relax.tolerate_prefer_no_schedule {
+        relax.tolerate_prefer_no_schedule = true;
         return true;
     }
     false

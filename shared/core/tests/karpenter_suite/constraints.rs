@@ -607,7 +607,6 @@ fn pods_go_to_the_heaviest_pool_every_time() {
 }
 
 #[test]
-#[ignore = "fails today: a PreferNoSchedule-tainted pool is used while an untainted pool fits"]
 fn an_untainted_pool_is_preferred_to_one_with_a_prefer_no_schedule_taint() {
     let soft = any_pool("a-soft")
         .taint("foo", Some("bar"), TaintEffect::PreferNoSchedule)

@@ -177,7 +177,6 @@ fn a_node_with_a_taint_the_pod_does_not_tolerate_takes_no_pods() {
 }
 
 #[test]
-#[ignore = "fails today: startup taints on a node not yet initialized are not treated as temporary"]
 fn a_node_still_initializing_takes_pods_despite_its_startup_taint() {
     let pool = three_zone_pool("default")
         .startup_taint("foo.com/taint", TaintEffect::NoSchedule)
@@ -208,7 +207,6 @@ fn an_initialized_node_that_has_its_startup_taint_again_takes_no_pods() {
 }
 
 #[test]
-#[ignore = "fails today: the not-ready NoExecute taint of a node not yet initialized is not treated as temporary"]
 fn a_node_still_initializing_takes_pods_despite_the_not_ready_taint() {
     let mut n = node_of_pool("n1", "m5.2xlarge", "7");
     n.node.ready = false;
@@ -286,7 +284,6 @@ fn daemonset_requests_are_reserved_on_every_new_node() {
 }
 
 #[test]
-#[ignore = "fails today: daemonset host ports are not reserved on new nodes"]
 fn a_daemonset_host_port_blocks_a_pod_wanting_the_same_port() {
     let agent = pod("agent").cpu("2").host_port(8080).daemonset().build();
     let p = pod("p").cpu("1").host_port(8080).build();

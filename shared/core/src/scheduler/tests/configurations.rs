@@ -348,3 +348,39 @@ fn a_launch_keeps_every_min_values_minimum_within_the_type_cap() {
     assert!(distinct(labels::INSTANCE_FAMILY) >= 40, "{c:#?}");
     assert!(distinct(labels::INSTANCE_CPU) >= 12, "{c:#?}");
 }
+
+#[test]
+fn a_pool_limited_to_one_node_never_breaks_a_zone_spread_to_fit_one_more_pod() {
+    let pool = nodepool("pool0")
+        .requirement(labels::INSTANCE_CATEGORY, Operator::In, &["r"])
+        .limit("nodes", "1")
+        .build();
+    let ps = vec![
+        pod("p0").cpu("4").memory("16Gi").label("app", "a0").build(),
+        pod("p1").cpu("500m").memory("128Mi").label("app", "a0").build(),
+        pod("p2")
+            .cpu("4")
+            .memory("128Mi")
+            .label("app", "a2")
+            .require(labels::INSTANCE_GENERATION, Operator::Gt, &["5"])
+            .build(),
+        pod("p3")
+            .cpu("100m")
+            .memory("16Gi")
+            .label("app", "a2")
+            .spread_with(labels::ZONE, 2, &[("app", "a2")])
+            .build(),
+        pod("p4").cpu("100m").memory("128Mi").label("app", "a0").build(),
+        pod("p5").cpu("250m").memory("128Mi").label("app", "a2").build(),
+    ];
+    let plan = schedule(&input(ps, vec![pool]));
+    assert!(plan.new_claims.len() <= 1, "{plan:#?}");
+    if let Ok(c) = std::panic::catch_unwind(|| claim_of(&plan, "p3").clone()) {
+        let a2 = c
+            .pods
+            .iter()
+            .filter(|p| ["default/p2", "default/p3", "default/p5"].contains(&p.as_str()))
+            .count();
+        assert!(a2 <= 2, "three a2 pods in one zone against maxSkew 2: {plan:#?}");
+    }
+}
