@@ -26,15 +26,17 @@ const APPS: [&str; 5] = ["web", "api", "batch", "db", "free"];
 const SELECTED: usize = 4;
 const CPU_M: [i64; 6] = [100, 250, 500, 1000, 2000, 4000];
 const MEM_MI: [i64; 5] = [128, 512, 1024, 4096, 16384];
-const CATEGORIES: [&str; 5] = ["c", "m", "r", "t", "g"];
+const CATEGORIES: [&str; 7] = ["c", "m", "r", "t", "g", "x", "u"];
 /// us-east-1e has few offerings: pools restricted to it exercise domains without capacity.
 const ZONES: [&str; 4] = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1e"];
 const TEAMS: [&str; 2] = ["blue", "green"];
 const TAINT_KEY: &str = "dedicated";
 const TEAM_KEY: &str = "team";
-/// Families of the catalog slice: x86 and Graviton, burstable, NVMe and GPU types.
-const FAMILIES: [&str; 15] = [
+/// Families of the catalog slice: x86 and Graviton, burstable, NVMe and GPU types, and very
+/// large memory types (up to 448 vCPU and 6 TiB) that a limit must keep claims from reserving.
+const FAMILIES: [&str; 17] = [
     "c5", "c6g", "c6a", "c7i", "m5", "m6i", "m6g", "m7i", "r5", "r6i", "r7g", "t3", "t4g", "g4dn", "i3",
+    "x2iedn", "u-6tb1",
 ];
 /// Types existing nodes and in-flight claims run on.
 const NODE_TYPES: [&str; 4] = ["m5.xlarge", "c6g.2xlarge", "r5.large", "g4dn.xlarge"];
@@ -98,6 +100,9 @@ enum NodeReq {
     CapacityTypeIn(&'static str),
     TeamIn(&'static str),
     TeamNotExists,
+    /// `karpenter.sh/nodepool In [poolN]`: a pod choosing its pool by name.
+    PoolIn(usize),
+    PoolNotIn(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +155,8 @@ struct PoolSpec {
     limit: Option<Limit>,
     weight: i32,
     team: Option<&'static str>,
+    /// Zones of the node class's subnets: the catalog the pool plans from is offered only there.
+    subnet_zones: Option<Vec<&'static str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +215,8 @@ fn node_req() -> impl Strategy<Value = NodeReq> {
         prop::sample::select(vec!["spot", "on-demand"]).prop_map(NodeReq::CapacityTypeIn),
         prop::sample::select(TEAMS.to_vec()).prop_map(NodeReq::TeamIn),
         Just(NodeReq::TeamNotExists),
+        (0..3usize).prop_map(NodeReq::PoolIn),
+        (0..3usize).prop_map(NodeReq::PoolNotIn),
     ]
 }
 
@@ -283,8 +292,8 @@ fn daemon_spec() -> impl Strategy<Value = DaemonSpec> {
 
 fn limit() -> impl Strategy<Value = Limit> {
     prop_oneof![
-        prop::sample::select(vec![8i64, 32, 256]).prop_map(Limit::Cpu),
-        prop::sample::select(vec![32i64, 256]).prop_map(Limit::MemoryGi),
+        prop::sample::select(vec![8i64, 32, 256, 1000]).prop_map(Limit::Cpu),
+        prop::sample::select(vec![32i64, 48, 256]).prop_map(Limit::MemoryGi),
         (1..=4i64).prop_map(Limit::Nodes),
     ]
 }
@@ -298,9 +307,10 @@ fn pool_spec() -> impl Strategy<Value = PoolSpec> {
         prop::option::weighted(0.3, limit()),
         0..3i32,
         prop::option::weighted(0.3, prop::sample::select(TEAMS.to_vec())),
+        prop::option::weighted(0.25, prop::sample::subsequence(ZONES.to_vec(), 1..=3)),
     )
         .prop_map(
-            |((spot, on_demand), categories, zones, tainted, limit, weight, team)| PoolSpec {
+            |((spot, on_demand), categories, zones, tainted, limit, weight, team, subnet_zones)| PoolSpec {
                 spot,
                 on_demand,
                 categories,
@@ -309,6 +319,7 @@ fn pool_spec() -> impl Strategy<Value = PoolSpec> {
                 limit,
                 weight,
                 team,
+                subnet_zones,
             },
         )
 }
@@ -463,6 +474,8 @@ fn build_pod(i: usize, s: &PodSpec) -> nodewright_core::pod::Pod {
                 NodeReq::CapacityTypeIn(c) => (labels::CAPACITY_TYPE, Operator::In, vec![c.to_string()]),
                 NodeReq::TeamIn(team) => (TEAM_KEY, Operator::In, vec![team.to_string()]),
                 NodeReq::TeamNotExists => (TEAM_KEY, Operator::DoesNotExist, vec![]),
+                NodeReq::PoolIn(n) => (labels::NODEPOOL, Operator::In, vec![format!("pool{n}")]),
+                NodeReq::PoolNotIn(n) => (labels::NODEPOOL, Operator::NotIn, vec![format!("pool{n}")]),
             };
             let values: Vec<&str> = values.iter().map(String::as_str).collect();
             b = if t > 0 && r == 0 {
@@ -524,10 +537,25 @@ fn build_pool(i: usize, s: &PoolSpec) -> PoolInput {
     if let Some(team) = s.team {
         b = b.label(TEAM_KEY, team);
     }
+    // The node class's catalog: only offerings in zones where it has a subnet.
+    let instance_types = match &s.subnet_zones {
+        None => catalog(),
+        Some(zones) => Arc::new(
+            catalog()
+                .iter()
+                .map(|t| {
+                    let mut t = t.clone();
+                    t.offerings.retain(|o| zones.contains(&o.zone.as_str()));
+                    t
+                })
+                .filter(|t| !t.offerings.is_empty())
+                .collect(),
+        ),
+    };
     PoolInput {
         nodepool: b.build(),
         nodeclass: nodeclass("default"),
-        instance_types: catalog(),
+        instance_types,
     }
 }
 
@@ -746,6 +774,8 @@ fn req_holds(r: &NodeReq, l: &Labels) -> bool {
         NodeReq::CapacityTypeIn(c) => get(labels::CAPACITY_TYPE) == Some(c),
         NodeReq::TeamIn(t) => get(TEAM_KEY) == Some(t),
         NodeReq::TeamNotExists => !l.contains_key(TEAM_KEY),
+        NodeReq::PoolIn(n) => get(labels::NODEPOOL) == Some(&format!("pool{n}")),
+        NodeReq::PoolNotIn(n) => get(labels::NODEPOOL) != Some(&format!("pool{n}")),
     }
 }
 
@@ -854,6 +884,7 @@ fn pool_allows(p: &PoolSpec, t: &InstanceType, zone: &str, ct: CapacityType) -> 
     };
     ct_ok
         && p.zones.as_ref().is_none_or(|z| z.contains(&zone))
+        && p.subnet_zones.as_ref().is_none_or(|z| z.contains(&zone))
         && t.labels
             .get(labels::INSTANCE_CATEGORY)
             .is_some_and(|c| p.categories.contains(&c.as_str()))

@@ -148,32 +148,36 @@ pub(super) fn in_flight(input: &Input, pools: &[Pool], zone_index: &HashMap<&str
         let Some(pool) = pools.iter().find(|p| p.name == claim.nodepool) else {
             continue;
         };
-        let Some(catalog) = input.pools.iter().find(|p| p.nodepool.name() == claim.nodepool) else {
-            continue;
-        };
         let launched = claim.instance.as_ref();
-        // Looked up in the whole catalog: the claim exists even if its type has since run
-        // out of capacity or left the pool's requirements. Until EC2 answers, any
-        // candidate may come up: count only the room and the labels every candidate has.
+        // Looked up in every catalog of the round: the claim exists even if its type has since
+        // run out of capacity, left the pool's requirements or its zone lost its subnet. Until
+        // EC2 answers, any candidate may come up: count only the room and the labels every
+        // candidate has.
         let names: Vec<&String> = match launched {
             Some(i) => vec![&i.instance_type],
             None => claim.instance_types.iter().collect(),
         };
+        let own_first = input
+            .pools
+            .iter()
+            .filter(|p| p.nodepool.name() == claim.nodepool)
+            .chain(input.pools.iter().filter(|p| p.nodepool.name() != claim.nodepool));
+        let catalogs: Vec<&[InstanceType]> = own_first.map(|p| p.instance_types.as_slice()).collect();
         let candidates: Vec<&InstanceType> = names
             .into_iter()
-            .filter_map(|n| catalog.instance_types.iter().find(|t| &t.name == n))
+            .filter_map(|n| catalogs.iter().find_map(|c| c.iter().find(|t| &t.name == n)))
             .collect();
-        let Some((first, rest)) = candidates.split_first() else {
-            continue;
-        };
         let usable = |it: &InstanceType| {
             let mut room = it.allocatable.clone();
             room.sub(&daemon_overhead(&input.daemonsets, &pool.reqs, it, &claim.taints));
             room
         };
-        let mut free = usable(first);
-        let mut type_labels = first.labels.clone();
-        for t in rest {
+        // A type no catalog knows: what it was launched for is all the room it is sure to have.
+        let (mut free, mut type_labels) = match candidates.first() {
+            Some(first) => (usable(first), first.labels.clone()),
+            None => (claim.requests.clone(), BTreeMap::new()),
+        };
+        for t in candidates.iter().skip(1) {
             free.min_with(&usable(t));
             type_labels.retain(|k, v| t.labels.get(k) == Some(v));
         }

@@ -118,6 +118,13 @@ impl<'a> Solver<'a> {
                     .iter()
                     .filter_map(|n| n.node.labels.get(labels::ZONE).cloned()),
             )
+            // In-flight claims may sit in zones no pool's node class offers any more.
+            .chain(input.in_flight.iter().flat_map(|c| {
+                c.zones
+                    .iter()
+                    .cloned()
+                    .chain(c.instance.as_ref().map(|i| i.zone.clone()))
+            }))
             .collect();
         zones.sort();
         zones.dedup();

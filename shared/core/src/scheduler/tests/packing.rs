@@ -275,3 +275,38 @@ fn a_claim_asks_for_spot_only_and_for_on_demand_once_spot_is_gone_where_it_must_
     assert_eq!(claim.chosen.capacity_type, CapacityType::OnDemand);
     assert_eq!(claim.zones, vec!["us-east-1a".to_string()]);
 }
+
+#[test]
+fn an_in_flight_claim_in_a_zone_that_lost_its_subnet_still_takes_its_pods() {
+    // The node class's catalog no longer offers anything in us-east-1c; the instance launched
+    // there before is still coming up and its pods must not get a second node.
+    let mut inp = input(
+        pods(4, |i| pod(&format!("p{i}")).cpu("1").build()),
+        vec![default_pool()],
+    );
+    let narrowed: Vec<_> = inp.pools[0]
+        .instance_types
+        .iter()
+        .filter(|t| t.name != "m5.2xlarge")
+        .map(|t| {
+            let mut t = t.clone();
+            t.offerings.retain(|o| o.zone != "us-east-1c");
+            t
+        })
+        .collect();
+    inp.pools[0].instance_types = std::sync::Arc::new(narrowed);
+    let mut claim = in_flight(
+        "default-abc",
+        "m5.2xlarge",
+        &["us-east-1c"],
+        true,
+        &["p0", "p1", "p2", "p3"],
+    );
+    claim.requests =
+        Resources::from_quantities([("cpu", "4"), ("memory", "4Gi"), ("pods", "4")]).expect("valid");
+    inp.in_flight.push(claim);
+    let plan = schedule(&inp);
+    assert!(plan.new_claims.is_empty(), "{plan:#?}");
+    assert_eq!(plan.in_flight.len(), 1);
+    assert_eq!(plan.in_flight[0].1.len(), 4);
+}
