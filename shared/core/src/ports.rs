@@ -157,6 +157,9 @@ pub trait Cloud: Send + Sync {
     fn list_instances(&self) -> impl Future<Output = PortResult<Vec<Instance>>> + Send;
 
     /// The instance catalog for a node class (allocatable depends on its kubelet settings).
+    /// Only what it can launch: offerings in zones of its selected subnets, of types whose
+    /// architecture one of its AMIs supports, no type without offerings; failing to resolve
+    /// subnets or AMIs is an error, never the unfiltered catalog.
     fn catalog(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<Catalog>> + Send;
 }
 

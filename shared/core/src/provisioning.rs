@@ -224,7 +224,8 @@ async fn pool_inputs<K: Cloud>(
     nodeclasses: &[Ec2NodeClass],
     report: &mut RoundReport,
 ) -> PortResult<Vec<PoolInput>> {
-    let mut catalogs: BTreeMap<String, Arc<Vec<_>>> = BTreeMap::new();
+    // `None`: the node class is misconfigured (already reported).
+    let mut catalogs: BTreeMap<String, Option<Arc<Vec<_>>>> = BTreeMap::new();
     let mut pools = Vec::new();
     for nodepool in nodepools {
         let class_name = &nodepool.spec.template.spec.node_class_ref.name;
@@ -238,12 +239,23 @@ async fn pool_inputs<K: Cloud>(
         let types = match catalogs.get(class_name) {
             Some(t) => t.clone(),
             None => {
-                let catalog = cloud.catalog(nodeclass).await?;
-                let types = Arc::new(catalog.types);
+                let types = match cloud.catalog(nodeclass).await {
+                    Ok(catalog) => Some(Arc::new(catalog.types)),
+                    // A node class the cloud cannot use (selectors that resolve nothing, bad
+                    // kubelet settings) stops its own pools, not the whole round.
+                    Err(e) if e.kind == ErrorKind::Invalid => {
+                        report
+                            .invalid_config
+                            .push(format!("EC2NodeClass {class_name}: {e}"));
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
                 catalogs.insert(class_name.clone(), types.clone());
                 types
             }
         };
+        let Some(types) = types else { continue };
         pools.push(PoolInput {
             nodepool,
             nodeclass: nodeclass.clone(),

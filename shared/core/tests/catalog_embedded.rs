@@ -383,3 +383,24 @@ fn build_names_the_type_whose_description_is_incomplete() {
     .expect_err("no vCPUs");
     assert!(err.to_string().contains("x1.large"), "{err}");
 }
+
+#[test]
+fn retaining_offerings_narrows_zone_and_capacity_type_requirements_and_drops_emptied_types() {
+    let mut c = catalog().clone();
+    let before = c.types.len();
+    // us-east-1a only, and no spot for m5.large; t2.micro nowhere.
+    c.retain_offerings(|name, o| {
+        o.zone == "us-east-1a"
+            && name != "t2.micro"
+            && !(name == "m5.large" && o.capacity_type == CapacityType::Spot)
+    });
+    assert_eq!(c.zones(), ["us-east-1a"]);
+    assert!(c.get("t2.micro").is_none());
+    assert!(c.types.len() < before);
+    let m5 = c.get("m5.large").expect("m5.large");
+    let zone = m5.requirements.get(labels::ZONE).expect("zone");
+    assert!(zone.has("us-east-1a") && !zone.has("us-east-1b"));
+    let capacity = m5.requirements.get(labels::CAPACITY_TYPE).expect("capacity type");
+    assert!(capacity.has("on-demand") && !capacity.has("spot"));
+    assert!(!m5.matches_selector(&requiring(labels::ZONE, Operator::In, &["us-east-1b"])));
+}

@@ -1,10 +1,12 @@
-//! The embedded cloud: EC2 as the provisioner sees it, over the embedded us-east-1 catalog.
+//! The embedded cloud: EC2 as the provisioner sees it, over the embedded us-east-1 catalog,
+//! with the subnets and images node classes select (by default, every zone has a subnet and
+//! every architecture an image, for every node class).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nodewright_core::api::Ec2NodeClass;
+use nodewright_core::api::{AmiSelectorTerm, Ec2NodeClass, SelectorTerm};
 use nodewright_core::catalog::{CapacityType, Catalog, InstanceType, NodeSettings, embedded};
 use nodewright_core::labels;
 use nodewright_core::pod::Millis;
@@ -52,6 +54,166 @@ impl fmt::Display for OfferingPattern {
     }
 }
 
+/// A subnet node classes may select with `subnetSelectorTerms` (by `id` or `tags`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimSubnet {
+    pub id: String,
+    pub zone: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// An image's CPU architecture, as EC2 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ImageArch {
+    #[serde(rename = "x86_64")]
+    X86_64,
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl ImageArch {
+    /// Kubernetes' name for it (`kubernetes.io/arch`).
+    pub fn kube(self) -> &'static str {
+        match self {
+            ImageArch::X86_64 => "amd64",
+            ImageArch::Arm64 => "arm64",
+        }
+    }
+}
+
+/// An image node classes may select with `amiSelectorTerms` other than an alias (by `id`,
+/// `name` with `*` and `?` wildcards, `owner` or `tags`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimImage {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub architecture: ImageArch,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What node classes can select. An absent list is the default world: every node class has a
+/// subnet in every zone, and every AMI selection finds an image for every architecture. An
+/// alias (`al2023@latest`) always resolves for every architecture, as EKS publishes its
+/// optimized AMIs for both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloudWorld {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnets: Option<Vec<SimSubnet>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<Vec<SimImage>>,
+}
+
+impl CloudWorld {
+    /// The zones of the subnets the node class selects; `None` for every zone.
+    fn zones(&self, nodeclass: &Ec2NodeClass) -> PortResult<Option<BTreeSet<String>>> {
+        let Some(subnets) = &self.subnets else {
+            return Ok(None);
+        };
+        let terms = &nodeclass.spec.subnet_selector_terms;
+        if terms.iter().any(|t| t.id.is_none() && t.tags.is_empty()) {
+            return Err(invalid_terms("a subnetSelectorTerm must set id or tags"));
+        }
+        let selects = |s: &SimSubnet, t: &SelectorTerm| {
+            t.id.as_ref().is_none_or(|id| *id == s.id) && tags_match(&t.tags, &s.tags)
+        };
+        Ok(Some(
+            subnets
+                .iter()
+                .filter(|s| terms.iter().any(|t| selects(s, t)))
+                .map(|s| s.zone.clone())
+                .collect(),
+        ))
+    }
+
+    /// The Kubernetes architectures the node class's AMI selection has an image for; `None`
+    /// for every architecture.
+    fn arches(&self, nodeclass: &Ec2NodeClass) -> PortResult<Option<BTreeSet<&'static str>>> {
+        let terms = &nodeclass.spec.ami_selector_terms;
+        // An alias decides alone, as on EC2.
+        let Some(images) = self
+            .images
+            .as_ref()
+            .filter(|_| terms.iter().all(|t| t.alias.is_none()))
+        else {
+            return Ok(None);
+        };
+        for t in terms {
+            if t.ssm_parameter.is_some() {
+                return Err(invalid_terms(
+                    "amiSelectorTerms.ssmParameter is not supported yet",
+                ));
+            }
+            if t.id.is_none() && t.name.is_none() && t.tags.is_empty() {
+                return Err(invalid_terms(
+                    "an amiSelectorTerm must set alias, id, name or tags",
+                ));
+            }
+        }
+        let selects = |i: &SimImage, t: &AmiSelectorTerm| {
+            t.id.as_ref().is_none_or(|id| *id == i.id)
+                && t.name.as_ref().is_none_or(|n| wildcard_match(n, &i.name))
+                && t.owner.as_ref().is_none_or(|o| i.owner.as_ref() == Some(o))
+                && tags_match(&t.tags, &i.tags)
+        };
+        Ok(Some(
+            images
+                .iter()
+                .filter(|i| terms.iter().any(|t| selects(i, t)))
+                .map(|i| i.architecture.kube())
+                .collect(),
+        ))
+    }
+}
+
+/// The same words the EC2 adapter uses; the round names the node class.
+fn invalid_terms(message: &str) -> PortError {
+    PortError::new(ErrorKind::Invalid, message)
+}
+
+/// A selector term's tags against an object's: every key present, with the value unless `*`.
+fn tags_match(wanted: &BTreeMap<String, String>, tags: &BTreeMap<String, String>) -> bool {
+    wanted
+        .iter()
+        .all(|(k, v)| tags.get(k).is_some_and(|have| v == "*" || have == v))
+}
+
+/// EC2's filter wildcards: `*` any run of characters, `?` any one.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Greedy matching with backtracking to the last `*`.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
 /// An instance the cloud launched, with what the simulation needs beyond EC2's view of it.
 #[derive(Debug, Clone)]
 pub struct SimInstance {
@@ -88,16 +250,29 @@ struct CloudState {
     by_claim: BTreeMap<String, usize>,
     /// Catalogs built so far, by the node settings they were built for.
     catalogs: Vec<(NodeSettings, Arc<Catalog>)>,
+    world: CloudWorld,
+    /// Catalogs narrowed to what node classes can launch, by settings, zones and architectures.
+    launchable: Vec<(Launchable, Arc<Catalog>)>,
     out_of_capacity: Vec<OfferingPattern>,
     capacity_failures: Vec<CapacityFailure>,
     rng: SplitMix64,
     recorder: Recorder<CloudOp>,
 }
 
+/// What a node class can launch, as a cache key.
+#[derive(Debug, Clone, PartialEq)]
+struct Launchable {
+    settings: NodeSettings,
+    zones: Option<BTreeSet<String>>,
+    arches: Option<BTreeSet<&'static str>>,
+}
+
 /// EC2 in memory. Launches take the first override with capacity, are idempotent per claim id
 /// (as CreateFleet is per client token) and tag the instance with [`CLAIM_TAG`]; terminating an
 /// instance that is gone is `Ok`; offerings declared out of capacity fail with
-/// `InsufficientCapacity` naming them.
+/// `InsufficientCapacity` naming them. A node class's catalog holds only the offerings in zones
+/// of its subnets, of types with an image for their architecture ([`CloudWorld`]); a launch
+/// treats any other offering as one without capacity.
 #[derive(Debug)]
 pub struct SimCloud {
     clock: Arc<VirtualClock>,
@@ -116,6 +291,8 @@ impl SimCloud {
                 by_id: BTreeMap::new(),
                 by_claim: BTreeMap::new(),
                 catalogs: Vec::new(),
+                world: CloudWorld::default(),
+                launchable: Vec::new(),
                 out_of_capacity: Vec::new(),
                 capacity_failures: Vec::new(),
                 rng: SplitMix64::new(seed),
@@ -127,6 +304,13 @@ impl SimCloud {
     fn state(&self) -> MutexGuard<'_, CloudState> {
         // Every mutation completes under the lock, so a poisoned state is still consistent.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the subnets and images node classes select.
+    pub fn set_world(&self, world: CloudWorld) {
+        let mut state = self.state();
+        state.world = world;
+        state.launchable.clear();
     }
 
     /// Offerings matching `pattern` have no capacity until [`Self::restore_capacity`].
@@ -196,7 +380,7 @@ impl SimCloud {
                 format!("launch for claim {}: no overrides", claim.id),
             ));
         }
-        let catalog = catalog_for(&mut state.catalogs, &request.nodeclass)?;
+        let catalog = launchable_for(&mut state, &request.nodeclass)?;
         let mut unavailable = Vec::new();
         for o in &request.overrides {
             let key = OfferingKey {
@@ -306,15 +490,13 @@ impl SimCloud {
     fn catalog_now(&self, nodeclass: &Ec2NodeClass) -> PortResult<Catalog> {
         let mut state = self.state();
         state.recorder.call(CloudOp::Catalog, nodeclass.name())?;
-        Ok((*catalog_for(&mut state.catalogs, nodeclass)?).clone())
+        Ok((*launchable_for(&mut state, nodeclass)?).clone())
     }
 }
 
-/// The embedded catalog for a node class's settings, built once per distinct settings.
-fn catalog_for(
-    cache: &mut Vec<(NodeSettings, Arc<Catalog>)>,
-    nodeclass: &Ec2NodeClass,
-) -> PortResult<Arc<Catalog>> {
+/// The catalog of what the node class can launch: the embedded catalog for its settings,
+/// narrowed to the zones of its subnets and the architectures of its images.
+fn launchable_for(state: &mut CloudState, nodeclass: &Ec2NodeClass) -> PortResult<Arc<Catalog>> {
     let settings = NodeSettings::for_nodeclass(nodeclass).map_err(|e| {
         PortError::new(
             ErrorKind::Invalid,
@@ -322,14 +504,48 @@ fn catalog_for(
         )
         .with_source(e)
     })?;
-    if let Some((_, catalog)) = cache.iter().find(|(s, _)| *s == settings) {
+    let key = Launchable {
+        zones: state.world.zones(nodeclass)?,
+        arches: state.world.arches(nodeclass)?,
+        settings,
+    };
+    if let Some((_, catalog)) = state.launchable.iter().find(|(k, _)| *k == key) {
         return Ok(catalog.clone());
     }
-    let catalog = embedded::catalog(&settings).map_err(|e| {
+    let full = catalog_for(&mut state.catalogs, &key.settings)?;
+    let catalog = if key.zones.is_none() && key.arches.is_none() {
+        full
+    } else {
+        let mut narrowed = (*full).clone();
+        if let Some(arches) = &key.arches {
+            narrowed.types.retain(|t| {
+                t.labels
+                    .get(labels::ARCH)
+                    .is_some_and(|a| arches.contains(a.as_str()))
+            });
+        }
+        if let Some(zones) = &key.zones {
+            narrowed.retain_offerings(|_, o| zones.contains(&o.zone));
+        }
+        Arc::new(narrowed)
+    };
+    state.launchable.push((key, catalog.clone()));
+    Ok(catalog)
+}
+
+/// The embedded catalog for node settings, built once per distinct settings.
+fn catalog_for(
+    cache: &mut Vec<(NodeSettings, Arc<Catalog>)>,
+    settings: &NodeSettings,
+) -> PortResult<Arc<Catalog>> {
+    if let Some((_, catalog)) = cache.iter().find(|(s, _)| s == settings) {
+        return Ok(catalog.clone());
+    }
+    let catalog = embedded::catalog(settings).map_err(|e| {
         PortError::new(ErrorKind::Invalid, format!("the embedded catalog: {e}")).with_source(e)
     })?;
     let catalog = Arc::new(catalog);
-    cache.push((settings, catalog.clone()));
+    cache.push((settings.clone(), catalog.clone()));
     Ok(catalog)
 }
 
@@ -348,5 +564,24 @@ impl Cloud for SimCloud {
 
     fn catalog(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<Catalog>> + Send {
         std::future::ready(self.catalog_now(nodeclass))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_as_ec2_filters_do() {
+        assert!(wildcard_match(
+            "amazon-eks-node-al2023-x86_64-*",
+            "amazon-eks-node-al2023-x86_64-standard"
+        ));
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("a?c*", "abcdef"));
+        assert!(wildcard_match("*-v2024*07", "node-v20240807"));
+        assert!(!wildcard_match("a?c", "ac"));
+        assert!(!wildcard_match("*-arm64-*", "node-x86_64-standard"));
+        assert!(!wildcard_match("exact", "exactly"));
     }
 }

@@ -24,7 +24,9 @@ mod sweep;
 
 pub use calls::{Call, CloudOp, ClusterOp, StoreOp};
 pub use clock::VirtualClock;
-pub use cloud::{CapacityFailure, OfferingPattern, SimCloud, SimInstance};
+pub use cloud::{
+    CapacityFailure, CloudWorld, ImageArch, OfferingPattern, SimCloud, SimImage, SimInstance, SimSubnet,
+};
 pub use cluster::{PodRecord, PodStatus, SimCluster, Workload};
 pub use error::{Error, Result};
 pub use ids::SeededIds;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use nodewright_core::api::{self, ConfigObject, Ec2NodeClass, NodePool, ObjectMeta};
+use nodewright_core::catalog::embedded;
 use nodewright_core::pod::{
     AffinityTerm, InclusionPolicy, LabelSelector, Millis, Pod, TaintEffect, Toleration, TolerationOperator,
     TopologySpread, WhenUnsatisfiable,
@@ -16,7 +17,7 @@ use nodewright_core::requirements::{self, NodeSelectorRequirement, Requirements}
 use nodewright_core::resources::{ResourceName, Resources};
 use serde::Deserialize;
 
-use crate::cloud::OfferingPattern;
+use crate::cloud::{CloudWorld, OfferingPattern};
 use crate::cluster::Workload;
 use crate::error::{Error, Result};
 
@@ -49,6 +50,8 @@ pub struct Scenario {
     pub workloads: Vec<Workload>,
     /// In time order.
     pub steps: Vec<Step>,
+    /// The subnets and images node classes select (by default: all of them can launch anything).
+    pub cloud: CloudWorld,
 }
 
 /// Things that happen at one moment of a scenario.
@@ -178,6 +181,7 @@ impl Scenario {
         }
         // Stable: steps at the same moment keep the order they were written in.
         steps.sort_by_key(|s| s.at_ms);
+        check_world(&spec.cloud, file)?;
 
         Ok(Scenario {
             name: spec.name,
@@ -191,8 +195,52 @@ impl Scenario {
             daemonsets: objects.daemonsets,
             workloads,
             steps,
+            cloud: spec.cloud,
         })
     }
+}
+
+/// Subnet ids are unique and in zones of the embedded catalog; image ids are unique.
+fn check_world(world: &CloudWorld, file: &str) -> Result<()> {
+    let known: BTreeSet<&str> = embedded::zones()
+        .map_err(|e| Error::scenario(file, "cloud.subnets", e.to_string()))?
+        .values()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let mut ids = BTreeSet::new();
+    for (i, subnet) in world.subnets.iter().flatten().enumerate() {
+        let field = format!("cloud.subnets[{i}]");
+        if subnet.id.is_empty() || !ids.insert(subnet.id.as_str()) {
+            return Err(Error::scenario(
+                file,
+                format!("{field}.id"),
+                format!("{:?} is empty or used twice", subnet.id),
+            ));
+        }
+        if !known.contains(subnet.zone.as_str()) {
+            return Err(Error::scenario(
+                file,
+                format!("{field}.zone"),
+                format!(
+                    "{:?} is not a zone of the embedded catalog ({})",
+                    subnet.zone,
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let mut ids = BTreeSet::new();
+    for (i, image) in world.images.iter().flatten().enumerate() {
+        if image.id.is_empty() || !ids.insert(image.id.as_str()) {
+            return Err(Error::scenario(
+                file,
+                format!("cloud.images[{i}].id"),
+                format!("{:?} is empty or used twice", image.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +260,8 @@ struct ScenarioSpec {
     workloads: Vec<WorkloadSpec>,
     #[serde(default)]
     steps: Vec<StepSpec>,
+    #[serde(default)]
+    cloud: CloudWorld,
 }
 
 #[derive(Debug, Deserialize)]

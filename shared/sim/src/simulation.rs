@@ -76,6 +76,7 @@ impl Simulation {
         let clock = Arc::new(VirtualClock::new(START));
         let mut seeds = SplitMix64::new(scenario.seed);
         let cloud = SimCloud::new(clock.clone(), seeds.next_u64());
+        cloud.set_world(scenario.cloud.clone());
         let cluster = SimCluster::new(clock.clone(), seeds.next_u64());
         let ids = SeededIds::new(seeds.next_u64());
         for p in &scenario.nodepools {

@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+
 use nodewright_core::builders::pod;
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::nodeclaim::ClaimState;
@@ -10,7 +12,8 @@ use nodewright_core::ports::{
     CLAIM_TAG, ClaimStore, Cloud, Cluster, ErrorKind, Eviction, OfferingKey, PortError,
 };
 use nodewright_sim::{
-    Call, CloudOp, ClusterOp, OfferingPattern, PodStatus, SimClaimStore, StoreOp, Workload,
+    Call, CloudOp, CloudWorld, ClusterOp, ImageArch, OfferingPattern, PodStatus, SimClaimStore, SimImage,
+    SimSubnet, StoreOp, Workload,
 };
 use pollster::block_on;
 use support::{START, claim, node, request, world};
@@ -327,4 +330,63 @@ fn a_round_reports_each_launch_that_found_no_capacity_with_its_offerings() {
     assert_eq!((failed.nodepool.as_str(), failed.pods), ("default", 1));
     assert!(!failed.offerings.is_empty());
     assert!(failed.offerings.iter().all(|o| o.instance_type == "m5.large"));
+}
+
+#[test]
+fn a_node_class_catalog_holds_only_the_zones_of_its_subnets_and_the_arches_of_its_images() {
+    let (_, cloud, _, _) = world();
+    let nodeclass = nodewright_core::builders::nodeclass("default");
+    let everything = block_on(cloud.catalog(&nodeclass)).expect("catalog");
+    assert!(
+        everything.zones().len() > 2,
+        "the default world: a subnet in every zone"
+    );
+
+    let subnet = |id: &str, zone: &str, cluster: &str| SimSubnet {
+        id: id.into(),
+        zone: zone.into(),
+        tags: BTreeMap::from([("karpenter.sh/discovery".to_string(), cluster.to_string())]),
+    };
+    cloud.set_world(CloudWorld {
+        subnets: Some(vec![
+            subnet("subnet-a", "us-east-1a", "test"),
+            subnet("subnet-b", "us-east-1b", "test"),
+            subnet("subnet-c", "us-east-1c", "elsewhere"),
+        ]),
+        images: Some(vec![SimImage {
+            id: "ami-1".into(),
+            name: "team-node-x86".into(),
+            architecture: ImageArch::X86_64,
+            owner: None,
+            tags: BTreeMap::new(),
+        }]),
+    });
+    let two_zones = block_on(cloud.catalog(&nodeclass)).expect("catalog");
+    assert_eq!(two_zones.zones(), ["us-east-1a", "us-east-1b"]);
+    assert!(
+        two_zones.get("m6g.large").is_some(),
+        "an alias has an image for every architecture"
+    );
+
+    let mut x86_only = nodeclass.clone();
+    x86_only.spec.ami_family = Some("AL2023".into());
+    x86_only.spec.ami_selector_terms = vec![nodewright_core::api::AmiSelectorTerm {
+        name: Some("team-node-*".into()),
+        ..Default::default()
+    }];
+    let catalog = block_on(cloud.catalog(&x86_only)).expect("catalog");
+    assert!(catalog.get("m5.large").is_some());
+    assert!(catalog.get("m6g.large").is_none(), "m6g.large is arm64");
+    assert!(
+        catalog
+            .types
+            .iter()
+            .all(|t| t.labels.get("kubernetes.io/arch").is_some_and(|a| a == "amd64"))
+    );
+
+    // A launch in a zone without a subnet is refused like one without capacity.
+    let err = block_on(cloud.launch(&request(&claim("default-c"), &[("m5.large", "us-east-1c")])))
+        .expect_err("no subnet in us-east-1c");
+    assert_eq!(err.kind, ErrorKind::InsufficientCapacity);
+    block_on(cloud.launch(&request(&claim("default-a"), &[("m5.large", "us-east-1a")]))).expect("launch");
 }

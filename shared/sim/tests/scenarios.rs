@@ -209,3 +209,47 @@ fn an_include_is_read_relative_to_the_scenario_file() {
     assert!(message(&err).contains("absent.yaml"));
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+#[test]
+fn the_cloud_section_declares_subnets_and_images_and_its_mistakes_name_their_field() {
+    let s = parse(&format!(
+        "{MINIMAL}cloud:\n  subnets: [{{id: subnet-a, zone: us-east-1a, tags: {{team: a}}}}]\n  \
+         images: [{{id: ami-1, name: node, architecture: arm64}}]\n"
+    ))
+    .expect("parses");
+    let subnets = s.cloud.subnets.expect("subnets");
+    assert_eq!(
+        (subnets[0].id.as_str(), subnets[0].zone.as_str()),
+        ("subnet-a", "us-east-1a")
+    );
+    assert_eq!(
+        s.cloud.images.expect("images")[0].architecture,
+        nodewright_sim::ImageArch::Arm64
+    );
+    assert_eq!(
+        parse(MINIMAL).expect("parses").cloud,
+        nodewright_sim::CloudWorld::default()
+    );
+
+    let cases = [
+        (
+            "cloud: {subnets: [{id: s, zone: us-west-2a}]}",
+            "cloud.subnets[0].zone",
+        ),
+        (
+            "cloud: {subnets: [{id: s, zone: us-east-1a}, {id: s, zone: us-east-1b}]}",
+            "cloud.subnets[1].id",
+        ),
+        ("cloud: {images: [{id: i, architecture: i386}]}", "i386"),
+        (
+            "cloud: {images: [{id: '', architecture: arm64}]}",
+            "cloud.images[0].id",
+        ),
+        ("cloud: {vpcs: []}", "vpcs"),
+    ];
+    for (yaml, field) in cases {
+        let yaml = format!("{MINIMAL}{yaml}\n");
+        let m = message(&parse(&yaml).expect_err(&yaml));
+        assert!(m.contains(field), "{yaml}: {m}");
+    }
+}

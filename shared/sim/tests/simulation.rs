@@ -159,3 +159,121 @@ fn a_daemonset_takes_room_on_every_node_the_provisioner_launches() {
     let daemons = sim.cluster().pods().iter().filter(|(p, _)| p.is_daemon()).count();
     assert_eq!(daemons, nodes.len());
 }
+
+/// Subnets of the getting-started node class (`karpenter.sh/discovery: my-cluster`) in
+/// us-east-1a and us-east-1b only; us-east-1c's subnet belongs to another cluster.
+const TWO_ZONE_SUBNETS: &str = "cloud:\n  subnets:\n    \
+    - {id: subnet-a, zone: us-east-1a, tags: {karpenter.sh/discovery: my-cluster}}\n    \
+    - {id: subnet-b, zone: us-east-1b, tags: {karpenter.sh/discovery: my-cluster}}\n    \
+    - {id: subnet-c, zone: us-east-1c, tags: {karpenter.sh/discovery: another-cluster}}\n";
+
+/// The getting-started manifest with its alias replaced by a name selector (`team-node-*`)
+/// and its pool allowing arm64 as well as amd64.
+fn named_images_any_arch(manifest: &str) -> String {
+    manifest
+        .replace(
+            "  amiSelectorTerms:\n    - alias: \"al2023@latest\"",
+            "  amiFamily: AL2023\n  amiSelectorTerms:\n    - name: \"team-node-*\"",
+        )
+        .replace("values: [\"amd64\"]", "values: [\"amd64\", \"arm64\"]")
+}
+
+#[test]
+fn a_node_class_with_subnets_in_two_zones_launches_and_spreads_only_over_those_two() {
+    let yaml = format!(
+        "name: test\nobjects: [{{include: pool.yaml}}]\n\
+         workloads:\n  - name: web\n    requests: {{cpu: \"1\"}}\n    \
+         topologySpread: [{{topologyKey: topology.kubernetes.io/zone}}]\n\
+         steps: [{{at: 0s, scale: {{web: 6}}}}]\nend: 5m\n{TWO_ZONE_SUBNETS}"
+    );
+    let s = Scenario::parse(&yaml, "test.yaml", &|_| Ok(GETTING_STARTED.to_string())).expect("parses");
+    let mut sim = Simulation::new(s);
+    sim.run_until(5 * 60_000).expect("runs");
+    let instances = sim.cloud().instances();
+    assert!(!instances.is_empty());
+    let zones: std::collections::BTreeSet<&str> =
+        instances.iter().map(|i| i.instance.zone.as_str()).collect();
+    assert!(
+        zones.iter().all(|z| ["us-east-1a", "us-east-1b"].contains(z)),
+        "{zones:?}"
+    );
+    assert_eq!(
+        sim.pods_bound(),
+        6,
+        "the spread is over the two zones the pool can use"
+    );
+    assert!(sim.cloud().capacity_failures().is_empty());
+}
+
+#[test]
+fn a_node_class_whose_images_are_all_x86_64_launches_no_arm64_nodes() {
+    let body = "cloud:\n  images:\n    \
+                - {id: ami-1, name: team-node-x86, architecture: x86_64}\n    \
+                - {id: ami-2, name: other-node-arm, architecture: arm64}\n\
+                steps: [{at: 0s, scale: {web: 8}}]\nend: 5m\n";
+    let mut sim = Simulation::new(scenario(body, named_images_any_arch));
+    sim.run_until(5 * 60_000).expect("runs");
+    let instances = sim.cloud().instances();
+    assert!(!instances.is_empty());
+    for i in &instances {
+        assert_eq!(
+            i.instance_type
+                .labels
+                .get("kubernetes.io/arch")
+                .map(String::as_str),
+            Some("amd64"),
+            "{}",
+            i.instance_type.name
+        );
+    }
+    assert_eq!(sim.pods_bound(), 8);
+
+    // With an image for each architecture the pool's cheaper arm64 types are used.
+    let both = "cloud:\n  images:\n    \
+                - {id: ami-1, name: team-node-x86, architecture: x86_64}\n    \
+                - {id: ami-2, name: team-node-arm, architecture: arm64}\n\
+                steps: [{at: 0s, scale: {web: 8}}]\nend: 5m\n";
+    let mut sim = Simulation::new(scenario(both, named_images_any_arch));
+    sim.run_until(5 * 60_000).expect("runs");
+    assert!(
+        sim.cloud().instances().iter().any(|i| i
+            .instance_type
+            .labels
+            .get("kubernetes.io/arch")
+            .is_some_and(|a| a == "arm64")),
+        "the x86-only result above is the images' doing"
+    );
+}
+
+#[test]
+fn a_node_class_the_cloud_cannot_use_is_reported_and_other_pools_still_launch() {
+    let broken = "  - apiVersion: karpenter.sh/v1\n    kind: NodePool\n    metadata: {name: broken}\n    spec:\n      \
+                  weight: 100\n      template:\n        spec:\n          requirements: []\n          \
+                  nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: broken}\n  \
+                  - apiVersion: karpenter.k8s.aws/v1\n    kind: EC2NodeClass\n    metadata: {name: broken}\n    spec:\n      \
+                  role: KarpenterNodeRole-my-cluster\n      amiFamily: AL2023\n      \
+                  amiSelectorTerms: [{ssmParameter: /my/ami}]\n      \
+                  subnetSelectorTerms: [{tags: {karpenter.sh/discovery: my-cluster}}]\n      \
+                  securityGroupSelectorTerms: [{tags: {karpenter.sh/discovery: my-cluster}}]\n";
+    let yaml = format!(
+        "name: test\nobjects:\n{broken}  - include: pool.yaml\n\
+         workloads: [{{name: web, requests: {{cpu: \"1\"}}}}]\n\
+         cloud:\n  images: [{{id: ami-1, name: team-node-x86, architecture: x86_64}}]\n\
+         steps: [{{at: 0s, scale: {{web: 4}}}}]\nend: 3m\n"
+    );
+    let s = Scenario::parse(&yaml, "test.yaml", &|_| Ok(GETTING_STARTED.to_string())).expect("parses");
+    let report = simulate(s).expect("runs");
+    let events: Vec<&Event> = report.timeline.iter().map(|e| &e.event).collect();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::InvalidConfig { error } if error.contains("EC2NodeClass broken") && error.contains("ssmParameter")
+        )),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::RoundFailed { .. })),
+        "{events:?}"
+    );
+    assert_eq!(report.summary.pods_never_bound, 0);
+}

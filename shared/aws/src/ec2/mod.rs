@@ -6,7 +6,7 @@
 //! 1. If a live instance already carries the claim's tag, that is the claim's instance (the
 //!    fleet's client token alone does not survive a launch template change).
 //! 2. The node class is resolved: subnets and security groups by their selector terms, AMIs by
-//!    alias or selector for each architecture (and NVIDIA variant) the offered types need. These
+//!    alias or selector for each architecture (and NVIDIA variant) EC2's types need. These
 //!    lookups are cached for a minute (AMIs five), so a round launching many claims asks once.
 //! 3. Each offering becomes one fleet override: its type in the best subnet (most free
 //!    addresses) of its zone, under the launch template of its AMI; offerings that recently
@@ -14,6 +14,12 @@
 //! 4. `CreateFleet` (instant, one instance, price-capacity-optimized for spot, lowest-price for
 //!    on-demand). Overrides EC2 reports out of capacity are marked unavailable for three
 //!    minutes and returned; no instance at all is an `InsufficientCapacity` error.
+//!
+//! # The catalog
+//!
+//! A node class's catalog is EC2's, narrowed by the same resolution (and caches) as step 2 to
+//! what a launch can use: offerings in zones of its subnets, types with an AMI for their
+//! architecture and variant, and no offering recently out of capacity.
 //!
 //! # Instance profile
 //!
@@ -39,6 +45,7 @@ use aws_sdk_ec2::types::{
 use base64::Engine as _;
 use nodewright_core::api::Ec2NodeClass;
 use nodewright_core::catalog::allocatable::NodeSettings;
+use nodewright_core::catalog::ec2::InstanceTypeInfo;
 use nodewright_core::catalog::{CapacityType, Catalog};
 use nodewright_core::nodeclaim::NodeClaim;
 use nodewright_core::pod::Millis;
@@ -179,25 +186,8 @@ impl Ec2Cloud {
             ));
         }
         let types = self.catalog.instance_types(now).await?;
-        let needs_by_type: HashMap<&str, AmiNeed> = types
-            .iter()
-            .filter_map(|t| {
-                let arch = Arch::from_kube(t.kube_arch()?)?;
-                let nvidia = t.gpu_info.as_ref().is_some_and(|g| {
-                    g.gpus.iter().any(|d| {
-                        d.manufacturer
-                            .as_deref()
-                            .is_some_and(|m| m.eq_ignore_ascii_case("nvidia"))
-                    })
-                });
-                Some((t.instance_type.as_str(), AmiNeed { arch, nvidia }))
-            })
-            .collect();
-        let needs: BTreeSet<AmiNeed> = candidates
-            .iter()
-            .filter_map(|o| needs_by_type.get(o.instance_type.as_str()).copied())
-            .collect();
-        let amis = self.amis(nodeclass, &needs, now).await?;
+        let needs_by_type = ami_needs(&types);
+        let amis = self.amis_for_types(nodeclass, &needs_by_type, now).await?;
 
         // Group the offerings by AMI, each group one launch template, keeping price order.
         let mut groups: Vec<(String, Vec<Planned>)> = Vec::new();
@@ -577,6 +567,18 @@ impl Ec2Cloud {
         Ok(found)
     }
 
+    /// The node class's AMI for every need among EC2's instance types. The catalog and every
+    /// launch ask for the same set, so that they share one cache entry and one resolution.
+    async fn amis_for_types(
+        &self,
+        nodeclass: &Ec2NodeClass,
+        needs_by_type: &HashMap<&str, AmiNeed>,
+        now: Millis,
+    ) -> PortResult<Arc<BTreeMap<AmiNeed, Ami>>> {
+        let needs: BTreeSet<AmiNeed> = needs_by_type.values().copied().collect();
+        self.amis(nodeclass, &needs, now).await
+    }
+
     async fn amis(
         &self,
         nodeclass: &Ec2NodeClass,
@@ -676,26 +678,64 @@ impl Cloud for Ec2Cloud {
         let settings = NodeSettings::for_nodeclass(nodeclass).map_err(core_invalid)?;
         let now = self.clock.now();
         let built = self.catalog.catalog(&settings, now).await?;
-        let mut unavailable = lock(&self.unavailable);
-        if unavailable.current(now).is_empty() {
-            return Ok((*built).clone());
+
+        // Only what a launch could use: the same lookups and caches as `launch_new`, so that
+        // planning never picks a zone without a subnet or a type without an AMI.
+        let subnets = self.subnets(nodeclass, now).await?;
+        let zones: BTreeSet<&str> = subnets.iter().map(|s| s.zone.as_str()).collect();
+        let types = self.catalog.instance_types(now).await?;
+        let needs_by_type = ami_needs(&types);
+        let amis = self.amis_for_types(nodeclass, &needs_by_type, now).await?;
+        if zones.is_empty() || amis.is_empty() {
+            warn!(
+                nodeclass = %nodeclass.name(),
+                subnets = subnets.len(),
+                amis = amis.len(),
+                "the EC2NodeClass selects no subnet or no AMI; nothing can be launched for it"
+            );
         }
+
         let mut catalog = (*built).clone();
-        for t in &mut catalog.types {
-            t.offerings.retain(|o| {
-                !unavailable.is_unavailable(
-                    &OfferingKey {
-                        instance_type: t.name.clone(),
-                        zone: o.zone.clone(),
-                        capacity_type: o.capacity_type,
-                    },
-                    now,
-                )
-            });
-        }
-        catalog.types.retain(|t| !t.offerings.is_empty());
+        catalog.types.retain(|t| {
+            needs_by_type
+                .get(t.name.as_str())
+                .is_some_and(|need| amis.contains_key(need))
+        });
+        let mut unavailable = lock(&self.unavailable);
+        let any_unavailable = !unavailable.current(now).is_empty();
+        catalog.retain_offerings(|name, o| {
+            zones.contains(o.zone.as_str())
+                && !(any_unavailable
+                    && unavailable.is_unavailable(
+                        &OfferingKey {
+                            instance_type: name.to_string(),
+                            zone: o.zone.clone(),
+                            capacity_type: o.capacity_type,
+                        },
+                        now,
+                    ))
+        });
         Ok(catalog)
     }
+}
+
+/// What each of EC2's instance types needs from its AMI; types of an architecture we cannot
+/// launch are absent.
+fn ami_needs(types: &[InstanceTypeInfo]) -> HashMap<&str, AmiNeed> {
+    types
+        .iter()
+        .filter_map(|t| {
+            let arch = Arch::from_kube(t.kube_arch()?)?;
+            let nvidia = t.gpu_info.as_ref().is_some_and(|g| {
+                g.gpus.iter().any(|d| {
+                    d.manufacturer
+                        .as_deref()
+                        .is_some_and(|m| m.eq_ignore_ascii_case("nvidia"))
+                })
+            });
+            Some((t.instance_type.as_str(), AmiNeed { arch, nvidia }))
+        })
+        .collect()
 }
 
 fn offering_key(o: &LaunchOverride) -> OfferingKey {

@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::requirements::Requirements;
+use crate::requirements::{Requirement, Requirements};
 use crate::resources::Resources;
 
 pub use allocatable::{InstanceStorePolicy, NodeSettings, VpcLimits};
@@ -154,5 +154,24 @@ impl Catalog {
         zones.sort();
         zones.dedup();
         zones
+    }
+
+    /// Keeps the offerings `keep` accepts (given the type's name), narrows each type's zone and
+    /// capacity-type requirements to what is left, as [`Catalog::build`] would have made them,
+    /// and drops the types left without offerings.
+    pub fn retain_offerings(&mut self, mut keep: impl FnMut(&str, &Offering) -> bool) {
+        for t in &mut self.types {
+            let before = t.offerings.len();
+            t.offerings.retain(|o| keep(&t.name, o));
+            if t.offerings.len() == before || t.offerings.is_empty() {
+                continue;
+            }
+            let zones = t.offerings.iter().map(|o| o.zone.as_str());
+            t.requirements.add(crate::labels::ZONE, Requirement::is_in(zones));
+            let capacity_types = t.offerings.iter().map(|o| o.capacity_type.as_str());
+            t.requirements
+                .add(crate::labels::CAPACITY_TYPE, Requirement::is_in(capacity_types));
+        }
+        self.types.retain(|t| !t.offerings.is_empty());
     }
 }
