@@ -205,13 +205,15 @@ impl<'a> Solver<'a> {
             return None;
         }
         let claim = &self.claims[c];
-        let reqs = if view.term.is_empty() {
-            claim.reqs.clone()
+        // Narrowed requirements, only where the pod has a term: cloning the claim's for every
+        // pod tried would cost more than the rest of the checks.
+        let narrowed = if view.term.is_empty() {
+            None
         } else {
             if claim.reqs.compatible(&view.term).is_err() {
                 return None;
             }
-            claim.reqs.intersection(&view.term)
+            Some(claim.reqs.intersection(&view.term))
         };
         let mut zones = claim.zones & view.zone_req;
         let mut cts = claim.cts & view.ct_req;
@@ -293,7 +295,8 @@ impl<'a> Solver<'a> {
             }
             reserved = pool.reserved_by(&types);
         }
-        if types.is_empty() || !min_values_hold(pool, &reqs, &types) {
+        let reqs = narrowed.as_ref().unwrap_or(&self.claims[c].reqs);
+        if types.is_empty() || !min_values_hold(pool, reqs, &types) {
             return None;
         }
         // The candidates only shrink, so the old bound still holds; it is worked out again
@@ -310,7 +313,7 @@ impl<'a> Solver<'a> {
         let mut host_ports = claim.host_ports.clone();
         host_ports.extend(pod.host_ports.iter().cloned());
         Some(NewClaim {
-            reqs,
+            reqs: narrowed.unwrap_or_else(|| claim.reqs.clone()),
             types,
             requests,
             max_usable,

@@ -45,6 +45,11 @@ impl<'a> Solver<'a> {
             }
             used_pools[c.pool] = true;
         }
+        let pods: Vec<&Resources> = self
+            .claims
+            .iter()
+            .flat_map(|c| c.pods.iter().map(|i| &self.input.pending[*i].requests))
+            .collect();
         let offers: Vec<(&Resources, f64)> = self
             .pools
             .iter()
@@ -52,7 +57,7 @@ impl<'a> Solver<'a> {
             .filter(|(_, used)| **used)
             .flat_map(|(p, _)| p.types.iter().map(|pt| (&pt.usable, pt.price)))
             .collect();
-        let lower_bound_per_hour = lower_bound::fractional_cover(&total, &offers);
+        let lower_bound_per_hour = lower_bound::round_bound(&pods, &offers);
         Plan {
             new_claims,
             existing,

@@ -77,17 +77,30 @@ impl Pool<'_> {
 pub(super) const EFFICIENCY_TOLERANCE: f64 = 1.03;
 
 /// Marks the types whose price per unit of the round's average pod shape is near the best.
-pub(super) fn mark_efficient(types: &mut [PoolType], pending: &[Pod]) {
-    let (mut cpu, mut mem) = (0f64, 0f64);
+/// Total CPU, memory and pod count of the round's pending pods (daemonset pods left out).
+fn round_shape(pending: &[Pod]) -> (f64, f64, f64) {
+    let (mut cpu, mut mem, mut pods) = (0f64, 0f64, 0f64);
     for p in pending.iter().filter(|p| !p.is_daemon()) {
         cpu += p.requests.cpu() as f64;
         mem += p.requests.memory() as f64;
+        pods += 1.0;
     }
+    (cpu, mem, pods)
+}
+
+pub(super) fn mark_efficient(types: &mut [PoolType], pending: &[Pod]) {
+    let (cpu, mem, pods) = round_shape(pending);
     if cpu <= 0.0 || mem <= 0.0 {
         return;
     }
+    // Priced per average pod it holds, whole pods only: a type that holds none is of no use
+    // however cheap its fraction, and pod slots count (a small type may have the CPU and
+    // memory of many small pods yet take only a few of them).
     let unit_cost = |t: &PoolType| {
-        let units = (t.usable.cpu() as f64 / cpu).min(t.usable.memory() as f64 / mem);
+        let units = (t.usable.cpu() as f64 * pods / cpu)
+            .min(t.usable.memory() as f64 * pods / mem)
+            .min(t.usable.pods() as f64)
+            .floor();
         if units > 0.0 {
             t.price / units
         } else {
@@ -252,11 +265,15 @@ pub(super) fn prepare<'a>(
             .filter(|ct| ct_mask & (1 << ct) != 0 && expand(zone_mask, 1 << ct) & offered != 0)
             .fold(0u8, |m, ct| m | (1 << ct));
         let budget = Budget::of(p, input);
+        // The round's own CPU:memory shape, scaled to what the largest efficient type holds of
+        // it: a claim of average pods has no skew, whatever the type's own shape.
+        let (cpu, mem, _) = round_shape(&input.pending);
         let balance = types
             .iter()
             .filter(|t| t.efficient)
             .max_by_key(|t| (t.usable.cpu(), t.usable.memory()))
-            .map(|t| (t.usable.cpu() as f64, t.usable.memory() as f64))
+            .map(|t| (t.usable.cpu() as f64 / cpu).min(t.usable.memory() as f64 / mem))
+            .map(|units| (units * cpu, units * mem))
             .filter(|(c, m)| *c > 0.0 && *m > 0.0);
         let daemon_ports = daemon_ports(&input.daemonsets, &reqs, &spec.taints, &types);
         pools.push(Pool {

@@ -52,8 +52,9 @@ impl<'a> Solver<'a> {
             let involved: Vec<usize> = (0..self.claims.len())
                 .filter(|c| self.claims[*c].pool == p)
                 .collect();
-            // A single claim is the split's business (see [`Self::right_size`]).
-            if involved.len() < 2 {
+            // A single claim too: one big node may cost more than a few of the types the
+            // bound buys, however full it is.
+            if involved.is_empty() {
                 continue;
             }
             let mut free = Vec::new();
@@ -82,7 +83,25 @@ impl<'a> Solver<'a> {
             let packed = if left.is_empty() {
                 Vec::new()
             } else {
-                let Some(packed) = self.pack_free(p, &left) else {
+                // Both ways of choosing types; the cheaper plan is kept.
+                let price = |claims: &Vec<NewClaim>| -> f64 {
+                    let pool = &self.pools[p];
+                    claims
+                        .iter()
+                        .map(|c| {
+                            c.types
+                                .first()
+                                .map_or(f64::INFINITY, |t| pool.types[*t as usize].price)
+                        })
+                        .sum()
+                };
+                let by_lp = self.pack_free(p, &left, NodeChoice::LpType);
+                let by_worth = self.pack_free(p, &left, NodeChoice::Worth);
+                let Some(packed) = [by_lp, by_worth]
+                    .into_iter()
+                    .flatten()
+                    .min_by(|a, b| price(a).total_cmp(&price(b)))
+                else {
                     continue;
                 };
                 packed
@@ -233,7 +252,7 @@ impl<'a> Solver<'a> {
 
     /// Packs free pods of pool `p` into new claims (see [`Self::repack`]); `None` when it
     /// cannot (too many shapes, or a pod fits no type).
-    pub(super) fn pack_free(&self, p: usize, pods: &[usize]) -> Option<Vec<NewClaim>> {
+    pub(super) fn pack_free(&self, p: usize, pods: &[usize], choice: NodeChoice) -> Option<Vec<NewClaim>> {
         let pool = &self.pools[p];
         let pending = &self.input.pending;
         let offer = expand(pool.zone_mask, pool.ct_mask);
@@ -262,19 +281,49 @@ impl<'a> Solver<'a> {
         }
         let mut left = pods.len();
         let mut out = Vec::new();
-        let offers: Vec<(&Resources, f64)> = candidates
+        let smallest = lower_bound::smallest(pods.iter().map(|i| &pending[*i].requests));
+        let rooms: Vec<(Resources, f64)> = candidates
             .iter()
-            .map(|t| (&pool.types[*t as usize].usable, pool.types[*t as usize].price))
+            .map(|t| {
+                let pt = &pool.types[*t as usize];
+                (lower_bound::usable_by_pods(&pt.usable, &smallest), pt.price)
+            })
             .collect();
+        let offers: Vec<(&Resources, f64)> = rooms.iter().map(|(r, p)| (r, *p)).collect();
         let cover = lower_bound::Cover::new(&offers);
         while left > 0 {
             let basis = cover.optimal(&demand)?;
             let (widest, x, _) = basis.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
-            // While a whole node of one of the LP's types is needed, fill one. For the tail, try
-            // one node of each shape and keep the one that buys the most of the bound per
-            // dollar (a type that takes everything left competes like any other).
-            let (used, taken) = if x >= 1.0 {
-                fill(&pool.types[candidates[widest] as usize].usable, &shapes, &next)
+            // Worth is what the node holds at the prices of the whole remaining demand: a node
+            // full of small pods is worth little where pod slots are not what is short overall.
+            let prices = cover.prices(&demand)?;
+            // While whole nodes are needed: a node of the LP's main type, or (by `choice`) of
+            // whichever type that can be in an optimal cover holds the most per dollar once
+            // filled with whole pods (the LP's fractions ignore that three 2-CPU pods leave a
+            // quarter of an 8-CPU node idle). For the tail: one type of each shape, the one
+            // that holds the most per dollar (a type that takes everything left competes like
+            // any other).
+            let (used, taken) = if x >= 1.0 && choice == NodeChoice::LpType {
+                best_fill(
+                    &pool.types[candidates[widest] as usize].usable,
+                    &shapes,
+                    &next,
+                    &prices,
+                )
+            } else if x >= 1.0 {
+                let mut best: Option<(f64, (Resources, Vec<usize>))> = None;
+                for i in cover.offers() {
+                    let pt = &pool.types[candidates[i] as usize];
+                    let (used, taken) = best_fill(&pt.usable, &shapes, &next, &prices);
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    let worth = lower_bound::Cover::value(&prices, &used) / pt.price;
+                    if best.as_ref().is_none_or(|(b, _)| worth > *b) {
+                        best = Some((worth, (used, taken)));
+                    }
+                }
+                best?.1
             } else {
                 let mut seen = std::collections::HashSet::new();
                 let mut best: Option<(f64, (Resources, Vec<usize>))> = None;
@@ -284,11 +333,11 @@ impl<'a> Solver<'a> {
                     if !seen.insert((pt.usable.cpu(), pt.usable.memory(), pt.usable.pods())) {
                         continue;
                     }
-                    let (used, taken) = fill(&pt.usable, &shapes, &next);
+                    let (used, taken) = best_fill(&pt.usable, &shapes, &next, &prices);
                     if taken.is_empty() {
                         continue;
                     }
-                    let worth = cover.cost(&used) / pt.price;
+                    let worth = lower_bound::Cover::value(&prices, &used) / pt.price;
                     if best.as_ref().is_none_or(|(b, _)| worth > *b) {
                         best = Some((worth, (used, taken)));
                     }
@@ -348,6 +397,59 @@ impl<'a> Solver<'a> {
             &self.input.pending,
         ))
     }
+}
+
+/// How [`Solver::pack_free`] picks the type of each whole node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum NodeChoice {
+    /// The type the LP cover buys most of: best where one type suits the whole mix.
+    LpType,
+    /// The type that, filled with whole pods, holds the most per dollar at the demand's prices:
+    /// best where big and small pods need different types.
+    Worth,
+}
+
+/// The better of two ways to fill a node (see [`fill`] and [`fill_by_value`]), by what it holds
+/// at the demand's prices.
+fn best_fill(
+    room: &Resources,
+    shapes: &[(&Resources, Vec<usize>)],
+    next: &[usize],
+    prices: &[f64; 3],
+) -> (Resources, Vec<usize>) {
+    let balanced = fill(room, shapes, next);
+    let valued = fill_by_value(room, shapes, next, prices);
+    let value = |f: &(Resources, Vec<usize>)| lower_bound::Cover::value(prices, &f.0);
+    if value(&valued) > value(&balanced) {
+        valued
+    } else {
+        balanced
+    }
+}
+
+/// Fills one node with `room` from the pods left, the pod worth most at `prices` first: big
+/// pods take the node and small ones fill what they leave.
+fn fill_by_value(
+    room: &Resources,
+    shapes: &[(&Resources, Vec<usize>)],
+    next: &[usize],
+    prices: &[f64; 3],
+) -> (Resources, Vec<usize>) {
+    let mut order: Vec<usize> = (0..shapes.len()).collect();
+    let worth = |s: &usize| lower_bound::Cover::value(prices, shapes[*s].0);
+    order.sort_by(|a, b| worth(b).total_cmp(&worth(a)).then(a.cmp(b)));
+    let mut used = Resources::new();
+    let mut taken = Vec::new();
+    for s in order {
+        let (req, list) = &shapes[s];
+        let mut left = list.len() - next[s];
+        while left > 0 && room.fits_sum(&used, req) {
+            used.add(req);
+            taken.push(s);
+            left -= 1;
+        }
+    }
+    (used, taken)
 }
 
 /// Fills one node with `room` from the pods left (`shapes[s].1[next[s]..]`): pods that keep

@@ -48,18 +48,29 @@ fn existing_node(name: &str, instance_type: &str, zone: &str, cpu: &str) -> Exis
 }
 
 #[test]
-fn packs_pods_into_one_claim_of_the_cheapest_type_that_fits() {
-    // Six one-CPU pods fill an 8-vCPU type well: one claim, not two.
+fn packs_pods_for_no_more_than_one_node_of_the_cheapest_type_that_takes_them_all() {
+    // Six one-CPU pods: one node of the cheapest type with room for all of them is an upper
+    // bound; smaller nodes win only when they cost less in all.
     let plan = schedule(&input(
-        pods(6, |i| pod(&format!("p{i}")).cpu("1").build()),
+        pods(6, |i| pod(&format!("p{i}")).cpu("1").memory("1Gi").build()),
         vec![default_pool()],
     ));
     assert!(plan.unschedulable.is_empty(), "{:?}", plan.unschedulable);
-    assert_eq!(plan.new_claims.len(), 1, "{plan:#?}");
-    let c = &plan.new_claims[0];
-    assert_eq!(c.pods.len(), 6);
-    assert!(c.instance_types.len() <= MAX_INSTANCE_TYPES);
-    assert_eq!(c.chosen.capacity_type, CapacityType::OnDemand);
+    let placed: usize = plan.new_claims.iter().map(|c| c.pods.len()).sum();
+    assert_eq!(placed, 6);
+    let one_node = pool_input(default_pool())
+        .instance_types
+        .iter()
+        .filter(|t| t.labels.get(labels::ARCH).map(String::as_str) == Some("amd64"))
+        .filter(|t| t.allocatable.cpu() >= 6_500 && t.allocatable.memory() >= 7 << 30)
+        .flat_map(|t| t.offerings.iter().filter(|o| o.capacity_type == CapacityType::OnDemand))
+        .map(|o| o.price)
+        .fold(f64::INFINITY, f64::min);
+    assert!(plan.cost_per_hour <= one_node, "{} > {one_node}: {plan:#?}", plan.cost_per_hour);
+    for c in &plan.new_claims {
+        assert!(c.instance_types.len() <= MAX_INSTANCE_TYPES);
+        assert_eq!(c.chosen.capacity_type, CapacityType::OnDemand);
+    }
     assert!(plan.cost_per_hour >= plan.lower_bound_per_hour && plan.lower_bound_per_hour > 0.0);
 }
 
