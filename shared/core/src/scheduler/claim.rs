@@ -240,23 +240,35 @@ impl<'a> Solver<'a> {
                         && pod.host_ports.iter().any(|p| p.conflicts(port))
                 })
         };
-        let types: Vec<u32> = claim
-            .types
-            .iter()
-            .copied()
-            .filter(|t| {
-                let pt = &pool.types[*t as usize];
-                type_bits[*t as usize / 64] & (1 << (*t % 64)) != 0
-                    && pt.offer_mask & offer != 0
-                    && pt.usable.fits(&requests)
-                    && !port_taken(*t)
-            })
-            .collect();
-        if types.is_empty() {
-            return None;
+        let keep = |t: u32| {
+            let pt = &pool.types[t as usize];
+            type_bits[t as usize / 64] & (1 << (t % 64)) != 0
+                && pt.offer_mask & offer != 0
+                && pt.usable.fits(&requests)
+                && !port_taken(t)
+        };
+        // A claim that holds an efficient type keeps one (see [`Fit::Grow`]): checked on the
+        // few efficient types first, since most claims tried fail here.
+        if fit == Fit::Grow && !claim.pods.is_empty() {
+            let held = pool
+                .efficient
+                .iter()
+                .filter(|e| claim.types.binary_search(e).is_ok());
+            let mut any_held = false;
+            let mut kept = false;
+            for e in held {
+                any_held = true;
+                if keep(*e) {
+                    kept = true;
+                    break;
+                }
+            }
+            if any_held && !kept {
+                return None;
+            }
         }
-        let efficient = |ts: &[u32]| ts.iter().any(|t| pool.types[*t as usize].efficient);
-        if fit == Fit::Grow && !claim.pods.is_empty() && efficient(&claim.types) && !efficient(&types) {
+        let types: Vec<u32> = claim.types.iter().copied().filter(|t| keep(*t)).collect();
+        if types.is_empty() {
             return None;
         }
         // Pin zone and capacity type when topology counts depend on them: the domain with the
@@ -330,6 +342,22 @@ impl<'a> Solver<'a> {
         })
     }
 
+    /// Records what claim `c` has left for placement to find (see [`Rooms`]).
+    pub(super) fn refresh_room(&mut self, c: usize) {
+        let claim = &self.claims[c];
+        let left = |r: &Resources| {
+            [
+                r.cpu() - claim.requests.cpu(),
+                r.memory() - claim.requests.memory(),
+            ]
+        };
+        let cheapest = claim.types.first().map_or([-1, -1], |t| {
+            left(&self.pools[claim.pool].types[*t as usize].usable)
+        });
+        let widest = left(&claim.max_usable);
+        self.rooms.set(c, cheapest, widest);
+    }
+
     pub(super) fn commit_claim(&mut self, c: usize, mut update: NewClaim, i: usize, view: &PodView) {
         self.pools[update.pool]
             .budget
@@ -337,6 +365,7 @@ impl<'a> Solver<'a> {
         update.pods = std::mem::take(&mut self.claims[c].pods);
         update.pods.push(i);
         self.claims[c] = update;
+        self.refresh_room(c);
         let host = self.claims[c].host_id;
         let pod = &self.input.pending[i];
         self.record(pod, host, Some(view));

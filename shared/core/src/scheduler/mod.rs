@@ -122,6 +122,7 @@ mod offerings;
 mod plan;
 mod pools;
 mod repack;
+mod rooms;
 mod solver;
 mod split;
 mod topology;

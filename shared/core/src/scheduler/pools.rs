@@ -47,6 +47,8 @@ pub(super) struct Pool<'a> {
     /// Usable cpu and memory of the largest type efficient for the round's pod shape: claims
     /// are kept near its balance (see [`BALANCE_SLACK`]).
     pub(super) balance: Option<(f64, f64)>,
+    /// Indices of the efficient types (see [`PoolType::efficient`]), ascending.
+    pub(super) efficient: Vec<u32>,
     /// Why the pool cannot launch at all, if so.
     pub(super) broken: Option<String>,
     /// Host ports of the daemonsets that run on the pool's nodes, with the types (a bitset
@@ -275,6 +277,9 @@ pub(super) fn prepare<'a>(
             .map(|t| (t.usable.cpu() as f64 / cpu).min(t.usable.memory() as f64 / mem))
             .map(|units| (units * cpu, units * mem))
             .filter(|(c, m)| *c > 0.0 && *m > 0.0);
+        let efficient = (0..types.len() as u32)
+            .filter(|t| types[*t as usize].efficient)
+            .collect();
         let daemon_ports = daemon_ports(&input.daemonsets, &reqs, &spec.taints, &types);
         pools.push(Pool {
             name: p.nodepool.name(),
@@ -288,6 +293,7 @@ pub(super) fn prepare<'a>(
             ct_mask,
             budget,
             daemon_ports,
+            efficient,
             balance,
             broken,
         });

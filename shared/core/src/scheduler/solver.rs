@@ -14,7 +14,8 @@ use super::hosts::{self, *};
 use super::limits::NODES;
 use super::offerings::*;
 use super::pools::{self, *};
-use super::topology::{Topology, next_clear};
+use super::rooms::Rooms;
+use super::topology::Topology;
 use super::view::*;
 use super::{Input, Plan, Unschedulable};
 use crate::labels;
@@ -32,6 +33,8 @@ pub(super) struct Solver<'a> {
     pub(super) topology: Topology,
     pub(super) fixed: Vec<FixedHost>,
     pub(super) claims: Vec<NewClaim>,
+    /// Room left on each claim, kept while placing (see [`Rooms`]).
+    pub(super) rooms: Rooms,
     /// Some pool or host has a PreferNoSchedule taint (see [`Relaxation`]).
     pub(super) prefer_no_schedule: bool,
     /// Type bitsets per (pool, requirements): which of a pool's types a term allows.
@@ -161,6 +164,7 @@ impl<'a> Solver<'a> {
             topology: Topology::default(),
             fixed,
             claims: Vec::new(),
+            rooms: Rooms::default(),
             type_cache: HashMap::new(),
         }
     }
@@ -202,6 +206,11 @@ impl<'a> Solver<'a> {
                 claim.max_over = types.len();
                 claim.max_usable = max_usable;
                 claim.types = types;
+            }
+            for c in 0..self.claims.len() {
+                if self.claims[c].pool == p {
+                    self.refresh_room(c);
+                }
             }
         }
         any
@@ -266,15 +275,15 @@ impl<'a> Solver<'a> {
     fn join_claim(&mut self, i: usize, view: &PodView, skip: &[u64], fit: Fit) -> bool {
         let pod = &self.input.pending[i];
         let first = self.fixed.len();
-        let mut h = first;
-        while let Some(found) = next_clear(skip, h, first + self.claims.len()) {
-            let c = found - first;
-            debug_assert_eq!(self.claims[c].host_id as usize, found);
+        let need = [pod.requests.cpu(), pod.requests.memory()];
+        let mut from = 0;
+        while let Some(c) = self.rooms.next(from, &need, fit != Fit::Room, skip, first) {
+            debug_assert_eq!(self.claims[c].host_id as usize, first + c);
             if let Some(update) = self.try_add(c, pod, view, fit) {
                 self.commit_claim(c, update, i, view);
                 return true;
             }
-            h = found + 1;
+            from = c + 1;
         }
         false
     }
@@ -292,6 +301,7 @@ impl<'a> Solver<'a> {
             let claim = self.empty_claim(p);
             self.claims.push(claim);
             let c = self.claims.len() - 1;
+            self.refresh_room(c);
             match self.try_add(c, pod, view, Fit::Grow) {
                 Some(update) => {
                     self.commit_claim(c, update, i, view);
@@ -299,6 +309,7 @@ impl<'a> Solver<'a> {
                 }
                 None => {
                     self.claims.pop();
+                    self.rooms.truncate(self.claims.len());
                 }
             }
         }

@@ -130,24 +130,6 @@ pub(super) fn or_into(into: &mut Vec<u64>, bits: &[u64]) {
     }
 }
 
-/// The first index at or after `from` and before `end` whose bit is clear in `skip`.
-pub(super) fn next_clear(skip: &[u64], from: usize, end: usize) -> Option<usize> {
-    let mut i = from;
-    while i < end {
-        let w = i / 64;
-        let Some(word) = skip.get(w) else {
-            return Some(i);
-        };
-        let free = !word & (u64::MAX << (i % 64));
-        if free != 0 {
-            let found = w * 64 + free.trailing_zeros() as usize;
-            return (found < end).then_some(found);
-        }
-        i = (w + 1) * 64;
-    }
-    None
-}
-
 impl Group {
     /// Domains holding a pod the selector matches.
     pub(super) fn nonzero(&self) -> &[u64] {
@@ -241,24 +223,5 @@ impl Topology {
         *g.owners.entry(domain).or_insert(0) += 1;
         g.has_owners = true;
         set_bit(&mut g.owned, domain);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_next_host_to_try_skips_every_host_marked_to_avoid_within_and_across_words() {
-        let mut skip = Vec::new();
-        for h in (0..130).filter(|h| *h != 70) {
-            set_bit(&mut skip, h);
-        }
-        assert_eq!(next_clear(&skip, 0, 200), Some(70));
-        assert_eq!(next_clear(&skip, 71, 200), Some(130));
-        assert_eq!(next_clear(&skip, 71, 130), None);
-        // Past the bitset's end nothing is marked.
-        assert_eq!(next_clear(&skip, 500, 501), Some(500));
-        assert_eq!(next_clear(&[], 3, 3), None);
     }
 }

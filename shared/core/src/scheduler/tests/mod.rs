@@ -63,10 +63,18 @@ fn packs_pods_for_no_more_than_one_node_of_the_cheapest_type_that_takes_them_all
         .iter()
         .filter(|t| t.labels.get(labels::ARCH).map(String::as_str) == Some("amd64"))
         .filter(|t| t.allocatable.cpu() >= 6_500 && t.allocatable.memory() >= 7 << 30)
-        .flat_map(|t| t.offerings.iter().filter(|o| o.capacity_type == CapacityType::OnDemand))
+        .flat_map(|t| {
+            t.offerings
+                .iter()
+                .filter(|o| o.capacity_type == CapacityType::OnDemand)
+        })
         .map(|o| o.price)
         .fold(f64::INFINITY, f64::min);
-    assert!(plan.cost_per_hour <= one_node, "{} > {one_node}: {plan:#?}", plan.cost_per_hour);
+    assert!(
+        plan.cost_per_hour <= one_node,
+        "{} > {one_node}: {plan:#?}",
+        plan.cost_per_hour
+    );
     for c in &plan.new_claims {
         assert!(c.instance_types.len() <= MAX_INSTANCE_TYPES);
         assert_eq!(c.chosen.capacity_type, CapacityType::OnDemand);
