@@ -1,12 +1,15 @@
 //! Topology for one pod: the zone and capacity-type domains its spreads and pod (anti-)affinity
 //! allow, the per-host checks for hostname and custom keys, and the counts kept as pods land.
 
+use std::collections::BTreeSet;
+
 use super::offerings::*;
 use super::pools::*;
 use super::solver::Solver;
 use super::topology::{NsScope, TopoKey, or_into};
 use super::view::*;
-use crate::pod::Pod;
+use crate::pod::{Pod, untolerated};
+use crate::requirements::Requirements;
 
 impl<'a> Solver<'a> {
     /// Registers every group any pending pod refers to, and existing pods' anti-affinity terms.
@@ -193,6 +196,48 @@ impl<'a> Solver<'a> {
     }
 
     /// Checks the per-host topology keys (hostname and custom labels) for a host.
+    /// The fewest pods the spread's selector matches in any domain of a custom label key that
+    /// it counts: the values of `key` the pools put on their nodes (template labels, the values
+    /// a requirement allows, or the instance types' own labels) and existing nodes carry,
+    /// narrowed by the spread's node affinity and taint policies; 0 when there are fewer such
+    /// domains than `minDomains`.
+    pub(super) fn label_floor(&mut self, pod: &Pod, required: &Requirements, key: &str, s: &Spread) -> u32 {
+        let allowed = |v: &str| !s.honor_affinity || required.get(key).is_none_or(|r| r.has(v));
+        let mut values: BTreeSet<String> = BTreeSet::new();
+        for p in self.pools.iter().filter(|p| p.broken.is_none()) {
+            if s.honor_taints && untolerated(&pod.tolerations, p.taints).is_some() {
+                continue;
+            }
+            if s.honor_affinity && p.reqs.compatible(required).is_err() {
+                continue;
+            }
+            if let Some(v) = p.template_labels.get(key) {
+                values.extend(allowed(v).then(|| v.clone()));
+            } else if let Some(r) = p.reqs.get(key).filter(|r| !r.is_complement()) {
+                values.extend(r.values().iter().filter(|v| allowed(v)).cloned());
+            } else {
+                let typed = p.types.iter().filter_map(|t| t.it.labels.get(key));
+                values.extend(typed.filter(|v| allowed(v)).cloned());
+            }
+        }
+        for f in &self.fixed {
+            let Some(v) = f.labels.get(key) else { continue };
+            if s.honor_taints && untolerated(&pod.tolerations, &f.taints).is_some() {
+                continue;
+            }
+            if s.honor_affinity && !required.matches_labels(&f.labels) {
+                continue;
+            }
+            values.insert(v.clone());
+        }
+        if (values.len() as i64) < i64::from(s.min_domains) {
+            return 0;
+        }
+        let ids: Vec<u32> = values.iter().map(|v| self.topology.value_id(v)).collect();
+        let g = &self.topology.groups[s.group as usize];
+        ids.into_iter().map(|d| g.count(d)).min().unwrap_or(0)
+    }
+
     pub(super) fn host_topology_ok(&mut self, view: &PodView, host: u32) -> bool {
         for s in &view.spreads {
             if matches!(
@@ -206,7 +251,7 @@ impl<'a> Solver<'a> {
                 return false;
             };
             let g = &self.topology.groups[s.group as usize];
-            if (g.count(d) + u32::from(s.self_match)) as i64 > s.max_skew as i64 {
+            if (g.count(d) + u32::from(s.self_match)) as i64 - s.floor as i64 > s.max_skew as i64 {
                 return false;
             }
         }

@@ -49,6 +49,9 @@ pub(super) struct Spread {
     pub(super) honor_affinity: bool,
     /// `nodeTaintsPolicy: Honor`: only domains of nodes and pools whose taints it tolerates.
     pub(super) honor_taints: bool,
+    /// For a custom label key: the fewest matching pods in any domain it counts (see
+    /// [`Solver::label_floor`]); hostnames have a new, empty domain always, so 0.
+    pub(super) floor: u32,
 }
 
 /// Preferences still in force for a pod, relaxed one at a time.
@@ -68,6 +71,7 @@ impl<'a> Solver<'a> {
         let terms = pod.node_requirement_terms();
         let mut term = terms.get(relax.required_term).cloned().unwrap_or_default();
         let (zone_required, ct_required) = self.domains_of(&term);
+        let required = term.clone();
         if let Some(pref) = relax.preferred_node.first() {
             term.add_all(pref);
         }
@@ -81,14 +85,19 @@ impl<'a> Solver<'a> {
             let group = self
                 .topology
                 .group(TopoKey::of(&s.topology_key), &s.selector, ns.clone());
-            spreads.push(Spread {
+            let mut spread = Spread {
                 group,
                 max_skew: s.max_skew.max(1),
                 min_domains: s.min_domains.unwrap_or(1),
                 self_match: s.selector.matches(&pod.labels),
                 honor_affinity: s.node_affinity_policy == InclusionPolicy::Honor,
                 honor_taints: s.node_taints_policy == InclusionPolicy::Honor,
-            });
+                floor: 0,
+            };
+            if let TopoKey::Label(key) = TopoKey::of(&s.topology_key) {
+                spread.floor = self.label_floor(pod, &required, &key, &spread);
+            }
+            spreads.push(spread);
         }
         let mut affinity = Vec::new();
         let mut sorted_pref_aff: Vec<_> = pod.preferred_pod_affinity.iter().collect();
