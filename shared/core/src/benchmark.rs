@@ -37,11 +37,11 @@ impl std::str::FromStr for Mix {
     }
 }
 
-/// splitmix64: tiny, fast and good enough to draw benchmark shapes reproducibly.
-struct Rng(u64);
+/// splitmix64: tiny, fast and good enough to draw benchmark and test workloads reproducibly.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -49,8 +49,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A number below `n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
+        items[(self.next_u64() % items.len() as u64) as usize]
     }
 }
 

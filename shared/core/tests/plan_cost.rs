@@ -8,6 +8,7 @@
 //! today so that packing never gets worse, and the configurations over the target are listed
 //! for the work that remains (see the README's scheduling section).
 
+use nodewright_core::benchmark::Rng;
 use nodewright_core::builders::{nodepool, pod, pool_input};
 use nodewright_core::labels;
 use nodewright_core::pod::Pod;
@@ -31,23 +32,6 @@ const SHAPES: [(&str, &str); 8] = [
     ("2", "2Gi"),
     ("4", "16Gi"),
 ];
-
-/// splitmix64: reproducible draws without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// 1 to 4 shapes in random proportions, 150 to 800 pods.
 fn mix(rng: &mut Rng) -> Vec<Pod> {

@@ -3,6 +3,7 @@
 //! pool's zones and capacity types, limits, and the CPU:memory balance claims are kept near.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use super::Input;
 use super::limits::{Budget, LimitVec, NOTHING, largest, usage_of};
@@ -31,6 +32,9 @@ pub(super) struct PoolType<'a> {
     /// do not grow out of the efficient types, so big claims end on cost-efficient nodes.
     pub(super) efficient: bool,
 }
+
+/// Type compatibility per (pool, requirements) (see [`Pool::compatible_types`]).
+pub(super) type TypeCache = HashMap<(usize, Requirements), Rc<Vec<bool>>>;
 
 pub(super) struct Pool<'a> {
     pub(super) name: &'a str,
@@ -63,6 +67,27 @@ impl Pool<'_> {
             return NOTHING;
         }
         largest(types.iter().map(|t| &self.types[*t as usize].limit))
+    }
+
+    /// Which of the pool's types (by index) requirements `reqs` allow, worked out once per
+    /// (pool `p`, requirements) in `cache`: claims of one pool mostly share them.
+    pub(super) fn compatible_types(
+        &self,
+        p: usize,
+        reqs: &Requirements,
+        cache: &mut TypeCache,
+    ) -> Rc<Vec<bool>> {
+        cache
+            .entry((p, reqs.clone()))
+            .or_insert_with(|| {
+                Rc::new(
+                    self.types
+                        .iter()
+                        .map(|pt| pt.it.requirements.intersects(reqs).is_ok())
+                        .collect(),
+                )
+            })
+            .clone()
     }
 
     /// The candidates a claim keeps once the pool runs short (see [`Budget::tightest`]).

@@ -7,8 +7,9 @@ use super::claim::*;
 use super::limits::{LimitVec, NOTHING};
 use super::lower_bound;
 use super::offerings::*;
+use super::pools::TypeCache;
 use super::solver::Solver;
-use crate::requirements::Requirements;
+use crate::pod::Pod;
 use crate::resources::Resources;
 
 /// Repacking gives up on pools with more distinct pod shapes than this (it is O(pods × shapes)).
@@ -47,7 +48,7 @@ impl<'a> Solver<'a> {
     /// [`REPACK_SAVING`] and stays within the pool's limits, so it never makes a plan worse.
     pub(super) fn repack(&mut self) {
         let free_pod: Vec<bool> = (0..self.input.pending.len()).map(|i| self.is_free(i)).collect();
-        let mut compat: HashMap<(usize, Requirements), std::rc::Rc<Vec<bool>>> = HashMap::new();
+        let mut compat: TypeCache = TypeCache::new();
         'pools: for p in 0..self.pools.len() {
             let involved: Vec<usize> = (0..self.claims.len())
                 .filter(|c| self.claims[*c].pool == p)
@@ -145,25 +146,10 @@ impl<'a> Solver<'a> {
 
     /// Claim `c` holding only `pods` (a subset of its own): every type its requirements allow
     /// in its zones and capacity types that takes them, smaller ones included.
-    pub(super) fn shrink(
-        &self,
-        c: usize,
-        pods: Vec<usize>,
-        compat: &mut HashMap<(usize, Requirements), std::rc::Rc<Vec<bool>>>,
-    ) -> Option<NewClaim> {
+    pub(super) fn shrink(&self, c: usize, pods: Vec<usize>, compat: &mut TypeCache) -> Option<NewClaim> {
         let claim = &self.claims[c];
         let pool = &self.pools[claim.pool];
-        let compatible = compat
-            .entry((claim.pool, claim.reqs.clone()))
-            .or_insert_with(|| {
-                std::rc::Rc::new(
-                    pool.types
-                        .iter()
-                        .map(|pt| pt.it.requirements.intersects(&claim.reqs).is_ok())
-                        .collect(),
-                )
-            })
-            .clone();
+        let compatible = pool.compatible_types(claim.pool, &claim.reqs, compat);
         let offer = expand(claim.zones, claim.cts);
         let mut requests = Resources::new();
         for i in &pods {
@@ -197,19 +183,7 @@ impl<'a> Solver<'a> {
     pub(super) fn fill_slack(&self, p: usize, kept: &mut [NewClaim], free: &[usize]) -> Option<Vec<usize>> {
         let pool = &self.pools[p];
         let pending = &self.input.pending;
-        let mut shape_of: HashMap<&Resources, usize> = HashMap::new();
-        let mut shapes: Vec<(&Resources, Vec<usize>)> = Vec::new();
-        for &i in free {
-            let r = &pending[i].requests;
-            let s = *shape_of.entry(r).or_insert_with(|| {
-                shapes.push((r, Vec::new()));
-                shapes.len() - 1
-            });
-            shapes[s].1.push(i);
-            if shapes.len() > REPACK_MAX_SHAPES {
-                return None;
-            }
-        }
+        let shapes = shapes_of(pending, free)?;
         let mut next = vec![0usize; shapes.len()];
         for claim in kept.iter_mut() {
             let Some(&cheapest) = claim.types.first() else {
@@ -259,20 +233,7 @@ impl<'a> Solver<'a> {
         let candidates: Vec<u32> = (0..pool.types.len() as u32)
             .filter(|t| pool.types[*t as usize].offer_mask & offer != 0)
             .collect();
-        // Pods grouped by their requests, in the order they were placed.
-        let mut shape_of: HashMap<&Resources, usize> = HashMap::new();
-        let mut shapes: Vec<(&Resources, Vec<usize>)> = Vec::new();
-        for &i in pods {
-            let r = &pending[i].requests;
-            let s = *shape_of.entry(r).or_insert_with(|| {
-                shapes.push((r, Vec::new()));
-                shapes.len() - 1
-            });
-            shapes[s].1.push(i);
-            if shapes.len() > REPACK_MAX_SHAPES {
-                return None;
-            }
-        }
+        let shapes = shapes_of(pending, pods)?;
         // Each shape's pods are taken from the front.
         let mut next = vec![0usize; shapes.len()];
         let mut demand = Resources::new();
@@ -397,6 +358,24 @@ impl<'a> Solver<'a> {
             &self.input.pending,
         ))
     }
+}
+
+/// Pods grouped by their requests, in the order given; `None` past [`REPACK_MAX_SHAPES`].
+fn shapes_of<'p>(pending: &'p [Pod], pods: &[usize]) -> Option<Vec<(&'p Resources, Vec<usize>)>> {
+    let mut shape_of: HashMap<&Resources, usize> = HashMap::new();
+    let mut shapes: Vec<(&Resources, Vec<usize>)> = Vec::new();
+    for &i in pods {
+        let r = &pending[i].requests;
+        let s = *shape_of.entry(r).or_insert_with(|| {
+            shapes.push((r, Vec::new()));
+            shapes.len() - 1
+        });
+        shapes[s].1.push(i);
+        if shapes.len() > REPACK_MAX_SHAPES {
+            return None;
+        }
+    }
+    Some(shapes)
 }
 
 /// How [`Solver::pack_free`] picks the type of each whole node.

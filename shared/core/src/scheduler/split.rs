@@ -1,14 +1,12 @@
 //! Right-sizing: a half-filled claim split in two when a smaller type plus the cheapest type
 //! for the rest costs less.
 
-use std::collections::HashMap;
-
 use super::claim::*;
 use super::limits::NOTHING;
 use super::offerings::*;
+use super::pools::TypeCache;
 use super::solver::Solver;
 use crate::labels;
-use crate::requirements::Requirements;
 use crate::resources::Resources;
 
 /// A claim is only split when the two halves cost this much less than the whole.
@@ -28,7 +26,7 @@ impl<'a> Solver<'a> {
     pub(super) fn right_size(&mut self) {
         // Claims of one pool mostly share requirements: type compatibility is worked out once
         // per (pool, requirements).
-        let mut compat: HashMap<(usize, Requirements), std::rc::Rc<Vec<bool>>> = HashMap::new();
+        let mut compat: TypeCache = TypeCache::new();
         let mut c = 0;
         while c < self.claims.len() {
             if let Some((a, b)) = self.split(c, &mut compat) {
@@ -46,11 +44,7 @@ impl<'a> Solver<'a> {
         }
     }
 
-    pub(super) fn split(
-        &self,
-        c: usize,
-        compat: &mut HashMap<(usize, Requirements), std::rc::Rc<Vec<bool>>>,
-    ) -> Option<(NewClaim, NewClaim)> {
+    pub(super) fn split(&self, c: usize, compat: &mut TypeCache) -> Option<(NewClaim, NewClaim)> {
         let claim = &self.claims[c];
         let pool = &self.pools[claim.pool];
         if claim.pods.len() < 2 {
@@ -83,17 +77,7 @@ impl<'a> Solver<'a> {
         // Types the claim's requirements allow in its zones and capacity types, smaller ones
         // included (the claim's own list holds only types that take all its pods). Pool types
         // are sorted by price; compatibility is checked lazily, once per type.
-        let compatible = compat
-            .entry((claim.pool, claim.reqs.clone()))
-            .or_insert_with(|| {
-                std::rc::Rc::new(
-                    pool.types
-                        .iter()
-                        .map(|pt| pt.it.requirements.intersects(&claim.reqs).is_ok())
-                        .collect(),
-                )
-            })
-            .clone();
+        let compatible = pool.compatible_types(claim.pool, &claim.reqs, compat);
         let allowed = |t: usize| -> bool { pool.types[t].offer_mask & offer != 0 && compatible[t] };
         let mut pods = claim.pods.clone();
         pods.sort_by(|a, b| {
