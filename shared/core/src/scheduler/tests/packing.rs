@@ -310,3 +310,33 @@ fn an_in_flight_claim_in_a_zone_that_lost_its_subnet_still_takes_its_pods() {
     assert_eq!(plan.in_flight.len(), 1);
     assert_eq!(plan.in_flight[0].1.len(), 4);
 }
+
+#[test]
+fn free_pods_sharing_zone_pinned_claims_of_a_spot_and_on_demand_pool_are_packed_within_ten_percent() {
+    // A few pods spread over zones pin the claims they open to one zone; the many pods without
+    // constraints that join those claims must still be packed to the bound, whatever the
+    // pool's capacity types and architectures.
+    let pool = nodepool("default")
+        .requirement(labels::CAPACITY_TYPE, Operator::In, &["spot", "on-demand"])
+        .requirement(labels::ARCH, Operator::In, &["amd64", "arm64"])
+        .requirement(labels::INSTANCE_CATEGORY, Operator::In, &["c", "m", "r"])
+        .requirement(labels::INSTANCE_GENERATION, Operator::Gt, &["2"])
+        .build();
+    let shapes = [("500m", "512Mi"), ("1", "4Gi"), ("250m", "2Gi")];
+    let mut ps = pods(1500, |i| {
+        let (cpu, memory) = shapes[i % shapes.len()];
+        pod(&format!("p{i}")).cpu(cpu).memory(memory).build()
+    });
+    ps.extend(pods(30, |i| {
+        pod(&format!("web{i}"))
+            .cpu("2")
+            .memory("2Gi")
+            .label("app", "web")
+            .zone_spread(1)
+            .build()
+    }));
+    let plan = schedule(&input(ps, vec![pool]));
+    assert!(plan.unschedulable.is_empty(), "{:?}", plan.unschedulable.first());
+    let ratio = plan.cost_per_hour / plan.lower_bound_per_hour;
+    assert!(ratio <= 1.10, "{ratio}: {} claims", plan.new_claims.len());
+}
