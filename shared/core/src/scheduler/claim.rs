@@ -307,7 +307,17 @@ impl<'a> Solver<'a> {
             }
             reserved = pool.reserved_by(&types);
         }
-        let reqs = narrowed.as_ref().unwrap_or(&self.claims[c].reqs);
+        let mut narrowed = narrowed;
+        if !view.label_keys.is_empty() {
+            let mut reqs = narrowed.unwrap_or_else(|| claim.reqs.clone());
+            if !self.settle_labels(view, p, &mut reqs, &mut types) {
+                return None;
+            }
+            narrowed = Some(reqs);
+        }
+        let claim = &self.claims[c];
+        let pool = &self.pools[p];
+        let reqs = narrowed.as_ref().unwrap_or(&claim.reqs);
         if types.is_empty() || !min_values_hold(pool, reqs, &types) {
             return None;
         }

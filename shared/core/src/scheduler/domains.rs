@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use super::offerings::*;
 use super::pools::*;
 use super::solver::Solver;
-use super::topology::{NsScope, TopoKey, or_into};
+use super::topology::{NsScope, TopoKey, Topology, or_into};
 use super::view::*;
 use crate::pod::{Pod, untolerated};
-use crate::requirements::Requirements;
+use crate::requirements::{Requirement, Requirements};
 
 impl<'a> Solver<'a> {
     /// Registers every group any pending pod refers to, and existing pods' anti-affinity terms.
@@ -238,6 +238,114 @@ impl<'a> Solver<'a> {
         ids.into_iter().map(|d| g.count(d)).min().unwrap_or(0)
     }
 
+    /// Whether a host id is a claim of this round (not an existing node or in-flight claim).
+    fn is_claim(&self, host: u32) -> bool {
+        host as usize >= self.fixed.len()
+    }
+
+    /// Whether label value `value` of `key` is a domain the pod may join: its spreads stay
+    /// within their skew, its affinity finds a match (or may start one), its anti-affinity and
+    /// others' anti-affinity find no conflict.
+    fn label_value_ok(&mut self, view: &PodView, key: &str, value: &str) -> bool {
+        let d = self.topology.value_id(value);
+        let keyed = |g: u32, t: &Topology| matches!(&t.groups[g as usize].key, TopoKey::Label(k) if k == key);
+        let t = &self.topology;
+        view.spreads.iter().filter(|s| keyed(s.group, t)).all(|s| {
+            let g = &t.groups[s.group as usize];
+            (g.count(d) + u32::from(s.self_match)) as i64 - s.floor as i64 <= s.max_skew as i64
+        }) && view
+            .affinity
+            .iter()
+            .filter(|(g, _)| keyed(*g, t))
+            .all(|(g, self_match)| {
+                let g = &t.groups[*g as usize];
+                if g.total > 0 { g.count(d) > 0 } else { *self_match }
+            })
+            && view
+                .anti
+                .iter()
+                .filter(|g| keyed(**g, t))
+                .all(|g| t.groups[*g as usize].count(d) == 0)
+            && view
+                .matching
+                .iter()
+                .filter(|g| keyed(**g, t))
+                .all(|g| !t.groups[*g as usize].has_owners || t.groups[*g as usize].owners_in(d) == 0)
+    }
+
+    /// Settles a claim's value of each custom label key the pod's topology counts in: the value
+    /// its requirements already give, or else the allowed one with the fewest matching pods
+    /// among those its requirements or its candidates' labels offer. Narrows `reqs` to it and
+    /// `types` to the candidates that carry it; `false` when no value will do.
+    pub(super) fn settle_labels(
+        &mut self,
+        view: &PodView,
+        pool: usize,
+        reqs: &mut Requirements,
+        types: &mut Vec<u32>,
+    ) -> bool {
+        for key in &view.label_keys {
+            let settled = claim_label(&self.pools[pool], reqs, key);
+            let candidates: Vec<String> = match settled {
+                Some(v) => vec![v],
+                None => match reqs.get(key).filter(|r| !r.is_complement()) {
+                    Some(r) => r.values().to_vec(),
+                    None => {
+                        let types_of = &self.pools[pool].types;
+                        let mut values: Vec<String> = types
+                            .iter()
+                            .filter_map(|t| types_of[*t as usize].it.labels.get(key).cloned())
+                            .collect();
+                        values.sort();
+                        values.dedup();
+                        values
+                    }
+                },
+            };
+            if candidates.is_empty() {
+                // The node will not carry the key: only a spread or affinity on it rules out.
+                let needs =
+                    |g: u32| matches!(&self.topology.groups[g as usize].key, TopoKey::Label(k) if k == key);
+                if view.spreads.iter().any(|s| needs(s.group)) || view.affinity.iter().any(|(g, _)| needs(*g))
+                {
+                    return false;
+                }
+                continue;
+            }
+            let mut best: Option<(u32, String)> = None;
+            for v in candidates {
+                if !self.label_value_ok(view, key, &v) {
+                    continue;
+                }
+                let d = self.topology.value_id(&v);
+                let load = view
+                    .spreads
+                    .iter()
+                    .find(|s| matches!(&self.topology.groups[s.group as usize].key, TopoKey::Label(k) if k == key))
+                    .map_or(0, |s| self.topology.groups[s.group as usize].count(d));
+                if best.as_ref().is_none_or(|(l, _)| load < *l) {
+                    best = Some((load, v));
+                }
+            }
+            let Some((_, value)) = best else { return false };
+            if reqs
+                .get(key)
+                .is_none_or(|r| r.is_complement() || r.values().len() != 1)
+            {
+                let single = Requirement::is_in([value.clone()]);
+                reqs.add(key, single.clone());
+                let mut only = Requirements::new();
+                only.add(key, single);
+                let types_of = &self.pools[pool].types;
+                types.retain(|t| types_of[*t as usize].it.requirements.intersects(&only).is_ok());
+                if types.is_empty() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     pub(super) fn host_topology_ok(&mut self, view: &PodView, host: u32) -> bool {
         for s in &view.spreads {
             if matches!(
@@ -248,6 +356,10 @@ impl<'a> Solver<'a> {
             }
             let key = self.topology.groups[s.group as usize].key.clone();
             let Some(d) = self.domain(host, &key) else {
+                // A claim not settled on a custom label yet settles when the pod joins.
+                if self.is_claim(host) && matches!(key, TopoKey::Label(_)) {
+                    continue;
+                }
                 return false;
             };
             let g = &self.topology.groups[s.group as usize];
@@ -264,6 +376,9 @@ impl<'a> Solver<'a> {
             }
             let key = self.topology.groups[gid as usize].key.clone();
             let d = self.domain(host, &key);
+            if d.is_none() && self.is_claim(host) && matches!(key, TopoKey::Label(_)) {
+                continue;
+            }
             let g = &self.topology.groups[gid as usize];
             let ok = if g.total > 0 {
                 d.is_some_and(|d| g.count(d) > 0)

@@ -26,6 +26,9 @@ pub(super) struct PodView {
     pub(super) matching: Vec<u32>,
     pub(super) pins_zone: bool,
     pub(super) pins_ct: bool,
+    /// Custom label keys (not zone, capacity type or hostname) its topology counts in: a claim
+    /// must settle on one value of each (see [`Solver::settle_labels`]).
+    pub(super) label_keys: Vec<String>,
     /// PreferNoSchedule taints the pod does not tolerate still rule a host or pool out.
     pub(super) avoid_prefer_no_schedule: bool,
     /// The term names hostnames (or requires none): a new node's name is not known before it
@@ -140,7 +143,21 @@ impl<'a> Solver<'a> {
         };
         let pins_zone = touches(TopoKey::Zone);
         let pins_ct = touches(TopoKey::CapacityType);
+        let mut label_keys: Vec<String> = spreads
+            .iter()
+            .map(|s| s.group)
+            .chain(affinity.iter().map(|(g, _)| *g))
+            .chain(anti.iter().copied())
+            .chain(matching.iter().copied())
+            .filter_map(|g| match &self.topology.groups[g as usize].key {
+                TopoKey::Label(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        label_keys.sort();
+        label_keys.dedup();
         let mut view = PodView {
+            label_keys,
             avoid_prefer_no_schedule: !relax.tolerate_prefer_no_schedule,
             existing_only: term.get(labels::HOSTNAME).is_some_and(|r| !r.is_complement()),
             term,

@@ -48,7 +48,6 @@ fn a_pod_with_hostname_affinity_joins_its_target() {
 }
 
 #[test]
-#[ignore = "fails today: pod (anti-)affinity on a node label other than zone, hostname or capacity type does not narrow a new claim"]
 fn arch_affinity_shares_the_arch_while_a_hostname_spread_keeps_hosts_apart() {
     let target = pod("target")
         .label(S2.0, S2.1)
@@ -227,7 +226,6 @@ fn zone_anti_affinity_never_shares_a_zone_with_its_target() {
 }
 
 #[test]
-#[ignore = "fails today: pod (anti-)affinity on a node label other than zone, hostname or capacity type does not narrow a new claim"]
 fn arch_anti_affinity_puts_the_pod_on_the_other_arch() {
     let target = pod("target")
         .label(S2.0, S2.1)

@@ -401,7 +401,6 @@ fn zone_and_hostname_spreads_hold_together() {
 }
 
 #[test]
-#[ignore = "fails today: a claim from a pool allowing several values of a custom spread key is never given one"]
 fn a_spread_over_a_custom_label_balances_across_pools_offering_its_values() {
     let key = "capacity.spread.4-1";
     let spot = three_zone_pool("spot")
@@ -586,7 +585,6 @@ fn a_tainted_pool_value_is_not_a_domain_when_taints_are_honoured() {
 }
 
 #[test]
-#[ignore = "fails today: a claim from a pool allowing several values of a custom spread key is never given one"]
 fn tainted_pools_sharing_a_value_balance_each_tolerating_deployment_over_its_own_domains() {
     let pools: Vec<NodePool> = [("one", ["foo", "bar"]), ("two", ["foo", "baz"])]
         .into_iter()
