@@ -167,17 +167,40 @@ pub struct AffinityTerm {
 }
 
 impl AffinityTerm {
-    /// Whether `other` (in namespace `other_ns`) is selected by this term of a pod in `own_ns`.
+    /// Whether `other` (in namespace `other_ns`) is selected by this term of a pod in `own_ns`,
+    /// without namespace labels: a non-empty namespace selector selects no namespace.
     pub fn selects(&self, own_ns: &str, other_ns: &str, other_labels: &BTreeMap<String, String>) -> bool {
-        let ns_ok = if self.namespaces.iter().any(|n| n == other_ns) {
-            true
-        } else if let Some(sel) = &self.namespace_selector {
-            // Namespace labels are not tracked; an empty selector means every namespace.
-            sel.requirements.is_empty()
-        } else {
-            self.namespaces.is_empty() && own_ns == other_ns
-        };
-        ns_ok && self.selector.matches(other_labels)
+        self.selects_in(own_ns, other_ns, other_labels, &BTreeMap::new())
+    }
+
+    /// Whether `other` (in namespace `other_ns`) is selected by this term of a pod in `own_ns`,
+    /// namespaces known by their labels: the union of the listed namespaces and those the
+    /// namespace selector selects (an empty selector selects all); with neither, the pod's own.
+    pub fn selects_in(
+        &self,
+        own_ns: &str,
+        other_ns: &str,
+        other_labels: &BTreeMap<String, String>,
+        namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> bool {
+        self.selects_namespace(own_ns, other_ns, namespace_labels) && self.selector.matches(other_labels)
+    }
+
+    /// Whether the term covers namespace `ns` (see [`Self::selects_in`]).
+    pub fn selects_namespace(
+        &self,
+        own_ns: &str,
+        ns: &str,
+        namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> bool {
+        if self.namespaces.iter().any(|n| n == ns) {
+            return true;
+        }
+        match &self.namespace_selector {
+            Some(sel) if sel.requirements.is_empty() => true,
+            Some(sel) => namespace_labels.get(ns).is_some_and(|l| sel.matches(l)),
+            None => self.namespaces.is_empty() && own_ns == ns,
+        }
     }
 }
 

@@ -156,6 +156,9 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         daemonsets,
         pools,
         unavailable: Vec::new(),
+        // The cluster port does not list namespaces yet: a non-empty namespace selector in a
+        // pod (anti-)affinity term selects none.
+        namespace_labels: BTreeMap::new(),
         now: 0,
     };
     for attempt in 0..=config.max_replans {

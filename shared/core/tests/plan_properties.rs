@@ -725,6 +725,7 @@ fn build_input(w: &World) -> Input {
         pools,
         unavailable,
         now: 0,
+        ..Input::default()
     }
 }
 

@@ -1,6 +1,6 @@
 //! Reading manifest files and directories, and turning them into a scheduling round.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct Manifests {
     /// One template pod per DaemonSet.
     pub daemonsets: Vec<Pod>,
     pub nodes: Vec<Node>,
+    /// Labels of the Namespace objects read (pod affinity namespace selectors match them).
+    pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     pub nodepools: Vec<NodePool>,
     pub nodeclasses: Vec<Ec2NodeClass>,
     /// Documents read but not used, each with why.
@@ -126,6 +128,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 const KINDS: &[(&str, &str)] = &[
     ("Pod", "v1"),
     ("Node", "v1"),
+    ("Namespace", "v1"),
     ("Deployment", "apps/v1"),
     ("ReplicaSet", "apps/v1"),
     ("StatefulSet", "apps/v1"),
@@ -196,6 +199,14 @@ impl Manifests {
                     return Ok(());
                 }
                 self.add_pods(vec![pod])
+            }
+            "Namespace" => {
+                let ns: k8s_openapi::api::core::v1::Namespace = decode(value, &object)?;
+                self.claim(&object)?;
+                let name = ns.metadata.name.unwrap_or_default();
+                self.namespace_labels
+                    .insert(name, ns.metadata.labels.unwrap_or_default());
+                Ok(())
             }
             "Node" => {
                 let node = node_from_k8s(&decode(value, &object)?)?;
@@ -385,6 +396,7 @@ impl Manifests {
             daemonsets: self.daemonsets.clone(),
             pools,
             unavailable: Vec::new(),
+            namespace_labels: self.namespace_labels.clone(),
             now: 0,
         })
     }
@@ -467,11 +479,12 @@ mod tests {
         assert_eq!(keys(&input.pending), ["shop/report"]);
         assert_eq!(keys(&input.daemonsets), ["kube-system/aws-node"]);
         assert_eq!(input.now, 0);
+        // Namespaces are read for their labels (pod affinity namespace selectors).
+        assert!(input.namespace_labels.contains_key("shop"), "{:?}", input.namespace_labels);
         let warnings: Vec<String> = m.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(
             warnings,
             [
-                "app.yaml document 1: skipped Namespace shop: the planner does not use kind Namespace",
                 "app.yaml document 2: skipped Service shop/web: the planner does not use kind Service",
                 "app.yaml document 4: skipped Pod shop/gated: scheduling gates keep it from being scheduled",
             ]

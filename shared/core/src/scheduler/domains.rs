@@ -33,7 +33,7 @@ impl<'a> Solver<'a> {
                 self.topology.group(
                     TopoKey::of(&t.topology_key),
                     &t.selector,
-                    NsScope::for_term(t, &pod.namespace),
+                    NsScope::for_term(t, &pod.namespace, &self.input.namespace_labels),
                 );
             }
         }
@@ -43,7 +43,7 @@ impl<'a> Solver<'a> {
                     self.topology.group(
                         TopoKey::of(&t.topology_key),
                         &t.selector,
-                        NsScope::for_term(t, &pod.namespace),
+                        NsScope::for_term(t, &pod.namespace, &self.input.namespace_labels),
                     );
                 }
             }
@@ -58,7 +58,7 @@ impl<'a> Solver<'a> {
             let g = self.topology.group(
                 TopoKey::of(&t.topology_key),
                 &t.selector,
-                NsScope::for_term(t, &pod.namespace),
+                NsScope::for_term(t, &pod.namespace, &self.input.namespace_labels),
             );
             self.topology.groups[g as usize].total == 0
         })
@@ -115,7 +115,7 @@ impl<'a> Solver<'a> {
             let g = self.topology.group(
                 TopoKey::of(&t.topology_key),
                 &t.selector,
-                NsScope::for_term(t, &pod.namespace),
+                NsScope::for_term(t, &pod.namespace, &self.input.namespace_labels),
             );
             let key = self.topology.groups[g as usize].key.clone();
             if let Some(d) = self.domain(host, &key) {

@@ -56,6 +56,8 @@ pub struct Input {
     pub pools: Vec<PoolInput>,
     /// Offerings recently out of capacity.
     pub unavailable: Vec<OfferingKey>,
+    /// Labels of the cluster's namespaces, for pod (anti-)affinity namespace selectors.
+    pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     pub now: Millis,
 }
 

@@ -47,7 +47,13 @@ impl NsScope {
         }
     }
 
-    pub(super) fn for_term(term: &AffinityTerm, own_ns: &str) -> NsScope {
+    /// The namespaces a term covers (see [`AffinityTerm::selects_namespace`]), of those whose
+    /// labels are known.
+    pub(super) fn for_term(
+        term: &AffinityTerm,
+        own_ns: &str,
+        namespace_labels: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> NsScope {
         if term
             .namespace_selector
             .as_ref()
@@ -56,7 +62,14 @@ impl NsScope {
             return NsScope::All;
         }
         let mut list = term.namespaces.clone();
-        if list.is_empty() {
+        if let Some(sel) = &term.namespace_selector {
+            list.extend(
+                namespace_labels
+                    .iter()
+                    .filter(|(_, labels)| sel.matches(labels))
+                    .map(|(ns, _)| ns.clone()),
+            );
+        } else if list.is_empty() {
             list.push(own_ns.to_string());
         }
         list.sort();

@@ -114,9 +114,17 @@ impl<'a> Solver<'a> {
             let g = self.topology.group(
                 TopoKey::of(&t.topology_key),
                 &t.selector,
-                NsScope::for_term(t, &pod.namespace),
+                NsScope::for_term(t, &pod.namespace, &self.input.namespace_labels),
             );
-            affinity.push((g, t.selects(&pod.namespace, &pod.namespace, &pod.labels)));
+            affinity.push((
+                g,
+                t.selects_in(
+                    &pod.namespace,
+                    &pod.namespace,
+                    &pod.labels,
+                    &self.input.namespace_labels,
+                ),
+            ));
         }
         let mut anti = Vec::new();
         let mut sorted_pref_anti: Vec<_> = pod.preferred_pod_anti_affinity.iter().collect();
@@ -130,7 +138,7 @@ impl<'a> Solver<'a> {
             anti.push(self.topology.group(
                 TopoKey::of(&t.topology_key),
                 &t.selector,
-                NsScope::for_term(t, &pod.namespace),
+                NsScope::for_term(t, &pod.namespace, &self.input.namespace_labels),
             ));
         }
         let matching = self.topology.matching_groups(pod);

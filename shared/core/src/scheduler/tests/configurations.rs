@@ -384,3 +384,79 @@ fn a_pool_limited_to_one_node_never_breaks_a_zone_spread_to_fit_one_more_pod() {
         assert!(a2 <= 2, "three a2 pods in one zone against maxSkew 2: {plan:#?}");
     }
 }
+
+fn anti_by_namespace_selector(name: &str, ns: &str) -> Pod {
+    let mut p = pod(name)
+        .namespace(ns)
+        .cpu("1")
+        .label("app", "db")
+        .anti_affinity(labels::HOSTNAME, &[("app", "db")])
+        .build();
+    p.pod_anti_affinity[0].namespace_selector =
+        Some(crate::pod::LabelSelector::match_labels(&[("team", "shop")]));
+    p
+}
+
+#[test]
+fn anti_affinity_with_a_namespace_selector_keeps_apart_pods_of_every_selected_namespace() {
+    // Two namespaces labelled team=shop, one not: the pods of the first two repel each other
+    // across namespaces; the third's pod is outside the selector and may share a node.
+    let ps = vec![
+        anti_by_namespace_selector("a", "shop-eu"),
+        anti_by_namespace_selector("b", "shop-us"),
+        anti_by_namespace_selector("c", "blog"),
+    ];
+    let mut inp = input(ps, vec![default_pool()]);
+    for (ns, team) in [("shop-eu", "shop"), ("shop-us", "shop"), ("blog", "blog")] {
+        inp.namespace_labels.insert(
+            ns.into(),
+            BTreeMap::from([("team".to_string(), team.to_string())]),
+        );
+    }
+    let plan = schedule(&inp);
+    assert!(plan.unschedulable.is_empty(), "{:?}", plan.unschedulable);
+    let host = |name: &str, ns: &str| {
+        plan.new_claims
+            .iter()
+            .position(|c| c.pods.contains(&format!("{ns}/{name}")))
+            .unwrap_or_else(|| panic!("{ns}/{name} placed: {plan:#?}"))
+    };
+    assert_ne!(host("a", "shop-eu"), host("b", "shop-us"), "{plan:#?}");
+}
+
+#[test]
+fn a_namespace_selector_covers_the_pods_own_namespace_only_when_it_matches() {
+    // Pod b's anti-affinity selects namespaces labelled team=shop; b itself lives in blog, so
+    // the db pod already running in blog does not repel it from that node.
+    let mut inp = input(
+        vec![anti_by_namespace_selector("b", "blog")],
+        vec![default_pool()],
+    );
+    let mut n1 = existing_node("n1", "m5.xlarge", "us-east-1a", "3");
+    n1.pods.push(
+        pod("a")
+            .namespace("blog")
+            .cpu("1")
+            .label("app", "db")
+            .on_node("n1")
+            .build(),
+    );
+    inp.nodes.push(n1);
+    inp.namespace_labels.insert(
+        "blog".into(),
+        BTreeMap::from([("team".to_string(), "blog".to_string())]),
+    );
+    let plan = schedule(&inp);
+    assert_eq!(
+        plan.existing,
+        vec![("n1".to_string(), vec!["blog/b".to_string()])],
+        "{plan:#?}"
+    );
+    // Labelled team=shop, the namespace is covered and the node is off limits.
+    inp.namespace_labels.insert(
+        "blog".into(),
+        BTreeMap::from([("team".to_string(), "shop".to_string())]),
+    );
+    let plan = schedule(&inp);
+    assert!(plan.existing.is_empty(), "{plan:#?}");
+}
