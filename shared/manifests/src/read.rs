@@ -480,7 +480,11 @@ mod tests {
         assert_eq!(keys(&input.daemonsets), ["kube-system/aws-node"]);
         assert_eq!(input.now, 0);
         // Namespaces are read for their labels (pod affinity namespace selectors).
-        assert!(input.namespace_labels.contains_key("shop"), "{:?}", input.namespace_labels);
+        assert!(
+            input.namespace_labels.contains_key("shop"),
+            "{:?}",
+            input.namespace_labels
+        );
         let warnings: Vec<String> = m.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(
             warnings,
