@@ -194,6 +194,14 @@ pub trait Cluster: Send + Sync {
 
     fn list_daemonsets(&self) -> impl Future<Output = PortResult<Vec<DaemonSet>>> + Send;
 
+    /// Every namespace's labels, for pod (anti-)affinity namespace selectors. A cluster that
+    /// cannot tell has none (a non-empty namespace selector then selects nothing).
+    fn list_namespace_labels(
+        &self,
+    ) -> impl Future<Output = PortResult<BTreeMap<String, BTreeMap<String, String>>>> + Send {
+        std::future::ready(Ok(BTreeMap::new()))
+    }
+
     /// NodePools; ones that fail validation are returned as errors in the second list so that
     /// one bad pool does not stop the others.
     fn list_nodepools(&self) -> impl Future<Output = PortResult<(Vec<NodePool>, Vec<String>)>> + Send;

@@ -143,6 +143,24 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         .into_iter()
         .map(|d| d.pod)
         .collect();
+    // Namespaces are listed only when some pod's affinity selects them by label.
+    let by_label = |p: &crate::pod::Pod| {
+        p.pod_affinity
+            .iter()
+            .chain(&p.pod_anti_affinity)
+            .chain(p.preferred_pod_affinity.iter().map(|w| &w.term))
+            .chain(p.preferred_pod_anti_affinity.iter().map(|w| &w.term))
+            .any(|t| {
+                t.namespace_selector
+                    .as_ref()
+                    .is_some_and(|s| !s.requirements.is_empty())
+            })
+    };
+    let namespace_labels = if pending.iter().chain(&bound).any(by_label) {
+        cluster.list_namespace_labels().await?
+    } else {
+        BTreeMap::new()
+    };
     let claims = store.list_live().await?;
 
     let pools = pool_inputs(cloud, nodepools, &nodeclasses, &mut report).await?;
@@ -156,9 +174,7 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         daemonsets,
         pools,
         unavailable: Vec::new(),
-        // The cluster port does not list namespaces yet: a non-empty namespace selector in a
-        // pod (anti-)affinity term selects none.
-        namespace_labels: BTreeMap::new(),
+        namespace_labels,
         now: 0,
     };
     for attempt in 0..=config.max_replans {

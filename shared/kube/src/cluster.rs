@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
-use k8s_openapi::api::core::v1::{Node as K8sNode, Pod as K8sPod, Taint as K8sTaint};
+use k8s_openapi::api::core::v1::{
+    Namespace as K8sNamespace, Node as K8sNode, Pod as K8sPod, Taint as K8sTaint,
+};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, PostParams};
 use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, Config};
@@ -399,6 +401,15 @@ impl Cluster for KubeCluster {
                     }
                 }
             })
+            .collect())
+    }
+
+    async fn list_namespace_labels(&self) -> PortResult<BTreeMap<String, BTreeMap<String, String>>> {
+        let api: Api<K8sNamespace> = Api::all(self.client().await?);
+        let namespaces = self.list_all(&api, "list namespaces", None).await?;
+        Ok(namespaces
+            .into_iter()
+            .filter_map(|ns| Some((ns.metadata.name?, ns.metadata.labels.unwrap_or_default())))
             .collect())
     }
 

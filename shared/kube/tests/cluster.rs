@@ -229,6 +229,29 @@ async fn bound_pods_nodes_and_daemonsets_are_listed() {
 }
 
 #[tokio::test]
+async fn namespaces_are_listed_with_their_labels() {
+    let (server, cluster) = server().await;
+    for (name, team) in [("shop", "payments"), ("blog", "content")] {
+        server
+            .insert(&json!({
+                "apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"team": team}},
+            }))
+            .expect("namespace");
+    }
+    let labels = cluster.list_namespace_labels().await.expect("namespaces");
+    assert_eq!(
+        labels.get("shop").and_then(|l| l.get("team")).map(String::as_str),
+        Some("payments"),
+        "{labels:?}"
+    );
+    assert_eq!(
+        labels.get("blog").and_then(|l| l.get("team")).map(String::as_str),
+        Some("content")
+    );
+}
+
+#[tokio::test]
 async fn a_bad_nodepool_is_reported_by_name_while_the_good_ones_load() {
     let (server, cluster) = server().await;
     server.insert(&nodepool("default")).expect("insert");
