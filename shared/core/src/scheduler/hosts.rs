@@ -11,6 +11,7 @@ use super::view::*;
 use crate::catalog::{CapacityType, InstanceType};
 use crate::labels;
 use crate::pod::{HostPort, Pod, Taint, untolerated};
+use crate::requirements::Requirements;
 use crate::resources::Resources;
 
 /// Existing nodes and in-flight claims.
@@ -145,9 +146,13 @@ pub(super) fn existing(input: &Input, pools: &[Pool], zone_index: &HashMap<&str,
 pub(super) fn in_flight(input: &Input, pools: &[Pool], zone_index: &HashMap<&str, u32>) -> Vec<FixedHost> {
     let mut fixed = Vec::new();
     for claim in &input.in_flight {
-        let Some(pool) = pools.iter().find(|p| p.name == claim.nodepool) else {
-            continue;
-        };
+        // A claim whose NodePool is gone still comes up and takes its pods: daemonsets are
+        // then judged by the claim's own labels.
+        let own_labels = Requirements::from_labels(&claim.labels);
+        let pool_reqs = pools
+            .iter()
+            .find(|p| p.name == claim.nodepool)
+            .map_or(&own_labels, |p| &p.reqs);
         let launched = claim.instance.as_ref();
         // Looked up in every catalog of the round: the claim exists even if its type has since
         // run out of capacity, left the pool's requirements or its zone lost its subnet. Until
@@ -169,7 +174,7 @@ pub(super) fn in_flight(input: &Input, pools: &[Pool], zone_index: &HashMap<&str
             .collect();
         let usable = |it: &InstanceType| {
             let mut room = it.allocatable.clone();
-            room.sub(&daemon_overhead(&input.daemonsets, &pool.reqs, it, &claim.taints));
+            room.sub(&daemon_overhead(&input.daemonsets, pool_reqs, it, &claim.taints));
             room
         };
         // A type no catalog knows: what it was launched for is all the room it is sure to have.
@@ -227,7 +232,7 @@ pub(super) fn in_flight(input: &Input, pools: &[Pool], zone_index: &HashMap<&str
                 .daemonsets
                 .iter()
                 .filter(|d| untolerated(&d.tolerations, &claim.taints).is_none())
-                .filter(|d| candidates.iter().any(|it| daemon_lands(d, &pool.reqs, it)))
+                .filter(|d| candidates.iter().any(|it| daemon_lands(d, pool_reqs, it)))
                 .flat_map(|d| d.host_ports.iter().cloned())
                 .collect(),
             placed: Vec::new(),

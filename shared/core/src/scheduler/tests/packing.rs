@@ -340,3 +340,25 @@ fn free_pods_sharing_zone_pinned_claims_of_a_spot_and_on_demand_pool_are_packed_
     let ratio = plan.cost_per_hour / plan.lower_bound_per_hour;
     assert!(ratio <= 1.10, "{ratio}: {} claims", plan.new_claims.len());
 }
+
+#[test]
+fn an_in_flight_claim_whose_nodepool_was_deleted_still_takes_its_pods() {
+    // The instance is coming up whatever happened to its pool: its pods must not get another.
+    let mut inp = input(
+        pods(4, |i| pod(&format!("p{i}")).cpu("1").build()),
+        vec![default_pool()],
+    );
+    let mut claim = in_flight(
+        "gone-abc",
+        "m5.2xlarge",
+        &["us-east-1a"],
+        true,
+        &["p0", "p1", "p2", "p3"],
+    );
+    claim.nodepool = "gone".into();
+    inp.in_flight.push(claim);
+    let plan = schedule(&inp);
+    assert!(plan.new_claims.is_empty(), "{plan:#?}");
+    assert_eq!(plan.in_flight.len(), 1);
+    assert_eq!(plan.in_flight[0].1.len(), 4);
+}
