@@ -258,6 +258,22 @@ impl<'a> Solver<'a> {
             // Worth is what the node holds at the prices of the whole remaining demand: a node
             // full of small pods is worth little where pod slots are not what is short overall.
             let prices = cover.prices(&demand)?;
+            // Of some types, the one that holds the most per dollar at `prices` once filled.
+            let most_per_dollar = |types: &mut dyn Iterator<Item = u32>| {
+                let mut best: Option<(f64, (Resources, Vec<usize>))> = None;
+                for t in types {
+                    let pt = &pool.types[t as usize];
+                    let (used, taken) = best_fill(&pt.usable, &shapes, &next, &prices);
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    let worth = lower_bound::Cover::value(&prices, &used) / pt.price;
+                    if best.as_ref().is_none_or(|(b, _)| worth > *b) {
+                        best = Some((worth, (used, taken)));
+                    }
+                }
+                best.map(|(_, fill)| fill)
+            };
             // While whole nodes are needed: a node of the LP's main type, or (by `choice`) of
             // whichever type that can be in an optimal cover holds the most per dollar once
             // filled with whole pods (the LP's fractions ignore that three 2-CPU pods leave a
@@ -272,38 +288,14 @@ impl<'a> Solver<'a> {
                     &prices,
                 )
             } else if x >= 1.0 {
-                let mut best: Option<(f64, (Resources, Vec<usize>))> = None;
-                for i in cover.offers() {
-                    let pt = &pool.types[candidates[i] as usize];
-                    let (used, taken) = best_fill(&pt.usable, &shapes, &next, &prices);
-                    if taken.is_empty() {
-                        continue;
-                    }
-                    let worth = lower_bound::Cover::value(&prices, &used) / pt.price;
-                    if best.as_ref().is_none_or(|(b, _)| worth > *b) {
-                        best = Some((worth, (used, taken)));
-                    }
-                }
-                best?.1
+                most_per_dollar(&mut cover.offers().map(|i| candidates[i]))?
             } else {
+                // Candidates are cheapest first: the first type of each shape is the one.
                 let mut seen = std::collections::HashSet::new();
-                let mut best: Option<(f64, (Resources, Vec<usize>))> = None;
-                for &t in &candidates {
-                    let pt = &pool.types[t as usize];
-                    // Candidates are cheapest first: the first type of each shape is the one.
-                    if !seen.insert((pt.usable.cpu(), pt.usable.memory(), pt.usable.pods())) {
-                        continue;
-                    }
-                    let (used, taken) = best_fill(&pt.usable, &shapes, &next, &prices);
-                    if taken.is_empty() {
-                        continue;
-                    }
-                    let worth = lower_bound::Cover::value(&prices, &used) / pt.price;
-                    if best.as_ref().is_none_or(|(b, _)| worth > *b) {
-                        best = Some((worth, (used, taken)));
-                    }
-                }
-                best?.1
+                most_per_dollar(&mut candidates.iter().copied().filter(|t| {
+                    let u = &pool.types[*t as usize].usable;
+                    seen.insert((u.cpu(), u.memory(), u.pods()))
+                }))?
             };
             let taken: Vec<usize> = taken
                 .into_iter()
