@@ -60,26 +60,37 @@ impl NewClaim {
             requests.add(&pending[*i].requests);
             host_ports.extend(pending[*i].host_ports.iter().cloned());
         }
-        let mut max_usable = Resources::new();
-        for t in &types {
-            max_usable.max_with(&pool.types[*t as usize].usable);
-        }
-        NewClaim {
+        let mut claim = NewClaim {
             pool: p,
             host_id,
             reqs,
-            max_over: types.len(),
-            reserved: pool.reserved_by(&types),
-            types,
+            max_over: 0,
+            reserved: NOTHING,
+            types: Vec::new(),
             requests,
-            max_usable,
+            max_usable: Resources::new(),
             zones: place.zones,
             cts: place.cts,
             zone_pinned: place.zone_pinned,
             ct_pinned: place.ct_pinned,
             pods,
             host_ports,
+        };
+        claim.set_types(pool, types);
+        claim
+    }
+
+    /// Narrows the candidates to `types`, and what follows from them: the quick upper bound of
+    /// their room and what the claim reserves of the pool's limits.
+    pub(super) fn set_types(&mut self, pool: &Pool, types: Vec<u32>) {
+        let mut max_usable = Resources::new();
+        for t in &types {
+            max_usable.max_with(&pool.types[*t as usize].usable);
         }
+        self.max_usable = max_usable;
+        self.max_over = types.len();
+        self.reserved = pool.reserved_by(&types);
+        self.types = types;
     }
 
     pub(super) fn placement(&self) -> Placement {

@@ -209,10 +209,10 @@ impl<'a> Solver<'a> {
                 next[s] += 1;
             }
             if claim.pods.len() > before {
-                claim
-                    .types
-                    .retain(|t| pool.types[*t as usize].usable.fits(&claim.requests));
-                claim.reserved = pool.reserved_by(&claim.types);
+                let types = (claim.types.iter().copied())
+                    .filter(|t| pool.types[*t as usize].usable.fits(&claim.requests))
+                    .collect();
+                claim.set_types(pool, types);
             }
         }
         Some(

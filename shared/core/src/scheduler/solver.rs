@@ -22,7 +22,6 @@ use crate::labels;
 use crate::pod::TaintEffect;
 use crate::ports::OfferingKey;
 use crate::requirements::Requirements;
-use crate::resources::Resources;
 
 pub(super) struct Solver<'a> {
     pub(super) input: &'a Input,
@@ -196,16 +195,9 @@ impl<'a> Solver<'a> {
                 if types.is_empty() || !min_values_hold(pool, &claim.reqs, &types) {
                     continue;
                 }
-                let reserved = pool.reserved_by(&types);
-                let mut max_usable = Resources::new();
-                for t in &types {
-                    max_usable.max_with(&pool.types[*t as usize].usable);
-                }
-                self.pools[p].budget.exchange(&claim.reserved, &reserved);
-                claim.reserved = reserved;
-                claim.max_over = types.len();
-                claim.max_usable = max_usable;
-                claim.types = types;
+                let before = claim.reserved;
+                claim.set_types(pool, types);
+                self.pools[p].budget.exchange(&before, &claim.reserved);
             }
             for c in 0..self.claims.len() {
                 if self.claims[c].pool == p {
