@@ -74,7 +74,7 @@ fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let t = &s.time_to_bind;
     writeln!(out)?;
     writeln!(out, "summary after {}", s.duration)?;
-    let rows: [(&str, String); 10] = [
+    let rows: [(&str, String); 12] = [
         ("provisioning rounds", s.rounds.to_string()),
         ("pods created", s.pods_created.to_string()),
         ("peak pods bound", s.peak_pods_bound.to_string()),
@@ -88,6 +88,8 @@ fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
         ("instances launched", s.instances_launched.to_string()),
         ("peak nodes", s.peak_nodes.to_string()),
         ("nodes at the end", s.nodes_at_end.to_string()),
+        ("pods evicted", s.pods_evicted.to_string()),
+        ("budget violations", s.pdb_violations.to_string()),
         ("node-hours", format!("{:.2}", s.node_hours)),
         ("total cost", format!("${:.4}", s.total_cost)),
         (

@@ -12,6 +12,10 @@ pub const CLUSTER_CA: &str = "NODEWRIGHT_CLUSTER_CA";
 pub const SERVICE_CIDR: &str = "NODEWRIGHT_SERVICE_CIDR";
 pub const KUBERNETES_VERSION: &str = "NODEWRIGHT_KUBERNETES_VERSION";
 pub const LEASE_TTL_SECONDS: &str = "NODEWRIGHT_LEASE_TTL_SECONDS";
+/// The function's timeout as the template sets it: the lease must outlast it.
+pub const FUNCTION_TIMEOUT_SECONDS: &str = "NODEWRIGHT_FUNCTION_TIMEOUT_SECONDS";
+/// Registration timeout: a launched instance whose Node has not joined by then is terminated.
+pub const REGISTRATION_TTL_SECONDS: &str = "NODEWRIGHT_REGISTRATION_TTL_SECONDS";
 
 /// A configuration variable that is missing or wrong.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -31,10 +35,16 @@ pub struct ProvisionerConfig {
     pub service_cidr: Option<String>,
     pub kubernetes_version: Option<String>,
     pub lease_ttl_seconds: u64,
+    pub function_timeout_seconds: u64,
+    pub registration_ttl_seconds: u64,
 }
 
-/// Twice the function's 5-minute timeout: a round never outlives its lease.
+/// Twice the function's 5-minute timeout: a pass never outlives its lease.
 pub const DEFAULT_LEASE_TTL_SECONDS: u64 = 600;
+/// The template's timeout for the provisioner.
+pub const DEFAULT_FUNCTION_TIMEOUT_SECONDS: u64 = 300;
+/// Karpenter's: 15 minutes.
+pub const DEFAULT_REGISTRATION_TTL_SECONDS: u64 = 900;
 
 impl ProvisionerConfig {
     /// Reads the configuration through `var` (`std::env::var` in Lambda).
@@ -78,6 +88,21 @@ impl ProvisionerConfig {
                 reason: format!("{v:?} is not a whole number of seconds, at least 60"),
             })?,
         };
+        let seconds = |variable: &'static str, default: u64| match optional(variable) {
+            None => Ok(default),
+            Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or(ConfigError {
+                variable,
+                reason: format!("{v:?} is not a positive whole number of seconds"),
+            }),
+        };
+        let function_timeout_seconds = seconds(FUNCTION_TIMEOUT_SECONDS, DEFAULT_FUNCTION_TIMEOUT_SECONDS)?;
+        let registration_ttl_seconds = seconds(REGISTRATION_TTL_SECONDS, DEFAULT_REGISTRATION_TTL_SECONDS)?;
+        let as_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        nodewright_core::pass::check_lease_ttl(as_ms(lease_ttl_seconds), as_ms(function_timeout_seconds))
+            .map_err(|e| ConfigError {
+                variable: LEASE_TTL_SECONDS,
+                reason: e.message,
+            })?;
         Ok(ProvisionerConfig {
             cluster_name,
             claims_table: required(CLAIMS_TABLE)?,
@@ -87,6 +112,8 @@ impl ProvisionerConfig {
             service_cidr: optional(SERVICE_CIDR),
             kubernetes_version: optional(KUBERNETES_VERSION),
             lease_ttl_seconds,
+            function_timeout_seconds,
+            registration_ttl_seconds,
         })
     }
 }
@@ -137,5 +164,19 @@ mod tests {
             err.to_string().starts_with("NODEWRIGHT_LEASE_TTL_SECONDS:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_lease_shorter_than_the_function_timeout_and_its_margin_is_refused() {
+        let mut short = BASE.to_vec();
+        short.push((LEASE_TTL_SECONDS, "300"));
+        short.push((FUNCTION_TIMEOUT_SECONDS, "300"));
+        let err = ProvisionerConfig::from_env(env(&short)).expect_err("lease within the timeout");
+        assert_eq!(err.variable, LEASE_TTL_SECONDS);
+        assert!(err.reason.contains("function timeout"), "{err}");
+        let mut enough = BASE.to_vec();
+        enough.push((LEASE_TTL_SECONDS, "330"));
+        enough.push((FUNCTION_TIMEOUT_SECONDS, "300"));
+        assert!(ProvisionerConfig::from_env(env(&enough)).is_ok());
     }
 }

@@ -1,14 +1,17 @@
 //! The provisioner Lambda: one provisioning round per invocation.
 //!
 //! Triggered by the provision queue (SQS FIFO, fed by the webhook) and by an EventBridge
-//! schedule every minute as a backstop. Every message means the same thing, "look at the
-//! cluster now", so one invocation runs one round whatever the batch holds: a message it cannot
-//! read is logged and does not stop the round or fail the others. The round runs under the
-//! cluster's lease; before it, claims and instances left inconsistent by a crashed round are
-//! reconciled.
+//! schedule every minute. Every message means the same thing, "look at the cluster now", so one
+//! invocation runs one pass whatever the batch holds: a message it cannot read is logged and
+//! does not stop the pass or fail the others. The pass ([`run_pass`]) runs under the cluster's
+//! lease: it reconciles claims with instances, carries every node's lifecycle a step further
+//! (registration, initialization, registration timeouts, deleted Nodes, graceful termination)
+//! and runs a provisioning round. The minute's schedule is what keeps the lifecycle moving when
+//! no pod is pending.
 //!
-//! The Lambda timeout (5 minutes in the template) is shorter than the lease (10 minutes), so a
-//! round can never outlive its lease and two rounds never act on one cluster at once.
+//! No launch starts within [`DEADLINE_MARGIN_MS`] of the invocation's deadline, and the lease
+//! (at least the function timeout plus a margin) is released when the pass ends, panics
+//! included, so a pass stopped by its deadline never blocks the next.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -22,9 +25,10 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use nodewright_aws::claims::DynamoClaimStore;
 use nodewright_aws::queue::ProvisionRequest;
 use nodewright_aws::{AwsConfig, Ec2Cloud, RetryPolicy};
+use nodewright_core::pass::{PassConfig, PassReport, run_pass};
+use nodewright_core::pod::Millis;
 use nodewright_core::ports::{ClaimStore, Clock, Cloud, Cluster, ErrorKind, PortError, PortResult};
-use nodewright_core::provisioning::{IdSource, RoundConfig, RoundReport, run_round};
-use nodewright_core::reconcile::{ReconcilePolicy, ReconcileReport, apply, reconcile};
+use nodewright_core::provisioning::{IdSource, RoundConfig};
 use nodewright_core::unavailable::UnavailableOfferings;
 use nodewright_kube::{ClusterInfo, KubeCluster, describe_cluster};
 use serde::Deserialize;
@@ -51,14 +55,17 @@ pub struct Provisioner<K, C, S> {
     pub ids: Box<dyn IdSource>,
     /// Offerings EC2 could not fill, kept across warm invocations.
     pub unavailable: Mutex<UnavailableOfferings>,
-    pub round: RoundConfig,
-    pub reconcile: ReconcilePolicy,
+    pub pass: PassConfig,
 }
+
+/// Launches stop this long before the invocation's deadline: a CreateFleet call with its
+/// retries and the claim writes around it fit well inside.
+pub const DEADLINE_MARGIN_MS: Millis = 45_000;
 
 impl<K, C, S> std::fmt::Debug for Provisioner<K, C, S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Provisioner")
-            .field("round", &self.round)
+            .field("pass", &self.pass)
             .finish_non_exhaustive()
     }
 }
@@ -70,8 +77,7 @@ pub struct Invocation {
     /// Queue messages read (ids) and the ones whose bodies could not be read.
     pub messages: Vec<String>,
     pub unreadable: Vec<String>,
-    pub reconciled: Option<ReconcileReport>,
-    pub round: PortResult<RoundReport>,
+    pub pass: PortResult<PassReport>,
     pub duration_ms: u128,
 }
 
@@ -84,13 +90,13 @@ impl<K: Cluster, C: Cloud, S: ClaimStore> Provisioner<K, C, S> {
             clock,
             ids,
             unavailable: Mutex::new(UnavailableOfferings::new()),
-            round: RoundConfig::default(),
-            reconcile: ReconcilePolicy::default(),
+            pass: PassConfig::default(),
         }
     }
 
-    /// Runs one invocation: reconcile, then one round.
-    pub async fn invoke(&self, trigger: &Trigger, request_id: &str) -> Invocation {
+    /// Runs one invocation: one pass, launching nothing after `deadline` (epoch millis) less
+    /// [`DEADLINE_MARGIN_MS`].
+    pub async fn invoke(&self, trigger: &Trigger, request_id: &str, deadline: Option<Millis>) -> Invocation {
         let started = Instant::now();
         let (name, messages, unreadable) = match trigger {
             Trigger::Queue(event) => {
@@ -100,7 +106,7 @@ impl<K: Cluster, C: Cloud, S: ClaimStore> Provisioner<K, C, S> {
                     let id = record.message_id.clone().unwrap_or_else(|| format!("#{i}"));
                     let body = record.body.as_deref().unwrap_or("");
                     if let Err(e) = serde_json::from_str::<ProvisionRequest>(body) {
-                        tracing::warn!(message_id = %id, error = %e, "unreadable provisioning request; running the round anyway");
+                        tracing::warn!(message_id = %id, error = %e, "unreadable provisioning request; running the pass anyway");
                         unreadable.push(id.clone());
                     }
                     ids.push(id);
@@ -109,60 +115,31 @@ impl<K: Cluster, C: Cloud, S: ClaimStore> Provisioner<K, C, S> {
             }
             Trigger::Schedule(_) => ("schedule", Vec::new(), Vec::new()),
         };
-        let round = RoundConfig {
-            holder: format!("provisioner/{request_id}"),
-            ..self.round.clone()
+        let config = PassConfig {
+            round: RoundConfig {
+                holder: format!("provisioner/{request_id}"),
+                ..self.pass.round.clone()
+            },
+            deadline: deadline.map(|d| d - DEADLINE_MARGIN_MS),
+            ..self.pass.clone()
         };
-        let reconciled = match self.reconcile_pass(&round).await {
-            Ok(report) => report,
-            Err(e) => {
-                // The round itself is still worth running; the next invocation reconciles.
-                tracing::warn!(error = %e, "reconcile pass failed");
-                None
-            }
-        };
-        let result = run_round(
+        let result = run_pass(
             &self.cluster,
             &self.cloud,
             &self.store,
             self.clock.as_ref(),
             self.ids.as_ref(),
             &self.unavailable,
-            &round,
+            &config,
         )
         .await;
         Invocation {
             trigger: name,
             messages,
             unreadable,
-            reconciled,
-            round: result,
+            pass: result,
             duration_ms: started.elapsed().as_millis(),
         }
-    }
-
-    /// Settles what a crashed round left behind, under the lease. `None` if another holder has it.
-    async fn reconcile_pass(&self, round: &RoundConfig) -> PortResult<Option<ReconcileReport>> {
-        let now = self.clock.now();
-        let lease = match self
-            .store
-            .acquire_lease(&round.holder, now, round.lease_ttl_ms)
-            .await
-        {
-            Ok(lease) => lease,
-            Err(e) if e.kind == ErrorKind::Conflict => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let outcome = async {
-            let claims = self.store.list_live().await?;
-            let instances = self.cloud.list_instances().await?;
-            let actions = reconcile(&claims, &instances, now, &self.reconcile);
-            Ok::<_, PortError>(apply(actions, &self.cloud, &self.store, now).await)
-        }
-        .await;
-        // The lease expires on its own if releasing fails.
-        let _ = self.store.release_lease(&lease).await;
-        outcome.map(Some)
     }
 }
 
@@ -177,9 +154,12 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
         tracing::error!(error = %e, "the event is neither an SQS batch nor an EventBridge event");
         lambda_runtime::Error::from(format!("unrecognised event: {e}"))
     })?;
-    let invocation = provisioner.invoke(&trigger, &event.context.request_id).await;
+    let deadline = i64::try_from(event.context.deadline).ok().filter(|d| *d > 0);
+    let invocation = provisioner
+        .invoke(&trigger, &event.context.request_id, deadline)
+        .await;
     log_summary(&invocation);
-    match (&trigger, &invocation.round) {
+    match (&trigger, &invocation.pass) {
         (Trigger::Queue(_), Ok(_)) => Ok(serde_json::to_value(SqsBatchResponse::default())?),
         (Trigger::Queue(_), Err(_)) => {
             let mut response = SqsBatchResponse::default();
@@ -192,76 +172,101 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
         }
         (Trigger::Schedule(_), Ok(report)) => Ok(json!({
             "ran": report.ran,
-            "launched": report.launched.len(),
-            "unschedulable": report.unschedulable.len(),
+            "launched": report.round.launched.len(),
+            "unschedulable": report.round.unschedulable.len(),
+            "registered": report.lifecycle.registered.len(),
+            "terminated": report.lifecycle.terminated.len(),
         })),
         (Trigger::Schedule(_), Err(e)) => Err(format!("provisioning round failed: {e}").into()),
     }
 }
 
-/// The one structured line each invocation logs.
+/// The one structured line each invocation logs, and a warning when another pass held the
+/// lease.
 pub fn log_summary(invocation: &Invocation) {
-    let reconciled = invocation.reconciled.as_ref().map(|r| {
-        json!({
-            "adopted": r.adopted,
-            "closed": r.closed,
-            "terminated": r.terminated,
-            "failures": r.failures.iter().map(|f| f.error.to_string()).collect::<Vec<_>>(),
-        })
-    });
-    match &invocation.round {
-        Ok(report) => {
-            let launched: Vec<Value> = report
-                .launched
-                .iter()
-                .map(|l| {
-                    json!({
-                        "claim": l.claim_id,
-                        "nodepool": l.nodepool,
-                        "instance": l.instance_id,
-                        "type": l.instance_type,
-                        "zone": l.zone,
-                        "capacity": l.capacity_type.as_str(),
-                        "price_per_hour": l.price,
-                        "pods": l.pods,
-                    })
-                })
-                .collect();
-            let launched = Value::Array(launched);
-            let unschedulable: Vec<Value> = report
-                .unschedulable
-                .iter()
-                .map(|u| json!({"pod": u.pod, "reason": u.reason}))
-                .collect();
-            let unschedulable = Value::Array(unschedulable);
-            let reconciled = reconciled.unwrap_or(Value::Null);
-            tracing::info!(
+    let report = match &invocation.pass {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!(
                 trigger = invocation.trigger,
                 messages = invocation.messages.len(),
-                unreadable = invocation.unreadable.len(),
-                ran = report.ran,
-                pods_pending = report.pods_pending,
-                pods_in_flight = report.pods_absorbed_in_flight,
-                pods_on_existing_nodes = report.pods_on_existing_nodes,
-                launched = %launched,
-                unschedulable = %unschedulable,
-                failures = ?report.failures,
-                invalid_config = ?report.invalid_config,
-                cost_per_hour = report.cost_per_hour,
-                lower_bound_per_hour = report.lower_bound_per_hour,
-                reconciled = %reconciled,
+                error = %e,
                 duration_ms = invocation.duration_ms as u64,
-                "provisioning round"
+                "provisioning pass failed"
             );
+            return;
         }
-        Err(e) => tracing::error!(
+    };
+    if let Some(holder) = &report.lease_conflict {
+        tracing::warn!(
             trigger = invocation.trigger,
-            messages = invocation.messages.len(),
-            error = %e,
-            duration_ms = invocation.duration_ms as u64,
-            "provisioning round failed"
-        ),
+            lease = %holder,
+            "another pass holds the cluster's lease; this one did nothing"
+        );
+        return;
     }
+    let r = &report.reconciled;
+    let reconciled = json!({
+        "adopted": r.adopted,
+        "closed": r.closed,
+        "terminated": r.terminated,
+        "failures": r.failures.iter().map(|f| f.error.to_string()).collect::<Vec<_>>(),
+    });
+    let l = &report.lifecycle;
+    let lifecycle = json!({
+        "registered": l.registered,
+        "initialized": l.initialized,
+        "registration_timeouts": l.registration_timeouts,
+        "terminating": l.terminating,
+        "evicted": l.evicted.len(),
+        "eviction_blocked": l.eviction_blocked,
+        "terminated": l.terminated,
+        "nodes_deleted": l.nodes_deleted,
+        "failures": l.failures,
+    });
+    let round = &report.round;
+    let launched: Vec<Value> = round
+        .launched
+        .iter()
+        .map(|l| {
+            json!({
+                "claim": l.claim_id,
+                "nodepool": l.nodepool,
+                "instance": l.instance_id,
+                "type": l.instance_type,
+                "zone": l.zone,
+                "capacity": l.capacity_type.as_str(),
+                "price_per_hour": l.price,
+                "pods": l.pods,
+            })
+        })
+        .collect();
+    let launched = Value::Array(launched);
+    let unschedulable: Vec<Value> = round
+        .unschedulable
+        .iter()
+        .map(|u| json!({"pod": u.pod, "reason": u.reason}))
+        .collect();
+    let unschedulable = Value::Array(unschedulable);
+    tracing::info!(
+        trigger = invocation.trigger,
+        messages = invocation.messages.len(),
+        unreadable = invocation.unreadable.len(),
+        pods_pending = round.pods_pending,
+        pods_in_flight = round.pods_absorbed_in_flight,
+        pods_on_existing_nodes = round.pods_on_existing_nodes,
+        launched = %launched,
+        deferred = round.deferred,
+        unschedulable = %unschedulable,
+        failures = ?round.failures,
+        invalid_config = ?round.invalid_config,
+        cost_per_hour = round.cost_per_hour,
+        lower_bound_per_hour = round.lower_bound_per_hour,
+        reconciled = %reconciled,
+        lifecycle = %lifecycle,
+        duration_ms = invocation.duration_ms as u64,
+        "provisioning pass"
+    );
 }
 
 /// Claim id suffixes from the process's random hasher keys: unpredictable across cold starts,
@@ -343,8 +348,9 @@ pub fn assemble(
         clock.clone(),
     );
     let mut provisioner = Provisioner::new(cluster, cloud, store, clock, Box::new(RandomIds::default()));
-    provisioner.round.lease_ttl_ms =
-        i64::try_from(config.lease_ttl_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let as_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    provisioner.pass.round.lease_ttl_ms = as_ms(config.lease_ttl_seconds);
+    provisioner.pass.lifecycle.registration_ttl_ms = as_ms(config.registration_ttl_seconds);
     Ok(provisioner)
 }
 

@@ -312,6 +312,10 @@ impl DynamoClaimStore {
 }
 
 impl ClaimStore for DynamoClaimStore {
+    fn fenced(&self, lease: &Lease) -> Self {
+        self.with_fence(lease)
+    }
+
     async fn create(&self, claim: &NodeClaim) -> PortResult<NodeClaim> {
         let now = self.clock.now();
         let mut stored = claim.clone();

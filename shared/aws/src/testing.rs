@@ -442,6 +442,7 @@ pub fn claim(id: &str) -> NodeClaim {
         registered_at: None,
         initialized_at: None,
         reason: None,
+        termination: None,
     }
 }
 

@@ -92,6 +92,7 @@ fn claim(id: &str) -> NodeClaim {
         registered_at: None,
         initialized_at: None,
         reason: None,
+        termination: None,
     }
 }
 

@@ -142,6 +142,7 @@ fn claim(id: &str, now: Millis) -> NodeClaim {
         registered_at: None,
         initialized_at: None,
         reason: None,
+        termination: None,
     }
 }
 

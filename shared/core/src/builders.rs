@@ -527,3 +527,69 @@ pub fn pool_input_with(nodepool: NodePool, nodeclass: Ec2NodeClass) -> PoolInput
         instance_types: Arc::new(catalog.types),
     }
 }
+
+/// A claim of pool `default` launched as an on-demand `m5.large` in `us-east-1a` (instance
+/// `i-<id>`) at `launched_at`, carrying the labels and taints the plan gives it.
+pub fn launched_claim(id: &str, launched_at: crate::pod::Millis) -> crate::nodeclaim::NodeClaim {
+    use crate::catalog::CapacityType;
+    use crate::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
+    NodeClaim {
+        id: id.into(),
+        nodepool: "default".into(),
+        nodeclass: "default".into(),
+        state: ClaimState::Launched,
+        version: 1,
+        instance_types: vec!["m5.large".into()],
+        zones: vec!["us-east-1a".into()],
+        capacity_types: vec![CapacityType::OnDemand],
+        labels: BTreeMap::from([(labels::NODEPOOL.to_string(), "default".to_string())]),
+        taints: Vec::new(),
+        startup_taints: Vec::new(),
+        requests: crate::resources::Resources::new(),
+        pods: Vec::new(),
+        instance: Some(LaunchedInstance {
+            instance_id: format!("i-{id}"),
+            instance_type: "m5.large".into(),
+            zone: "us-east-1a".into(),
+            capacity_type: CapacityType::OnDemand,
+            price: 0.096,
+        }),
+        node_name: None,
+        created_at: launched_at,
+        launched_at: Some(launched_at),
+        registered_at: None,
+        initialized_at: None,
+        reason: None,
+        termination: None,
+    }
+}
+
+/// The Node the real kubelet registers for a launched claim: only the labels its user data and
+/// the cloud controller give it, Ready, with the claim's taints and startup taints.
+pub fn kubelet_node(
+    claim: &crate::nodeclaim::NodeClaim,
+    name: &str,
+    created_at: crate::pod::Millis,
+) -> crate::pod::Node {
+    let instance = claim.instance.as_ref();
+    let zone = instance.map_or("us-east-1a", |i| i.zone.as_str());
+    let instance_type = instance.map_or("m5.large", |i| i.instance_type.as_str());
+    let mut kubelet = labels::kubelet_labels(&claim.labels);
+    kubelet.extend(node_labels(name, instance_type, zone));
+    let mut taints = claim.taints.clone();
+    taints.extend(claim.startup_taints.iter().cloned());
+    crate::pod::Node {
+        name: name.into(),
+        labels: kubelet,
+        taints,
+        allocatable: Resources::new()
+            .with(ResourceName::Cpu, 1_930)
+            .with(ResourceName::Memory, 7 << 30)
+            .with(ResourceName::Pods, 29),
+        unschedulable: false,
+        provider_id: instance.map(|i| format!("aws:///{zone}/{}", i.instance_id)),
+        ready: true,
+        created_at,
+        deleting: false,
+    }
+}

@@ -1,5 +1,7 @@
 //! Well-known label keys: Kubernetes', Karpenter's and the AWS provider's.
 
+use std::collections::BTreeMap;
+
 pub const ARCH: &str = "kubernetes.io/arch";
 pub const OS: &str = "kubernetes.io/os";
 pub const HOSTNAME: &str = "kubernetes.io/hostname";
@@ -15,6 +17,16 @@ pub const NODE_REGISTERED: &str = "karpenter.sh/registered";
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
 pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
 pub const UNREGISTERED_TAINT: &str = "karpenter.sh/unregistered";
+/// Taints a node carries only until it is ready (Karpenter's known ephemeral taints).
+pub const EPHEMERAL_TAINTS: [&str; 4] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+    UNREGISTERED_TAINT,
+];
+/// Held on every Node nodewright registers, so that deleting the Node (`kubectl delete node`)
+/// waits until nodewright has drained it and terminated its instance.
+pub const TERMINATION_FINALIZER: &str = "nodewright.io/termination";
 
 pub const EC2NODECLASS: &str = "karpenter.k8s.aws/ec2nodeclass";
 pub const INSTANCE_CATEGORY: &str = "karpenter.k8s.aws/instance-category";
@@ -114,4 +126,59 @@ pub fn is_restricted_domain(key: &str) -> bool {
         && !is_well_known(key)
         && !domain.starts_with("node-restriction.kubernetes.io")
         && !domain.ends_with("node.kubernetes.io")
+}
+
+/// Whether the kubelet may register a node with this label: the NodeRestriction admission
+/// plugin rejects a node that sets a `kubernetes.io` or `k8s.io` label outside a short list,
+/// and such a node never joins. Those labels are applied to the Node object later instead.
+pub fn kubelet_may_set(key: &str) -> bool {
+    let Some((prefix, _)) = key.split_once('/') else {
+        return true;
+    };
+    let restricted = |domain: &str| prefix == domain || prefix.ends_with(&format!(".{domain}"));
+    if !restricted("kubernetes.io") && !restricted("k8s.io") {
+        return true;
+    }
+    const ALLOWED: &[&str] = &[
+        "kubernetes.io/hostname",
+        "kubernetes.io/arch",
+        "kubernetes.io/os",
+        "beta.kubernetes.io/instance-type",
+        "beta.kubernetes.io/arch",
+        "beta.kubernetes.io/os",
+        "node.kubernetes.io/instance-type",
+        "failure-domain.beta.kubernetes.io/region",
+        "failure-domain.beta.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+    ];
+    ALLOWED.contains(&key) || prefix == "kubelet.kubernetes.io" || prefix == "node.kubernetes.io"
+}
+
+/// The labels a node registers with through its user data: those of `labels` the kubelet may
+/// set. Everything else nodewright puts on the Node once it has registered.
+pub fn kubelet_labels(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| kubelet_may_set(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kubelet_sets_only_labels_node_restriction_allows() {
+        assert!(kubelet_may_set("team"));
+        assert!(kubelet_may_set("karpenter.sh/nodepool"));
+        assert!(kubelet_may_set("karpenter.k8s.aws/instance-family"));
+        assert!(kubelet_may_set("topology.kubernetes.io/zone"));
+        assert!(kubelet_may_set("node.kubernetes.io/instance-type"));
+        assert!(kubelet_may_set("node.kubernetes.io/anything"));
+        assert!(!kubelet_may_set("node-role.kubernetes.io/worker"));
+        assert!(!kubelet_may_set("kubernetes.io/role"));
+        assert!(!kubelet_may_set("example.k8s.io/x"));
+    }
 }

@@ -71,6 +71,8 @@ impl ClaimState {
             (Terminated, _) => false,
             (_, Terminating) | (_, Terminated) => true,
             (Launching, Launched) | (Launched, Registered) | (Registered, Initialized) => true,
+            // A node that joined Ready, its startup taints already gone, is both at once.
+            (Launched, Initialized) => true,
             (Launched | Registered | Initialized, Disrupting) => true,
             _ => false,
         }
@@ -129,6 +131,22 @@ pub struct NodeClaim {
     pub initialized_at: Option<Millis>,
     /// Why it is being disrupted or terminated, for the audit trail.
     pub reason: Option<String>,
+    /// Graceful termination's progress, from the moment the claim became `Terminating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination: Option<Termination>,
+}
+
+/// Where graceful termination stands. Kept in the claim row so that whichever invocation comes
+/// next carries it on; everything else it needs (taint present, pods left) is read from the
+/// cluster each pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Termination {
+    pub started_at: Millis,
+    /// When draining stops waiting and the instance goes anyway: the NodePool's
+    /// `terminationGracePeriod` after the start; `None` waits for the drain.
+    pub deadline: Option<Millis>,
+    /// Set once TerminateInstances succeeded; what is left is deleting the Node and closing.
+    pub instance_terminated_at: Option<Millis>,
 }
 
 impl NodeClaim {

@@ -214,16 +214,23 @@ pub trait Cluster: Send + Sync {
     /// Evicts through the Eviction API, honouring PodDisruptionBudgets.
     fn evict(&self, namespace: &str, name: &str) -> impl Future<Output = PortResult<Eviction>> + Send;
 
-    /// Deletes the Node object. A node already gone counts as done.
+    /// Removes nodewright's [`TERMINATION_FINALIZER`](crate::labels::TERMINATION_FINALIZER)
+    /// and deletes the Node object, so that it goes at once. A node already gone counts as done.
     fn delete_node(&self, node: &str) -> impl Future<Output = PortResult<()>> + Send;
 
-    /// Merges labels into a registered node and sets its taints to `taints`.
-    fn patch_node(
-        &self,
-        node: &str,
-        labels: &BTreeMap<String, String>,
-        taints: &[Taint],
-    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Changes a node as [`NodePatch`] says, on a fresh read (a concurrent writer is not
+    /// overwritten). `NotFound` if the node is gone.
+    fn patch_node(&self, node: &str, patch: &NodePatch) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// A change to a registered Node: labels merged in, taints added where absent (never removed:
+/// the agents that own startup taints remove them, and a stale list must not put them back),
+/// and optionally nodewright's termination finalizer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodePatch {
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub finalizer: bool,
 }
 
 /// A held lease: the fencing token orders holders; a write carrying an older token loses.
@@ -236,6 +243,13 @@ pub struct Lease {
 
 /// The NodeClaim store (DynamoDB, or in memory).
 pub trait ClaimStore: Send + Sync {
+    /// The same store with every claim create and update conditional on `lease` still being
+    /// the current one: a holder that lost its lease gets `Conflict` instead of overwriting its
+    /// successor's claims.
+    fn fenced(&self, lease: &Lease) -> Self
+    where
+        Self: Sized;
+
     /// Creates the claim with version 1. `Conflict` if a claim with that id exists.
     fn create(&self, claim: &NodeClaim) -> impl Future<Output = PortResult<NodeClaim>> + Send;
 

@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
+
 use crate::api::{Ec2NodeClass, NodePool};
 use crate::catalog::CapacityType;
 use crate::nodeclaim::{AuditRecord, ClaimState, LaunchedInstance, NodeClaim};
@@ -34,6 +36,8 @@ pub struct RoundConfig {
     /// Re-plans after insufficient capacity within one round.
     pub max_replans: usize,
     pub actor: String,
+    /// Launches in flight at once: a burst of hundreds of nodes fits in one invocation.
+    pub launch_concurrency: usize,
 }
 
 impl Default for RoundConfig {
@@ -43,6 +47,7 @@ impl Default for RoundConfig {
             lease_ttl_ms: 10 * 60 * 1000,
             max_replans: 3,
             actor: "provisioner".into(),
+            launch_concurrency: 16,
         }
     }
 }
@@ -85,35 +90,30 @@ pub struct RoundReport {
     pub invalid_config: Vec<String>,
     /// Launches EC2 had no capacity for; their pods were re-planned on other offerings.
     pub out_of_capacity: Vec<OutOfCapacity>,
+    /// Planned launches not started because the invocation's deadline came first.
+    pub deferred: usize,
     pub cost_per_hour: f64,
     pub lower_bound_per_hour: f64,
 }
 
-/// Runs one round. Returns `Ok` with `ran == false` if the lease is held elsewhere.
-pub async fn run_round<C: Cluster, K: Cloud, S: ClaimStore>(
-    cluster: &C,
-    cloud: &K,
-    store: &S,
-    clock: &dyn Clock,
-    ids: &dyn IdSource,
-    unavailable: &Mutex<UnavailableOfferings>,
-    config: &RoundConfig,
-) -> PortResult<RoundReport> {
-    let lease = match store
-        .acquire_lease(&config.holder, clock.now(), config.lease_ttl_ms)
-        .await
-    {
-        Ok(lease) => lease,
-        Err(e) if e.kind == ErrorKind::Conflict => return Ok(RoundReport::default()),
-        Err(e) => return Err(e),
-    };
-    let result = round_under_lease(cluster, cloud, store, clock, ids, unavailable, config).await;
-    // The lease expires on its own if releasing fails; the round's result matters more.
-    let _ = store.release_lease(&lease).await;
-    result
+/// What a round plans over, read from the cluster and the store.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    pub pools: Vec<PoolInput>,
+    pub nodes: Vec<ExistingNode>,
+    /// Pods that must leave nodes being terminated: planned like pending pods, so that their
+    /// new capacity is launched while they drain, not after.
+    pub reschedulable: Vec<crate::pod::Pod>,
+    /// The store's live claims.
+    pub claims: Vec<NodeClaim>,
+    pub daemonsets: Vec<crate::pod::Pod>,
 }
 
-async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
+/// Plans the pending pods over `view` and launches what the plan needs, re-planning (up to
+/// `max_replans` times) the pods whose launches found no capacity. Launches run
+/// `launch_concurrency` at a time; none starts at or after `deadline`.
+#[allow(clippy::too_many_arguments)]
+pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
     cluster: &C,
     cloud: &K,
     store: &S,
@@ -121,28 +121,22 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     ids: &dyn IdSource,
     unavailable: &Mutex<UnavailableOfferings>,
     config: &RoundConfig,
-) -> PortResult<RoundReport> {
-    let mut report = RoundReport {
-        ran: true,
-        ..RoundReport::default()
-    };
-    let (nodepools, bad_pools) = cluster.list_nodepools().await?;
-    let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
-    report.invalid_config.extend(bad_pools);
-    report.invalid_config.extend(bad_classes);
-    let pending = cluster.list_pending_pods().await?;
+    view: ClusterView,
+    deadline: Option<Millis>,
+    report: &mut RoundReport,
+) -> PortResult<()> {
+    let mut pending = cluster.list_pending_pods().await?;
     report.pods_pending = pending.len();
-    if pending.is_empty() {
-        return Ok(report);
+    let listed: std::collections::HashSet<String> = pending.iter().map(|p| p.key()).collect();
+    for mut pod in view.reschedulable {
+        if !listed.contains(&pod.key()) {
+            pod.node_name = None;
+            pending.push(pod);
+        }
     }
-    let nodes = cluster.list_nodes().await?;
-    let bound = cluster.list_bound_pods().await?;
-    let daemonsets: Vec<_> = cluster
-        .list_daemonsets()
-        .await?
-        .into_iter()
-        .map(|d| d.pod)
-        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
     // Namespaces are listed only when some pod's affinity selects them by label.
     let by_label = |p: &crate::pod::Pod| {
         p.pod_affinity
@@ -156,23 +150,19 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
                     .is_some_and(|s| !s.requirements.is_empty())
             })
     };
-    let namespace_labels = if pending.iter().chain(&bound).any(by_label) {
+    let bound = view.nodes.iter().flat_map(|n| n.pods.iter());
+    let namespace_labels = if pending.iter().chain(bound).any(by_label) {
         cluster.list_namespace_labels().await?
     } else {
         BTreeMap::new()
     };
-    let claims = store.list_live().await?;
-
-    let pools = pool_inputs(cloud, nodepools, &nodeclasses, &mut report).await?;
-    let existing = existing_nodes(nodes, bound);
-    let in_flight = in_flight_claims(&claims, &existing);
-
+    let in_flight = in_flight_claims(&view.claims, &view.nodes);
     let mut input = Input {
         pending,
-        nodes: existing,
+        nodes: view.nodes,
         in_flight,
-        daemonsets,
-        pools,
+        daemonsets: view.daemonsets,
+        pools: view.pools,
         unavailable: Vec::new(),
         namespace_labels,
         now: 0,
@@ -184,30 +174,36 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         report.pods_absorbed_in_flight = plan.in_flight.iter().map(|(_, p)| p.len()).sum();
         report.pods_on_existing_nodes = plan.existing.iter().map(|(_, p)| p.len()).sum();
         report.unschedulable = plan.unschedulable.clone();
-        report.cost_per_hour = plan.cost_per_hour;
         report.lower_bound_per_hour = plan.lower_bound_per_hour;
 
+        let pools = &input.pools;
+        let outcomes: Vec<(usize, Option<PortResult<LaunchSummary>>)> =
+            futures::stream::iter(plan.new_claims.iter().enumerate())
+                .map(|(i, planned)| async move {
+                    // A launch begun after the deadline could outlive the invocation.
+                    if deadline.is_some_and(|d| clock.now() >= d) {
+                        return (i, None);
+                    }
+                    let result =
+                        launch_claim(cloud, store, clock, ids, pools, planned, unavailable, config).await;
+                    (i, Some(result))
+                })
+                .buffered(config.launch_concurrency.max(1))
+                .collect()
+                .await;
+
         let mut out_of_capacity = Vec::new();
-        for planned in &plan.new_claims {
-            match launch_claim(
-                cloud,
-                store,
-                clock,
-                ids,
-                &input.pools,
-                planned,
-                unavailable,
-                config,
-            )
-            .await
-            {
-                Ok(summary) => {
+        for (i, outcome) in outcomes {
+            let planned = &plan.new_claims[i];
+            match outcome {
+                None => report.deferred += 1,
+                Some(Ok(summary)) => {
                     // Launched pods are no longer pending for a re-plan.
                     let launched: std::collections::HashSet<&String> = planned.pods.iter().collect();
                     input.pending.retain(|p| !launched.contains(&p.key()));
                     report.launched.push(summary);
                 }
-                Err(e) if e.kind == ErrorKind::InsufficientCapacity => {
+                Some(Err(e)) if e.kind == ErrorKind::InsufficientCapacity => {
                     report.out_of_capacity.push(OutOfCapacity {
                         nodepool: planned.nodepool.clone(),
                         pods: planned.pods.len(),
@@ -215,12 +211,12 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
                     });
                     out_of_capacity.push(planned.pods.clone())
                 }
-                Err(e) => report
+                Some(Err(e)) => report
                     .failures
                     .push(format!("launch for pool {}: {e}", planned.nodepool)),
             }
         }
-        if out_of_capacity.is_empty() || attempt == config.max_replans {
+        if out_of_capacity.is_empty() || attempt == config.max_replans || report.deferred > 0 {
             break;
         }
         // Re-plan only the pods whose launch ran out of capacity, now that those offerings are
@@ -229,7 +225,7 @@ async fn round_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         input.pending.retain(|p| retry.contains(&p.key()));
     }
     report.cost_per_hour = report.launched.iter().fold(0.0, |sum, l| sum + l.price);
-    Ok(report)
+    Ok(())
 }
 
 fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, UnavailableOfferings> {
@@ -237,11 +233,13 @@ fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, Unavailabl
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn pool_inputs<K: Cloud>(
+/// The pools with their node classes and catalogs; pools whose node class is missing or
+/// unusable are reported in `invalid_config` and left out, and the others still provision.
+pub async fn pool_inputs<K: Cloud>(
     cloud: &K,
     nodepools: Vec<NodePool>,
     nodeclasses: &[Ec2NodeClass],
-    report: &mut RoundReport,
+    invalid_config: &mut Vec<String>,
 ) -> PortResult<Vec<PoolInput>> {
     // `None`: the node class is misconfigured (already reported).
     let mut catalogs: BTreeMap<String, Option<Arc<Vec<_>>>> = BTreeMap::new();
@@ -249,7 +247,7 @@ async fn pool_inputs<K: Cloud>(
     for nodepool in nodepools {
         let class_name = &nodepool.spec.template.spec.node_class_ref.name;
         let Some(nodeclass) = nodeclasses.iter().find(|c| c.name() == class_name) else {
-            report.invalid_config.push(format!(
+            invalid_config.push(format!(
                 "NodePool {}: EC2NodeClass {class_name:?} not found",
                 nodepool.name()
             ));
@@ -263,9 +261,7 @@ async fn pool_inputs<K: Cloud>(
                     // A node class the cloud cannot use (selectors that resolve nothing, bad
                     // kubelet settings) stops its own pools, not the whole round.
                     Err(e) if e.kind == ErrorKind::Invalid => {
-                        report
-                            .invalid_config
-                            .push(format!("EC2NodeClass {class_name}: {e}"));
+                        invalid_config.push(format!("EC2NodeClass {class_name}: {e}"));
                         None
                     }
                     Err(e) => return Err(e),
@@ -284,7 +280,8 @@ async fn pool_inputs<K: Cloud>(
     Ok(pools)
 }
 
-fn existing_nodes(nodes: Vec<crate::pod::Node>, bound: Vec<crate::pod::Pod>) -> Vec<ExistingNode> {
+/// The nodes with the pods bound to each.
+pub fn existing_nodes(nodes: Vec<crate::pod::Node>, bound: Vec<crate::pod::Pod>) -> Vec<ExistingNode> {
     let mut by_node: BTreeMap<String, Vec<crate::pod::Pod>> = BTreeMap::new();
     for pod in bound {
         if let Some(node) = pod.node_name.clone() {
@@ -348,6 +345,7 @@ async fn launch_claim<K: Cloud, S: ClaimStore>(
         registered_at: None,
         initialized_at: None,
         reason: None,
+        termination: None,
     };
     // Written before the launch: a crash after CreateFleet leaves a row to reconcile against.
     let mut claim = store.create(&claim).await?;
@@ -358,6 +356,9 @@ async fn launch_claim<K: Cloud, S: ClaimStore>(
     };
     let launched = match cloud.launch(&request).await {
         Ok(l) => l,
+        // A timeout or 5xx after retries: CreateFleet may have launched the instance, so the
+        // claim stays Launching for reconciliation to adopt its instance or close it.
+        Err(e) if e.kind == ErrorKind::Unavailable => return Err(e),
         Err(e) => {
             if e.kind == ErrorKind::InsufficientCapacity {
                 let mut cache = lock(unavailable);

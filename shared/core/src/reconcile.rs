@@ -11,13 +11,13 @@
 //! | `Launching` claim, no instance, past grace    | close: `Terminated`, "launch never completed" |
 //! | launched (or later) claim, instance gone      | close: `Terminated`, "instance gone"     |
 //! | instance with no claim, past grace            | terminate the instance                   |
-//! | instance of a `Terminating`/`Terminated` claim | terminate the instance                  |
+//! | instance of a `Terminated` claim              | terminate the instance                   |
 //!
 //! [`reconcile`] is a pure decision over plain data; [`apply`] carries it out through the ports
 //! and tolerates losing races: a claim that moved is left for the next pass to re-decide.
 //!
-//! Reconciliation does not drain: an instance whose claim is `Terminating` is terminated on the
-//! next pass, so whoever drains a node must do so before marking its claim `Terminating`.
+//! `Terminating` claims are left alone: graceful termination ([`crate::lifecycle`]) drains
+//! their nodes and terminates their instances.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -121,13 +121,13 @@ pub fn reconcile(
                 claim: (*claim).clone(),
                 instance: instance.clone(),
             }),
-            (ClaimState::Terminating | ClaimState::Terminated, Some(instance)) => {
-                actions.push(ReconcileAction::Terminate {
-                    instance: instance.clone(),
-                    claim: Some((*claim).clone()),
-                    reason: format!("claim is {}", claim.state),
-                })
-            }
+            // Graceful termination drains first and terminates when done (the lifecycle).
+            (ClaimState::Terminating, _) => {}
+            (ClaimState::Terminated, Some(instance)) => actions.push(ReconcileAction::Terminate {
+                instance: instance.clone(),
+                claim: Some((*claim).clone()),
+                reason: format!("claim is {}", claim.state),
+            }),
             (ClaimState::Terminated, None) => {}
             (state, None) if settled => actions.push(ReconcileAction::Close {
                 claim: (*claim).clone(),
@@ -356,6 +356,7 @@ mod tests {
             registered_at: None,
             initialized_at: None,
             reason: None,
+            termination: None,
         })
     }
 
@@ -561,17 +562,15 @@ mod tests {
     }
 
     #[test]
-    fn terminates_the_instance_of_a_terminating_claim() {
+    fn leaves_a_terminating_claim_and_its_instance_to_graceful_termination() {
         let claims = [claim("a")
             .on("i-1", 10 * MINUTE)
             .state(ClaimState::Terminating)
             .build()];
         let instances = [instance("i-1").claim("a").launched_ago(10 * MINUTE).build()];
-        let actions = run(&claims, &instances);
-        assert!(
-            matches!(&actions[..], [ReconcileAction::Terminate { instance, claim: Some(c), .. }]
-            if instance.id == "i-1" && c.id == "a")
-        );
+        // Draining comes first: the instance must not go before its pods have moved.
+        assert_eq!(run(&claims, &instances), vec![]);
+        assert_eq!(run(&claims, &[]), vec![]);
     }
 
     #[test]

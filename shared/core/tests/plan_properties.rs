@@ -700,6 +700,7 @@ fn build_input(w: &World) -> Input {
                 registered_at: None,
                 initialized_at: None,
                 reason: None,
+                termination: None,
             }
         })
         .collect();

@@ -19,8 +19,9 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, EvictParams, List
 use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, Config};
 use nodewright_core::api::{ConfigObject, Ec2NodeClass, NodePool, parse_config_object};
+use nodewright_core::labels;
 use nodewright_core::pod::{Node, Pod, Taint, TaintEffect};
-use nodewright_core::ports::{Cluster, DaemonSet, ErrorKind, Eviction, PortError, PortResult};
+use nodewright_core::ports::{Cluster, DaemonSet, ErrorKind, Eviction, NodePatch, PortError, PortResult};
 use serde::de::DeserializeOwned;
 use tokio::sync::RwLock;
 
@@ -462,6 +463,22 @@ impl Cluster for KubeCluster {
     }
 
     async fn delete_node(&self, node: &str) -> PortResult<()> {
+        let finalizer = labels::TERMINATION_FINALIZER;
+        let released = self
+            .update_node(node, &format!("release node {node}"), |n| {
+                let Some(list) = n.metadata.finalizers.as_mut() else {
+                    return false;
+                };
+                let before = list.len();
+                list.retain(|f| f != finalizer);
+                list.len() != before
+            })
+            .await;
+        match released {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
         let api: Api<K8sNode> = Api::all(self.client().await?);
         match api.delete(node, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
@@ -470,38 +487,38 @@ impl Cluster for KubeCluster {
         }
     }
 
-    async fn patch_node(
-        &self,
-        node: &str,
-        labels: &BTreeMap<String, String>,
-        taints: &[Taint],
-    ) -> PortResult<()> {
-        let wanted: Vec<K8sTaint> = taints.iter().map(k8s_taint).collect();
+    async fn patch_node(&self, node: &str, patch: &NodePatch) -> PortResult<()> {
+        let wanted: Vec<K8sTaint> = patch.taints.iter().map(k8s_taint).collect();
+        let finalizer = labels::TERMINATION_FINALIZER;
         self.update_node(node, &format!("patch node {node}"), |n| {
+            let mut changed = false;
             let current = n.metadata.labels.get_or_insert_with(BTreeMap::new);
-            let labels_done = labels.iter().all(|(k, v)| current.get(k) == Some(v));
-            let spec = n.spec.get_or_insert_with(Default::default);
-            let have = spec.taints.clone().unwrap_or_default();
-            let taints_done = have.len() == wanted.len()
-                && wanted
-                    .iter()
-                    .all(|w| have.iter().any(|h| same_taint(h, w) && h.value == w.value));
-            if labels_done && taints_done {
-                return false;
+            for (k, v) in &patch.labels {
+                if current.get(k) != Some(v) {
+                    current.insert(k.clone(), v.clone());
+                    changed = true;
+                }
             }
-            current.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-            // Keep the time a surviving taint was added.
-            let merged: Vec<K8sTaint> = wanted
-                .iter()
-                .map(|w| {
-                    have.iter()
-                        .find(|h| same_taint(h, w) && h.value == w.value)
-                        .cloned()
-                        .unwrap_or_else(|| w.clone())
-                })
-                .collect();
-            spec.taints = if merged.is_empty() { None } else { Some(merged) };
-            true
+            if patch.finalizer {
+                let list = n.metadata.finalizers.get_or_insert_with(Vec::new);
+                // A Node already being deleted takes no new finalizer (the API refuses it).
+                if n.metadata.deletion_timestamp.is_none() && !list.iter().any(|f| f == finalizer) {
+                    list.push(finalizer.to_string());
+                    changed = true;
+                }
+            }
+            let spec = n.spec.get_or_insert_with(Default::default);
+            let taints = spec.taints.get_or_insert_with(Vec::new);
+            for w in &wanted {
+                if !taints.iter().any(|h| same_taint(h, w)) {
+                    taints.push(w.clone());
+                    changed = true;
+                }
+            }
+            if taints.is_empty() {
+                spec.taints = None;
+            }
+            changed
         })
         .await
     }

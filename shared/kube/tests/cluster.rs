@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::Method;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nodewright_core::pod::{Taint, TaintEffect};
-use nodewright_core::ports::{Cluster, ErrorKind, Eviction, PortResult};
+use nodewright_core::ports::{Cluster, ErrorKind, Eviction, NodePatch, PortResult};
 use nodewright_fake_kube::{Budget, FakeApiServer, NodeRegistration, RequestMatcher, Verb};
 use nodewright_kube::{ConfigSource, KubeCluster, is_pending_unschedulable};
 use serde_json::{Value, json};
@@ -374,33 +374,57 @@ async fn deleting_a_node_twice_is_fine() {
 }
 
 #[tokio::test]
-async fn patching_a_node_merges_labels_and_sets_taints() {
+async fn patching_a_node_merges_labels_adds_missing_taints_and_holds_it_with_the_finalizer() {
     let (server, cluster) = server().await;
     server
-        .register_node(NodeRegistration::new("n1").label("keep", "me"))
+        .register_node(NodeRegistration::new("n1").label("keep", "me").taint(
+            "agent.example.com/not-ready",
+            "",
+            "NoExecute",
+        ))
         .expect("node");
-    let labels = BTreeMap::from([("karpenter.sh/nodepool".to_string(), "default".to_string())]);
-    cluster
-        .patch_node("n1", &labels, &[taint()])
-        .await
-        .expect("patch");
+    let patch = NodePatch {
+        labels: BTreeMap::from([("karpenter.sh/nodepool".to_string(), "default".to_string())]),
+        taints: vec![taint()],
+        finalizer: true,
+    };
+    cluster.patch_node("n1", &patch).await.expect("patch");
+    cluster.patch_node("n1", &patch).await.expect("idempotent");
     let node: k8s_openapi::api::core::v1::Node = server.get(None, "n1").expect("node");
-    let got = node.metadata.labels.expect("labels");
+    let got = node.metadata.labels.clone().expect("labels");
     assert_eq!(got.get("keep").map(String::as_str), Some("me"));
     assert_eq!(
         got.get("karpenter.sh/nodepool").map(String::as_str),
         Some("default")
     );
+    assert_eq!(
+        node.metadata.finalizers,
+        Some(vec![nodewright_core::labels::TERMINATION_FINALIZER.to_string()])
+    );
     let taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
-    assert_eq!(taints.len(), 1);
-    assert_eq!(taints[0].key, "karpenter.sh/disrupted");
+    let keys: Vec<&str> = taints.iter().map(|t| t.key.as_str()).collect();
+    // The startup taint is its agent's to remove; a patch never takes it away.
+    assert_eq!(keys, ["agent.example.com/not-ready", "karpenter.sh/disrupted"]);
+}
 
-    cluster
-        .patch_node("n1", &labels, &[])
-        .await
-        .expect("clear taints");
-    let node: k8s_openapi::api::core::v1::Node = server.get(None, "n1").expect("node");
-    assert!(node.spec.and_then(|s| s.taints).unwrap_or_default().is_empty());
+#[tokio::test]
+async fn a_user_deleting_a_held_node_marks_it_deleting_until_nodewright_deletes_it() {
+    let (server, cluster) = server().await;
+    server.register_node(NodeRegistration::new("n1")).expect("node");
+    let hold = NodePatch {
+        finalizer: true,
+        ..NodePatch::default()
+    };
+    cluster.patch_node("n1", &hold).await.expect("hold");
+    // `kubectl delete node n1`.
+    server.delete_object("nodes", None, "n1").expect("delete");
+    let nodes = cluster.list_nodes().await.expect("list");
+    assert_eq!(nodes.len(), 1, "held by the finalizer");
+    assert!(nodes[0].deleting);
+
+    cluster.delete_node("n1").await.expect("release and delete");
+    assert!(server.get_object("nodes", None, "n1").is_none());
+    cluster.delete_node("n1").await.expect("already gone");
 }
 
 #[tokio::test]
@@ -480,6 +504,7 @@ async fn a_busy_server_is_throttled_and_a_forbidden_one_unauthorized() {
         cluster.list_nodes().await.expect_err("403").kind,
         ErrorKind::Unauthorized
     );
+    server.register_node(NodeRegistration::new("n1")).expect("node");
     server.fail_next(RequestMatcher::any().verb(Verb::Delete), 500, 1);
     assert_eq!(
         cluster.delete_node("n1").await.expect_err("500").kind,

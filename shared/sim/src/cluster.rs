@@ -3,12 +3,15 @@
 //! replica count and recreates evicted pods, and a DaemonSet controller that puts a daemon pod
 //! on every node it matches. The kube-scheduler is in `kube_scheduler.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::api::{Ec2NodeClass, NodePool};
+use nodewright_core::pdb::PodDisruptionBudget;
 use nodewright_core::pod::{Millis, Node, Pod, Taint};
-use nodewright_core::ports::{Clock, Cluster, DaemonSet, ErrorKind, Eviction, PortError, PortResult};
+use nodewright_core::ports::{
+    Clock, Cluster, DaemonSet, ErrorKind, Eviction, NodePatch, PortError, PortResult,
+};
 
 use crate::calls::{Call, ClusterOp, Recorder};
 use crate::clock::VirtualClock;
@@ -60,6 +63,8 @@ pub(crate) struct ClusterState {
     /// By `namespace/name`.
     pub(crate) pods: BTreeMap<String, PodEntry>,
     pub(crate) nodes: BTreeMap<String, Node>,
+    /// Nodes holding nodewright's termination finalizer: deleting one only marks it.
+    finalizers: BTreeSet<String>,
     /// Non-daemon pods bound per node, kept as pods bind and go: read every tick.
     workload_pods: BTreeMap<String, usize>,
     /// Something changed that may let a pending pod fit: the kube-scheduler retries.
@@ -67,6 +72,9 @@ pub(crate) struct ClusterState {
     /// Pods Unschedulable after the last scheduling pass.
     pub(crate) unschedulable: usize,
     daemonsets: Vec<DaemonSet>,
+    pdbs: Vec<PodDisruptionBudget>,
+    /// Times a budget went from kept to broken by a deletion of a pod it covers.
+    pdb_violations: usize,
     nodepools: Vec<NodePool>,
     nodeclasses: Vec<Ec2NodeClass>,
     workloads: BTreeMap<String, Workload>,
@@ -92,10 +100,13 @@ impl SimCluster {
             state: Mutex::new(ClusterState {
                 pods: BTreeMap::new(),
                 nodes: BTreeMap::new(),
+                finalizers: BTreeSet::new(),
                 workload_pods: BTreeMap::new(),
                 dirty: false,
                 unschedulable: 0,
                 daemonsets: Vec::new(),
+                pdbs: Vec::new(),
+                pdb_violations: 0,
                 nodepools: Vec::new(),
                 nodeclasses: Vec::new(),
                 workloads: BTreeMap::new(),
@@ -126,6 +137,21 @@ impl SimCluster {
     }
 
     /// Adds a DaemonSet; its pods go on nodes that register from now on.
+    /// Creates or replaces a PodDisruptionBudget (by namespace and name).
+    pub fn apply_pdb(&self, pdb: PodDisruptionBudget) {
+        let mut state = self.state();
+        state
+            .pdbs
+            .retain(|p| (&p.namespace, &p.name) != (&pdb.namespace, &pdb.name));
+        state.pdbs.push(pdb);
+    }
+
+    /// Times a PodDisruptionBudget was broken by a pod deletion (eviction never breaks one;
+    /// deleting a node with its pods can).
+    pub fn pdb_violations(&self) -> usize {
+        self.state().pdb_violations
+    }
+
     pub fn apply_daemonset(&self, daemonset: DaemonSet) {
         let mut state = self.state();
         state
@@ -297,48 +323,129 @@ impl SimCluster {
         let key = format!("{namespace}/{name}");
         let mut state = self.state();
         state.recorder.call(ClusterOp::Evict, &key)?;
-        if !state.pods.contains_key(&key) {
+        let Some(entry) = state.pods.get(&key) else {
             return Ok(Eviction::Gone);
+        };
+        // As the Eviction API: a healthy pod goes only if every budget covering it allows one
+        // more disruption (HTTP 429 otherwise).
+        if entry.status == PodStatus::Bound
+            && state.pdbs.iter().filter(|b| b.selects(&entry.pod)).any(|b| {
+                let (expected, healthy) = state.budget_counts(b);
+                b.disruptions_allowed(expected, healthy) == 0
+            })
+        {
+            return Ok(Eviction::Blocked);
         }
         state.delete_pods(&[key], now);
         Ok(Eviction::Evicted)
+    }
+
+    /// `kubectl delete node`: a node holding nodewright's finalizer is only marked deleting
+    /// (its deletionTimestamp set) and stays until nodewright removes the finalizer; any other
+    /// node goes at once. False if there is no such node.
+    pub fn delete_node_as_user(&self, node: &str) -> bool {
+        let now = self.clock.now();
+        let mut state = self.state();
+        if state.finalizers.contains(node) {
+            return match state.nodes.get_mut(node) {
+                Some(n) => {
+                    n.deleting = true;
+                    state.dirty = true;
+                    true
+                }
+                None => false,
+            };
+        }
+        state.remove_node(node, now)
     }
 
     fn delete_node_now(&self, node: &str) -> PortResult<()> {
         let now = self.clock.now();
         let mut state = self.state();
         state.recorder.call(ClusterOp::DeleteNode, node)?;
-        if state.nodes.remove(node).is_none() {
-            return Ok(());
-        }
-        // The pod garbage collector deletes what was bound there; owners recreate theirs.
-        let on_node: Vec<String> = state
-            .pods
-            .iter()
-            .filter(|(_, e)| e.pod.node_name.as_deref() == Some(node))
-            .map(|(k, _)| k.clone())
-            .collect();
-        state.delete_pods(&on_node, now);
-        state.dirty = true;
+        state.finalizers.remove(node);
+        state.remove_node(node, now);
         Ok(())
     }
 
-    fn patch_node_now(
-        &self,
-        node: &str,
-        labels: &BTreeMap<String, String>,
-        taints: &[Taint],
-    ) -> PortResult<()> {
+    fn patch_node_now(&self, node: &str, patch: &NodePatch) -> PortResult<()> {
         let mut state = self.state();
         state.recorder.call(ClusterOp::PatchNode, node)?;
         let Some(n) = state.nodes.get_mut(node) else {
             return Err(not_found_node(node));
         };
         n.labels
-            .extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-        n.taints = taints.to_vec();
+            .extend(patch.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for t in &patch.taints {
+            if !n.taints.iter().any(|h| h.key == t.key && h.effect == t.effect) {
+                n.taints.push(t.clone());
+            }
+        }
+        if patch.finalizer {
+            state.finalizers.insert(node.to_string());
+        }
         state.dirty = true;
         Ok(())
+    }
+
+    /// Lifts a taint, as the agent that owns a startup taint does once it is ready.
+    pub fn remove_taint(&self, node: &str, key: &str) {
+        let mut state = self.state();
+        if let Some(n) = state.nodes.get_mut(node) {
+            n.taints.retain(|t| t.key != key);
+            state.dirty = true;
+        }
+    }
+}
+
+impl ClusterState {
+    /// (expected, healthy) pods a budget covers: every non-terminal pod it selects, and those
+    /// of them bound (running).
+    fn budget_counts(&self, pdb: &PodDisruptionBudget) -> (u32, u32) {
+        let mut expected = 0;
+        let mut healthy = 0;
+        for e in self
+            .pods
+            .values()
+            .filter(|e| !e.pod.terminal && pdb.selects(&e.pod))
+        {
+            expected += 1;
+            if e.status == PodStatus::Bound {
+                healthy += 1;
+            }
+        }
+        (expected, healthy)
+    }
+
+    /// Budgets kept now, by index.
+    fn budgets_kept(&self) -> Vec<bool> {
+        self.pdbs
+            .iter()
+            .map(|b| {
+                let (expected, healthy) = self.budget_counts(b);
+                healthy >= b.desired_healthy(expected)
+            })
+            .collect()
+    }
+
+    /// Deletes the node and, as the pod garbage collector does, the pods bound to it (their
+    /// owners recreate them). False if there was no such node.
+    fn remove_node(&mut self, node: &str, now: Millis) -> bool {
+        if self.nodes.remove(node).is_none() {
+            return false;
+        }
+        let on_node: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, e)| e.pod.node_name.as_deref() == Some(node))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let kept = self.budgets_kept();
+        self.delete_pods(&on_node, now);
+        let after = self.budgets_kept();
+        self.pdb_violations += kept.iter().zip(&after).filter(|(b, a)| **b && !**a).count();
+        self.dirty = true;
+        true
     }
 }
 
@@ -563,12 +670,7 @@ impl Cluster for SimCluster {
         std::future::ready(self.delete_node_now(node))
     }
 
-    fn patch_node(
-        &self,
-        node: &str,
-        labels: &BTreeMap<String, String>,
-        taints: &[Taint],
-    ) -> impl Future<Output = PortResult<()>> + Send {
-        std::future::ready(self.patch_node_now(node, labels, taints))
+    fn patch_node(&self, node: &str, patch: &NodePatch) -> impl Future<Output = PortResult<()>> + Send {
+        std::future::ready(self.patch_node_now(node, patch))
     }
 }

@@ -1,14 +1,11 @@
 //! The simulated kubelet: a launched instance boots and registers as a Node, as EKS nodes do.
 
-use std::collections::BTreeMap;
-
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::labels;
-use nodewright_core::nodeclaim::ClaimState;
 use nodewright_core::pod::{Millis, Node};
-use nodewright_core::ports::{ClaimStore, Clock, Cluster};
+use nodewright_core::ports::{ClaimStore, Clock, OfferingKey};
 
-use crate::cloud::{SimCloud, SimInstance};
+use crate::cloud::{OfferingPattern, SimCloud, SimInstance};
 use crate::cluster::SimCluster;
 use crate::error::{Error, Result};
 use crate::store::SimClaimStore;
@@ -24,18 +21,25 @@ pub struct Registration {
     pub capacity_type: CapacityType,
 }
 
-/// Registers each instance `boot_delay` after its launch: a Node named after its private DNS
-/// name (`ip-10-0-1-4.ec2.internal`) with the labels its claim promised plus the instance
-/// type's, zone, capacity type, region, NodePool and hostname; the type's allocatable for the
-/// node class; the claim's taints and startup taints; providerID `aws:///<zone>/<instance-id>`.
-/// The claim then becomes `Registered`. Startup taints are lifted at once (as if the agents
-/// owning them were ready immediately) and the claim becomes `Initialized`.
+/// Registers each instance `boot_delay` after its launch, as strictly as the real kubelet: a
+/// Node named after its private DNS name (`ip-10-0-1-4.ec2.internal`) with only the labels the
+/// user data passes (the claim's labels the kubelet may set, see
+/// [`labels::kubelet_labels`]), those the kubelet sets itself (hostname, arch, os) and those the
+/// cloud controller sets (instance type, zone, region); the claim's taints and startup taints;
+/// providerID `aws:///<zone>/<instance-id>`; Ready. Everything else — the instance type's
+/// labels, capacity type, `registered`, `initialized`, the claim's state — is the core
+/// lifecycle's work. The agents owning startup taints are ready at once: those taints are lifted
+/// right after registration.
+///
+/// Instances launched while a [`Kubelet::fail_registration`] pattern matches them never join.
 #[derive(Debug)]
 pub struct Kubelet {
     boot_delay: Millis,
     /// Instances (in the cloud's launch order) already booted: registered, or terminated
     /// before they could.
     booted: usize,
+    /// (pattern, from, until): instances launched in that window never register.
+    failing: Vec<(OfferingPattern, Millis, Option<Millis>)>,
 }
 
 impl Kubelet {
@@ -43,7 +47,33 @@ impl Kubelet {
         Kubelet {
             boot_delay,
             booted: 0,
+            failing: Vec::new(),
         }
+    }
+
+    /// From `now` on, launched instances matching `pattern` never register.
+    pub fn fail_registration(&mut self, pattern: OfferingPattern, now: Millis) {
+        self.failing.push((pattern, now, None));
+    }
+
+    /// Instances launched from `now` on register again.
+    pub fn restore_registration(&mut self, pattern: &OfferingPattern, now: Millis) {
+        for (p, _, until) in &mut self.failing {
+            if p == pattern && until.is_none() {
+                *until = Some(now);
+            }
+        }
+    }
+
+    fn never_joins(&self, instance: &nodewright_core::ports::Instance) -> bool {
+        let key = OfferingKey {
+            instance_type: instance.instance_type.clone(),
+            zone: instance.zone.clone(),
+            capacity_type: instance.capacity_type,
+        };
+        self.failing.iter().any(|(p, from, until)| {
+            p.matches(&key) && instance.launched_at >= *from && until.is_none_or(|u| instance.launched_at < u)
+        })
     }
 
     /// Registers every running instance that has finished booting and has not joined yet.
@@ -57,7 +87,7 @@ impl Kubelet {
         let mut out = Vec::new();
         for sim in cloud.instances_launched_by(self.booted, now - self.boot_delay) {
             self.booted += 1;
-            if sim.terminated_at.is_none() {
+            if sim.terminated_at.is_none() && !self.never_joins(&sim.instance) {
                 out.push(register(&sim, cluster, store, now)?);
             }
         }
@@ -72,6 +102,7 @@ fn register(
     now: Millis,
 ) -> Result<Registration> {
     let instance = &sim.instance;
+    // The user data was rendered from the claim at launch; reading the claim gives the same.
     let claim = match &instance.claim_id {
         Some(id) => {
             pollster::block_on(store.get(id)).map_err(|e| Error::port(format!("reading claim {id}"), e))?
@@ -82,22 +113,20 @@ fn register(
         .private_dns_name
         .clone()
         .unwrap_or_else(|| instance.id.clone());
-    let mut node_labels: BTreeMap<String, String> =
-        claim.as_ref().map(|c| c.labels.clone()).unwrap_or_default();
-    node_labels.extend(sim.instance_type.labels.clone());
-    let nodepool = claim
+    let mut node_labels = claim
         .as_ref()
-        .map(|c| c.nodepool.clone())
-        .or_else(|| instance.tags.get(labels::NODEPOOL).cloned());
-    if let Some(pool) = nodepool {
-        node_labels.insert(labels::NODEPOOL.into(), pool);
+        .map(|c| labels::kubelet_labels(&c.labels))
+        .unwrap_or_default();
+    for key in [labels::ARCH, labels::OS] {
+        if let Some(v) = sim.instance_type.labels.get(key) {
+            node_labels.insert(key.to_string(), v.clone());
+        }
     }
     for (k, v) in [
+        (labels::HOSTNAME, name.as_str()),
+        (labels::INSTANCE_TYPE, instance.instance_type.as_str()),
         (labels::ZONE, instance.zone.as_str()),
         (labels::REGION, sim.region.as_str()),
-        (labels::CAPACITY_TYPE, instance.capacity_type.as_str()),
-        (labels::HOSTNAME, name.as_str()),
-        (labels::NODE_REGISTERED, "true"),
     ] {
         node_labels.insert(k.to_string(), v.to_string());
     }
@@ -121,20 +150,8 @@ fn register(
     cluster
         .register_node(node)
         .map_err(|e| Error::port(format!("registering node {name}"), e))?;
-
-    if let Some(mut claim) = claim.filter(|c| c.state == ClaimState::Launched) {
-        claim.state = ClaimState::Registered;
-        claim.node_name = Some(name.clone());
-        claim.registered_at = Some(now);
-        let mut claim = pollster::block_on(store.update(&claim))
-            .map_err(|e| Error::port(format!("marking claim {} registered", claim.id), e))?;
-        let initialized = BTreeMap::from([(labels::NODE_INITIALIZED.to_string(), "true".to_string())]);
-        pollster::block_on(cluster.patch_node(&name, &initialized, &claim.taints))
-            .map_err(|e| Error::port(format!("initializing node {name}"), e))?;
-        claim.state = ClaimState::Initialized;
-        claim.initialized_at = Some(now);
-        pollster::block_on(store.update(&claim))
-            .map_err(|e| Error::port(format!("marking claim {} initialized", claim.id), e))?;
+    for taint in &startup {
+        cluster.remove_taint(&name, &taint.key);
     }
     Ok(Registration {
         node: name,

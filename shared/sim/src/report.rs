@@ -94,6 +94,57 @@ pub enum Event {
         instance_id: Option<String>,
         reason: String,
     },
+    /// The lifecycle labelled a joined node and marked its claim registered.
+    Registered {
+        node: String,
+        claim: String,
+    },
+    /// The node is ready and its startup taints are gone.
+    Initialized {
+        node: String,
+        claim: String,
+    },
+    /// The claim's node never joined; its instance was terminated.
+    RegistrationTimeout {
+        claim: String,
+    },
+    /// Instances launched from now on matching these offerings never register.
+    RegistrationFailing {
+        offerings: String,
+    },
+    RegistrationRestored {
+        offerings: String,
+    },
+    /// A user deleted the Node (`kubectl delete node`).
+    DeleteRequested {
+        node: String,
+    },
+    /// A claim entered graceful termination.
+    Terminating {
+        claim: String,
+        reason: String,
+    },
+    Evicted {
+        pod: String,
+        node: String,
+    },
+    /// An eviction refused by a PodDisruptionBudget, or a pod held by do-not-disrupt.
+    EvictionBlocked {
+        pod: String,
+        node: String,
+        by: String,
+    },
+    /// The Node object was removed by nodewright.
+    NodeDeleted {
+        node: String,
+        reason: String,
+    },
+    /// The claim closed once its instance was terminated.
+    Terminated {
+        claim: String,
+        instance: Option<String>,
+        reason: String,
+    },
 }
 
 impl fmt::Display for Event {
@@ -149,15 +200,33 @@ impl fmt::Display for Event {
             Event::PodsBound { pods, nodes } => {
                 write!(f, "{} bound to {}", plural(*pods, "pod"), plural(*nodes, "node"))
             }
-            Event::NodeRemoved {
-                node,
-                instance_id,
+            Event::NodeRemoved { node, reason, .. } => write!(f, "node {node} to be removed ({reason})"),
+            Event::Registered { node, claim } => write!(f, "{claim} registered as {node}"),
+            Event::Initialized { node, claim } => write!(f, "{claim} initialized ({node})"),
+            Event::RegistrationTimeout { claim } => {
+                write!(f, "{claim}: registration timeout, instance terminated")
+            }
+            Event::RegistrationFailing { offerings } => {
+                write!(f, "instances of {offerings} stop registering")
+            }
+            Event::RegistrationRestored { offerings } => {
+                write!(f, "instances of {offerings} register again")
+            }
+            Event::DeleteRequested { node } => write!(f, "kubectl delete node {node}"),
+            Event::Terminating { claim, reason } => write!(f, "{claim} terminating ({reason})"),
+            Event::Evicted { pod, node } => write!(f, "evicted {pod} from {node}"),
+            Event::EvictionBlocked { pod, node, by } => {
+                write!(f, "eviction of {pod} from {node} blocked by {by}")
+            }
+            Event::NodeDeleted { node, reason } => write!(f, "node {node} deleted ({reason})"),
+            Event::Terminated {
+                claim,
+                instance,
                 reason,
-                ..
             } => {
-                write!(f, "node {node} removed ({reason})")?;
-                match instance_id {
-                    Some(id) => write!(f, ", {id} terminated"),
+                write!(f, "{claim} terminated ({reason})")?;
+                match instance {
+                    Some(id) => write!(f, ", {id} gone"),
                     None => Ok(()),
                 }
             }
@@ -195,6 +264,10 @@ pub struct Summary {
     pub total_cost: f64,
     /// From a pod turning pending to being bound, over the pods that were bound.
     pub time_to_bind: Latency,
+    /// Pods evicted by graceful termination.
+    pub pods_evicted: usize,
+    /// Evictions of ours that left a PodDisruptionBudget broken (must stay 0).
+    pub pdb_violations: usize,
 }
 
 /// A latency distribution, in seconds (nearest-rank percentiles).

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use nodewright_core::api::{self, ConfigObject, Ec2NodeClass, NodePool, ObjectMeta};
 use nodewright_core::catalog::embedded;
+use nodewright_core::pdb::{Budget, IntOrPercent, PodDisruptionBudget};
 use nodewright_core::pod::{
     AffinityTerm, InclusionPolicy, LabelSelector, Millis, Pod, TaintEffect, Toleration, TolerationOperator,
     TopologySpread, WhenUnsatisfiable,
@@ -46,6 +47,7 @@ pub struct Scenario {
     pub nodepools: Vec<NodePool>,
     pub nodeclasses: Vec<Ec2NodeClass>,
     pub daemonsets: Vec<DaemonSet>,
+    pub pdbs: Vec<PodDisruptionBudget>,
     /// With their initial replica counts.
     pub workloads: Vec<Workload>,
     /// In time order.
@@ -65,6 +67,23 @@ pub struct Step {
     pub out_of_capacity: Vec<OfferingPattern>,
     /// Outages (declared with the same pattern) that end now.
     pub restore_capacity: Vec<OfferingPattern>,
+    /// Instances launched from now on that match never register (a blocked security group,
+    /// broken user data).
+    pub fail_registration: Vec<OfferingPattern>,
+    /// Registration failures (declared with the same pattern) that end now.
+    pub restore_registration: Vec<OfferingPattern>,
+    /// `kubectl delete node`, by name or the oldest `count` nodes.
+    pub delete_node: Option<DeleteNode>,
+}
+
+/// Which nodes a `deleteNode` step deletes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteNode {
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub count: Option<usize>,
 }
 
 impl Scenario {
@@ -165,11 +184,27 @@ impl Scenario {
                     "no workload of that name",
                 ));
             }
-            if s.scale.is_empty() && s.out_of_capacity.is_empty() && s.restore_capacity.is_empty() {
+            if let Some(d) = &s.delete_node
+                && d.node.is_some() == d.count.is_some()
+            {
+                return Err(Error::scenario(
+                    file,
+                    format!("{field}.deleteNode"),
+                    "give either node (a name) or count (oldest first)",
+                ));
+            }
+            if s.scale.is_empty()
+                && s.out_of_capacity.is_empty()
+                && s.restore_capacity.is_empty()
+                && s.fail_registration.is_empty()
+                && s.restore_registration.is_empty()
+                && s.delete_node.is_none()
+            {
                 return Err(Error::scenario(
                     file,
                     field,
-                    "does nothing: give scale, outOfCapacity or restoreCapacity",
+                    "does nothing: give scale, outOfCapacity, restoreCapacity, failRegistration, \
+                     restoreRegistration or deleteNode",
                 ));
             }
             steps.push(Step {
@@ -177,6 +212,9 @@ impl Scenario {
                 scale: s.scale,
                 out_of_capacity: s.out_of_capacity,
                 restore_capacity: s.restore_capacity,
+                fail_registration: s.fail_registration,
+                restore_registration: s.restore_registration,
+                delete_node: s.delete_node,
             });
         }
         // Stable: steps at the same moment keep the order they were written in.
@@ -193,6 +231,7 @@ impl Scenario {
             nodepools: objects.nodepools,
             nodeclasses: objects.nodeclasses,
             daemonsets: objects.daemonsets,
+            pdbs: objects.pdbs,
             workloads,
             steps,
             cloud: spec.cloud,
@@ -274,6 +313,12 @@ struct StepSpec {
     out_of_capacity: Vec<OfferingPattern>,
     #[serde(default)]
     restore_capacity: Vec<OfferingPattern>,
+    #[serde(default)]
+    fail_registration: Vec<OfferingPattern>,
+    #[serde(default)]
+    restore_registration: Vec<OfferingPattern>,
+    #[serde(default)]
+    delete_node: Option<DeleteNode>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -284,6 +329,7 @@ struct Objects {
     nodepools: Vec<NodePool>,
     nodeclasses: Vec<Ec2NodeClass>,
     daemonsets: Vec<DaemonSet>,
+    pdbs: Vec<PodDisruptionBudget>,
 }
 
 impl Objects {
@@ -351,15 +397,102 @@ impl Objects {
                     })?;
                 self.daemonsets.push(manifest.into_daemonset(file, field)?);
             }
+            "PodDisruptionBudget" => {
+                let manifest: PdbManifest =
+                    serde_yaml::from_value(value).map_err(|source| Error::ScenarioSyntax {
+                        file: format!("{file}: {field}"),
+                        source,
+                    })?;
+                self.pdbs.push(manifest.into_pdb(file, field)?);
+            }
             other => {
                 return Err(Error::scenario(
                     file,
                     format!("{field}.kind"),
-                    format!("{other:?} is not supported (NodePool, EC2NodeClass or DaemonSet)"),
+                    format!(
+                        "{other:?} is not supported (NodePool, EC2NodeClass, DaemonSet or \
+                         PodDisruptionBudget)"
+                    ),
                 ));
             }
         }
         Ok(())
+    }
+}
+
+/// A `policy/v1 PodDisruptionBudget`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PdbManifest {
+    api_version: String,
+    metadata: ObjectMeta,
+    spec: PdbSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PdbSpec {
+    #[serde(default)]
+    min_available: Option<serde_yaml::Value>,
+    #[serde(default)]
+    max_unavailable: Option<serde_yaml::Value>,
+    #[serde(default)]
+    selector: Option<PdbSelector>,
+    /// Accepted unread: the simulator evicts only healthy (bound) pods through budgets.
+    #[serde(default, rename = "unhealthyPodEvictionPolicy")]
+    _unhealthy_pod_eviction_policy: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PdbSelector {
+    #[serde(default)]
+    match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    match_expressions: Vec<NodeSelectorRequirement>,
+}
+
+impl PdbManifest {
+    fn into_pdb(self, file: &str, field: &str) -> Result<PodDisruptionBudget> {
+        let at = |f: &str| format!("{field}.{f}");
+        if self.api_version != "policy/v1" {
+            return Err(Error::scenario(
+                file,
+                at("apiVersion"),
+                format!("{:?}: expected policy/v1", self.api_version),
+            ));
+        }
+        let amount = |v: &serde_yaml::Value, f: &str| {
+            let raw = match v {
+                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_yaml::Value::String(s) => s.clone(),
+                _ => String::new(),
+            };
+            IntOrPercent::parse(&raw).map_err(|e| Error::scenario(file, at(f), e))
+        };
+        let budget = match (&self.spec.min_available, &self.spec.max_unavailable) {
+            (Some(v), None) => Budget::MinAvailable(amount(v, "spec.minAvailable")?),
+            (None, Some(v)) => Budget::MaxUnavailable(amount(v, "spec.maxUnavailable")?),
+            _ => {
+                return Err(Error::scenario(
+                    file,
+                    at("spec"),
+                    "give exactly one of minAvailable and maxUnavailable",
+                ));
+            }
+        };
+        let selector = self.spec.selector.unwrap_or_default();
+        let mut requirements = requirements::from_selector_requirements(&selector.match_expressions)
+            .map_err(|e| Error::scenario(file, at("spec.selector.matchExpressions"), e.to_string()))?;
+        for (k, v) in &selector.match_labels {
+            requirements.add(k, requirements::Requirement::is_in([v.as_str()]));
+        }
+        Ok(PodDisruptionBudget {
+            namespace: self.metadata.namespace.unwrap_or_else(default_namespace),
+            name: self.metadata.name,
+            selector: LabelSelector { requirements },
+            budget,
+        })
     }
 }
 
@@ -525,6 +658,9 @@ struct WorkloadSpec {
     replicas: u32,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// Pod annotations; `karpenter.sh/do-not-disrupt: "true"` holds graceful termination.
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
     #[serde(default)]
     requests: BTreeMap<String, Quantity>,
     #[serde(default)]
@@ -714,6 +850,10 @@ impl WorkloadSpec {
             topology_spread,
             pod_anti_affinity,
             priority: self.priority,
+            do_not_disrupt: self
+                .annotations
+                .get(nodewright_core::labels::DO_NOT_DISRUPT)
+                .is_some_and(|v| v == "true"),
             ..Pod::default()
         };
         Ok(Workload {

@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use nodewright_core::lifecycle::LifecycleReport;
+use nodewright_core::pass::{self, PassConfig};
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::Clock;
-use nodewright_core::provisioning::{self, RoundConfig, RoundReport};
+use nodewright_core::provisioning::{RoundConfig, RoundReport};
 use nodewright_core::unavailable::UnavailableOfferings;
 
 use crate::clock::VirtualClock;
@@ -37,8 +39,8 @@ pub fn simulate(scenario: Scenario) -> Result<Report> {
 /// A scenario being played, one tick per virtual second. Each tick, in order: the scenario's
 /// steps due by now; the kubelet registers booted instances; the kube-scheduler binds what fits
 /// and marks the rest Unschedulable (which fires the webhook); the emptiness sweep removes
-/// nodes empty for their pool's `consolidateAfter`; the provisioner runs
-/// [`provisioning::run_round`] if the webhook fired and the last round is at least 10 s old, or
+/// nodes empty for their pool's `consolidateAfter` to graceful termination; the provisioner runs
+/// [`pass::run_pass`] (reconcile, lifecycle, provisioning round) if the webhook fired and the last round is at least 10 s old, or
 /// the minute's backstop is due. The same scenario gives the same report on every run.
 #[derive(Debug)]
 pub struct Simulation {
@@ -49,7 +51,7 @@ pub struct Simulation {
     store: SimClaimStore,
     ids: SeededIds,
     unavailable: Mutex<UnavailableOfferings>,
-    config: RoundConfig,
+    config: PassConfig,
     kubelet: Kubelet,
     sweep: EmptinessSweep,
     /// Steps applied so far.
@@ -66,6 +68,8 @@ pub struct Simulation {
     capacity_failures_seen: usize,
     timeline: Vec<TimelineEvent>,
     rounds: usize,
+    pods_evicted: usize,
+    pdb_violations: usize,
     peak_nodes: usize,
     peak_pods_bound: usize,
 }
@@ -88,6 +92,9 @@ impl Simulation {
         for d in &scenario.daemonsets {
             cluster.apply_daemonset(d.clone());
         }
+        for b in &scenario.pdbs {
+            cluster.apply_pdb(b.clone());
+        }
         for w in &scenario.workloads {
             cluster.apply_workload(w.clone());
         }
@@ -100,10 +107,13 @@ impl Simulation {
             store: SimClaimStore::new(),
             ids,
             unavailable: Mutex::new(UnavailableOfferings::new()),
-            config: RoundConfig {
-                holder: ACTOR.into(),
-                actor: ACTOR.into(),
-                ..RoundConfig::default()
+            config: PassConfig {
+                round: RoundConfig {
+                    holder: ACTOR.into(),
+                    actor: ACTOR.into(),
+                    ..RoundConfig::default()
+                },
+                ..PassConfig::default()
             },
             kubelet,
             sweep: EmptinessSweep::new(),
@@ -117,6 +127,8 @@ impl Simulation {
             capacity_failures_seen: 0,
             timeline: Vec::new(),
             rounds: 0,
+            pods_evicted: 0,
+            pdb_violations: 0,
             peak_nodes: 0,
             peak_pods_bound: 0,
         }
@@ -178,7 +190,7 @@ impl Simulation {
             });
         }
 
-        for r in self.sweep.sweep(&self.cluster, &self.cloud, &self.store, ACTOR)? {
+        for r in self.sweep.sweep(&self.cluster, &self.store)? {
             self.record(Event::NodeRemoved {
                 node: r.node,
                 claim: r.claim_id,
@@ -210,6 +222,7 @@ impl Simulation {
     }
 
     fn apply_due_steps(&mut self) {
+        let now = self.clock.now();
         let elapsed = self.elapsed_ms();
         while let Some(step) = self
             .scenario
@@ -231,6 +244,37 @@ impl Simulation {
                     offerings: p.to_string(),
                 });
             }
+            for p in &step.fail_registration {
+                self.kubelet.fail_registration(p.clone(), now);
+                self.record(Event::RegistrationFailing {
+                    offerings: p.to_string(),
+                });
+            }
+            for p in &step.restore_registration {
+                self.kubelet.restore_registration(p, now);
+                self.record(Event::RegistrationRestored {
+                    offerings: p.to_string(),
+                });
+            }
+            if let Some(delete) = &step.delete_node {
+                let mut nodes = self.cluster.nodes();
+                nodes.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+                let names: Vec<String> = match (&delete.node, delete.count) {
+                    (Some(name), _) => vec![name.clone()],
+                    (None, Some(count)) => nodes
+                        .iter()
+                        .filter(|n| !n.deleting)
+                        .take(count)
+                        .map(|n| n.name.clone())
+                        .collect(),
+                    (None, None) => Vec::new(),
+                };
+                for node in names {
+                    if self.cluster.delete_node_as_user(&node) {
+                        self.record(Event::DeleteRequested { node });
+                    }
+                }
+            }
             for (name, replicas) in &step.scale {
                 // The scenario was checked to name only its own workloads.
                 if let Ok(from) = self.cluster.scale(name, *replicas) {
@@ -245,7 +289,7 @@ impl Simulation {
     }
 
     fn round(&mut self) {
-        let result = pollster::block_on(provisioning::run_round(
+        let result = pollster::block_on(pass::run_pass(
             &self.cluster,
             &self.cloud,
             &self.store,
@@ -270,10 +314,46 @@ impl Simulation {
         match result {
             Ok(report) if report.ran => {
                 self.rounds += 1;
-                self.record_round(report);
+                self.record_lifecycle(report.lifecycle);
+                self.record_round(report.round);
             }
             Ok(_) => {}
             Err(e) => self.record(Event::RoundFailed { error: e.to_string() }),
+        }
+    }
+
+    fn record_lifecycle(&mut self, report: LifecycleReport) {
+        for (claim, node) in report.registered {
+            self.record(Event::Registered { node, claim });
+        }
+        for (claim, node) in report.initialized {
+            self.record(Event::Initialized { node, claim });
+        }
+        for claim in report.registration_timeouts {
+            self.record(Event::RegistrationTimeout { claim });
+        }
+        for (claim, reason) in report.terminating {
+            self.record(Event::Terminating { claim, reason });
+        }
+        for (pod, node) in report.evicted {
+            self.pods_evicted += 1;
+            self.record(Event::Evicted { pod, node });
+        }
+        for (pod, node, by) in report.eviction_blocked {
+            self.record(Event::EvictionBlocked { pod, node, by });
+        }
+        for (node, reason) in report.nodes_deleted {
+            self.record(Event::NodeDeleted { node, reason });
+        }
+        for (claim, instance, reason) in report.terminated {
+            self.record(Event::Terminated {
+                claim,
+                instance,
+                reason,
+            });
+        }
+        for error in report.failures {
+            self.record(Event::RoundFailed { error });
         }
     }
 
@@ -361,6 +441,8 @@ impl Simulation {
                 node_hours: round4(node_hours),
                 total_cost: round4(cost),
                 time_to_bind: Latency::of(latencies),
+                pods_evicted: self.pods_evicted,
+                pdb_violations: self.pdb_violations + self.cluster.pdb_violations(),
             },
         }
     }

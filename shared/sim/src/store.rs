@@ -2,7 +2,7 @@
 //! state transitions, a lease with growing fencing tokens, and an audit log.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
@@ -32,9 +32,12 @@ struct StoreState {
 /// ([`ClaimState::can_become`], else `Invalid`), `NotFound` for a missing claim; the lease is
 /// taken when free, expired or already held by the same holder, each time with a larger token.
 /// Terminated claims are kept (the real rows expire by TTL) so that tests can read them.
+/// A [fenced](ClaimStore::fenced) view shares the state and checks the lease token on claim
+/// writes, as the DynamoDB adapter's transaction does.
 #[derive(Debug, Default)]
 pub struct SimClaimStore {
-    state: Mutex<StoreState>,
+    state: Arc<Mutex<StoreState>>,
+    fence: Option<u64>,
 }
 
 impl SimClaimStore {
@@ -65,9 +68,21 @@ impl SimClaimStore {
         self.state().recorder.calls().to_vec()
     }
 
+    /// `Conflict` when this view is fenced by a lease that has passed on.
+    fn check_fence(&self, state: &StoreState, id: &str) -> PortResult<()> {
+        match self.fence {
+            Some(token) if state.lease.token != token => Err(PortError::new(
+                ErrorKind::Conflict,
+                format!("claim {id}: the lease with token {token} has passed on"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn create_now(&self, claim: &NodeClaim) -> PortResult<NodeClaim> {
         let mut state = self.state();
         state.recorder.call(StoreOp::Create, &claim.id)?;
+        self.check_fence(&state, &claim.id)?;
         if state.claims.contains_key(&claim.id) {
             return Err(PortError::new(
                 ErrorKind::Conflict,
@@ -83,6 +98,7 @@ impl SimClaimStore {
     fn update_now(&self, claim: &NodeClaim) -> PortResult<NodeClaim> {
         let mut state = self.state();
         state.recorder.call(StoreOp::Update, &claim.id)?;
+        self.check_fence(&state, &claim.id)?;
         let Some(current) = state.claims.get(&claim.id) else {
             return Err(PortError::new(
                 ErrorKind::NotFound,
@@ -198,6 +214,13 @@ impl SimClaimStore {
 }
 
 impl ClaimStore for SimClaimStore {
+    fn fenced(&self, lease: &Lease) -> Self {
+        SimClaimStore {
+            state: self.state.clone(),
+            fence: Some(lease.token),
+        }
+    }
+
     fn create(&self, claim: &NodeClaim) -> impl Future<Output = PortResult<NodeClaim>> + Send {
         std::future::ready(self.create_now(claim))
     }

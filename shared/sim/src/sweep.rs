@@ -1,7 +1,8 @@
 //! A minimal emptiness sweep, so that scaling a workload to zero removes its nodes.
 //!
 //! Only emptiness: a node whose non-daemon pods have all been gone for its NodePool's
-//! `consolidateAfter` is cordoned, deleted, its instance terminated and its claim closed. Both
+//! `consolidateAfter` is handed to graceful termination (its claim becomes `Terminating`); the
+//! core's lifecycle, run by the provisioner's pass, drains and terminates it. Both
 //! consolidation policies include emptiness. Consolidating underutilized nodes (delete or
 //! replace), disruption budgets, expiry and drift are the sweeper's job and not simulated here.
 
@@ -9,12 +10,11 @@ use std::collections::BTreeMap;
 
 use nodewright_core::api::ConsolidationPolicy;
 use nodewright_core::labels;
-use nodewright_core::nodeclaim::{AuditRecord, ClaimState};
-use nodewright_core::pod::{Millis, Taint, TaintEffect};
-use nodewright_core::ports::{ClaimStore, Clock, Cloud, Cluster, PortResult};
+use nodewright_core::lifecycle;
+use nodewright_core::pod::Millis;
+use nodewright_core::ports::{ClaimStore, Clock, PortResult};
 
-use crate::cloud::SimCloud;
-use crate::cluster::SimCluster;
+use crate::cluster::{PodStatus, SimCluster};
 use crate::error::{Error, Result};
 use crate::store::SimClaimStore;
 
@@ -41,13 +41,7 @@ impl EmptinessSweep {
     }
 
     /// Removes the nodes that have been empty for their pool's `consolidateAfter`.
-    pub fn sweep(
-        &mut self,
-        cluster: &SimCluster,
-        cloud: &SimCloud,
-        store: &SimClaimStore,
-        actor: &str,
-    ) -> Result<Vec<Removal>> {
+    pub fn sweep(&mut self, cluster: &SimCluster, store: &SimClaimStore) -> Result<Vec<Removal>> {
         let now = cluster.clock.now();
         // Reads go straight to the cluster's state: they run every tick, and a port call
         // would copy every pod each time. Writes go through the ports, as the sweeper's do.
@@ -87,57 +81,52 @@ impl EmptinessSweep {
                 claim_id: None,
                 empty_for_ms: now - since,
             };
-            let removal = remove(cluster, cloud, store, removal, actor, now)
+            let removal = hand_off(cluster, store, removal, now)
                 .map_err(|e| Error::port(format!("removing empty node {}", node.name), e))?;
             self.empty_since.remove(&node.name);
-            removals.push(removal);
+            removals.extend(removal);
         }
         Ok(removals)
     }
 }
 
-/// Cordon, close the claim as terminating, delete the Node, terminate the instance, close the
-/// claim as terminated — the order the sweeper's termination follows.
-fn remove(
+/// Hands the node's claim to graceful termination (the core's lifecycle drains the node and
+/// terminates it on the next pass); `None` if it has no live claim to hand over.
+fn hand_off(
     cluster: &SimCluster,
-    cloud: &SimCloud,
     store: &SimClaimStore,
     mut removal: Removal,
-    actor: &str,
     now: Millis,
-) -> PortResult<Removal> {
-    let taint = Taint::new(labels::DISRUPTED_TAINT, None, TaintEffect::NoSchedule);
-    pollster::block_on(cluster.cordon(&removal.node, &taint))?;
+) -> PortResult<Option<Removal>> {
     let claim = match &removal.instance_id {
         Some(id) => pollster::block_on(store.find_by_instance(id))?,
         None => None,
     };
-    let reason = format!("empty for {}s", removal.empty_for_ms / 1000);
-    let claim = match claim.filter(|c| c.state.is_live()) {
-        Some(mut c) => {
-            c.state = ClaimState::Terminating;
-            c.reason = Some(reason.clone());
-            Some(pollster::block_on(store.update(&c))?)
-        }
-        None => None,
+    let Some(claim) = claim.filter(|c| c.state.is_live()) else {
+        return Ok(None);
     };
-    pollster::block_on(cluster.delete_node(&removal.node))?;
-    if let Some(id) = &removal.instance_id {
-        pollster::block_on(cloud.terminate(id))?;
+    // A node launched for pods still on their way (pending, or on a node being drained) is
+    // not empty: it is waiting for them, as Karpenter's nominations keep such a node.
+    let awaited = claim.pods.iter().any(|key| match cluster.pod(key) {
+        Some((_, PodStatus::Bound)) => cluster
+            .pod(key)
+            .and_then(|(p, _)| p.node_name)
+            .and_then(|n| cluster.node(&n))
+            .is_some_and(|n| n.unschedulable || n.deleting),
+        Some(_) => true,
+        None => false,
+    });
+    if awaited {
+        return Ok(None);
     }
-    if let Some(mut c) = claim {
-        c.state = ClaimState::Terminated;
-        let c = pollster::block_on(store.update(&c))?;
-        let price = c.instance.as_ref().map_or(0.0, |i| i.price);
-        pollster::block_on(store.audit(&AuditRecord {
-            at: now,
-            actor: actor.to_string(),
-            action: "terminate".into(),
-            claim_id: c.id.clone(),
-            reason,
-            delta_per_hour: -price,
-        }))?;
-        removal.claim_id = Some(c.id);
-    }
-    Ok(removal)
+    let grace = cluster
+        .nodepools()
+        .iter()
+        .find(|p| p.name() == claim.nodepool)
+        .and_then(lifecycle::termination_grace);
+    let reason = format!("empty for {}s", removal.empty_for_ms / 1000);
+    let next = lifecycle::start_termination(&claim, &reason, grace, now);
+    let stored = pollster::block_on(store.update(&next))?;
+    removal.claim_id = Some(stored.id);
+    Ok(Some(removal))
 }

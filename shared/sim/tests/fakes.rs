@@ -257,7 +257,7 @@ fn cordoning_or_patching_a_missing_node_is_not_found() {
     let taint = Taint::new("karpenter.sh/disrupted", None, TaintEffect::NoSchedule);
     let err = block_on(cluster.cordon("nope", &taint)).expect_err("missing");
     assert_eq!(err.kind, ErrorKind::NotFound);
-    let err = block_on(cluster.patch_node("nope", &Default::default(), &[])).expect_err("missing");
+    let err = block_on(cluster.patch_node("nope", &Default::default())).expect_err("missing");
     assert_eq!(err.kind, ErrorKind::NotFound);
 
     cluster.register_node(node("n1", 2_000)).expect("registered");
@@ -294,7 +294,7 @@ fn invalid_nodepools_are_listed_as_errors_beside_the_valid_ones() {
 
 #[test]
 fn a_round_reports_each_launch_that_found_no_capacity_with_its_offerings() {
-    use nodewright_core::provisioning::{RoundConfig, run_round};
+    use nodewright_core::pass::{PassConfig, run_pass};
     use nodewright_core::unavailable::UnavailableOfferings;
     let (clock, cloud, cluster, store) = world();
     cluster.apply_nodepool(
@@ -313,16 +313,17 @@ fn a_round_reports_each_launch_that_found_no_capacity_with_its_offerings() {
     cluster.run_scheduler();
     cloud.set_out_of_capacity(OfferingPattern::default());
     let unavailable = std::sync::Mutex::new(UnavailableOfferings::new());
-    let report = block_on(run_round(
+    let report = block_on(run_pass(
         &cluster,
         &cloud,
         &store,
         clock.as_ref(),
         &nodewright_sim::SeededIds::new(1),
         &unavailable,
-        &RoundConfig::default(),
+        &PassConfig::default(),
     ))
-    .expect("round");
+    .expect("pass")
+    .round;
     assert!(report.launched.is_empty());
     // One launch; every m5.large offering it tried is named, so the next plan skips them.
     assert_eq!(report.out_of_capacity.len(), 1, "{report:#?}");

@@ -49,12 +49,7 @@ impl Bootstrap {
         let kubelet = nodeclass
             .kubelet()
             .map_err(|e| PortError::new(ErrorKind::Invalid, e.to_string()).with_source(e))?;
-        let labels = claim
-            .labels
-            .iter()
-            .filter(|(k, _)| kubelet_may_set(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let labels = nodewright_core::labels::kubelet_labels(&claim.labels);
         let mut taints = claim.taints.clone();
         taints.extend(claim.startup_taints.iter().cloned());
         Ok(Bootstrap {
@@ -104,33 +99,6 @@ impl Bootstrap {
     }
 }
 
-/// Whether the kubelet may register a node with this label: the NodeRestriction admission
-/// plugin rejects a node that sets a `kubernetes.io` or `k8s.io` label outside a short list,
-/// and such a node never joins. Those labels are applied to the Node object later instead.
-pub fn kubelet_may_set(key: &str) -> bool {
-    let Some((prefix, _)) = key.split_once('/') else {
-        return true;
-    };
-    let restricted = |domain: &str| prefix == domain || prefix.ends_with(&format!(".{domain}"));
-    if !restricted("kubernetes.io") && !restricted("k8s.io") {
-        return true;
-    }
-    const ALLOWED: &[&str] = &[
-        "kubernetes.io/hostname",
-        "kubernetes.io/arch",
-        "kubernetes.io/os",
-        "beta.kubernetes.io/instance-type",
-        "beta.kubernetes.io/arch",
-        "beta.kubernetes.io/os",
-        "node.kubernetes.io/instance-type",
-        "failure-domain.beta.kubernetes.io/region",
-        "failure-domain.beta.kubernetes.io/zone",
-        "topology.kubernetes.io/region",
-        "topology.kubernetes.io/zone",
-    ];
-    ALLOWED.contains(&key) || prefix == "kubelet.kubernetes.io" || prefix == "node.kubernetes.io"
-}
-
 /// The user's user data as parts, for the families that merge MIME documents: a MIME document
 /// gives its parts, anything else becomes one part of `bare_type`.
 fn custom_parts(
@@ -148,22 +116,4 @@ fn custom_parts(
 
 fn invalid(message: String) -> PortError {
     PortError::new(ErrorKind::Invalid, message)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_kubelet_sets_only_labels_node_restriction_allows() {
-        assert!(kubelet_may_set("team"));
-        assert!(kubelet_may_set("karpenter.sh/nodepool"));
-        assert!(kubelet_may_set("karpenter.k8s.aws/instance-family"));
-        assert!(kubelet_may_set("topology.kubernetes.io/zone"));
-        assert!(kubelet_may_set("node.kubernetes.io/instance-type"));
-        assert!(kubelet_may_set("node.kubernetes.io/anything"));
-        assert!(!kubelet_may_set("node-role.kubernetes.io/worker"));
-        assert!(!kubelet_may_set("kubernetes.io/role"));
-        assert!(!kubelet_may_set("example.k8s.io/x"));
-    }
 }

@@ -71,13 +71,6 @@ impl<'a> Solver<'a> {
 }
 
 /// Existing nodes, with the room their running pods leave.
-/// Taints a node carries only until it is ready (Karpenter's known ephemeral taints).
-const EPHEMERAL_TAINTS: [&str; 4] = [
-    "node.kubernetes.io/not-ready",
-    "node.kubernetes.io/unreachable",
-    "node.cloudprovider.kubernetes.io/uninitialized",
-    labels::UNREGISTERED_TAINT,
-];
 
 /// The taints that will stay on a node: on a node of a pool not yet initialized, the pool's
 /// startup taints and the ephemeral ones are on their way off, so pods are planned past them.
@@ -95,7 +88,7 @@ fn lasting_taints(node: &crate::pod::Node, pools: &[Pool]) -> Vec<Taint> {
             .taints
             .iter()
             .filter(|t| {
-                !EPHEMERAL_TAINTS.contains(&t.key.as_str())
+                !labels::EPHEMERAL_TAINTS.contains(&t.key.as_str())
                     && !pool
                         .startup_taints
                         .iter()

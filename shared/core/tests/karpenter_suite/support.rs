@@ -326,6 +326,7 @@ pub fn launched(id: &str, instance_type: &str, zone: &str, pods: &[&str]) -> Nod
         registered_at: None,
         initialized_at: None,
         reason: None,
+        termination: None,
     }
 }
 

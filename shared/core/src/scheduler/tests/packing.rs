@@ -108,6 +108,7 @@ fn in_flight(id: &str, instance_type: &str, zones: &[&str], launched: bool, pods
         registered_at: None,
         initialized_at: None,
         reason: None,
+        termination: None,
     }
 }
 

@@ -1,0 +1,298 @@
+//! Carrying out lifecycle decisions through the ports.
+
+use std::collections::BTreeMap;
+
+use super::termination::{DrainStep, disrupted_taint};
+use super::{LifecycleAction, REGISTRATION_TIMEOUT};
+use crate::labels;
+use crate::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
+use crate::pod::Millis;
+use crate::ports::{ClaimStore, Cloud, Cluster, ErrorKind, Eviction, NodePatch, PortError, PortResult};
+
+/// What [`apply`] did. Each list names claims, nodes or pods (`namespace/name`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LifecycleReport {
+    /// (claim, node)
+    pub registered: Vec<(String, String)>,
+    /// (claim, node)
+    pub initialized: Vec<(String, String)>,
+    /// Claims whose node never joined; their instances were terminated.
+    pub registration_timeouts: Vec<String>,
+    /// (claim, reason): claims that entered graceful termination this pass.
+    pub terminating: Vec<(String, String)>,
+    /// (pod, node)
+    pub evicted: Vec<(String, String)>,
+    /// (pod, node, why): evictions a PodDisruptionBudget refused or do-not-disrupt holds.
+    pub eviction_blocked: Vec<(String, String, String)>,
+    /// (claim, instance, reason): claims closed after their instance was terminated.
+    pub terminated: Vec<(String, Option<String>, String)>,
+    /// (node, reason): Nodes deleted.
+    pub nodes_deleted: Vec<(String, String)>,
+    /// Claims that moved since they were read; the next pass re-decides them.
+    pub stale: Vec<String>,
+    /// Steps that failed (throttling, outages); the next pass retries them.
+    pub failures: Vec<String>,
+}
+
+/// Carries out `actions`, each to the end or to its first failure (recorded; the rest still
+/// run). A claim write that loses a race (`Conflict`, `NotFound`) leaves the claim to the next
+/// pass.
+pub async fn apply(
+    actions: Vec<LifecycleAction>,
+    cluster: &impl Cluster,
+    cloud: &impl Cloud,
+    store: &impl ClaimStore,
+    actor: &str,
+    now: Millis,
+) -> LifecycleReport {
+    let mut report = LifecycleReport::default();
+    for action in actions {
+        let what = describe(&action);
+        let outcome = match action {
+            LifecycleAction::Register {
+                claim,
+                node,
+                mut patch,
+                initialized,
+            } => {
+                if initialized {
+                    patch
+                        .labels
+                        .insert(labels::NODE_INITIALIZED.to_string(), "true".to_string());
+                }
+                register(claim, node, patch, initialized, cluster, store, now, &mut report).await
+            }
+            LifecycleAction::Initialize { claim, node } => {
+                initialize(claim, node, cluster, store, now, &mut report).await
+            }
+            LifecycleAction::RegistrationTimeout { claim } => {
+                timeout(claim, cloud, store, actor, now, &mut report).await
+            }
+            LifecycleAction::Drain { claim, begin, step } => {
+                drain(claim, begin, step, cluster, cloud, store, actor, now, &mut report).await
+            }
+            LifecycleAction::DeleteNode { node, reason } => match cluster.delete_node(&node).await {
+                Ok(()) => {
+                    report.nodes_deleted.push((node, reason));
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = outcome {
+            report.failures.push(format!("{what}: {e}"));
+        }
+    }
+    report
+}
+
+fn describe(action: &LifecycleAction) -> String {
+    match action {
+        LifecycleAction::Register { claim, node, .. } => format!("registering {node} for {}", claim.id),
+        LifecycleAction::Initialize { claim, node } => format!("initializing {node} for {}", claim.id),
+        LifecycleAction::RegistrationTimeout { claim } => format!("timing out {}", claim.id),
+        LifecycleAction::Drain { claim, .. } => format!("terminating {}", claim.id),
+        LifecycleAction::DeleteNode { node, .. } => format!("deleting node {node}"),
+    }
+}
+
+/// Writes the claim; `None` when it moved or vanished (recorded as stale).
+async fn write(
+    claim: &NodeClaim,
+    store: &impl ClaimStore,
+    report: &mut LifecycleReport,
+) -> PortResult<Option<NodeClaim>> {
+    match store.update(claim).await {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {
+            report.stale.push(claim.id.clone());
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn register(
+    mut claim: NodeClaim,
+    node: String,
+    patch: NodePatch,
+    initialized: bool,
+    cluster: &impl Cluster,
+    store: &impl ClaimStore,
+    now: Millis,
+    report: &mut LifecycleReport,
+) -> PortResult<()> {
+    // The Node first: a claim marked Registered is one whose Node carries the labels.
+    cluster.patch_node(&node, &patch).await?;
+    if claim.state == ClaimState::Launched {
+        claim.state = ClaimState::Registered;
+        claim.registered_at = Some(now);
+    }
+    claim.node_name = Some(node.clone());
+    if initialized {
+        claim.state = ClaimState::Initialized;
+        claim.initialized_at = Some(now);
+    }
+    if write(&claim, store, report).await?.is_some() {
+        report.registered.push((claim.id.clone(), node.clone()));
+        if initialized {
+            report.initialized.push((claim.id, node));
+        }
+    }
+    Ok(())
+}
+
+async fn initialize(
+    mut claim: NodeClaim,
+    node: String,
+    cluster: &impl Cluster,
+    store: &impl ClaimStore,
+    now: Millis,
+    report: &mut LifecycleReport,
+) -> PortResult<()> {
+    let patch = NodePatch {
+        labels: BTreeMap::from([(labels::NODE_INITIALIZED.to_string(), "true".to_string())]),
+        ..NodePatch::default()
+    };
+    cluster.patch_node(&node, &patch).await?;
+    claim.state = ClaimState::Initialized;
+    claim.initialized_at = Some(now);
+    if write(&claim, store, report).await?.is_some() {
+        report.initialized.push((claim.id, node));
+    }
+    Ok(())
+}
+
+async fn timeout(
+    mut claim: NodeClaim,
+    cloud: &impl Cloud,
+    store: &impl ClaimStore,
+    actor: &str,
+    now: Millis,
+    report: &mut LifecycleReport,
+) -> PortResult<()> {
+    if let Some(id) = claim.instance_id() {
+        terminate_instance(cloud, id).await?;
+    }
+    claim.state = ClaimState::Terminated;
+    claim.reason = Some(REGISTRATION_TIMEOUT.to_string());
+    let Some(claim) = write(&claim, store, report).await? else {
+        return Ok(());
+    };
+    report.registration_timeouts.push(claim.id.clone());
+    audit(store, actor, &claim, REGISTRATION_TIMEOUT, now).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drain(
+    claim: NodeClaim,
+    begin: bool,
+    step: DrainStep,
+    cluster: &impl Cluster,
+    cloud: &impl Cloud,
+    store: &impl ClaimStore,
+    actor: &str,
+    now: Millis,
+    report: &mut LifecycleReport,
+) -> PortResult<()> {
+    let reason = claim.reason.clone().unwrap_or_else(|| "terminating".into());
+    let mut claim = if begin {
+        match write(&claim, store, report).await? {
+            Some(c) => {
+                report.terminating.push((c.id.clone(), reason.clone()));
+                c
+            }
+            None => return Ok(()),
+        }
+    } else {
+        claim
+    };
+    if let Some(node) = &step.node {
+        if step.taint {
+            match cluster.cordon(node, &disrupted_taint()).await {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (namespace, name) in &step.evict {
+            let key = format!("{namespace}/{name}");
+            match cluster.evict(namespace, name).await? {
+                Eviction::Evicted => report.evicted.push((key, node.clone())),
+                Eviction::Blocked => {
+                    report
+                        .eviction_blocked
+                        .push((key, node.clone(), "PodDisruptionBudget".into()))
+                }
+                Eviction::Gone => {}
+            }
+        }
+        for (pod, why) in &step.waiting {
+            report
+                .eviction_blocked
+                .push((pod.clone(), node.clone(), why.clone()));
+        }
+    }
+    if !step.finish {
+        return Ok(());
+    }
+    let instance = claim.instance_id().map(str::to_string);
+    let progress = claim.termination.get_or_insert(crate::nodeclaim::Termination {
+        started_at: now,
+        deadline: None,
+        instance_terminated_at: None,
+    });
+    if progress.instance_terminated_at.is_none() {
+        if let Some(id) = &instance {
+            terminate_instance(cloud, id).await?;
+        }
+        progress.instance_terminated_at = Some(now);
+        claim = match write(&claim, store, report).await? {
+            Some(c) => c,
+            None => return Ok(()),
+        };
+    }
+    if let Some(node) = &step.node {
+        cluster.delete_node(node).await?;
+        report.nodes_deleted.push((node.clone(), reason.clone()));
+    }
+    claim.state = ClaimState::Terminated;
+    let Some(claim) = write(&claim, store, report).await? else {
+        return Ok(());
+    };
+    report
+        .terminated
+        .push((claim.id.clone(), instance, reason.clone()));
+    audit(store, actor, &claim, &reason, now).await
+}
+
+/// Terminates an instance; one already gone counts as done.
+async fn terminate_instance(cloud: &impl Cloud, id: &str) -> PortResult<()> {
+    match cloud.terminate(id).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn audit(
+    store: &impl ClaimStore,
+    actor: &str,
+    claim: &NodeClaim,
+    reason: &str,
+    now: Millis,
+) -> PortResult<()> {
+    let price = claim.instance.as_ref().map_or(0.0, |i| i.price);
+    store
+        .audit(&AuditRecord {
+            at: now,
+            actor: actor.to_string(),
+            action: "terminate".into(),
+            claim_id: claim.id.clone(),
+            reason: reason.to_string(),
+            delta_per_hour: -price,
+        })
+        .await
+        .map_err(|e: PortError| e)
+}

@@ -1,0 +1,220 @@
+//! One pass of the provisioner: under the cluster's lease, reconcile claims with instances,
+//! carry every node's lifecycle a step further, then run a provisioning round. The provisioner
+//! Lambda and the simulator call [`run_pass`]; nothing else drives the lifecycle.
+//!
+//! The lease is taken once and released however the pass ends: normally, at the deadline (no
+//! launch starts after it), or by a panic (caught, the lease released, the panic resumed).
+//! Every claim write of the pass is fenced with the lease's token, so a pass that lost its
+//! lease (paused past its expiry) cannot overwrite its successor's claims.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use crate::lifecycle::{self, LifecyclePolicy, LifecycleReport, Observed};
+use crate::pod::Millis;
+use crate::ports::{ClaimStore, Clock, Cloud, Cluster, ErrorKind, Lease, PortError, PortResult};
+use crate::provisioning::{self, ClusterView, IdSource, RoundConfig, RoundReport};
+use crate::reconcile::{self, ReconcilePolicy, ReconcileReport};
+use crate::unavailable::UnavailableOfferings;
+
+/// Settings of a pass.
+#[derive(Debug, Clone, Default)]
+pub struct PassConfig {
+    pub round: RoundConfig,
+    pub reconcile: ReconcilePolicy,
+    pub lifecycle: LifecyclePolicy,
+    /// No launch starts at or after this moment (the invocation's deadline less a margin).
+    pub deadline: Option<Millis>,
+}
+
+/// What a pass did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// False when another holder had the lease and this pass did nothing.
+    pub ran: bool,
+    /// Who held the lease, and until when, when this pass could not take it.
+    pub lease_conflict: Option<String>,
+    pub reconciled: ReconcileReport,
+    pub lifecycle: LifecycleReport,
+    pub round: RoundReport,
+}
+
+/// Runs one pass. Returns `Ok` with `ran == false` if the lease is held elsewhere.
+pub async fn run_pass<C: Cluster, K: Cloud, S: ClaimStore>(
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    unavailable: &Mutex<UnavailableOfferings>,
+    config: &PassConfig,
+) -> PortResult<PassReport> {
+    let lease = match store
+        .acquire_lease(&config.round.holder, clock.now(), config.round.lease_ttl_ms)
+        .await
+    {
+        Ok(lease) => lease,
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            return Ok(PassReport {
+                lease_conflict: Some(e.message),
+                ..PassReport::default()
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let fenced = store.fenced(&lease);
+    let outcome = CatchUnwind(Box::pin(under_lease(
+        cluster,
+        cloud,
+        &fenced,
+        clock,
+        ids,
+        unavailable,
+        config,
+    )))
+    .await;
+    release(store, &lease).await;
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => resume_unwind(panic),
+    }
+}
+
+/// The lease expires on its own if releasing fails; the pass's result matters more.
+async fn release<S: ClaimStore>(store: &S, lease: &Lease) {
+    let _ = store.release_lease(lease).await;
+}
+
+async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    unavailable: &Mutex<UnavailableOfferings>,
+    config: &PassConfig,
+) -> PortResult<PassReport> {
+    let mut report = PassReport {
+        ran: true,
+        ..PassReport::default()
+    };
+    report.round.ran = true;
+    let actor = config.round.actor.as_str();
+
+    let now = clock.now();
+    let claims = store.list_live().await?;
+    let instances = cloud.list_instances().await?;
+    let actions = reconcile::reconcile(&claims, &instances, now, &config.reconcile);
+    let reconciled = !actions.is_empty();
+    report.reconciled = reconcile::apply(actions, cloud, store, now).await;
+    let claims = if reconciled {
+        store.list_live().await?
+    } else {
+        claims
+    };
+
+    let (nodepools, bad_pools) = cluster.list_nodepools().await?;
+    let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
+    let mut invalid = bad_pools;
+    invalid.extend(bad_classes);
+    let pools = provisioning::pool_inputs(cloud, nodepools, &nodeclasses, &mut invalid).await?;
+    report.round.invalid_config = invalid;
+    let nodes = cluster.list_nodes().await?;
+    let bound = cluster.list_bound_pods().await?;
+    let mut nodes = provisioning::existing_nodes(nodes, bound);
+
+    let alive: BTreeSet<String> = instances
+        .iter()
+        .filter(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"))
+        .map(|i| i.id.clone())
+        .collect();
+    let now = clock.now();
+    let observed = Observed {
+        claims: &claims,
+        nodes: &nodes,
+        alive_instances: &alive,
+        pools: &pools,
+        now,
+    };
+    let actions = lifecycle::decide(&observed, &config.lifecycle);
+    let changed = !actions.is_empty();
+    report.lifecycle = lifecycle::apply(actions, cluster, cloud, store, actor, now).await;
+    let claims = if changed { store.list_live().await? } else { claims };
+    let deleted: BTreeSet<&str> = report
+        .lifecycle
+        .nodes_deleted
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    nodes.retain(|n| !deleted.contains(n.node.name.as_str()));
+    lifecycle::planning_view(&mut nodes, &claims, &pools);
+    let reschedulable = lifecycle::reschedulable_pods(&nodes, &claims);
+
+    let daemonsets = cluster
+        .list_daemonsets()
+        .await?
+        .into_iter()
+        .map(|d| d.pod)
+        .collect();
+    let view = ClusterView {
+        pools,
+        nodes,
+        reschedulable,
+        claims,
+        daemonsets,
+    };
+    provisioning::provision(
+        cluster,
+        cloud,
+        store,
+        clock,
+        ids,
+        unavailable,
+        &config.round,
+        view,
+        config.deadline,
+        &mut report.round,
+    )
+    .await?;
+    Ok(report)
+}
+
+/// Polls a future, catching a panic so that the lease can be released before it goes on.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Refuses a lease shorter than the invocation it guards: a lease that expires while its
+/// holder still runs lets a second pass act on the cluster at the same time.
+pub fn check_lease_ttl(lease_ttl_ms: Millis, function_timeout_ms: Millis) -> PortResult<()> {
+    if lease_ttl_ms < function_timeout_ms + LEASE_MARGIN_MS {
+        return Err(PortError::new(
+            ErrorKind::Invalid,
+            format!(
+                "the lease TTL ({} s) must be at least the function timeout ({} s) plus {} s",
+                lease_ttl_ms / 1000,
+                function_timeout_ms / 1000,
+                LEASE_MARGIN_MS / 1000
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// How much longer than the function timeout a lease lasts: clock skew and the release write.
+pub const LEASE_MARGIN_MS: Millis = 30_000;
