@@ -145,7 +145,17 @@ impl World {
     /// `count` pods of a Deployment requesting `cpu` each, which the scheduler then marks
     /// Unschedulable (there are no nodes yet).
     pub fn create_pending_pods(&self, app: &str, count: usize, cpu: &str) {
+        self.create_pending_pods_with(app, count, cpu, json!({}));
+    }
+
+    /// [`World::create_pending_pods`] with `spec` merged into each pod's spec (affinity…).
+    pub fn create_pending_pods_with(&self, app: &str, count: usize, cpu: &str, spec: Value) {
         for i in 0..count {
+            let mut pod_spec = json!({"containers": [{"name": app, "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.7",
+                "resources": {"requests": {"cpu": cpu}}}]});
+            if let (Some(target), Some(extra)) = (pod_spec.as_object_mut(), spec.as_object()) {
+                target.extend(extra.clone());
+            }
             self.kube
                 .insert(&json!({
                     "apiVersion": "v1",
@@ -157,8 +167,7 @@ impl World {
                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                             "name": format!("{app}-rs"), "uid": format!("{app}-rs-uid"), "controller": true}],
                     },
-                    "spec": {"containers": [{"name": app, "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.7",
-                        "resources": {"requests": {"cpu": cpu}}}]},
+                    "spec": pod_spec,
                 }))
                 .expect("create pod");
         }
@@ -261,6 +270,22 @@ impl World {
         json!({ "Records": records })
     }
 
+    /// The provisioner's handler with the minute's EventBridge schedule event.
+    pub async fn run_schedule(&self) -> Value {
+        let event = json!({
+            "version": "0",
+            "id": format!("{}-{}", self.name, nanos()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler",
+            "account": "123456789012",
+            "time": "2026-12-01T12:00:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/nodewright"],
+            "detail": {},
+        });
+        self.run_provisioner(event).await
+    }
+
     /// The provisioner's handler with `event`; returns what it returned to Lambda.
     pub async fn run_provisioner(&self, event: Value) -> Value {
         let mut context = Context::default();
@@ -279,9 +304,12 @@ impl World {
             .expect("list instances")
     }
 
-    /// The simulated kubelet: a Node, Ready, for every instance without one, with the labels
-    /// and allocatable the catalog promised. Returns the nodes registered.
-    pub async fn kubelet(&self) -> Vec<String> {
+    /// The simulated kubelet, as strict as the real one: a Node, Ready, for every instance
+    /// without one (but `skip`), registered with only the labels and taints its user data
+    /// passes (`--node-labels`, `--register-with-taints`, read back from EC2), those the kubelet
+    /// sets itself (hostname, arch, os) and those the cloud controller sets (instance type,
+    /// zone, region), and the catalog's allocatable. Returns the nodes registered.
+    pub async fn kubelet_except(&self, skip: &[String]) -> Vec<String> {
         let (classes, _) = nodewright_core::ports::Cluster::list_nodeclasses(&self.provisioner.cluster)
             .await
             .expect("nodeclasses");
@@ -300,7 +328,7 @@ impl World {
         let mut out = Vec::new();
         for instance in self.instances().await {
             let provider_id = format!("aws:///{}/{}", instance.zone, instance.id);
-            if registered.contains(&provider_id) {
+            if registered.contains(&provider_id) || skip.contains(&instance.id) {
                 continue;
             }
             let t = catalog.get(&instance.instance_type).expect("a catalog type");
@@ -309,20 +337,39 @@ impl World {
                 .clone()
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| format!("{}.ec2.internal", instance.id));
-            let mut labels = t.labels.clone();
+            let flags = self.kubelet_flags(&instance.id).await;
+            let mut labels: BTreeMap<String, String> = flags
+                .get("--node-labels")
+                .map(|v| split_pairs(v).collect())
+                .unwrap_or_default();
+            for key in ["kubernetes.io/arch", "kubernetes.io/os"] {
+                if let Some(v) = t.labels.get(key) {
+                    labels.insert(key.into(), v.clone());
+                }
+            }
+            labels.insert("kubernetes.io/hostname".into(), name.clone());
+            labels.insert(
+                "node.kubernetes.io/instance-type".into(),
+                instance.instance_type.clone(),
+            );
             labels.insert("topology.kubernetes.io/zone".into(), instance.zone.clone());
             labels.insert("topology.kubernetes.io/region".into(), "us-east-1".into());
-            labels.insert(
-                "karpenter.sh/capacity-type".into(),
-                instance.capacity_type.as_str().into(),
-            );
-            labels.insert("kubernetes.io/hostname".into(), name.clone());
-            if let Some(pool) = instance.tags.get("karpenter.sh/nodepool") {
-                labels.insert("karpenter.sh/nodepool".into(), pool.clone());
-            }
             let mut registration = NodeRegistration::new(name.clone())
                 .labels(labels)
                 .provider_id(provider_id);
+            for taint in flags
+                .get("--register-with-taints")
+                .map(String::as_str)
+                .unwrap_or("")
+                .split(',')
+            {
+                // key=value:Effect or key:Effect
+                let Some((kv, effect)) = taint.rsplit_once(':') else {
+                    continue;
+                };
+                let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+                registration = registration.taint(key, value, effect);
+            }
             for (resource, quantity) in t.allocatable.to_quantity_map() {
                 registration = registration.allocatable(resource, quantity);
             }
@@ -330,6 +377,52 @@ impl World {
             out.push(name);
         }
         out
+    }
+
+    /// [`World::kubelet_except`] for every instance.
+    pub async fn kubelet(&self) -> Vec<String> {
+        self.kubelet_except(&[]).await
+    }
+
+    /// The kubelet flags an instance's user data gives (an AL2023 NodeConfig), by flag name.
+    async fn kubelet_flags(&self, instance_id: &str) -> BTreeMap<String, String> {
+        use base64::Engine;
+        let attribute = self
+            .ec2
+            .describe_instance_attribute()
+            .instance_id(instance_id)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .expect("user data");
+        let encoded = attribute
+            .user_data()
+            .and_then(|u| u.value())
+            .expect("the instance has user data");
+        let text = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64 user data");
+        let text = String::from_utf8(text).expect("utf-8 user data");
+        let parts = nodewright_aws::userdata::mime::parse(&text).expect("MIME user data");
+        let mut flags = BTreeMap::new();
+        for part in parts {
+            let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&part.body) else {
+                continue;
+            };
+            if doc["kind"].as_str() != Some("NodeConfig") {
+                continue;
+            }
+            for flag in doc["spec"]["kubelet"]["flags"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                if let Some((k, v)) = flag.as_str().and_then(|f| f.split_once('=')) {
+                    flags.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        flags
     }
 
     /// Pods bound to a node.
@@ -345,6 +438,13 @@ impl World {
     pub fn claim_of(instance: &Instance) -> Option<&str> {
         instance.tags.get(CLAIM_TAG).map(String::as_str)
     }
+}
+
+/// `k=v,k2=v2` as pairs.
+fn split_pairs(list: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    list.split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
 }
 
 /// A Function URL request to `/<path>` carrying `body`, shaped as Lambda delivers it.

@@ -16,6 +16,8 @@ pub const LEASE_TTL_SECONDS: &str = "NODEWRIGHT_LEASE_TTL_SECONDS";
 pub const FUNCTION_TIMEOUT_SECONDS: &str = "NODEWRIGHT_FUNCTION_TIMEOUT_SECONDS";
 /// Registration timeout: a launched instance whose Node has not joined by then is terminated.
 pub const REGISTRATION_TTL_SECONDS: &str = "NODEWRIGHT_REGISTRATION_TTL_SECONDS";
+/// Instances without a claim terminated per pass, in percent of the fleet (100: no bound).
+pub const MAX_ORPHANS_PERCENT: &str = "NODEWRIGHT_MAX_ORPHANS_PERCENT";
 
 /// A configuration variable that is missing or wrong.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -37,6 +39,7 @@ pub struct ProvisionerConfig {
     pub lease_ttl_seconds: u64,
     pub function_timeout_seconds: u64,
     pub registration_ttl_seconds: u64,
+    pub max_orphans_percent: u32,
 }
 
 /// Twice the function's 5-minute timeout: a pass never outlives its lease.
@@ -97,6 +100,17 @@ impl ProvisionerConfig {
         };
         let function_timeout_seconds = seconds(FUNCTION_TIMEOUT_SECONDS, DEFAULT_FUNCTION_TIMEOUT_SECONDS)?;
         let registration_ttl_seconds = seconds(REGISTRATION_TTL_SECONDS, DEFAULT_REGISTRATION_TTL_SECONDS)?;
+        let max_orphans_percent = match optional(MAX_ORPHANS_PERCENT) {
+            None => nodewright_core::reconcile::DEFAULT_MAX_ORPHANS_PERCENT,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or(ConfigError {
+                    variable: MAX_ORPHANS_PERCENT,
+                    reason: format!("{v:?} is not a whole percentage from 1 to 100"),
+                })?,
+        };
         let as_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
         nodewright_core::pass::check_lease_ttl(as_ms(lease_ttl_seconds), as_ms(function_timeout_seconds))
             .map_err(|e| ConfigError {
@@ -114,6 +128,7 @@ impl ProvisionerConfig {
             lease_ttl_seconds,
             function_timeout_seconds,
             registration_ttl_seconds,
+            max_orphans_percent,
         })
     }
 }

@@ -206,6 +206,12 @@ pub fn log_summary(invocation: &Invocation) {
         return;
     }
     let r = &report.reconciled;
+    if !r.withheld.is_empty() {
+        tracing::warn!(
+            instances = ?r.withheld,
+            "instances without a claim left running: more than the per-pass share of the fleet has none; check the claims table (NODEWRIGHT_MAX_ORPHANS_PERCENT lifts the bound)"
+        );
+    }
     let reconciled = json!({
         "adopted": r.adopted,
         "closed": r.closed,
@@ -351,6 +357,7 @@ pub fn assemble(
     let as_ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     provisioner.pass.round.lease_ttl_ms = as_ms(config.lease_ttl_seconds);
     provisioner.pass.lifecycle.registration_ttl_ms = as_ms(config.registration_ttl_seconds);
+    provisioner.pass.reconcile.max_orphans_percent = config.max_orphans_percent;
     Ok(provisioner)
 }
 

@@ -587,9 +587,68 @@ impl Ec2NodeClass {
                 "exactly one of role or instanceProfile is required",
             ));
         }
-        self.ami_family()?;
+        let family = self.ami_family()?;
+        if matches!(family, AmiFamily::Windows2019 | AmiFamily::Windows2022) {
+            return Err(Error::invalid(
+                "EC2NodeClass",
+                self.name(),
+                "Windows AMI families are not supported: nodewright launches Linux nodes only",
+            ));
+        }
+        let terms = &self.spec.ami_selector_terms;
+        if terms.iter().any(|t| t.alias.is_some()) && terms.len() > 1 {
+            return Err(Error::invalid(
+                "EC2NodeClass",
+                self.name(),
+                "amiSelectorTerms: an alias cannot be combined with other terms",
+            ));
+        }
+        let unsupported = self.unsupported_fields();
+        if !unsupported.is_empty() {
+            return Err(Error::invalid(
+                "EC2NodeClass",
+                self.name(),
+                format!(
+                    "{} not supported by nodewright yet: remove {} or serve these pools from \
+                     another EC2NodeClass",
+                    unsupported.join(", "),
+                    if unsupported.len() == 1 { "it" } else { "them" }
+                ),
+            ));
+        }
         self.kubelet()?;
         Ok(())
+    }
+
+    /// Fields of Karpenter's schema that nodewright does not act on yet. Launching without
+    /// them would give nodes other than the ones asked for (on demand instead of reserved, no
+    /// placement group, other CPU options), so a node class that sets one is refused, not
+    /// half-honoured.
+    pub fn unsupported_fields(&self) -> Vec<&'static str> {
+        let spec = &self.spec;
+        let mut out = Vec::new();
+        if !spec.capacity_reservation_selector_terms.is_empty() {
+            out.push("capacityReservationSelectorTerms");
+        }
+        if spec.context.is_some() {
+            out.push("context");
+        }
+        if spec.ip_prefix_count.is_some() {
+            out.push("ipPrefixCount");
+        }
+        if spec.connection_tracking.is_some() {
+            out.push("connectionTracking");
+        }
+        if spec.cpu_options.is_some() {
+            out.push("cpuOptions");
+        }
+        if !spec.network_interfaces.is_empty() {
+            out.push("networkInterfaces");
+        }
+        if spec.placement_group_selector.is_some() {
+            out.push("placementGroupSelector");
+        }
+        out
     }
 }
 
@@ -638,6 +697,39 @@ mod tests {
 
     /// The NodePool and EC2NodeClass from Karpenter's getting-started guide.
     pub const GETTING_STARTED: &str = include_str!("../../../infra/examples/default-nodepool.yaml");
+
+    fn nodeclass_with(extra: &str) -> Result<ConfigObject> {
+        let yaml = format!(
+            "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {{name: x}}\nspec:\n  role: R\n  \
+             amiSelectorTerms: [{{alias: al2023@latest}}]\n  subnetSelectorTerms: [{{tags: {{a: b}}}}]\n  \
+             securityGroupSelectorTerms: [{{tags: {{a: b}}}}]\n{extra}"
+        );
+        parse_config_object(&yaml, "test")
+    }
+
+    #[test]
+    fn a_node_class_that_could_never_launch_as_asked_is_refused_up_front() {
+        assert!(nodeclass_with("").is_ok());
+        for (extra, expected) in [
+            ("  placementGroupSelector: {name: pg}\n", "placementGroupSelector"),
+            (
+                "  capacityReservationSelectorTerms: [{id: cr-1}]\n",
+                "capacityReservationSelectorTerms",
+            ),
+            ("  cpuOptions: {coreCount: 2}\n", "cpuOptions"),
+            ("  amiFamily: Windows2022\n", "Linux nodes only"),
+        ] {
+            let err = nodeclass_with(extra).expect_err(extra).to_string();
+            assert!(err.contains(expected), "{extra}: {err}");
+        }
+        let mixed = "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: x}\nspec:\n  role: R\n  \
+             amiSelectorTerms: [{alias: al2023@latest}, {id: ami-1}]\n  subnetSelectorTerms: [{tags: {a: b}}]\n  \
+             securityGroupSelectorTerms: [{tags: {a: b}}]\n";
+        let err = parse_config_object(mixed, "test")
+            .expect_err("alias with others")
+            .to_string();
+        assert!(err.contains("alias cannot be combined"), "{err}");
+    }
 
     fn documents(yaml: &str) -> Vec<ConfigObject> {
         yaml.split("\n---")

@@ -153,14 +153,6 @@ impl NodeClaim {
     pub fn instance_id(&self) -> Option<&str> {
         self.instance.as_ref().map(|i| i.instance_id.as_str())
     }
-
-    /// The idempotency token for the launch: the same claim never buys two instances.
-    pub fn client_token(&self) -> String {
-        // EC2 client tokens are at most 64 ASCII characters.
-        let mut token = format!("nodewright-{}", self.id);
-        token.truncate(64);
-        token
-    }
 }
 
 /// An audit record of a decision that costs or saves money.

@@ -44,12 +44,21 @@ pub struct ReconcilePolicy {
     /// launch in flight; a launched claim younger than this may not see its instance listed
     /// yet (EC2's reads are eventually consistent). Nothing younger is closed or terminated.
     pub launch_grace_ms: Millis,
+    /// Instances without a live claim terminated in one pass, as a percentage of the instances
+    /// alive (at least one): an empty or wrong claims table must not wipe the fleet in one go.
+    /// The rest wait, reported, for the next pass; 100 lifts the bound.
+    pub max_orphans_percent: u32,
 }
+
+/// Karpenter's default disruption budget, 10% of the nodes, is the model: a wrong table costs
+/// at most a tenth of the fleet per minute while the operator is alerted.
+pub const DEFAULT_MAX_ORPHANS_PERCENT: u32 = 10;
 
 impl Default for ReconcilePolicy {
     fn default() -> Self {
         ReconcilePolicy {
             launch_grace_ms: DEFAULT_LAUNCH_GRACE_MS,
+            max_orphans_percent: DEFAULT_MAX_ORPHANS_PERCENT,
         }
     }
 }
@@ -62,6 +71,9 @@ pub enum ReconcileAction {
     Adopt { claim: NodeClaim, instance: Instance },
     /// A claim with no instance and none coming: move it to `Terminated`.
     Close { claim: NodeClaim, reason: String },
+    /// Instances without a live claim left running this pass: more than
+    /// [`ReconcilePolicy::max_orphans_percent`] of the fleet had none.
+    Withhold { instances: Vec<String> },
     /// An instance no live claim accounts for, or whose claim is ending: terminate it.
     /// `claim` is the claim it belonged to, when known (for the audit's cost delta).
     Terminate {
@@ -143,6 +155,11 @@ pub fn reconcile(
     }
 
     let known: BTreeMap<&str, &NodeClaim> = sorted.iter().map(|c| (c.id.as_str(), *c)).collect();
+    let bound = (alive.len() * policy.max_orphans_percent.min(100) as usize)
+        .div_ceil(100)
+        .max(1);
+    let mut orphans = 0;
+    let mut withheld = Vec::new();
     for instance in alive.values() {
         if accounted.contains(instance.id.as_str()) {
             continue;
@@ -157,11 +174,19 @@ pub fn reconcile(
         } else {
             ORPHAN_INSTANCE
         };
+        if orphans == bound {
+            withheld.push(instance.id.clone());
+            continue;
+        }
+        orphans += 1;
         actions.push(ReconcileAction::Terminate {
             instance: (*instance).clone(),
             claim: claim.cloned(),
             reason: reason.to_string(),
         });
+    }
+    if !withheld.is_empty() {
+        actions.push(ReconcileAction::Withhold { instances: withheld });
     }
     actions
 }
@@ -181,6 +206,8 @@ pub struct ReconcileReport {
     pub terminated: Vec<String>,
     /// Claims that moved or vanished since they were read; the next pass re-decides them.
     pub stale: Vec<String>,
+    /// Instances without a claim left running by the per-pass bound (logged as a warning).
+    pub withheld: Vec<String>,
     /// Actions that failed otherwise (throttling, outages); the next pass retries them.
     pub failures: Vec<ReconcileFailure>,
 }
@@ -209,6 +236,10 @@ pub async fn apply(
                 adopt(claim, instance, store, now, &mut report).await
             }
             ReconcileAction::Close { claim, reason } => close(claim, reason, store, now, &mut report).await,
+            ReconcileAction::Withhold { instances } => {
+                report.withheld.extend(instances.iter().cloned());
+                Ok(())
+            }
             ReconcileAction::Terminate {
                 instance,
                 claim,
@@ -562,6 +593,40 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_claims_table_costs_at_most_a_tenth_of_the_fleet_per_pass() {
+        let instances: Vec<Instance> = (0..25)
+            .map(|i| {
+                instance(&format!("i-{i:02}"))
+                    .claim(&format!("c{i}"))
+                    .launched_ago(30 * MINUTE)
+                    .build()
+            })
+            .collect();
+        let actions = run(&[], &instances);
+        let terminated = actions
+            .iter()
+            .filter(|a| matches!(a, ReconcileAction::Terminate { .. }))
+            .count();
+        assert_eq!(terminated, 3, "10% of 25, rounded up");
+        assert!(
+            matches!(actions.last(), Some(ReconcileAction::Withhold { instances }) if instances.len() == 22)
+        );
+        // The operator lifts the bound.
+        let all = reconcile(
+            &[],
+            &instances,
+            NOW,
+            &ReconcilePolicy {
+                max_orphans_percent: 100,
+                ..ReconcilePolicy::default()
+            },
+        );
+        assert_eq!(all.len(), 25);
+        // One orphan in a small fleet still goes.
+        assert_eq!(run(&[], &instances[..1]).len(), 1);
+    }
+
+    #[test]
     fn leaves_a_terminating_claim_and_its_instance_to_graceful_termination() {
         let claims = [claim("a")
             .on("i-1", 10 * MINUTE)
@@ -613,11 +678,26 @@ mod tests {
         reversed_claims.reverse();
         let mut reversed_instances = instances.clone();
         reversed_instances.reverse();
+        let unbounded = |c: &[NodeClaim], i: &[Instance]| {
+            let policy = ReconcilePolicy {
+                max_orphans_percent: 100,
+                ..ReconcilePolicy::default()
+            };
+            reconcile(c, i, NOW, &policy)
+        };
+        assert_eq!(
+            unbounded(&claims, &instances),
+            unbounded(&reversed_claims, &reversed_instances)
+        );
+        assert_eq!(
+            terminated_ids(&unbounded(&claims, &instances)),
+            vec!["i-1", "i-2"]
+        );
+        // Bounded, the same one goes first whatever the order.
         assert_eq!(
             run(&claims, &instances),
             run(&reversed_claims, &reversed_instances)
         );
-        assert_eq!(terminated_ids(&run(&claims, &instances)), vec!["i-1", "i-2"]);
     }
 
     #[test]
@@ -625,6 +705,7 @@ mod tests {
         let claims = [claim("a").created_ago(3 * MINUTE).build()];
         let policy = ReconcilePolicy {
             launch_grace_ms: 5 * MINUTE,
+            ..ReconcilePolicy::default()
         };
         assert_eq!(reconcile(&claims, &[], NOW, &policy), vec![]);
     }

@@ -55,8 +55,22 @@ struct Clients {
     made_at: SystemTime,
 }
 
+/// How long connecting to the API server may take: a healthy endpoint answers in well under a
+/// second; kube's default (none) would let a black-holed endpoint eat the whole invocation.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one response may take: a page of 500 pods is well inside it. kube's default is
+/// five minutes, the provisioner's whole timeout.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Clients {
-    fn new(config: Config, made_at: SystemTime) -> PortResult<Self> {
+    fn new(mut config: Config, made_at: SystemTime) -> PortResult<Self> {
+        config.connect_timeout = Some(
+            config
+                .connect_timeout
+                .map_or(CONNECT_TIMEOUT, |t| t.min(CONNECT_TIMEOUT)),
+        );
+        config.read_timeout = Some(config.read_timeout.map_or(READ_TIMEOUT, |t| t.min(READ_TIMEOUT)));
+        config.write_timeout = Some(config.write_timeout.map_or(READ_TIMEOUT, |t| t.min(READ_TIMEOUT)));
         let mut no_retry = config.clone();
         no_retry.default_retry = false;
         let build = |c: Config| Client::try_from(c).map_err(|e| from_kube("build the Kubernetes client", e));

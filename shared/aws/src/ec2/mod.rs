@@ -453,7 +453,7 @@ impl Ec2Cloud {
             .ec2
             .create_fleet()
             .r#type(FleetType::Instant)
-            .client_token(claim.client_token())
+            .client_token(client_token(&self.config.cluster_name, &claim.id))
             .target_capacity_specification(
                 TargetCapacitySpecificationRequest::builder()
                     .total_target_capacity(1)
@@ -786,10 +786,34 @@ fn core_invalid(e: nodewright_core::Error) -> PortError {
     PortError::new(ErrorKind::Invalid, e.to_string()).with_source(e)
 }
 
+/// The CreateFleet idempotency token of a claim: a hash of cluster and claim id, so that the
+/// same claim never buys two instances and two claims never share a token, however long their
+/// names (EC2 takes at most 64 ASCII characters; a truncated name could collide).
+pub fn client_token(cluster: &str, claim_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{cluster}\n{claim_id}").as_bytes());
+    format!("nodewright-{}", &hex::encode(digest)[..48])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use nodewright_core::builders::nodeclass;
+
+    #[test]
+    fn claims_of_long_pool_names_never_share_a_client_token() {
+        let pool = "a-nodepool-with-a-name-long-enough-to-fill-the-whole-token-by-itself";
+        let a = client_token("demo", &format!("{pool}-7f3k2"));
+        let b = client_token("demo", &format!("{pool}-9x1qa"));
+        assert_ne!(a, b);
+        assert!(a.len() <= 64 && a.is_ascii(), "{a}");
+        assert_eq!(
+            a,
+            client_token("demo", &format!("{pool}-7f3k2")),
+            "stable per claim"
+        );
+        assert_ne!(a, client_token("other", &format!("{pool}-7f3k2")), "per cluster");
+    }
 
     fn offering(instance_type: &str, capacity_type: CapacityType) -> LaunchOverride {
         LaunchOverride {
