@@ -169,6 +169,21 @@ impl KubeCluster {
     where
         K: Clone + DeserializeOwned + std::fmt::Debug,
     {
+        self.list_converted(api, what, fields, |page| page).await
+    }
+
+    /// [`Self::list_all`], each page converted by `convert` as it arrives, so that the raw
+    /// objects of a large cluster (50,000 pods) are never all held at once.
+    async fn list_converted<K, T>(
+        &self,
+        api: &Api<K>,
+        what: &str,
+        fields: Option<&str>,
+        convert: impl Fn(Vec<K>) -> Vec<T>,
+    ) -> PortResult<Vec<T>>
+    where
+        K: Clone + DeserializeOwned + std::fmt::Debug,
+    {
         let mut restarts = 0;
         'listing: loop {
             let mut out = Vec::new();
@@ -194,8 +209,9 @@ impl KubeCluster {
                     }
                     Err(e) => return Err(from_kube(what, e)),
                 };
-                out.extend(page.items);
-                match page.metadata.continue_ {
+                let next = page.metadata.continue_;
+                out.extend(convert(page.items));
+                match next {
                     Some(next) if !next.is_empty() => token = Some(next),
                     _ => return Ok(out),
                 }
@@ -362,42 +378,41 @@ fn parse_objects<T>(
 impl Cluster for KubeCluster {
     async fn list_pending_pods(&self) -> PortResult<Vec<Pod>> {
         let api: Api<K8sPod> = Api::all(self.client().await?);
-        let pods = self
-            .list_all(
-                &api,
-                "list pending pods",
-                Some("spec.nodeName=,status.phase=Pending"),
-            )
-            .await?;
-        Ok(convert_pods(pods, is_pending_unschedulable))
+        self.list_converted(
+            &api,
+            "list pending pods",
+            Some("spec.nodeName=,status.phase=Pending"),
+            |page| convert_pods(page, is_pending_unschedulable),
+        )
+        .await
     }
 
     async fn list_bound_pods(&self) -> PortResult<Vec<Pod>> {
         let api: Api<K8sPod> = Api::all(self.client().await?);
-        let pods = self
-            .list_all(
-                &api,
-                "list bound pods",
-                Some("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"),
-            )
-            .await?;
-        Ok(convert_pods(pods, is_bound_and_running))
+        self.list_converted(
+            &api,
+            "list bound pods",
+            Some("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"),
+            |page| convert_pods(page, is_bound_and_running),
+        )
+        .await
     }
 
     async fn list_nodes(&self) -> PortResult<Vec<Node>> {
         let api: Api<K8sNode> = Api::all(self.client().await?);
-        let nodes = self.list_all(&api, "list nodes", None).await?;
-        Ok(nodes
-            .iter()
-            .filter_map(|n| match nodewright_manifests::node_from_k8s(n) {
-                Ok(node) => Some(node),
-                Err(e) => {
-                    let name = n.metadata.name.as_deref().unwrap_or("");
-                    tracing::warn!(node = %name, error = %e, "skipping a node that cannot be read");
-                    None
-                }
-            })
-            .collect())
+        self.list_converted(&api, "list nodes", None, |page| {
+            page.iter()
+                .filter_map(|n| match nodewright_manifests::node_from_k8s(n) {
+                    Ok(node) => Some(node),
+                    Err(e) => {
+                        let name = n.metadata.name.as_deref().unwrap_or("");
+                        tracing::warn!(node = %name, error = %e, "skipping a node that cannot be read");
+                        None
+                    }
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn list_daemonsets(&self) -> PortResult<Vec<DaemonSet>> {

@@ -70,6 +70,8 @@ pub struct Simulation {
     rounds: usize,
     pods_evicted: usize,
     pdb_violations: usize,
+    /// Pods whose blocked eviction is on the timeline already: repeats every pass are not.
+    blocked_reported: BTreeSet<String>,
     peak_nodes: usize,
     peak_pods_bound: usize,
 }
@@ -129,6 +131,7 @@ impl Simulation {
             rounds: 0,
             pods_evicted: 0,
             pdb_violations: 0,
+            blocked_reported: BTreeSet::new(),
             peak_nodes: 0,
             peak_pods_bound: 0,
         }
@@ -337,10 +340,13 @@ impl Simulation {
         }
         for (pod, node) in report.evicted {
             self.pods_evicted += 1;
+            self.blocked_reported.remove(&pod);
             self.record(Event::Evicted { pod, node });
         }
         for (pod, node, by) in report.eviction_blocked {
-            self.record(Event::EvictionBlocked { pod, node, by });
+            if self.blocked_reported.insert(pod.clone()) {
+                self.record(Event::EvictionBlocked { pod, node, by });
+            }
         }
         for (node, reason) in report.nodes_deleted {
             self.record(Event::NodeDeleted { node, reason });

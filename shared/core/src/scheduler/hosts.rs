@@ -70,8 +70,6 @@ impl<'a> Solver<'a> {
     }
 }
 
-/// Existing nodes, with the room their running pods leave.
-
 /// The taints that will stay on a node: on a node of a pool not yet initialized, the pool's
 /// startup taints and the ephemeral ones are on their way off, so pods are planned past them.
 fn lasting_taints(node: &crate::pod::Node, pools: &[Pool]) -> Vec<Taint> {
@@ -100,6 +98,7 @@ fn lasting_taints(node: &crate::pod::Node, pools: &[Pool]) -> Vec<Taint> {
     }
 }
 
+/// Existing nodes, with the room their running pods leave.
 pub(super) fn existing(input: &Input, pools: &[Pool], zone_index: &HashMap<&str, u32>) -> Vec<FixedHost> {
     let mut fixed = Vec::new();
     for n in &input.nodes {
