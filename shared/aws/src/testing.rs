@@ -443,6 +443,7 @@ pub fn claim(id: &str) -> NodeClaim {
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: Default::default(),
     }
 }
 

@@ -93,6 +93,7 @@ fn claim(id: &str) -> NodeClaim {
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: Default::default(),
     }
 }
 

@@ -143,6 +143,7 @@ fn claim(id: &str, now: Millis) -> NodeClaim {
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: Default::default(),
     }
 }
 

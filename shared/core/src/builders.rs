@@ -560,6 +560,7 @@ pub fn launched_claim(id: &str, launched_at: crate::pod::Millis) -> crate::nodec
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: Default::default(),
     }
 }
 
@@ -590,5 +591,6 @@ pub fn kubelet_node(
         ready: true,
         created_at,
         deleting: false,
+        do_not_disrupt: false,
     }
 }

@@ -74,6 +74,8 @@ impl ClaimState {
             // A node that joined Ready, its startup taints already gone, is both at once.
             (Launched, Initialized) => true,
             (Launched | Registered | Initialized, Disrupting) => true,
+            // A disruption whose replacement failed is called off.
+            (Disrupting, Initialized) => true,
             _ => false,
         }
     }
@@ -134,6 +136,36 @@ pub struct NodeClaim {
     /// Graceful termination's progress, from the moment the claim became `Terminating`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub termination: Option<Termination>,
+    /// What the disruption sweeps track and decide.
+    #[serde(default)]
+    pub disruption: DisruptionState,
+}
+
+/// What the disruption sweeps keep per claim.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DisruptionState {
+    /// The hash of the NodePool template (and node class fields) the node was launched from;
+    /// a node whose pool's hash now differs has drifted. `None` for claims that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_hash: Option<String>,
+    /// A hash of the pods on the node when the sweep last looked, and since when that set
+    /// has not changed: `consolidateAfter` counts from the last pod event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods_hash: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_event_at: Option<Millis>,
+    /// Set while the claim is `Disrupting`: why, since when, and the replacement claims that
+    /// must be initialized before the node is drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<DisruptionStarted>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisruptionStarted {
+    /// `empty`, `underutilized`, `drifted`, `expired`.
+    pub reason: String,
+    pub at: Millis,
+    pub replacements: Vec<String>,
 }
 
 /// Where graceful termination stands. Kept in the claim row so that whichever invocation comes

@@ -183,6 +183,130 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     Ok(report)
 }
 
+/// What a sweep did.
+#[derive(Debug, Default)]
+pub struct SweepPassReport {
+    /// False when another holder had the lease and this sweep did nothing.
+    pub ran: bool,
+    pub lease_conflict: Option<String>,
+    pub sweep: crate::disruption::SweepReport,
+    /// Nodes a voluntary disruption would have taken but something forbids: (node, why).
+    pub blocked: Vec<(String, String)>,
+    /// Configuration objects that failed validation and were skipped.
+    pub invalid_config: Vec<String>,
+}
+
+/// Runs one disruption sweep under the cluster's lease: reads the cluster, decides
+/// ([`crate::disruption::plan_sweep`]) and hands the chosen nodes to graceful termination,
+/// launching replacements first where they are needed. The provisioner's pass drains them.
+pub async fn run_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    unavailable: &Mutex<UnavailableOfferings>,
+    config: &PassConfig,
+) -> PortResult<SweepPassReport> {
+    let lease = match store
+        .acquire_lease(&config.round.holder, clock.now(), config.round.lease_ttl_ms)
+        .await
+    {
+        Ok(lease) => lease,
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            return Ok(SweepPassReport {
+                lease_conflict: Some(e.message),
+                ..SweepPassReport::default()
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let fenced = store.fenced(&lease);
+    let outcome = CatchUnwind(Box::pin(sweep_under_lease(
+        cluster,
+        cloud,
+        &fenced,
+        clock,
+        ids,
+        unavailable,
+        config,
+    )))
+    .await;
+    release(store, &lease).await;
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => resume_unwind(panic),
+    }
+}
+
+async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    unavailable: &Mutex<UnavailableOfferings>,
+    config: &PassConfig,
+) -> PortResult<SweepPassReport> {
+    let mut report = SweepPassReport {
+        ran: true,
+        ..SweepPassReport::default()
+    };
+    let claims = store.list_live().await?;
+    let (nodepools, bad_pools) = cluster.list_nodepools().await?;
+    let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
+    report.invalid_config = bad_pools;
+    report.invalid_config.extend(bad_classes);
+    let pools = provisioning::pool_inputs(cloud, nodepools, &nodeclasses, &mut report.invalid_config).await?;
+    let nodes = cluster.list_nodes().await?;
+    let bound = cluster.list_bound_pods().await?;
+    let mut nodes = provisioning::existing_nodes(nodes, bound);
+    lifecycle::planning_view(&mut nodes, &claims, &pools);
+    let pending = cluster.list_pending_pods().await?;
+    let pdbs = cluster.list_pdbs().await?;
+    let daemonsets = cluster
+        .list_daemonsets()
+        .await?
+        .into_iter()
+        .map(|d| d.pod)
+        .collect();
+    let now = clock.now();
+    let input = crate::disruption::SweepInput {
+        nodes,
+        claims,
+        pools,
+        daemonsets,
+        pdbs,
+        pending,
+        unavailable: lock(unavailable).current(now),
+        namespace_labels: Default::default(),
+        now,
+    };
+    report.blocked = crate::disruption::candidates(&input)
+        .into_iter()
+        .filter(|c| c.settled)
+        .filter_map(|c| Some((c.node, c.blocked_by?)))
+        .collect();
+    let plan = crate::disruption::plan_sweep(&input);
+    report.sweep = crate::disruption::apply(
+        plan,
+        &input.pools,
+        cloud,
+        store,
+        clock,
+        ids,
+        unavailable,
+        &config.round,
+    )
+    .await;
+    Ok(report)
+}
+
+fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, UnavailableOfferings> {
+    // A poisoned cache is still a valid cache: every write to it is a single insert.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Polls a future, catching a panic so that the lease can be released before it goes on.
 struct CatchUnwind<F>(Pin<Box<F>>);
 

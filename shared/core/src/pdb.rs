@@ -47,14 +47,15 @@ pub enum Budget {
 pub struct PodDisruptionBudget {
     pub namespace: String,
     pub name: String,
-    pub selector: LabelSelector,
+    /// `None` (no selector) selects no pod; an empty selector selects every pod.
+    pub selector: Option<LabelSelector>,
     pub budget: Budget,
 }
 
 impl PodDisruptionBudget {
     /// Whether the budget covers the pod: same namespace, labels selected.
     pub fn selects(&self, pod: &Pod) -> bool {
-        pod.namespace == self.namespace && self.selector.matches(&pod.labels)
+        pod.namespace == self.namespace && self.selector.as_ref().is_some_and(|s| s.matches(&pod.labels))
     }
 
     /// How many of `expected` pods must stay healthy.
@@ -79,7 +80,7 @@ mod tests {
         PodDisruptionBudget {
             namespace: "default".into(),
             name: "web".into(),
-            selector: LabelSelector::match_labels(&[("app", "web")]),
+            selector: Some(LabelSelector::match_labels(&[("app", "web")])),
             budget,
         }
     }

@@ -312,6 +312,8 @@ pub struct Node {
     pub created_at: Millis,
     /// Marked for deletion (a deletionTimestamp is set).
     pub deleting: bool,
+    /// Annotated `karpenter.sh/do-not-disrupt: "true"`: no voluntary disruption.
+    pub do_not_disrupt: bool,
 }
 
 impl Node {

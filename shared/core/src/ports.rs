@@ -194,6 +194,9 @@ pub trait Cluster: Send + Sync {
 
     fn list_daemonsets(&self) -> impl Future<Output = PortResult<Vec<DaemonSet>>> + Send;
 
+    /// PodDisruptionBudgets (`policy/v1`); one that cannot be read is skipped and logged.
+    fn list_pdbs(&self) -> impl Future<Output = PortResult<Vec<crate::pdb::PodDisruptionBudget>>> + Send;
+
     /// Every namespace's labels, for pod (anti-)affinity namespace selectors. A cluster that
     /// cannot tell has none (a non-empty namespace selector then selects nothing).
     fn list_namespace_labels(

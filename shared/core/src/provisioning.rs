@@ -298,7 +298,7 @@ pub fn existing_nodes(nodes: Vec<crate::pod::Node>, bound: Vec<crate::pod::Pod>)
 }
 
 /// Live claims whose instance has not yet become a Node: their capacity is coming.
-fn in_flight_claims(claims: &[NodeClaim], nodes: &[ExistingNode]) -> Vec<NodeClaim> {
+pub(crate) fn in_flight_claims(claims: &[NodeClaim], nodes: &[ExistingNode]) -> Vec<NodeClaim> {
     let registered: BTreeSet<&str> = nodes.iter().filter_map(|n| n.node.instance_id()).collect();
     claims
         .iter()
@@ -309,7 +309,7 @@ fn in_flight_claims(claims: &[NodeClaim], nodes: &[ExistingNode]) -> Vec<NodeCla
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn launch_claim<K: Cloud, S: ClaimStore>(
+pub(crate) async fn launch_claim<K: Cloud, S: ClaimStore>(
     cloud: &K,
     store: &S,
     clock: &dyn Clock,
@@ -346,6 +346,13 @@ async fn launch_claim<K: Cloud, S: ClaimStore>(
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: crate::nodeclaim::DisruptionState {
+            template_hash: Some(crate::disruption::drift::template_hash(
+                &pool.nodepool,
+                &pool.nodeclass,
+            )),
+            ..Default::default()
+        },
     };
     // Written before the launch: a crash after CreateFleet leaves a row to reconcile against.
     let mut claim = store.create(&claim).await?;

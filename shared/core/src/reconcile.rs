@@ -388,6 +388,7 @@ mod tests {
             initialized_at: None,
             reason: None,
             termination: None,
+            disruption: Default::default(),
         })
     }
 

@@ -701,6 +701,7 @@ fn build_input(w: &World) -> Input {
                 initialized_at: None,
                 reason: None,
                 termination: None,
+                disruption: Default::default(),
             }
         })
         .collect();

@@ -15,6 +15,7 @@ use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
 use k8s_openapi::api::core::v1::{
     Namespace as K8sNamespace, Node as K8sNode, Pod as K8sPod, Taint as K8sTaint,
 };
+use k8s_openapi::api::policy::v1::PodDisruptionBudget as K8sPdb;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, PostParams};
 use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, Config};
@@ -429,6 +430,21 @@ impl Cluster for KubeCluster {
                         tracing::warn!(daemonset = %format!("{namespace}/{name}"), error = %e, "skipping a daemonset that cannot be read");
                         None
                     }
+                }
+            })
+            .collect())
+    }
+
+    async fn list_pdbs(&self) -> PortResult<Vec<nodewright_core::pdb::PodDisruptionBudget>> {
+        let api: Api<K8sPdb> = Api::all(self.client().await?);
+        let pdbs = self.list_all(&api, "list poddisruptionbudgets", None).await?;
+        Ok(pdbs
+            .iter()
+            .filter_map(|b| match nodewright_manifests::pdb_from_k8s(b) {
+                Ok(pdb) => Some(pdb),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a PodDisruptionBudget that cannot be read");
+                    None
                 }
             })
             .collect())

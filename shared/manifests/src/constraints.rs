@@ -122,7 +122,11 @@ fn node_term(at: At<'_>, field: &str, expressions: &[k8s::NodeSelectorRequiremen
 }
 
 /// A `metav1.LabelSelector`: `matchLabels` and `matchExpressions` ANDed.
-fn label_selector(at: At<'_>, field: &str, selector: &meta::LabelSelector) -> Result<LabelSelector> {
+pub(crate) fn label_selector(
+    at: At<'_>,
+    field: &str,
+    selector: &meta::LabelSelector,
+) -> Result<LabelSelector> {
     let mut out = LabelSelector::default();
     for (k, v) in selector.match_labels.iter().flatten() {
         out.requirements.add(k, Requirement::is_in([v.clone()]));

@@ -10,12 +10,14 @@ mod constraints;
 mod decode;
 mod error;
 mod node;
+mod pdb;
 mod pod;
 mod read;
 pub mod workload;
 
 pub use error::{Error, Result};
 pub use node::node_from_k8s;
+pub use pdb::pdb_from_k8s;
 pub use pod::pod_from_k8s;
 pub use read::{Manifests, Warning, read_manifests};
 

@@ -74,6 +74,12 @@ pub fn node_from_k8s(node: &k8s::Node) -> Result<Node> {
         ready,
         created_at: millis(node.metadata.creation_timestamp.as_ref()),
         deleting: node.metadata.deletion_timestamp.is_some(),
+        do_not_disrupt: node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(nodewright_core::labels::DO_NOT_DISRUPT))
+            .is_some_and(|v| v == "true"),
     })
 }
 

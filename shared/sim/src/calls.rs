@@ -26,6 +26,7 @@ pub enum ClusterOp {
     ListBoundPods,
     ListNodes,
     ListDaemonsets,
+    ListPdbs,
     ListNodepools,
     ListNodeclasses,
     Cordon,

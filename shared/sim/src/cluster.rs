@@ -641,6 +641,10 @@ impl Cluster for SimCluster {
         std::future::ready(self.listing(ClusterOp::ListDaemonsets, |s| s.daemonsets.clone()))
     }
 
+    fn list_pdbs(&self) -> impl Future<Output = PortResult<Vec<PodDisruptionBudget>>> + Send {
+        std::future::ready(self.listing(ClusterOp::ListPdbs, |s| s.pdbs.clone()))
+    }
+
     fn list_nodepools(&self) -> impl Future<Output = PortResult<(Vec<NodePool>, Vec<String>)>> + Send {
         std::future::ready(self.listing(ClusterOp::ListNodepools, |s| {
             split_valid(&s.nodepools, |p| {

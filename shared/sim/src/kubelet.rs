@@ -146,6 +146,7 @@ fn register(
         ready: true,
         created_at: now,
         deleting: false,
+        do_not_disrupt: false,
     };
     cluster
         .register_node(node)

@@ -4,9 +4,9 @@
 //! take an injected next error and enforce the rules of the real services (versioned writes,
 //! legal claim transitions, lease ownership, launch idempotency per claim). Around them,
 //! [`Simulation`] plays a [`Scenario`] in virtual time: a simulated kubelet registers launched
-//! instances as Nodes, a simulated kube-scheduler binds pods or marks them Unschedulable, the
-//! core's own provisioning round launches capacity, and a minimal emptiness sweep removes nodes
-//! left empty. The output is a [`Report`]: a timeline and a cost and latency summary.
+//! instances as Nodes, a simulated kube-scheduler binds pods or marks them Unschedulable, and
+//! the core's own passes run as the Lambdas run them: the disruption sweep every minute and the
+//! provisioner's pass (reconciliation, node lifecycle, provisioning round). The output is a [`Report`]: a timeline and a cost and latency summary.
 
 mod calls;
 mod clock;
@@ -20,7 +20,6 @@ mod report;
 mod scenario;
 mod simulation;
 mod store;
-mod sweep;
 
 pub use calls::{Call, CloudOp, ClusterOp, StoreOp};
 pub use clock::VirtualClock;
@@ -32,8 +31,7 @@ pub use error::{Error, Result};
 pub use ids::SeededIds;
 pub use kube_scheduler::SchedulingPass;
 pub use kubelet::{Kubelet, Registration};
-pub use report::{Event, Latency, Report, Summary, TimelineEvent, format_offset};
+pub use report::{Event, Latency, Replacement, Report, Summary, TimelineEvent, format_offset};
 pub use scenario::{Scenario, Step};
 pub use simulation::{Simulation, simulate};
 pub use store::SimClaimStore;
-pub use sweep::{EmptinessSweep, Removal};

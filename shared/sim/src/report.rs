@@ -88,11 +88,13 @@ pub enum Event {
         pods: usize,
         nodes: usize,
     },
-    NodeRemoved {
-        node: String,
-        claim: Option<String>,
-        instance_id: Option<String>,
+    /// The sweep took nodes away: `empty`, `underutilized`, `drifted` or `expired`.
+    Disrupting {
         reason: String,
+        nodes: Vec<String>,
+        /// The node launched for their pods, if one was needed.
+        replacement: Option<Replacement>,
+        savings_per_hour: f64,
     },
     /// The lifecycle labelled a joined node and marked its claim registered.
     Registered {
@@ -200,7 +202,22 @@ impl fmt::Display for Event {
             Event::PodsBound { pods, nodes } => {
                 write!(f, "{} bound to {}", plural(*pods, "pod"), plural(*nodes, "node"))
             }
-            Event::NodeRemoved { node, reason, .. } => write!(f, "node {node} to be removed ({reason})"),
+            Event::Disrupting {
+                reason,
+                nodes,
+                replacement,
+                savings_per_hour,
+            } => {
+                write!(f, "disrupting {} ({reason})", nodes.join(", "))?;
+                if let Some(r) = replacement {
+                    write!(
+                        f,
+                        ", replaced by {} {} ${:.4}/h",
+                        r.instance_type, r.capacity_type, r.price_per_hour
+                    )?;
+                }
+                write!(f, ", saves ${savings_per_hour:.4}/h")
+            }
             Event::Registered { node, claim } => write!(f, "{claim} registered as {node}"),
             Event::Initialized { node, claim } => write!(f, "{claim} initialized ({node})"),
             Event::RegistrationTimeout { claim } => {
@@ -242,6 +259,15 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
+/// A node launched to take a disrupted node's pods.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replacement {
+    pub claim: String,
+    pub instance_type: String,
+    pub capacity_type: CapacityType,
+    pub price_per_hour: f64,
+}
+
 /// The run in numbers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -266,6 +292,10 @@ pub struct Summary {
     pub time_to_bind: Latency,
     /// Pods evicted by graceful termination.
     pub pods_evicted: usize,
+    /// $/h of the instances running at the end.
+    pub cost_per_hour_at_end: f64,
+    /// Nodes disrupted, by reason (`empty`, `underutilized`, `drifted`, `expired`).
+    pub disruptions: std::collections::BTreeMap<String, usize>,
     /// Evictions of ours that left a PodDisruptionBudget broken (must stay 0).
     pub pdb_violations: usize,
 }

@@ -490,7 +490,7 @@ impl PdbManifest {
         Ok(PodDisruptionBudget {
             namespace: self.metadata.namespace.unwrap_or_else(default_namespace),
             name: self.metadata.name,
-            selector: LabelSelector { requirements },
+            selector: Some(LabelSelector { requirements }),
             budget,
         })
     }

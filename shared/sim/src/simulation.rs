@@ -17,10 +17,9 @@ use crate::cluster::{PodStatus, SimCluster};
 use crate::error::Result;
 use crate::ids::{SeededIds, SplitMix64};
 use crate::kubelet::Kubelet;
-use crate::report::{Event, Latency, Report, Summary, TimelineEvent, format_offset};
+use crate::report::{Event, Latency, Replacement, Report, Summary, TimelineEvent, format_offset};
 use crate::scenario::Scenario;
 use crate::store::SimClaimStore;
-use crate::sweep::EmptinessSweep;
 
 /// Virtual time starts here (2026-01-01T00:00:00Z), so that timestamps look like real ones.
 const START: Millis = 1_767_225_600_000;
@@ -53,7 +52,6 @@ pub struct Simulation {
     unavailable: Mutex<UnavailableOfferings>,
     config: PassConfig,
     kubelet: Kubelet,
-    sweep: EmptinessSweep,
     /// Steps applied so far.
     steps_done: usize,
     /// When (from the start) the next tick runs.
@@ -72,6 +70,8 @@ pub struct Simulation {
     pdb_violations: usize,
     /// Pods whose blocked eviction is on the timeline already: repeats every pass are not.
     blocked_reported: BTreeSet<String>,
+    /// Nodes disrupted, by reason.
+    disruptions: BTreeMap<String, usize>,
     peak_nodes: usize,
     peak_pods_bound: usize,
 }
@@ -118,7 +118,6 @@ impl Simulation {
                 ..PassConfig::default()
             },
             kubelet,
-            sweep: EmptinessSweep::new(),
             steps_done: 0,
             next_tick_ms: 0,
             webhook_fired: false,
@@ -132,6 +131,7 @@ impl Simulation {
             pods_evicted: 0,
             pdb_violations: 0,
             blocked_reported: BTreeSet::new(),
+            disruptions: BTreeMap::new(),
             peak_nodes: 0,
             peak_pods_bound: 0,
         }
@@ -193,17 +193,12 @@ impl Simulation {
             });
         }
 
-        for r in self.sweep.sweep(&self.cluster, &self.store)? {
-            self.record(Event::NodeRemoved {
-                node: r.node,
-                claim: r.claim_id,
-                instance_id: r.instance_id,
-                reason: format!("empty for {}s", r.empty_for_ms / 1000),
-            });
-        }
-
         let now = self.clock.now();
         let backstop = now >= self.next_backstop;
+        if backstop {
+            // The sweeper's schedule: every minute, just before the provisioner's.
+            self.sweep();
+        }
         let webhook = self.webhook_fired && self.last_round.is_none_or(|t| now - t >= DEBOUNCE_MS);
         if backstop {
             self.next_backstop += BACKSTOP_MS;
@@ -322,6 +317,56 @@ impl Simulation {
             }
             Ok(_) => {}
             Err(e) => self.record(Event::RoundFailed { error: e.to_string() }),
+        }
+    }
+
+    fn sweep(&mut self) {
+        let result = pollster::block_on(pass::run_sweep(
+            &self.cluster,
+            &self.cloud,
+            &self.store,
+            self.clock.as_ref(),
+            &self.ids,
+            &self.unavailable,
+            &self.config,
+        ));
+        let report = match result {
+            Ok(r) if r.ran => r.sweep,
+            Ok(_) => return,
+            Err(e) => {
+                self.record(Event::RoundFailed {
+                    error: format!("sweep: {e}"),
+                });
+                return;
+            }
+        };
+        for (i, decision) in report.decisions.iter().enumerate() {
+            let replacement = report
+                .replacements
+                .iter()
+                .filter(|(d, _)| *d == i)
+                .map(|(_, l)| Replacement {
+                    claim: l.claim_id.clone(),
+                    instance_type: l.instance_type.clone(),
+                    capacity_type: l.capacity_type,
+                    price_per_hour: l.price,
+                })
+                .next();
+            *self
+                .disruptions
+                .entry(decision.reason.as_str().to_string())
+                .or_default() += decision.candidates.len();
+            self.record(Event::Disrupting {
+                reason: decision.reason.as_str().to_string(),
+                nodes: decision.nodes(),
+                replacement,
+                savings_per_hour: round4(decision.savings_per_hour),
+            });
+        }
+        for error in report.failures {
+            self.record(Event::RoundFailed {
+                error: format!("sweep: {error}"),
+            });
         }
     }
 
@@ -448,6 +493,14 @@ impl Simulation {
                 total_cost: round4(cost),
                 time_to_bind: Latency::of(latencies),
                 pods_evicted: self.pods_evicted,
+                cost_per_hour_at_end: round4(
+                    instances
+                        .iter()
+                        .filter(|i| i.terminated_at.is_none())
+                        .map(|i| i.price)
+                        .sum(),
+                ),
+                disruptions: self.disruptions.clone(),
                 pdb_violations: self.pdb_violations + self.cluster.pdb_violations(),
             },
         }

@@ -138,7 +138,7 @@ fn a_pool_that_never_consolidates_keeps_its_empty_nodes() {
         !report
             .timeline
             .iter()
-            .any(|e| matches!(e.event, Event::NodeRemoved { .. }))
+            .any(|e| matches!(e.event, Event::Disrupting { .. }))
     );
 }
 

@@ -28,6 +28,8 @@ pub struct LifecycleReport {
     pub terminated: Vec<(String, Option<String>, String)>,
     /// (node, reason): Nodes deleted.
     pub nodes_deleted: Vec<(String, String)>,
+    /// (claim, why): disruptions called off because a replacement failed.
+    pub called_off: Vec<(String, String)>,
     /// Claims that moved since they were read; the next pass re-decides them.
     pub stale: Vec<String>,
     /// Steps that failed (throttling, outages); the next pass retries them.
@@ -71,6 +73,19 @@ pub async fn apply(
             LifecycleAction::Drain { claim, begin, step } => {
                 drain(claim, begin, step, cluster, cloud, store, actor, now, &mut report).await
             }
+            LifecycleAction::CallOff { mut claim, why } => {
+                claim.state = ClaimState::Initialized;
+                claim.reason = None;
+                claim.disruption.started = None;
+                match write(&claim, store, &mut report).await {
+                    Ok(Some(_)) => {
+                        report.called_off.push((claim.id, why));
+                        Ok(())
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
             LifecycleAction::DeleteNode { node, reason } => match cluster.delete_node(&node).await {
                 Ok(()) => {
                     report.nodes_deleted.push((node, reason));
@@ -93,6 +108,7 @@ fn describe(action: &LifecycleAction) -> String {
         LifecycleAction::RegistrationTimeout { claim } => format!("timing out {}", claim.id),
         LifecycleAction::Drain { claim, .. } => format!("terminating {}", claim.id),
         LifecycleAction::DeleteNode { node, .. } => format!("deleting node {node}"),
+        LifecycleAction::CallOff { claim, .. } => format!("calling off the disruption of {}", claim.id),
     }
 }
 

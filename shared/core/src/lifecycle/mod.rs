@@ -96,6 +96,8 @@ pub enum LifecycleAction {
     },
     /// A Node of ours that no live claim stands for: remove it (finalizer first).
     DeleteNode { node: String, reason: String },
+    /// A disruption whose replacement failed: the node stays (`Initialized` again).
+    CallOff { claim: NodeClaim, why: String },
 }
 
 /// The labels Karpenter puts on a node that its kubelet could not: the instance type's
@@ -207,6 +209,7 @@ pub fn decide(observed: &Observed<'_>, policy: &LifecyclePolicy) -> Vec<Lifecycl
             (ClaimState::Registered | ClaimState::Initialized | ClaimState::Disrupting, None) => Some(
                 begin_termination(claim, None, instance_gone, NODE_DELETED, observed),
             ),
+            (ClaimState::Disrupting, Some(n)) => disrupting(claim, n, instance_gone, observed),
             _ => None,
         };
         actions.extend(action);
@@ -237,6 +240,39 @@ pub fn decide(observed: &Observed<'_>, policy: &LifecyclePolicy) -> Vec<Lifecycl
         });
     }
     actions
+}
+
+/// A node being replaced: drained once every replacement is initialized, kept if one failed.
+fn disrupting(
+    claim: &NodeClaim,
+    node: &ExistingNode,
+    instance_gone: bool,
+    observed: &Observed<'_>,
+) -> Option<LifecycleAction> {
+    let Some(started) = &claim.disruption.started else {
+        let reason = claim.reason.clone().unwrap_or_else(|| "disrupted".into());
+        return Some(begin_termination(
+            claim,
+            Some(node),
+            instance_gone,
+            &reason,
+            observed,
+        ));
+    };
+    let mut ready = true;
+    for id in &started.replacements {
+        match observed.claims.iter().find(|c| &c.id == id).map(|c| c.state) {
+            Some(ClaimState::Initialized) => {}
+            Some(ClaimState::Launching | ClaimState::Launched | ClaimState::Registered) => ready = false,
+            _ => {
+                return Some(LifecycleAction::CallOff {
+                    claim: claim.clone(),
+                    why: format!("replacement {id} did not come up"),
+                });
+            }
+        }
+    }
+    ready.then(|| begin_termination(claim, Some(node), instance_gone, &started.reason, observed))
 }
 
 fn register(claim: &NodeClaim, node: &Node, pools: &[PoolInput]) -> LifecycleAction {
@@ -343,9 +379,18 @@ pub fn planning_view(nodes: &mut [ExistingNode], claims: &[NodeClaim], pools: &[
 /// `Disrupting` claims, and Nodes being deleted), whose new capacity should be on its way while
 /// they drain, as Karpenter provisions for them.
 pub fn reschedulable_pods(nodes: &[ExistingNode], claims: &[NodeClaim]) -> Vec<crate::pod::Pod> {
+    // A node being replaced has its replacement in flight already.
     let leaving: BTreeSet<&str> = claims
         .iter()
-        .filter(|c| matches!(c.state, ClaimState::Terminating | ClaimState::Disrupting))
+        .filter(|c| match c.state {
+            ClaimState::Terminating => true,
+            ClaimState::Disrupting => c
+                .disruption
+                .started
+                .as_ref()
+                .is_none_or(|s| s.replacements.is_empty()),
+            _ => false,
+        })
         .filter_map(|c| c.instance_id())
         .collect();
     nodes

@@ -327,6 +327,7 @@ pub fn launched(id: &str, instance_type: &str, zone: &str, pods: &[&str]) -> Nod
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: Default::default(),
     }
 }
 

@@ -47,6 +47,7 @@ pub fn claim(id: &str) -> NodeClaim {
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: Default::default(),
     }
 }
 

@@ -146,6 +146,7 @@ fn absorbs_pending_pods_into_in_flight_claims_instead_of_launching_again() {
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: Default::default(),
     });
     let plan = schedule(&inp);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");

@@ -109,6 +109,7 @@ fn in_flight(id: &str, instance_type: &str, zones: &[&str], launched: bool, pods
         initialized_at: None,
         reason: None,
         termination: None,
+        disruption: Default::default(),
     }
 }
 

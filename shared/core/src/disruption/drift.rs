@@ -1,0 +1,56 @@
+//! Drift: a node no longer matches what its NodePool and EC2NodeClass would launch now.
+//!
+//! Two causes are detected: the hash of the fields that shape a node (the pool template's
+//! labels, annotations, taints and startup taints; the node class's spec without its selector
+//! terms, which are compared by what they resolve to) differs from the one recorded at launch;
+//! or the node's labels no longer satisfy the pool's requirements (an instance family removed,
+//! a zone dropped). `expireAfter` and `terminationGracePeriod` changes are not drift, as in
+//! Karpenter. Not detected yet: an AMI selector that now resolves to a newer image than the
+//! node runs (the instance's image id is not read back).
+
+use std::hash::{Hash, Hasher};
+
+use super::candidates::Fnv;
+use crate::api::{Ec2NodeClass, NodePool};
+use crate::nodeclaim::NodeClaim;
+use crate::pod::Node;
+use crate::scheduler::PoolInput;
+
+/// The hash recorded on a claim at launch.
+pub fn template_hash(nodepool: &NodePool, nodeclass: &Ec2NodeClass) -> String {
+    let template = &nodepool.spec.template;
+    let mut class = nodeclass.spec.clone();
+    class.ami_selector_terms.clear();
+    class.subnet_selector_terms.clear();
+    class.security_group_selector_terms.clear();
+    let shape = serde_json::json!({
+        "metadata": template.metadata,
+        "taints": template.spec.taints,
+        "startupTaints": template.spec.startup_taints,
+        "nodeClass": class,
+    });
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    shape.to_string().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+/// Why the node has drifted, if it has.
+pub fn drifted(claim: &NodeClaim, node: &Node, pool: &PoolInput) -> Option<String> {
+    if let Some(recorded) = &claim.disruption.template_hash
+        && *recorded != template_hash(&pool.nodepool, &pool.nodeclass)
+    {
+        return Some(format!(
+            "NodePool {} or EC2NodeClass {} changed since the node was launched",
+            pool.nodepool.name(),
+            pool.nodeclass.name()
+        ));
+    }
+    let requirements = pool.nodepool.requirements().ok()?;
+    if !requirements.matches_labels(&node.labels) {
+        return Some(format!(
+            "the node no longer satisfies NodePool {}'s requirements",
+            pool.nodepool.name()
+        ));
+    }
+    None
+}
