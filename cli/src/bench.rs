@@ -1,4 +1,5 @@
-//! `nodewright bench scheduling`: one scheduling round over a generated workload.
+//! `nodewright bench scheduling`: one scheduling round over a generated workload;
+//! `nodewright bench consolidation`: one disruption sweep's decision over a generated cluster.
 
 use std::time::Instant;
 
@@ -29,6 +30,69 @@ enum What {
         #[arg(long, default_value = "table")]
         output: String,
     },
+    /// Decide one disruption sweep over a generated cluster and time it.
+    Consolidation {
+        #[arg(long, default_value_t = 1_000)]
+        nodes: usize,
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Timed runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value = "table")]
+        output: String,
+    },
+}
+
+#[derive(Debug, serde::Serialize)]
+struct SweepBench {
+    nodes: usize,
+    pods: usize,
+    seconds: f64,
+    decisions: usize,
+    nodes_disrupted: usize,
+    savings_per_hour: f64,
+    runs: usize,
+}
+
+fn consolidation(nodes: usize, pods: usize, runs: usize, seed: u64, output: &str) -> anyhow::Result<()> {
+    let input = benchmark::consolidation_input(nodes, pods, seed);
+    let mut times = Vec::new();
+    let mut plan = None;
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        let p = nodewright_core::disruption::plan_sweep(&input);
+        times.push(start.elapsed().as_secs_f64());
+        plan = Some(p);
+    }
+    let plan = plan.context("no run")?;
+    times.sort_by(f64::total_cmp);
+    let report = SweepBench {
+        nodes: input.nodes.len(),
+        pods: input.nodes.iter().map(|n| n.pods.len()).sum(),
+        seconds: times[times.len() / 2],
+        decisions: plan.decisions.len(),
+        nodes_disrupted: plan.decisions.iter().map(|d| d.candidates.len()).sum(),
+        savings_per_hour: plan.decisions.iter().map(|d| d.savings_per_hour).sum(),
+        runs: times.len(),
+    };
+    if output == "json" {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} nodes, {} pods → {} decisions ({} nodes, ${:.4}/h saved) in {:.3}s median of {}",
+            report.nodes,
+            report.pods,
+            report.decisions,
+            report.nodes_disrupted,
+            report.savings_per_hour,
+            report.seconds,
+            report.runs
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -47,13 +111,22 @@ struct Report {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let What::Scheduling {
-        pods,
-        mix,
-        runs,
-        seed,
-        output,
-    } = &args.what;
+    let (pods, mix, runs, seed, output) = match &args.what {
+        What::Scheduling {
+            pods,
+            mix,
+            runs,
+            seed,
+            output,
+        } => (pods, mix, runs, seed, output),
+        What::Consolidation {
+            nodes,
+            pods,
+            runs,
+            seed,
+            output,
+        } => return consolidation(*nodes, *pods, *runs, *seed, output),
+    };
     let mix: Mix = mix.parse().map_err(anyhow::Error::msg)?;
     let input = benchmark::input(*pods, mix, *seed);
     let mut times = Vec::new();

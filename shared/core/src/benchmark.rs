@@ -162,3 +162,126 @@ pub fn input(count: usize, mix: Mix, seed: u64) -> Input {
         ..Input::default()
     }
 }
+
+/// A cluster for the consolidation benchmark: `nodes` initialized nodes of the mixed pool (a
+/// third of them spot; m, c and r types of several sizes, three zones), filled to between 20%
+/// and 90% of their CPU with up to `pods` pods of 100m, 250m or 500m CPU and 100Mi to 1Gi of
+/// memory, owned by twenty Deployments, 1% of them
+/// `do-not-disrupt`, and PodDisruptionBudgets (`maxUnavailable: 1`) over five of the
+/// Deployments. Every node has settled long ago, so every one is a candidate.
+pub fn consolidation_input(nodes: usize, pods: usize, seed: u64) -> crate::disruption::SweepInput {
+    use crate::catalog::CapacityType;
+    use crate::nodeclaim::{ClaimState, LaunchedInstance};
+    use crate::resources::ResourceName;
+    use crate::scheduler::ExistingNode;
+
+    const TYPES: [&str; 8] = [
+        "m5.large",
+        "m5.xlarge",
+        "m5.2xlarge",
+        "c5.xlarge",
+        "c5.2xlarge",
+        "r5.large",
+        "r5.xlarge",
+        "m6i.xlarge",
+    ];
+    const ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
+    let mut rng = Rng(seed);
+    let pool = pool_input(mixed_nodepool());
+    let now: crate::pod::Millis = 1_800_000_000_000;
+    let launched = now - 24 * 3_600_000;
+    let mut input = crate::disruption::SweepInput {
+        now,
+        ..Default::default()
+    };
+    let mut room = Vec::new();
+    for i in 0..nodes {
+        let Some(t) = pool
+            .instance_types
+            .iter()
+            .find(|t| t.name == TYPES[i % TYPES.len()])
+        else {
+            continue;
+        };
+        let zone = ZONES[rng.below(ZONES.len())];
+        let capacity_type = if i % 3 == 0 {
+            CapacityType::Spot
+        } else {
+            CapacityType::OnDemand
+        };
+        let Some(offering) = t
+            .offerings
+            .iter()
+            .find(|o| o.zone == zone && o.capacity_type == capacity_type)
+        else {
+            continue;
+        };
+        let id = format!("default-{i:05}");
+        let mut claim = crate::builders::launched_claim(&id, launched);
+        claim.state = ClaimState::Initialized;
+        claim.initialized_at = Some(launched + 60_000);
+        claim.instance = Some(LaunchedInstance {
+            instance_id: format!("i-{i:017x}"),
+            instance_type: t.name.clone(),
+            zone: zone.into(),
+            capacity_type,
+            price: offering.price,
+        });
+        claim.disruption.template_hash = Some(crate::disruption::drift::template_hash(
+            &pool.nodepool,
+            &pool.nodeclass,
+        ));
+        let name = format!("ip-10-0-{}-{}.ec2.internal", i / 256, i % 256);
+        let mut node = crate::builders::kubelet_node(&claim, &name, launched + 45_000);
+        node.allocatable = t.allocatable.clone();
+        node.labels
+            .extend(crate::lifecycle::registration_labels(&claim, Some(t)));
+        // Fill to 20–90% of CPU.
+        let cpu = t.allocatable.get(ResourceName::Cpu);
+        let target = cpu * (20 + rng.below(71) as i64) / 100;
+        room.push((input.nodes.len(), target, 0i64));
+        input.nodes.push(ExistingNode {
+            node,
+            pods: Vec::new(),
+        });
+        input.claims.push(claim);
+    }
+    let mut open: Vec<usize> = (0..room.len()).collect();
+    for p in 0..pods {
+        if open.is_empty() {
+            break;
+        }
+        let slot = open[rng.below(open.len())];
+        let (n, target, used) = room[slot];
+        let cpu = rng.pick(&CPUS[..3]);
+        let app = format!("app-{}", p % 20);
+        let mut pod = pod(&format!("{app}-{p:06}"))
+            .cpu(cpu)
+            .memory(rng.pick(&MEMORIES[..4]))
+            .label("app", &app)
+            .on_node(&input.nodes[n].node.name)
+            .build();
+        pod.owner_kind = Some("ReplicaSet".into());
+        pod.owner_name = Some(format!("{app}-rs"));
+        pod.do_not_disrupt = rng.below(100) == 0;
+        let milli = pod.requests.get(crate::resources::ResourceName::Cpu);
+        input.nodes[n].pods.push(pod);
+        room[slot].2 = used + milli;
+        if used + milli >= target {
+            open.retain(|&s| s != slot);
+        }
+    }
+    for k in 0..5 {
+        input.pdbs.push(crate::pdb::PodDisruptionBudget {
+            namespace: "default".into(),
+            name: format!("app-{k}"),
+            selector: Some(crate::pod::LabelSelector::match_labels(&[(
+                "app",
+                &format!("app-{k}"),
+            )])),
+            budget: crate::pdb::Budget::MaxUnavailable(crate::pdb::IntOrPercent::Int(1)),
+        });
+    }
+    input.pools = vec![pool];
+    input
+}

@@ -117,6 +117,10 @@ pub enum Event {
     RegistrationRestored {
         offerings: String,
     },
+    /// Manifests applied by a step.
+    Applied {
+        objects: Vec<String>,
+    },
     /// A user deleted the Node (`kubectl delete node`).
     DeleteRequested {
         node: String,
@@ -230,6 +234,7 @@ impl fmt::Display for Event {
                 write!(f, "instances of {offerings} register again")
             }
             Event::DeleteRequested { node } => write!(f, "kubectl delete node {node}"),
+            Event::Applied { objects } => write!(f, "applied {}", objects.join(", ")),
             Event::Terminating { claim, reason } => write!(f, "{claim} terminating ({reason})"),
             Event::Evicted { pod, node } => write!(f, "evicted {pod} from {node}"),
             Event::EvictionBlocked { pod, node, by } => {

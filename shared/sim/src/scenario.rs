@@ -74,6 +74,8 @@ pub struct Step {
     pub restore_registration: Vec<OfferingPattern>,
     /// `kubectl delete node`, by name or the oldest `count` nodes.
     pub delete_node: Option<DeleteNode>,
+    /// Manifests applied now (a changed NodePool or EC2NodeClass makes its nodes drift).
+    pub apply: Objects,
 }
 
 /// Which nodes a `deleteNode` step deletes.
@@ -163,6 +165,21 @@ impl Scenario {
                     format!("{:?} is used twice", w.name),
                 ));
             }
+            if let Some(budget) = &w.pod_disruption_budget {
+                let spec = PdbSpec {
+                    min_available: budget.min_available.clone(),
+                    max_unavailable: budget.max_unavailable.clone(),
+                    selector: None,
+                    _unhealthy_pod_eviction_policy: None,
+                };
+                let amount = spec.budget(file, &format!("{field}.podDisruptionBudget"))?;
+                objects.pdbs.push(PodDisruptionBudget {
+                    namespace: w.namespace.clone(),
+                    name: w.name.clone(),
+                    selector: Some(LabelSelector::match_labels(&[("app", w.name.as_str())])),
+                    budget: amount,
+                });
+            }
             workloads.push(w.into_workload(file, &field)?);
         }
 
@@ -193,7 +210,12 @@ impl Scenario {
                     "give either node (a name) or count (oldest first)",
                 ));
             }
+            let mut applied = Objects::default();
+            for (j, object) in s.apply.iter().enumerate() {
+                applied.add_entry(object, file, &format!("{field}.apply[{j}]"), include)?;
+            }
             if s.scale.is_empty()
+                && applied.is_empty()
                 && s.out_of_capacity.is_empty()
                 && s.restore_capacity.is_empty()
                 && s.fail_registration.is_empty()
@@ -203,8 +225,8 @@ impl Scenario {
                 return Err(Error::scenario(
                     file,
                     field,
-                    "does nothing: give scale, outOfCapacity, restoreCapacity, failRegistration, \
-                     restoreRegistration or deleteNode",
+                    "does nothing: give scale, apply, outOfCapacity, restoreCapacity, \
+                     failRegistration, restoreRegistration or deleteNode",
                 ));
             }
             steps.push(Step {
@@ -215,6 +237,7 @@ impl Scenario {
                 fail_registration: s.fail_registration,
                 restore_registration: s.restore_registration,
                 delete_node: s.delete_node,
+                apply: applied,
             });
         }
         // Stable: steps at the same moment keep the order they were written in.
@@ -319,17 +342,54 @@ struct StepSpec {
     restore_registration: Vec<OfferingPattern>,
     #[serde(default)]
     delete_node: Option<DeleteNode>,
+    #[serde(default)]
+    apply: Vec<serde_yaml::Value>,
 }
 
 // ---------------------------------------------------------------------------------------------
 // Objects: NodePools, EC2NodeClasses, DaemonSets
 
-#[derive(Debug, Default)]
-struct Objects {
-    nodepools: Vec<NodePool>,
-    nodeclasses: Vec<Ec2NodeClass>,
-    daemonsets: Vec<DaemonSet>,
-    pdbs: Vec<PodDisruptionBudget>,
+/// Manifests: NodePools, EC2NodeClasses, DaemonSets, PodDisruptionBudgets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Objects {
+    pub nodepools: Vec<NodePool>,
+    pub nodeclasses: Vec<Ec2NodeClass>,
+    pub daemonsets: Vec<DaemonSet>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+}
+
+impl Objects {
+    /// `Kind name` of each object, for the timeline.
+    pub fn names(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .nodepools
+            .iter()
+            .map(|p| format!("NodePool {}", p.name()))
+            .collect();
+        out.extend(
+            self.nodeclasses
+                .iter()
+                .map(|c| format!("EC2NodeClass {}", c.name())),
+        );
+        out.extend(
+            self.daemonsets
+                .iter()
+                .map(|d| format!("DaemonSet {}/{}", d.namespace, d.name)),
+        );
+        out.extend(
+            self.pdbs
+                .iter()
+                .map(|b| format!("PodDisruptionBudget {}/{}", b.namespace, b.name)),
+        );
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.nodepools.is_empty()
+            && self.nodeclasses.is_empty()
+            && self.daemonsets.is_empty()
+            && self.pdbs.is_empty()
+    }
 }
 
 impl Objects {
@@ -452,6 +512,30 @@ struct PdbSelector {
     match_expressions: Vec<NodeSelectorRequirement>,
 }
 
+impl PdbSpec {
+    /// `minAvailable` or `maxUnavailable`, exactly one.
+    fn budget(&self, file: &str, field: &str) -> Result<Budget> {
+        let at = |f: &str| format!("{field}.{f}");
+        let amount = |v: &serde_yaml::Value, f: &str| {
+            let raw = match v {
+                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_yaml::Value::String(s) => s.clone(),
+                _ => String::new(),
+            };
+            IntOrPercent::parse(&raw).map_err(|e| Error::scenario(file, at(f), e))
+        };
+        match (&self.min_available, &self.max_unavailable) {
+            (Some(v), None) => Ok(Budget::MinAvailable(amount(v, "minAvailable")?)),
+            (None, Some(v)) => Ok(Budget::MaxUnavailable(amount(v, "maxUnavailable")?)),
+            _ => Err(Error::scenario(
+                file,
+                field,
+                "give exactly one of minAvailable and maxUnavailable",
+            )),
+        }
+    }
+}
+
 impl PdbManifest {
     fn into_pdb(self, file: &str, field: &str) -> Result<PodDisruptionBudget> {
         let at = |f: &str| format!("{field}.{f}");
@@ -462,25 +546,7 @@ impl PdbManifest {
                 format!("{:?}: expected policy/v1", self.api_version),
             ));
         }
-        let amount = |v: &serde_yaml::Value, f: &str| {
-            let raw = match v {
-                serde_yaml::Value::Number(n) => n.to_string(),
-                serde_yaml::Value::String(s) => s.clone(),
-                _ => String::new(),
-            };
-            IntOrPercent::parse(&raw).map_err(|e| Error::scenario(file, at(f), e))
-        };
-        let budget = match (&self.spec.min_available, &self.spec.max_unavailable) {
-            (Some(v), None) => Budget::MinAvailable(amount(v, "spec.minAvailable")?),
-            (None, Some(v)) => Budget::MaxUnavailable(amount(v, "spec.maxUnavailable")?),
-            _ => {
-                return Err(Error::scenario(
-                    file,
-                    at("spec"),
-                    "give exactly one of minAvailable and maxUnavailable",
-                ));
-            }
-        };
+        let budget = self.spec.budget(file, &at("spec"))?;
         let selector = self.spec.selector.unwrap_or_default();
         let mut requirements = requirements::from_selector_requirements(&selector.match_expressions)
             .map_err(|e| Error::scenario(file, at("spec.selector.matchExpressions"), e.to_string()))?;
@@ -661,6 +727,10 @@ struct WorkloadSpec {
     /// Pod annotations; `karpenter.sh/do-not-disrupt: "true"` holds graceful termination.
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+    /// A PodDisruptionBudget over the workload's pods: `{minAvailable: N|"P%"}` or
+    /// `{maxUnavailable: N|"P%"}`.
+    #[serde(default)]
+    pod_disruption_budget: Option<WorkloadPdbSpec>,
     #[serde(default)]
     requests: BTreeMap<String, Quantity>,
     #[serde(default)]
@@ -678,6 +748,15 @@ struct WorkloadSpec {
     /// Required anti-affinity to the workload's own pods.
     #[serde(default)]
     pod_anti_affinity: Vec<AntiAffinitySpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WorkloadPdbSpec {
+    #[serde(default)]
+    min_available: Option<serde_yaml::Value>,
+    #[serde(default)]
+    max_unavailable: Option<serde_yaml::Value>,
 }
 
 fn default_namespace() -> String {

@@ -242,6 +242,27 @@ impl Simulation {
                     offerings: p.to_string(),
                 });
             }
+            if !step.apply.nodepools.is_empty()
+                || !step.apply.nodeclasses.is_empty()
+                || !step.apply.daemonsets.is_empty()
+                || !step.apply.pdbs.is_empty()
+            {
+                for p in &step.apply.nodepools {
+                    self.cluster.apply_nodepool(p.clone());
+                }
+                for c in &step.apply.nodeclasses {
+                    self.cluster.apply_nodeclass(c.clone());
+                }
+                for d in &step.apply.daemonsets {
+                    self.cluster.apply_daemonset(d.clone());
+                }
+                for b in &step.apply.pdbs {
+                    self.cluster.apply_pdb(b.clone());
+                }
+                self.record(Event::Applied {
+                    objects: step.apply.names(),
+                });
+            }
             for p in &step.fail_registration {
                 self.kubelet.fail_registration(p.clone(), now);
                 self.record(Event::RegistrationFailing {

@@ -206,3 +206,60 @@ steps:
     );
     assert_eq!(report.summary.pods_evicted, 0);
 }
+
+#[test]
+fn a_changed_nodepool_makes_its_nodes_drift_and_they_are_replaced_one_at_a_time() {
+    let changed = GETTING_STARTED.replacen(
+        "  template:\n    spec:",
+        "  template:\n    metadata:\n      labels: {team: payments}\n    spec:",
+        1,
+    );
+    assert_ne!(changed, GETTING_STARTED, "the pool manifest changed shape");
+    let pool_only = changed
+        .split("\n---")
+        .next()
+        .expect("the NodePool document")
+        .to_string();
+    let yaml = format!(
+        "name: drift
+objects: [{{include: pool.yaml}}]
+end: 20m
+workloads:
+  - name: web
+    replicas: 4
+    requests: {{cpu: '1'}}
+    podAntiAffinity: [{{topologyKey: kubernetes.io/hostname}}]
+    podDisruptionBudget: {{maxUnavailable: 1}}
+steps:
+  - at: 3m
+    apply:
+{}
+",
+        pool_only
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .enumerate()
+            .map(|(i, l)| if i == 0 {
+                format!("      - {l}")
+            } else {
+                format!("        {l}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let scenario =
+        Scenario::parse(&yaml, "drift.yaml", &|_| Ok(GETTING_STARTED.to_string())).expect("parses");
+    let report = simulate(scenario).expect("runs");
+    let drifted: Vec<_> = report
+        .timeline
+        .iter()
+        .filter(|e| matches!(&e.event, Event::Disrupting { reason, .. } if reason == "drifted"))
+        .collect();
+    assert_eq!(drifted.len(), 4, "{:#?}", report.timeline);
+    // One at a time: the budget (10% of 4, rounded up) allows one node disrupting at once.
+    assert!(drifted.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
+    let s = &report.summary;
+    assert_eq!(s.pdb_violations, 0);
+    assert_eq!(s.disruptions.get("drifted"), Some(&4));
+    assert_eq!((s.pods_pending_at_end, s.nodes_at_end), (0, 4));
+}
