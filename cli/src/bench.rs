@@ -30,6 +30,18 @@ enum What {
         #[arg(long, default_value = "table")]
         output: String,
     },
+    /// Parse and plan a batch of interruption messages and time it.
+    Interruption {
+        #[arg(long, default_value_t = 15_000)]
+        messages: usize,
+        /// Timed runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value = "table")]
+        output: String,
+    },
     /// Decide one disruption sweep over a generated cluster and time it.
     Consolidation {
         #[arg(long, default_value_t = 1_000)]
@@ -55,6 +67,47 @@ struct SweepBench {
     nodes_disrupted: usize,
     savings_per_hour: f64,
     runs: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct InterruptionBench {
+    messages: usize,
+    seconds: f64,
+    messages_per_sec: f64,
+    actions: usize,
+    runs: usize,
+}
+
+fn interruption(messages: usize, runs: usize, seed: u64, output: &str) -> anyhow::Result<()> {
+    use nodewright_core::interruption::{Rebalance, parse, plan};
+    let (bodies, claims) = benchmark::interruption_messages(messages, seed);
+    let mut times = Vec::new();
+    let mut actions = 0;
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        let notices: Vec<_> = bodies.iter().filter_map(|b| parse(b).ok().flatten()).collect();
+        let planned = plan(&notices, &claims, Rebalance::Record, &|_| None, 0);
+        times.push(start.elapsed().as_secs_f64());
+        actions = planned.len();
+    }
+    times.sort_by(f64::total_cmp);
+    let seconds = times[times.len() / 2];
+    let report = InterruptionBench {
+        messages,
+        seconds,
+        messages_per_sec: messages as f64 / seconds,
+        actions,
+        runs: times.len(),
+    };
+    if output == "json" {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} messages parsed and planned in {:.4}s median of {} ({:.0} messages/s, {} actions)",
+            report.messages, report.seconds, report.runs, report.messages_per_sec, report.actions
+        );
+    }
+    Ok(())
 }
 
 fn consolidation(nodes: usize, pods: usize, runs: usize, seed: u64, output: &str) -> anyhow::Result<()> {
@@ -126,6 +179,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             seed,
             output,
         } => return consolidation(*nodes, *pods, *runs, *seed, output),
+        What::Interruption {
+            messages,
+            runs,
+            seed,
+            output,
+        } => return interruption(*messages, *runs, *seed, output),
     };
     let mix: Mix = mix.parse().map_err(anyhow::Error::msg)?;
     let input = benchmark::input(*pods, mix, *seed);

@@ -74,7 +74,7 @@ fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
     let t = &s.time_to_bind;
     writeln!(out)?;
     writeln!(out, "summary after {}", s.duration)?;
-    let rows: [(&str, String); 12] = [
+    let rows: [(&str, String); 15] = [
         ("provisioning rounds", s.rounds.to_string()),
         ("pods created", s.pods_created.to_string()),
         ("peak pods bound", s.peak_pods_bound.to_string()),
@@ -90,6 +90,23 @@ fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {
         ("nodes at the end", s.nodes_at_end.to_string()),
         ("pods evicted", s.pods_evicted.to_string()),
         ("budget violations", s.pdb_violations.to_string()),
+        (
+            "interrupted pods",
+            format!("{}s unbound in all", s.pods_disrupted_seconds),
+        ),
+        (
+            "disruptions",
+            if s.disruptions.is_empty() {
+                "none".to_string()
+            } else {
+                s.disruptions
+                    .iter()
+                    .map(|(k, v)| format!("{v} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
+        ("$/h at the end", format!("${:.4}", s.cost_per_hour_at_end)),
         ("node-hours", format!("{:.2}", s.node_hours)),
         ("total cost", format!("${:.4}", s.total_cost)),
         (

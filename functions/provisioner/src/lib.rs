@@ -35,6 +35,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub mod config;
+pub mod interruption;
 pub mod sweeper;
 
 pub use config::{ConfigError, ProvisionerConfig};

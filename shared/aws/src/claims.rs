@@ -31,6 +31,7 @@
 //! |------|------------|
 //! | `claim#<id>` | `version` (N), `state` (S), `claim` (S: the NodeClaim as JSON), `instance_id` (S, only once known: the GSI is sparse), `expires_at` (N, epoch seconds: set when the claim becomes `terminated`, [`TERMINATED_RETENTION_SECS`] later) |
 //! | `lease` | `holder` (S, absent once released), `token` (N: the fencing token, only ever grows), `lease_expires_at` (N, epoch millis) |
+//! | `unavailable#<type>#<zone>#<capacity type>` | `instance_type`, `zone`, `capacity_type` (S), `until` (N, epoch millis: a later mark wins), `expires_at` (N, an hour after `until`) |
 //! | `audit#<at millis, 15 digits>#<claim id>#<action>` | `actor`, `action`, `claim_id`, `reason` (S), `delta_per_hour` (N), `at` (N, millis), `expires_at` (N, [`AUDIT_RETENTION_SECS`] later) |
 //!
 //! The lease row has no `expires_at`: TTL would delete it, and the token counter with it, and a
@@ -65,9 +66,10 @@ use aws_sdk_dynamodb::types::{
     KeyType, Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
     ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
+use nodewright_core::catalog::CapacityType;
 use nodewright_core::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ClaimStore, Clock, ErrorKind, Lease, PortError, PortResult};
+use nodewright_core::ports::{ClaimStore, Clock, ErrorKind, Lease, OfferingKey, PortError, PortResult};
 use tracing::{debug, info, warn};
 
 use crate::errors;
@@ -86,6 +88,7 @@ pub const TERMINATED_RETENTION_SECS: i64 = 24 * 3600;
 pub const AUDIT_RETENTION_SECS: i64 = 90 * 24 * 3600;
 
 const CLAIM_PREFIX: &str = "claim#";
+const UNAVAILABLE_PREFIX: &str = "unavailable#";
 const LEASE_SK: &str = "lease";
 const INSTANCE_ID: &str = "instance_id";
 
@@ -569,6 +572,95 @@ impl ClaimStore for DynamoClaimStore {
             }
             Err(e) => Err(errors::from_sdk("dynamodb UpdateItem lease", e)),
         }
+    }
+
+    async fn mark_unavailable(&self, key: &OfferingKey, until: Millis) -> PortResult<()> {
+        let sk = format!(
+            "{UNAVAILABLE_PREFIX}{}#{}#{}",
+            key.instance_type,
+            key.zone,
+            key.capacity_type.as_str()
+        );
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&sk)))
+            .update_expression("SET #until = :until, #type = :type, #zone = :zone, #ct = :ct, #ttl = :ttl")
+            // A later mark wins: an earlier one never shortens it.
+            .condition_expression("attribute_not_exists(#until) OR #until < :until")
+            .set_expression_attribute_names(Some(names(&[
+                ("#until", "until"),
+                ("#type", "instance_type"),
+                ("#zone", "zone"),
+                ("#ct", "capacity_type"),
+                ("#ttl", TTL_ATTRIBUTE),
+            ])))
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":type", s(&key.instance_type))
+            .expression_attribute_values(":zone", s(&key.zone))
+            .expression_attribute_values(":ct", s(key.capacity_type.as_str()))
+            .expression_attribute_values(":ttl", n(epoch_secs(until) + 3600))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(errors::from_sdk("dynamodb UpdateItem unavailable offering", e)),
+        }
+    }
+
+    async fn list_unavailable(&self, now: Millis) -> PortResult<Vec<(OfferingKey, Millis)>> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#cluster = :cluster AND begins_with(#sk, :prefix)")
+                .filter_expression("#until > :now")
+                .set_expression_attribute_names(Some(names(&[
+                    ("#cluster", PARTITION_KEY),
+                    ("#sk", SORT_KEY),
+                    ("#until", "until"),
+                ])))
+                .expression_attribute_values(":cluster", s(&self.cluster))
+                .expression_attribute_values(":prefix", s(UNAVAILABLE_PREFIX))
+                .expression_attribute_values(":now", n(now))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| errors::from_sdk("dynamodb Query unavailable offerings", e))?;
+            for item in page.items() {
+                let capacity = string(item, "capacity_type").and_then(CapacityType::parse);
+                if let (Some(t), Some(z), Some(c), Some(until)) = (
+                    string(item, "instance_type"),
+                    string(item, "zone"),
+                    capacity,
+                    number(item, "until"),
+                ) {
+                    let key = OfferingKey {
+                        instance_type: t.to_string(),
+                        zone: z.to_string(),
+                        capacity_type: c,
+                    };
+                    out.push((key, until));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(out)
     }
 
     async fn audit(&self, record: &AuditRecord) -> PortResult<()> {

@@ -285,3 +285,47 @@ pub fn consolidation_input(nodes: usize, pods: usize, seed: u64) -> crate::disru
     input.pools = vec![pool];
     input
 }
+
+/// Interruption messages for the interruption benchmark: `count` EventBridge bodies as SQS
+/// delivers them — spot warnings, rebalance recommendations, scheduled changes and state
+/// changes in equal parts — for `count / 2` instances of which nine in ten are ours, with the
+/// live claims of ours by instance id.
+pub fn interruption_messages(
+    count: usize,
+    seed: u64,
+) -> (
+    Vec<String>,
+    std::collections::BTreeMap<String, crate::nodeclaim::NodeClaim>,
+) {
+    const KINDS: [&str; 5] = [
+        include_str!("interruption/fixtures/spot-warning.json"),
+        include_str!("interruption/fixtures/rebalance.json"),
+        include_str!("interruption/fixtures/scheduled-change.json"),
+        include_str!("interruption/fixtures/state-stopping.json"),
+        include_str!("interruption/fixtures/state-terminated.json"),
+    ];
+    const FIXTURE_INSTANCE: &str = "i-0b662ef9931388ba0";
+    let mut rng = Rng(seed);
+    let instances = (count / 2).max(1);
+    let mut claims = std::collections::BTreeMap::new();
+    for i in 0..instances {
+        if i % 10 == 9 {
+            continue;
+        }
+        let id = format!("i-{i:017x}");
+        let mut claim = crate::builders::launched_claim(&format!("default-{i:05}"), 0);
+        claim.state = crate::nodeclaim::ClaimState::Initialized;
+        if let Some(instance) = claim.instance.as_mut() {
+            instance.instance_id = id.clone();
+            instance.capacity_type = crate::catalog::CapacityType::Spot;
+        }
+        claims.insert(id, claim);
+    }
+    let messages = (0..count)
+        .map(|_| {
+            let id = format!("i-{:017x}", rng.below(instances));
+            KINDS[rng.below(KINDS.len())].replace(FIXTURE_INSTANCE, &id)
+        })
+        .collect();
+    (messages, claims)
+}

@@ -106,6 +106,10 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     let actor = config.round.actor.as_str();
 
     let now = clock.now();
+    // Offerings other functions marked (an interrupted spot offering) steer this pass too.
+    for (key, until) in store.list_unavailable(now).await? {
+        lock(unavailable).mark_until(key, until);
+    }
     let claims = store.list_live().await?;
     let instances = cloud.list_instances().await?;
     let actions = reconcile::reconcile(&claims, &instances, now, &config.reconcile);
@@ -305,6 +309,57 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
 fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, UnavailableOfferings> {
     // A poisoned cache is still a valid cache: every write to it is a single insert.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What handling a batch of interruption notices did.
+#[derive(Debug, Default)]
+pub struct InterruptionPassReport {
+    pub interruption: crate::interruption::InterruptionReport,
+    /// The provisioning pass that drained the nodes and launched their replacements; `None`
+    /// when no claim changed. `ran == false` when another pass held the lease: the notices are
+    /// then to be retried (they change nothing twice), so that a pass runs for them.
+    pub pass: Option<PassReport>,
+}
+
+/// Handles interruption notices: moves the affected claims of ours into graceful termination
+/// (marking interrupted spot offerings unavailable in the store), then runs a pass at once so
+/// that their nodes are tainted and drained and their pods' replacements launched now, not at
+/// the next minute.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_interruptions<C: Cluster, K: Cloud, S: ClaimStore>(
+    notices: &[crate::interruption::Notice],
+    rebalance: crate::interruption::Rebalance,
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+    ids: &dyn IdSource,
+    unavailable: &Mutex<UnavailableOfferings>,
+    config: &PassConfig,
+) -> PortResult<InterruptionPassReport> {
+    let claims = store.list_live().await?;
+    let by_instance = claims
+        .into_iter()
+        .filter_map(|c| Some((c.instance_id()?.to_string(), c)))
+        .collect();
+    let (nodepools, _) = cluster.list_nodepools().await?;
+    let grace = |pool: &str| {
+        nodepools
+            .iter()
+            .find(|p| p.name() == pool)
+            .and_then(lifecycle::termination_grace)
+    };
+    let now = clock.now();
+    let actions = crate::interruption::plan(notices, &by_instance, rebalance, &grace, now);
+    let mut report = InterruptionPassReport {
+        interruption: crate::interruption::apply(actions, store, now).await,
+        pass: None,
+    };
+    let i = &report.interruption;
+    if !i.draining.is_empty() || !i.gone.is_empty() {
+        report.pass = Some(run_pass(cluster, cloud, store, clock, ids, unavailable, config).await?);
+    }
+    Ok(report)
 }
 
 /// Polls a future, catching a panic so that the lease can be released before it goes on.

@@ -283,4 +283,19 @@ pub trait ClaimStore: Send + Sync {
     fn release_lease(&self, lease: &Lease) -> impl Future<Output = PortResult<()>> + Send;
 
     fn audit(&self, record: &AuditRecord) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// Records an offering as unavailable until `until` where every function sees it (an
+    /// interrupted spot offering, seen by the interruption function, must steer the
+    /// provisioner's next launch). A later `until` wins.
+    fn mark_unavailable(
+        &self,
+        key: &OfferingKey,
+        until: Millis,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+
+    /// The offerings recorded unavailable whose time has not passed at `now`, with their end.
+    fn list_unavailable(
+        &self,
+        now: Millis,
+    ) -> impl Future<Output = PortResult<Vec<(OfferingKey, Millis)>>> + Send;
 }

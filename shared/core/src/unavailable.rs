@@ -24,6 +24,12 @@ impl UnavailableOfferings {
         self.until.insert(key, now + UNAVAILABLE_FOR_MS);
     }
 
+    /// Marks the offering unavailable until `until` (a later mark wins).
+    pub fn mark_until(&mut self, key: OfferingKey, until: Millis) {
+        let entry = self.until.entry(key).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
     pub fn is_unavailable(&self, key: &OfferingKey, now: Millis) -> bool {
         self.until.get(key).is_some_and(|until| now < *until)
     }

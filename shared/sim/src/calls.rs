@@ -46,6 +46,8 @@ pub enum StoreOp {
     AcquireLease,
     ReleaseLease,
     Audit,
+    MarkUnavailable,
+    ListUnavailable,
 }
 
 /// The call log and the injected errors of one fake.

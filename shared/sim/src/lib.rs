@@ -32,6 +32,6 @@ pub use ids::SeededIds;
 pub use kube_scheduler::SchedulingPass;
 pub use kubelet::{Kubelet, Registration};
 pub use report::{Event, Latency, Replacement, Report, Summary, TimelineEvent, format_offset};
-pub use scenario::{DeleteNode, Objects, Scenario, Step};
+pub use scenario::{DeleteNode, Interrupt, InterruptKind, Objects, Scenario, Step};
 pub use simulation::{Simulation, simulate};
 pub use store::SimClaimStore;

@@ -117,6 +117,14 @@ pub enum Event {
     RegistrationRestored {
         offerings: String,
     },
+    /// EC2 sent an interruption event for the instance (`spot`, `rebalance`, `scheduled`,
+    /// `stop`) — or, two minutes after a spot warning, took it (`reclaimed`).
+    Interrupted {
+        instance: String,
+        node: Option<String>,
+        /// The event kind (`kind` names the timeline event itself).
+        interruption: String,
+    },
     /// Manifests applied by a step.
     Applied {
         objects: Vec<String>,
@@ -235,6 +243,17 @@ impl fmt::Display for Event {
             }
             Event::DeleteRequested { node } => write!(f, "kubectl delete node {node}"),
             Event::Applied { objects } => write!(f, "applied {}", objects.join(", ")),
+            Event::Interrupted {
+                instance,
+                node,
+                interruption,
+            } => {
+                write!(f, "EC2: {interruption} for {instance}")?;
+                match node {
+                    Some(n) => write!(f, " ({n})"),
+                    None => Ok(()),
+                }
+            }
             Event::Terminating { claim, reason } => write!(f, "{claim} terminating ({reason})"),
             Event::Evicted { pod, node } => write!(f, "evicted {pod} from {node}"),
             Event::EvictionBlocked { pod, node, by } => {
@@ -301,6 +320,9 @@ pub struct Summary {
     pub cost_per_hour_at_end: f64,
     /// Nodes disrupted, by reason (`empty`, `underutilized`, `drifted`, `expired`).
     pub disruptions: std::collections::BTreeMap<String, usize>,
+    /// Seconds the pods of interrupted nodes spent unbound, summed: from leaving the node to
+    /// their replacement pod being bound (or the end).
+    pub pods_disrupted_seconds: f64,
     /// Evictions of ours that left a PodDisruptionBudget broken (must stay 0).
     pub pdb_violations: usize,
 }

@@ -76,6 +76,39 @@ pub struct Step {
     pub delete_node: Option<DeleteNode>,
     /// Manifests applied now (a changed NodePool or EC2NodeClass makes its nodes drift).
     pub apply: Objects,
+    /// EC2 interrupts matching instances now.
+    pub interrupt: Option<Interrupt>,
+}
+
+/// An interruption: EC2 sends `kind`'s event for up to `count` running instances matching the
+/// pattern (oldest first), and takes spot ones (`kind: spot`) away two minutes later.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Interrupt {
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    #[serde(default)]
+    pub capacity_type: Option<nodewright_core::catalog::CapacityType>,
+    #[serde(default = "one_instance")]
+    pub count: usize,
+    pub kind: InterruptKind,
+}
+
+fn one_instance() -> usize {
+    1
+}
+
+/// `spot` (a spot interruption warning), `rebalance`, `scheduled` (an AWS Health scheduled
+/// change) or `stop` (the instance is stopping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InterruptKind {
+    Spot,
+    Rebalance,
+    Scheduled,
+    Stop,
 }
 
 /// Which nodes a `deleteNode` step deletes.
@@ -221,12 +254,13 @@ impl Scenario {
                 && s.fail_registration.is_empty()
                 && s.restore_registration.is_empty()
                 && s.delete_node.is_none()
+                && s.interrupt.is_none()
             {
                 return Err(Error::scenario(
                     file,
                     field,
                     "does nothing: give scale, apply, outOfCapacity, restoreCapacity, \
-                     failRegistration, restoreRegistration or deleteNode",
+                     failRegistration, restoreRegistration, deleteNode or interrupt",
                 ));
             }
             steps.push(Step {
@@ -238,6 +272,7 @@ impl Scenario {
                 restore_registration: s.restore_registration,
                 delete_node: s.delete_node,
                 apply: applied,
+                interrupt: s.interrupt,
             });
         }
         // Stable: steps at the same moment keep the order they were written in.
@@ -344,6 +379,8 @@ struct StepSpec {
     delete_node: Option<DeleteNode>,
     #[serde(default)]
     apply: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    interrupt: Option<Interrupt>,
 }
 
 // ---------------------------------------------------------------------------------------------

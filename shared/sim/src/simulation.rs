@@ -4,21 +4,24 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use nodewright_core::catalog::CapacityType;
+use nodewright_core::interruption::{Kind, Notice, Rebalance, SPOT_NOTICE_MS};
 use nodewright_core::lifecycle::LifecycleReport;
 use nodewright_core::pass::{self, PassConfig};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::Clock;
+use nodewright_core::ports::{Clock, Cloud};
 use nodewright_core::provisioning::{RoundConfig, RoundReport};
 use nodewright_core::unavailable::UnavailableOfferings;
 
 use crate::clock::VirtualClock;
+use crate::cloud::OfferingPattern;
 use crate::cloud::SimCloud;
 use crate::cluster::{PodStatus, SimCluster};
 use crate::error::Result;
 use crate::ids::{SeededIds, SplitMix64};
 use crate::kubelet::Kubelet;
 use crate::report::{Event, Latency, Replacement, Report, Summary, TimelineEvent, format_offset};
-use crate::scenario::Scenario;
+use crate::scenario::{Interrupt, InterruptKind, Scenario};
 use crate::store::SimClaimStore;
 
 /// Virtual time starts here (2026-01-01T00:00:00Z), so that timestamps look like real ones.
@@ -72,6 +75,10 @@ pub struct Simulation {
     blocked_reported: BTreeSet<String>,
     /// Nodes disrupted, by reason.
     disruptions: BTreeMap<String, usize>,
+    /// Spot instances EC2 takes back, and when.
+    reclaims: Vec<(String, Millis)>,
+    /// Nodes of interrupted instances (their pods' time unbound is measured).
+    interrupted_nodes: BTreeSet<String>,
     peak_nodes: usize,
     peak_pods_bound: usize,
 }
@@ -132,6 +139,8 @@ impl Simulation {
             pdb_violations: 0,
             blocked_reported: BTreeSet::new(),
             disruptions: BTreeMap::new(),
+            reclaims: Vec::new(),
+            interrupted_nodes: BTreeSet::new(),
             peak_nodes: 0,
             peak_pods_bound: 0,
         }
@@ -221,6 +230,7 @@ impl Simulation {
 
     fn apply_due_steps(&mut self) {
         let now = self.clock.now();
+        self.reclaim_due(now);
         let elapsed = self.elapsed_ms();
         while let Some(step) = self
             .scenario
@@ -262,6 +272,9 @@ impl Simulation {
                 self.record(Event::Applied {
                     objects: step.apply.names(),
                 });
+            }
+            if let Some(interrupt) = &step.interrupt {
+                self.interrupt(interrupt, now);
             }
             for p in &step.fail_registration {
                 self.kubelet.fail_registration(p.clone(), now);
@@ -338,6 +351,124 @@ impl Simulation {
             }
             Ok(_) => {}
             Err(e) => self.record(Event::RoundFailed { error: e.to_string() }),
+        }
+    }
+
+    /// EC2 sends the interruption's events; the interruption function acts on them at once.
+    fn interrupt(&mut self, interrupt: &Interrupt, now: Millis) {
+        let pattern = OfferingPattern {
+            instance_type: interrupt.instance_type.clone(),
+            zone: interrupt.zone.clone(),
+            capacity_type: interrupt.capacity_type,
+        };
+        let mut running: Vec<_> = self
+            .cloud
+            .instances()
+            .into_iter()
+            .filter(|i| i.terminated_at.is_none())
+            .filter(|i| {
+                pattern.matches(&nodewright_core::ports::OfferingKey {
+                    instance_type: i.instance.instance_type.clone(),
+                    zone: i.instance.zone.clone(),
+                    capacity_type: i.instance.capacity_type,
+                })
+            })
+            .collect();
+        running.sort_by(|a, b| {
+            (a.instance.launched_at, &a.instance.id).cmp(&(b.instance.launched_at, &b.instance.id))
+        });
+        let kind = match interrupt.kind {
+            InterruptKind::Spot => Kind::SpotInterruption,
+            InterruptKind::Rebalance => Kind::Rebalance,
+            InterruptKind::Scheduled => Kind::ScheduledChange,
+            InterruptKind::Stop => Kind::Stopping,
+        };
+        let mut notices = Vec::new();
+        for sim in running.into_iter().take(interrupt.count) {
+            let id = sim.instance.id.clone();
+            let node = self.node_of(&id);
+            if let Some(n) = &node {
+                self.interrupted_nodes.insert(n.clone());
+            }
+            self.record(Event::Interrupted {
+                instance: id.clone(),
+                node,
+                interruption: format!("{:?}", interrupt.kind).to_lowercase(),
+            });
+            // EC2 takes back spot instances two minutes after the warning.
+            if interrupt.kind == InterruptKind::Spot && sim.instance.capacity_type == CapacityType::Spot {
+                self.reclaims.push((id.clone(), now + SPOT_NOTICE_MS));
+            }
+            notices.push(Notice {
+                id: format!("sim-{id}-{}", kind.as_str()),
+                kind,
+                instance_ids: vec![id],
+            });
+        }
+        self.handle_interruptions(&notices);
+    }
+
+    /// Spot instances whose two minutes are up go, and EC2 says so.
+    fn reclaim_due(&mut self, now: Millis) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reclaims)
+            .into_iter()
+            .partition(|(_, at)| *at <= now);
+        self.reclaims = later;
+        let mut notices = Vec::new();
+        for (id, _) in due {
+            let node = self.node_of(&id);
+            if pollster::block_on(self.cloud.terminate(&id)).is_ok() {
+                self.record(Event::Interrupted {
+                    instance: id.clone(),
+                    node,
+                    interruption: "reclaimed".into(),
+                });
+                notices.push(Notice {
+                    id: format!("sim-{id}-terminated"),
+                    kind: Kind::Terminated,
+                    instance_ids: vec![id],
+                });
+            }
+        }
+        if !notices.is_empty() {
+            self.handle_interruptions(&notices);
+        }
+    }
+
+    fn node_of(&self, instance_id: &str) -> Option<String> {
+        self.cluster
+            .nodes()
+            .into_iter()
+            .find(|n| n.instance_id() == Some(instance_id))
+            .map(|n| n.name)
+    }
+
+    fn handle_interruptions(&mut self, notices: &[Notice]) {
+        if notices.is_empty() {
+            return;
+        }
+        let result = pollster::block_on(pass::run_interruptions(
+            notices,
+            Rebalance::Record,
+            &self.cluster,
+            &self.cloud,
+            &self.store,
+            self.clock.as_ref(),
+            &self.ids,
+            &self.unavailable,
+            &self.config,
+        ));
+        match result {
+            Ok(report) => {
+                if let Some(pass) = report.pass.filter(|p| p.ran) {
+                    self.rounds += 1;
+                    self.record_lifecycle(pass.lifecycle);
+                    self.record_round(pass.round);
+                }
+            }
+            Err(e) => self.record(Event::RoundFailed {
+                error: format!("interruption: {e}"),
+            }),
         }
     }
 
@@ -514,6 +645,7 @@ impl Simulation {
                 total_cost: round4(cost),
                 time_to_bind: Latency::of(latencies),
                 pods_evicted: self.pods_evicted,
+                pods_disrupted_seconds: self.pods_disrupted_seconds(&history, now),
                 cost_per_hour_at_end: round4(
                     instances
                         .iter()
@@ -525,6 +657,29 @@ impl Simulation {
                 pdb_violations: self.pdb_violations + self.cluster.pdb_violations(),
             },
         }
+    }
+
+    /// For each pod that left an interrupted node, the time until the pod its workload made
+    /// in its place was bound (or now).
+    fn pods_disrupted_seconds(&self, history: &[crate::cluster::PodRecord], now: Millis) -> f64 {
+        let mut used = vec![false; history.len()];
+        let mut total: Millis = 0;
+        for left in history.iter().filter(|r| {
+            r.node
+                .as_ref()
+                .is_some_and(|n| self.interrupted_nodes.contains(n))
+                && r.deleted_at.is_some()
+        }) {
+            let Some(at) = left.deleted_at else { continue };
+            let replacement = history.iter().enumerate().find(|(i, r)| {
+                !used[*i] && r.workload.is_some() && r.workload == left.workload && r.created_at == at
+            });
+            if let Some((i, r)) = replacement {
+                used[i] = true;
+                total += r.bound_at.unwrap_or(now) - at;
+            }
+        }
+        total as f64 / 1000.0
     }
 
     pub fn cluster(&self) -> &SimCluster {

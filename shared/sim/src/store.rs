@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ClaimStore, ErrorKind, Lease, PortError, PortResult};
+use nodewright_core::ports::{ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult};
 
 use crate::calls::{Call, Recorder, StoreOp};
 
@@ -24,6 +24,7 @@ struct StoreState {
     claims: BTreeMap<String, NodeClaim>,
     lease: LeaseRow,
     audit: Vec<AuditRecord>,
+    unavailable: BTreeMap<OfferingKey, Millis>,
     recorder: Recorder<StoreOp>,
 }
 
@@ -205,6 +206,27 @@ impl SimClaimStore {
         Ok(())
     }
 
+    fn mark_unavailable_now(&self, key: &OfferingKey, until: Millis) -> PortResult<()> {
+        let mut state = self.state();
+        state
+            .recorder
+            .call(StoreOp::MarkUnavailable, &key.instance_type)?;
+        let entry = state.unavailable.entry(key.clone()).or_insert(until);
+        *entry = (*entry).max(until);
+        Ok(())
+    }
+
+    fn list_unavailable_now(&self, now: Millis) -> PortResult<Vec<(OfferingKey, Millis)>> {
+        let mut state = self.state();
+        state.recorder.call(StoreOp::ListUnavailable, "")?;
+        Ok(state
+            .unavailable
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(k, until)| (k.clone(), *until))
+            .collect())
+    }
+
     fn audit_now(&self, record: &AuditRecord) -> PortResult<()> {
         let mut state = self.state();
         state.recorder.call(StoreOp::Audit, &record.claim_id)?;
@@ -259,5 +281,20 @@ impl ClaimStore for SimClaimStore {
 
     fn audit(&self, record: &AuditRecord) -> impl Future<Output = PortResult<()>> + Send {
         std::future::ready(self.audit_now(record))
+    }
+
+    fn mark_unavailable(
+        &self,
+        key: &OfferingKey,
+        until: Millis,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        std::future::ready(self.mark_unavailable_now(key, until))
+    }
+
+    fn list_unavailable(
+        &self,
+        now: Millis,
+    ) -> impl Future<Output = PortResult<Vec<(OfferingKey, Millis)>>> + Send {
+        std::future::ready(self.list_unavailable_now(now))
     }
 }

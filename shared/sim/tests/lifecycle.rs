@@ -263,3 +263,46 @@ steps:
     assert_eq!(s.disruptions.get("drifted"), Some(&4));
     assert_eq!((s.pods_pending_at_end, s.nodes_at_end), (0, 4));
 }
+
+#[test]
+fn pods_of_an_interrupted_spot_node_run_again_within_two_minutes_of_the_warning() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/spot-interruption.yaml");
+    let report = simulate(Scenario::from_file(&path).expect("parses")).expect("runs");
+    let warning = report
+        .timeline
+        .iter()
+        .find(|e| matches!(&e.event, Event::Interrupted { interruption, .. } if interruption == "spot"))
+        .expect("a warning")
+        .at_ms;
+    let reclaimed = report
+        .timeline
+        .iter()
+        .find(|e| matches!(&e.event, Event::Interrupted { interruption, .. } if interruption == "reclaimed"))
+        .expect("the instance taken")
+        .at_ms;
+    assert_eq!(reclaimed - warning, 120_000);
+    // Every pod bound after the warning was bound within 120 s of it, and none waits at the end.
+    let last_bind = report
+        .timeline
+        .iter()
+        .filter(|e| e.at_ms >= warning && matches!(e.event, Event::PodsBound { .. }))
+        .map(|e| e.at_ms)
+        .max()
+        .expect("pods bound again");
+    assert!(
+        last_bind - warning <= 120_000,
+        "last bound {}s after the warning",
+        (last_bind - warning) / 1000
+    );
+    let s = &report.summary;
+    assert_eq!((s.pods_never_bound, s.pods_pending_at_end), (0, 0));
+    assert_eq!(s.pdb_violations, 0);
+    assert!(s.pods_disrupted_seconds > 0.0);
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|e| matches!(&e.event, Event::Terminated { reason, .. } if reason == "interrupted"))
+    );
+}

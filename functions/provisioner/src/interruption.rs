@@ -1,0 +1,147 @@
+//! The interruption Lambda: EC2's interruption warnings and state changes, from the SQS queue
+//! EventBridge rules feed, acted on at once.
+//!
+//! SQS semantics (`ReportBatchItemFailures`): a message that cannot be read, or names an event
+//! nodewright does not act on, is logged and acknowledged — never retried forever, never
+//! holding up its batch. A message whose action failed for a passing reason (throttling, an
+//! outage, the lease held by another pass) is reported as a batch item failure, alone, and
+//! comes back; acting on it twice changes nothing twice.
+
+use std::collections::BTreeSet;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use nodewright_core::interruption::{Notice, Rebalance, parse};
+use nodewright_core::pass::{InterruptionPassReport, PassConfig, run_interruptions};
+use nodewright_core::ports::{ClaimStore, Cloud, Cluster, PortResult};
+use nodewright_core::provisioning::RoundConfig;
+use serde_json::Value;
+
+use crate::Provisioner;
+
+/// What one batch came to.
+#[derive(Debug)]
+pub struct Batch {
+    /// (message id, notice) for every message read.
+    pub notices: Vec<(String, Notice)>,
+    /// (message id, why) for messages acknowledged without action.
+    pub ignored: Vec<(String, String)>,
+    pub outcome: PortResult<InterruptionPassReport>,
+}
+
+/// Reads and acts on one SQS batch.
+pub async fn handle<K: Cluster, C: Cloud, S: ClaimStore>(
+    adapters: &Provisioner<K, C, S>,
+    event: &SqsEvent,
+    request_id: &str,
+    rebalance: Rebalance,
+) -> Batch {
+    let mut notices = Vec::new();
+    let mut ignored = Vec::new();
+    for (i, record) in event.records.iter().enumerate() {
+        let id = record.message_id.clone().unwrap_or_else(|| format!("#{i}"));
+        match parse(record.body.as_deref().unwrap_or("")) {
+            Ok(Some(notice)) => notices.push((id, notice)),
+            Ok(None) => ignored.push((id, "nothing to do".to_string())),
+            Err(e) => {
+                tracing::warn!(message_id = %id, error = %e, "unusable interruption message; acknowledged");
+                ignored.push((id, e.to_string()));
+            }
+        }
+    }
+    let config = PassConfig {
+        round: RoundConfig {
+            holder: format!("interruption/{request_id}"),
+            actor: "interruption".into(),
+            ..adapters.pass.round.clone()
+        },
+        ..adapters.pass.clone()
+    };
+    let plain: Vec<Notice> = notices.iter().map(|(_, n)| n.clone()).collect();
+    let outcome = run_interruptions(
+        &plain,
+        rebalance,
+        &adapters.cluster,
+        &adapters.cloud,
+        &adapters.store,
+        adapters.clock.as_ref(),
+        adapters.ids.as_ref(),
+        &adapters.unavailable,
+        &config,
+    )
+    .await;
+    Batch {
+        notices,
+        ignored,
+        outcome,
+    }
+}
+
+/// The messages to retry: all read ones when the batch failed as a whole; those naming a claim
+/// whose action failed; and, when the pass could not run (another held the lease), those that
+/// moved a claim, so that a pass runs for them soon.
+pub fn retries(batch: &Batch) -> Vec<String> {
+    let report = match &batch.outcome {
+        Ok(r) => r,
+        Err(_) => return batch.notices.iter().map(|(id, _)| id.clone()).collect(),
+    };
+    let i = &report.interruption;
+    let instance = |claim: &str| i.instances.get(claim).cloned();
+    let failed: BTreeSet<String> = i.failures.iter().filter_map(|(c, _)| instance(c)).collect();
+    let pass_missing = report.pass.as_ref().is_some_and(|p| !p.ran);
+    let moved: BTreeSet<String> = i
+        .draining
+        .iter()
+        .map(|(c, _)| c)
+        .chain(i.gone.iter())
+        .filter_map(|c| instance(c))
+        .collect();
+    batch
+        .notices
+        .iter()
+        .filter(|(_, n)| {
+            let mine = |set: &BTreeSet<String>| n.instance_ids.iter().any(|id| set.contains(id));
+            mine(&failed) || (pass_missing && mine(&moved))
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// The Lambda handler: an SQS batch in, the batch response out.
+pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
+    adapters: &Provisioner<K, C, S>,
+    rebalance: Rebalance,
+    event: lambda_runtime::LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error> {
+    let sqs: SqsEvent = serde_json::from_value(event.payload).map_err(|e| {
+        tracing::error!(error = %e, "the event is not an SQS batch");
+        lambda_runtime::Error::from(format!("unrecognised event: {e}"))
+    })?;
+    let batch = handle(adapters, &sqs, &event.context.request_id, rebalance).await;
+    let retry = retries(&batch);
+    match &batch.outcome {
+        Ok(report) => {
+            let i = &report.interruption;
+            tracing::info!(
+                messages = sqs.records.len(),
+                notices = ?batch.notices.iter().map(|(id, n)| (id.as_str(), n.kind.as_str(), n.instance_ids.clone())).collect::<Vec<_>>(),
+                ignored = ?batch.ignored,
+                draining = ?i.draining.iter().map(|(c, k)| (c.as_str(), k.as_str())).collect::<Vec<_>>(),
+                gone = ?i.gone,
+                recorded = ?i.recorded.iter().map(|(c, k)| (c.as_str(), k.as_str())).collect::<Vec<_>>(),
+                failures = ?i.failures.iter().map(|(c, e)| format!("{c}: {e}")).collect::<Vec<_>>(),
+                pass_ran = report.pass.as_ref().map(|p| p.ran),
+                launched = report.pass.as_ref().map_or(0, |p| p.round.launched.len()),
+                retried = ?retry,
+                "interruption batch"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, retried = ?retry, "interruption batch failed"),
+    }
+    let mut response = SqsBatchResponse::default();
+    for id in retry {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = id;
+        response.batch_item_failures.push(failure);
+    }
+    Ok(serde_json::to_value(response)?)
+}

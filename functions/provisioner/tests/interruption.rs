@@ -1,0 +1,162 @@
+//! The interruption handler with SQS batches as Lambda delivers them, over the embedded cloud,
+//! cluster and claim store.
+
+use std::sync::Arc;
+
+use lambda_runtime::{Context, LambdaEvent};
+use nodewright_core::builders::{nodeclass, nodepool, pod};
+use nodewright_core::interruption::Rebalance;
+use nodewright_core::nodeclaim::ClaimState;
+use nodewright_core::ports::{ClaimStore, ErrorKind, PortError};
+use nodewright_provisioner::{Provisioner, interruption};
+use nodewright_sim::{Kubelet, SeededIds, SimClaimStore, SimCloud, SimCluster, StoreOp, VirtualClock};
+use serde_json::{Value, json};
+
+const T0: i64 = 1_795_342_530_000;
+const SPOT_WARNING: &str = include_str!("../../../shared/core/src/interruption/fixtures/spot-warning.json");
+const FIXTURE_INSTANCE: &str = "i-0b662ef9931388ba0";
+
+type Sim = Provisioner<SimCluster, SimCloud, SimClaimStore>;
+
+/// A spot pool with three bound pods on one registered, initialized node.
+async fn world() -> (Sim, Arc<VirtualClock>, String) {
+    let clock = Arc::new(VirtualClock::new(T0));
+    let cluster = SimCluster::new(clock.clone(), 7);
+    cluster.apply_nodeclass(nodeclass("default"));
+    cluster.apply_nodepool(nodepool("default").spot_only().build());
+    for i in 0..3 {
+        let mut p = pod(&format!("web-{i}")).cpu("500m").build();
+        p.owner_kind = Some("ReplicaSet".into());
+        cluster.create_pod(p).expect("pod");
+    }
+    cluster.run_scheduler();
+    let p = Provisioner::new(
+        cluster,
+        SimCloud::new(clock.clone(), 7),
+        SimClaimStore::new(),
+        clock.clone(),
+        Box::new(SeededIds::new(7)),
+    );
+    let schedule = json!({"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-12-01T12:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    let run = |event: Value| {
+        let mut context = Context::default();
+        context.request_id = "r".into();
+        nodewright_provisioner::function_handler(&p, LambdaEvent::new(event, context))
+    };
+    run(schedule.clone()).await.expect("launch");
+    clock.advance(60_000);
+    Kubelet::new(45_000)
+        .register_booted(&p.cloud, &p.cluster, &p.store)
+        .expect("kubelet");
+    run(schedule).await.expect("register");
+    p.cluster.run_scheduler();
+    let claims = p.store.list_live().await.expect("claims");
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].state, ClaimState::Initialized);
+    let instance = claims[0].instance_id().expect("launched").to_string();
+    (p, clock, instance)
+}
+
+fn batch(bodies: &[String]) -> Value {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            json!({
+                "messageId": format!("m-{i}"),
+                "receiptHandle": format!("h-{i}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1796126400000",
+                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1796126400001"},
+                "messageAttributes": {},
+                "md5OfBody": "0",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:nodewright-demo-interruption",
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+async fn deliver(p: &Sim, event: Value) -> Vec<String> {
+    let mut context = Context::default();
+    context.request_id = "interruption-1".into();
+    let response = interruption::function_handler(p, Rebalance::Record, LambdaEvent::new(event, context))
+        .await
+        .expect("handled");
+    response["batchItemFailures"]
+        .as_array()
+        .expect("a batch response")
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_spot_warning_drains_the_node_and_launches_its_replacement_elsewhere_at_once() {
+    let (p, _clock, instance) = world().await;
+    let warning = SPOT_WARNING.replace(FIXTURE_INSTANCE, &instance);
+    let failures = deliver(&p, batch(&[warning.clone(), "not json".into()])).await;
+    assert!(failures.is_empty(), "{failures:?}");
+
+    let claims = p.store.claims();
+    let old = claims
+        .iter()
+        .find(|c| c.instance_id() == Some(instance.as_str()))
+        .expect("the claim");
+    assert_eq!(old.state, ClaimState::Terminating);
+    assert_eq!(old.reason.as_deref(), Some("interrupted"));
+    let node = old.node_name.clone().expect("registered");
+    assert!(
+        p.cluster.node(&node).is_some_and(|n| n.unschedulable),
+        "tainted and cordoned"
+    );
+    // A replacement, launched in the same invocation, not in the interrupted offering.
+    let launched = p.cloud.instances();
+    assert_eq!(launched.len(), 2, "one replacement");
+    let old_instance = &old.instance.as_ref().expect("instance");
+    let new = launched
+        .iter()
+        .find(|i| i.instance.id != instance)
+        .expect("replacement");
+    assert!(
+        (new.instance.instance_type.as_str(), new.instance.zone.as_str())
+            != (old_instance.instance_type.as_str(), old_instance.zone.as_str()),
+        "the interrupted offering is avoided"
+    );
+    let unavailable = p.store.list_unavailable(T0 + 60_000).await.expect("shared marks");
+    assert_eq!(unavailable.len(), 1);
+
+    // The same message again changes nothing.
+    let failures = deliver(&p, batch(&[warning])).await;
+    assert!(failures.is_empty());
+    assert_eq!(p.cloud.instances().len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_write_retries_only_its_own_message() {
+    let (p, _clock, instance) = world().await;
+    let warning = SPOT_WARNING.replace(FIXTURE_INSTANCE, &instance);
+    let other = SPOT_WARNING.replace(FIXTURE_INSTANCE, "i-0123456789abcdef0");
+    p.store.fail_next(
+        StoreOp::MarkUnavailable,
+        PortError::new(
+            ErrorKind::Throttled,
+            "injected: ProvisionedThroughputExceededException",
+        ),
+    );
+    let failures = deliver(&p, batch(&[other, warning.clone()])).await;
+    assert_eq!(
+        failures,
+        vec!["m-1".to_string()],
+        "only the message whose action failed"
+    );
+    let claims = p.store.list_live().await.expect("claims");
+    assert_eq!(claims[0].state, ClaimState::Initialized, "nothing half done");
+    // Redelivered, it goes through.
+    assert!(deliver(&p, batch(&[warning])).await.is_empty());
+    let claims = p.store.claims();
+    assert!(claims.iter().any(|c| c.state == ClaimState::Terminating));
+}
