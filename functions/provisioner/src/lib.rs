@@ -363,6 +363,36 @@ pub fn assemble(
     Ok(provisioner)
 }
 
+/// JSON logs at `RUST_LOG` (default `info`), as every function of the package writes them.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+}
+
+/// The adapters of a cold start, from the environment: configuration, the SDK, the cluster's
+/// details and a Kubernetes client renewed from EKS.
+pub async fn from_env() -> Result<LiveProvisioner, lambda_runtime::Error> {
+    let config = ProvisionerConfig::from_env(|k| std::env::var(k).ok())?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let info = cluster_info(&config, &sdk).await?;
+    let source = Arc::new(nodewright_kube::EksConfigSource::new(&sdk, info.clone())?);
+    let cluster = KubeCluster::from_source(source).await?;
+    Ok(assemble(
+        &config,
+        &sdk,
+        cluster,
+        &info,
+        Arc::new(nodewright_aws::SystemClock),
+    )?)
+}
+
 /// What the environment says about the cluster, completed by `DescribeCluster` when it leaves
 /// something out.
 pub async fn cluster_info(config: &ProvisionerConfig, sdk: &SdkConfig) -> PortResult<ClusterInfo> {

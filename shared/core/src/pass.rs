@@ -53,33 +53,50 @@ pub async fn run_pass<C: Cluster, K: Cloud, S: ClaimStore>(
     unavailable: &Mutex<UnavailableOfferings>,
     config: &PassConfig,
 ) -> PortResult<PassReport> {
+    let run = |fenced: S| async move {
+        under_lease(cluster, cloud, &fenced, clock, ids, unavailable, config).await
+    };
+    Ok(match leased(store, clock, config, run).await? {
+        Leased::Ran(report) => report,
+        Leased::Held(holder) => PassReport {
+            lease_conflict: Some(holder),
+            ..PassReport::default()
+        },
+    })
+}
+
+/// What running under the lease came to.
+enum Leased<T> {
+    Ran(T),
+    /// Another holder had the lease (who, until when).
+    Held(String),
+}
+
+/// Takes the cluster's lease, runs `work` with the store fenced by it, and releases the lease
+/// however `work` ends — a panic is caught, the lease released, and the panic resumed.
+async fn leased<S, F, Fut, T>(
+    store: &S,
+    clock: &dyn Clock,
+    config: &PassConfig,
+    work: F,
+) -> PortResult<Leased<T>>
+where
+    S: ClaimStore,
+    F: FnOnce(S) -> Fut,
+    Fut: Future<Output = PortResult<T>>,
+{
     let lease = match store
         .acquire_lease(&config.round.holder, clock.now(), config.round.lease_ttl_ms)
         .await
     {
         Ok(lease) => lease,
-        Err(e) if e.kind == ErrorKind::Conflict => {
-            return Ok(PassReport {
-                lease_conflict: Some(e.message),
-                ..PassReport::default()
-            });
-        }
+        Err(e) if e.kind == ErrorKind::Conflict => return Ok(Leased::Held(e.message)),
         Err(e) => return Err(e),
     };
-    let fenced = store.fenced(&lease);
-    let outcome = CatchUnwind(Box::pin(under_lease(
-        cluster,
-        cloud,
-        &fenced,
-        clock,
-        ids,
-        unavailable,
-        config,
-    )))
-    .await;
+    let outcome = CatchUnwind(Box::pin(work(store.fenced(&lease)))).await;
     release(store, &lease).await;
     match outcome {
-        Ok(result) => result,
+        Ok(result) => result.map(Leased::Ran),
         Err(panic) => resume_unwind(panic),
     }
 }
@@ -212,35 +229,16 @@ pub async fn run_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
     unavailable: &Mutex<UnavailableOfferings>,
     config: &PassConfig,
 ) -> PortResult<SweepPassReport> {
-    let lease = match store
-        .acquire_lease(&config.round.holder, clock.now(), config.round.lease_ttl_ms)
-        .await
-    {
-        Ok(lease) => lease,
-        Err(e) if e.kind == ErrorKind::Conflict => {
-            return Ok(SweepPassReport {
-                lease_conflict: Some(e.message),
-                ..SweepPassReport::default()
-            });
-        }
-        Err(e) => return Err(e),
+    let run = |fenced: S| async move {
+        sweep_under_lease(cluster, cloud, &fenced, clock, ids, unavailable, config).await
     };
-    let fenced = store.fenced(&lease);
-    let outcome = CatchUnwind(Box::pin(sweep_under_lease(
-        cluster,
-        cloud,
-        &fenced,
-        clock,
-        ids,
-        unavailable,
-        config,
-    )))
-    .await;
-    release(store, &lease).await;
-    match outcome {
-        Ok(result) => result,
-        Err(panic) => resume_unwind(panic),
-    }
+    Ok(match leased(store, clock, config, run).await? {
+        Leased::Ran(report) => report,
+        Leased::Held(holder) => SweepPassReport {
+            lease_conflict: Some(holder),
+            ..SweepPassReport::default()
+        },
+    })
 }
 
 async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
