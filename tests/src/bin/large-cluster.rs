@@ -10,8 +10,10 @@
 //! need new capacity. The pass lists everything (pods page by page), reconciles, runs the
 //! lifecycle over every node and plans and launches in moto. Memory is the peak resident set
 //! during the pass (`VmHWM`, reset through `/proc/self/clear_refs` just before it) less the
-//! resident set just before: the pass's own working memory. The fake API server runs in this
-//! process, so its share of serving the lists is included; the Lambda would not carry it.
+//! resident set just before: the pass's own working memory (the largest over the runs, since
+//! later runs reuse memory the allocator kept). The fake API server runs in this process, so its
+//! share of serving the lists is included; the Lambda would not carry it. The whole process's
+//! peak, server and objects included, is printed too, as an upper bound.
 
 use std::time::Instant;
 
@@ -126,6 +128,7 @@ async fn main() {
         .unwrap_or_default();
     let mut durations = Vec::new();
     let mut memory = Vec::new();
+    let mut whole = Vec::new();
     let mut launched = 0;
     for r in 0..runs {
         let w = build(&format!("large-{stamp}-{r}"), nodes, pods, pending).await;
@@ -139,6 +142,7 @@ async fn main() {
         launched = response["launched"].as_u64().unwrap_or(0);
         durations.push(elapsed);
         memory.push(peak.saturating_sub(before) as f64 / 1024.0);
+        whole.push(peak as f64 / 1024.0);
     }
     println!(
         "{}",
@@ -148,7 +152,12 @@ async fn main() {
             "pending": pending,
             "runs": runs,
             "median_pass_seconds": (median(durations) * 100.0).round() / 100.0,
-            "median_pass_peak_mib_above_baseline": (median(memory) * 10.0).round() / 10.0,
+            // Later runs reuse memory the allocator kept from earlier ones: the largest is the
+            // honest figure.
+            "max_pass_peak_mib_above_baseline": (memory.iter().copied().fold(0.0, f64::max) * 10.0).round() / 10.0,
+            // The whole process at the pass's peak, the fake API server and its objects included:
+            // an upper bound for the function.
+            "max_process_peak_mib": (whole.iter().copied().fold(0.0, f64::max) * 10.0).round() / 10.0,
             "instances_launched": launched,
         })
     );
