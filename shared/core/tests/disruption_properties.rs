@@ -102,7 +102,10 @@ fn sweeps_never_break_a_budget_a_pdb_or_do_not_disrupt_and_never_raise_the_cost(
                     .find(|n| n.node.name == c.node)
                     .expect("a candidate is a node");
                 assert!(!node.node.do_not_disrupt, "seed {seed}: a protected node");
-                assert!(node.pods.iter().all(|p| !p.do_not_disrupt), "seed {seed}: a protected pod");
+                assert!(
+                    node.pods.iter().all(|p| !p.do_not_disrupt),
+                    "seed {seed}: a protected pod"
+                );
                 for pdb in &input.pdbs {
                     if !node.pods.iter().any(|p| pdb.selects(p)) {
                         continue;
@@ -114,7 +117,11 @@ fn sweeps_never_break_a_budget_a_pdb_or_do_not_disrupt_and_never_raise_the_cost(
                         .filter(|p| pdb.selects(p))
                         .collect();
                     let n = all.len() as u32;
-                    assert!(pdb.disruptions_allowed(n, n) > 0, "seed {seed}: PDB {} allows none", pdb.name);
+                    assert!(
+                        pdb.disruptions_allowed(n, n) > 0,
+                        "seed {seed}: PDB {} allows none",
+                        pdb.name
+                    );
                 }
             }
             // Cost: what goes costs more than what comes.
@@ -128,7 +135,11 @@ fn sweeps_never_break_a_budget_a_pdb_or_do_not_disrupt_and_never_raise_the_cost(
             if d.candidates.iter().any(|c| c.capacity_type == CapacityType::Spot) {
                 for r in &d.replacements {
                     if r.chosen.capacity_type == CapacityType::Spot {
-                        assert!(r.instance_types.len() >= 15, "seed {seed}: {} types", r.instance_types.len());
+                        assert!(
+                            r.instance_types.len() >= 15,
+                            "seed {seed}: {} types",
+                            r.instance_types.len()
+                        );
                     }
                 }
             }
@@ -152,13 +163,20 @@ fn sweeps_never_break_a_budget_a_pdb_or_do_not_disrupt_and_never_raise_the_cost(
                 node.allocatable = t.allocatable.clone();
                 node.labels = t.labels.clone();
                 node.labels.extend(r.labels.clone());
-                node.labels.insert("kubernetes.io/hostname".into(), node.name.clone());
-                node.labels.insert("topology.kubernetes.io/zone".into(), r.chosen.zone.clone());
                 node.labels
-                    .insert("karpenter.sh/capacity-type".into(), r.chosen.capacity_type.as_str().into());
+                    .insert("kubernetes.io/hostname".into(), node.name.clone());
+                node.labels
+                    .insert("topology.kubernetes.io/zone".into(), r.chosen.zone.clone());
+                node.labels.insert(
+                    "karpenter.sh/capacity-type".into(),
+                    r.chosen.capacity_type.as_str().into(),
+                );
                 node.taints = r.taints.clone();
                 node.do_not_disrupt = false;
-                nodes.push(ExistingNode { node, pods: Vec::new() });
+                nodes.push(ExistingNode {
+                    node,
+                    pods: Vec::new(),
+                });
             }
             let pending = d
                 .candidates
@@ -176,7 +194,11 @@ fn sweeps_never_break_a_budget_a_pdb_or_do_not_disrupt_and_never_raise_the_cost(
                 now: input.now,
                 ..Input::default()
             });
-            assert!(check.unschedulable.is_empty(), "seed {seed}: {:?}", check.unschedulable);
+            assert!(
+                check.unschedulable.is_empty(),
+                "seed {seed}: {:?}",
+                check.unschedulable
+            );
         }
         assert!(taken <= total, "seed {seed}");
     }
