@@ -284,12 +284,8 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         namespace_labels: Default::default(),
         now,
     };
-    report.blocked = crate::disruption::candidates(&input)
-        .into_iter()
-        .filter(|c| c.settled)
-        .filter_map(|c| Some((c.node, c.blocked_by?)))
-        .collect();
-    let plan = crate::disruption::plan_sweep(&input);
+    let mut plan = crate::disruption::plan_sweep(&input);
+    report.blocked = std::mem::take(&mut plan.blocked);
     report.sweep = crate::disruption::apply(
         plan,
         &input.pools,

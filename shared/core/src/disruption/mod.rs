@@ -82,6 +82,8 @@ pub struct SweepPlan {
     /// and event time (`consolidateAfter` counts from it).
     pub pod_events: Vec<NodeClaim>,
     pub decisions: Vec<Decision>,
+    /// Settled nodes a voluntary disruption may not take, and why: (node, reason).
+    pub blocked: Vec<(String, String)>,
 }
 
 /// Decides one sweep.
@@ -91,6 +93,11 @@ pub fn plan_sweep(input: &SweepInput) -> SweepPlan {
         ..SweepPlan::default()
     };
     let all = candidates(input);
+    plan.blocked = all
+        .iter()
+        .filter(|c| c.settled)
+        .filter_map(|c| Some((c.node.clone(), c.blocked_by.clone()?)))
+        .collect();
     let mut budget = candidates::Budgets::new(input);
     let mut taken: Vec<String> = Vec::new();
 
