@@ -260,6 +260,9 @@ pub struct Pod {
     pub priority: i32,
     /// Whether the pod has finished (Succeeded or Failed) and no longer holds resources.
     pub terminal: bool,
+    /// Being deleted (a deletionTimestamp is set): it still runs, and holds its node, until
+    /// its containers have stopped.
+    pub deleting: bool,
 }
 
 impl Pod {

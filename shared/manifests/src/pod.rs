@@ -67,6 +67,7 @@ pub fn pod_from_k8s(pod: &k8s::Pod) -> Result<Pod> {
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
     );
+    out.deleting = meta.deletion_timestamp.is_some();
     Ok(out)
 }
 

@@ -74,6 +74,11 @@ pub fn step(claim: &NodeClaim, node: Option<&ExistingNode>, instance_gone: bool,
         return step;
     }
     for pod in to_move {
+        // Already going (evicted by an earlier pass, or deleted by someone): evicting it again
+        // would do nothing but count it twice; the drain waits for it to stop.
+        if pod.deleting {
+            continue;
+        }
         if pod.do_not_disrupt {
             step.waiting
                 .push((pod.key(), format!("{} is set", labels::DO_NOT_DISRUPT)));

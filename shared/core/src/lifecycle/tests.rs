@@ -275,3 +275,26 @@ fn pods_that_need_instance_type_labels_plan_onto_a_joined_node_before_its_labels
     assert!(plan.new_claims.is_empty(), "{:#?}", plan.new_claims);
     assert_eq!(plan.existing.len(), 1, "{plan:#?}");
 }
+
+#[test]
+fn a_pod_already_being_deleted_is_not_evicted_again_and_holds_the_drain_until_it_is_gone() {
+    let claim = start_termination(&launched_claim("default-a", T0), "test", None, T0);
+    let mut node = kubelet_node(&claim, "n", T0);
+    node.unschedulable = true;
+    node.taints.push(termination::disrupted_taint());
+    let mut going = pod("web-0").on_node("n").build();
+    going.deleting = true;
+    let nodes = [existing(node, vec![going, pod("web-1").on_node("n").build()])];
+    let actions = decide_at(
+        std::slice::from_ref(&claim),
+        &nodes,
+        &["i-default-a"],
+        &pools(),
+        T0 + MINUTE,
+    );
+    let [LifecycleAction::Drain { step, .. }] = actions.as_slice() else {
+        panic!("{actions:#?}");
+    };
+    assert_eq!(step.evict, vec![("default".to_string(), "web-1".to_string())]);
+    assert!(!step.finish, "web-0 still runs");
+}
