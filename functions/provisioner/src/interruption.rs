@@ -11,9 +11,9 @@ use std::collections::BTreeSet;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use nodewright_core::interruption::{Notice, Rebalance, parse};
-use nodewright_core::pass::{InterruptionPassReport, PassConfig, run_interruptions};
+use nodewright_core::pass::{InterruptionPassReport, run_interruptions};
+use nodewright_core::pod::Millis;
 use nodewright_core::ports::{ClaimStore, Cloud, Cluster, PortResult};
-use nodewright_core::provisioning::RoundConfig;
 use serde_json::Value;
 
 use crate::Provisioner;
@@ -33,6 +33,7 @@ pub async fn handle<K: Cluster, C: Cloud, S: ClaimStore>(
     adapters: &Provisioner<K, C, S>,
     event: &SqsEvent,
     request_id: &str,
+    deadline: Option<Millis>,
     rebalance: Rebalance,
 ) -> Batch {
     let mut notices = Vec::new();
@@ -48,14 +49,7 @@ pub async fn handle<K: Cluster, C: Cloud, S: ClaimStore>(
             }
         }
     }
-    let config = PassConfig {
-        round: RoundConfig {
-            holder: format!("interruption/{request_id}"),
-            actor: "interruption".into(),
-            ..adapters.pass.round.clone()
-        },
-        ..adapters.pass.clone()
-    };
+    let config = adapters.pass_config("interruption", request_id, deadline);
     let plain: Vec<Notice> = notices.iter().map(|(_, n)| n.clone()).collect();
     let outcome = run_interruptions(
         &plain,
@@ -116,7 +110,8 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
         tracing::error!(error = %e, "the event is not an SQS batch");
         lambda_runtime::Error::from(format!("unrecognised event: {e}"))
     })?;
-    let batch = handle(adapters, &sqs, &event.context.request_id, rebalance).await;
+    let deadline = crate::deadline_of(&event.context);
+    let batch = handle(adapters, &sqs, &event.context.request_id, deadline, rebalance).await;
     let retry = retries(&batch);
     match &batch.outcome {
         Ok(report) => {

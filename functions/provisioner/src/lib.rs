@@ -96,6 +96,21 @@ impl<K: Cluster, C: Cloud, S: ClaimStore> Provisioner<K, C, S> {
         }
     }
 
+    /// The pass settings of one invocation of the function `actor`: the lease taken in the
+    /// invocation's name, and no launch within [`DEADLINE_MARGIN_MS`] of its `deadline`
+    /// (epoch millis, from the Lambda context).
+    pub fn pass_config(&self, actor: &str, request_id: &str, deadline: Option<Millis>) -> PassConfig {
+        PassConfig {
+            round: RoundConfig {
+                holder: format!("{actor}/{request_id}"),
+                actor: actor.to_string(),
+                ..self.pass.round.clone()
+            },
+            deadline: deadline.map(|d| d - DEADLINE_MARGIN_MS),
+            ..self.pass.clone()
+        }
+    }
+
     /// Runs one invocation: one pass, launching nothing after `deadline` (epoch millis) less
     /// [`DEADLINE_MARGIN_MS`].
     pub async fn invoke(&self, trigger: &Trigger, request_id: &str, deadline: Option<Millis>) -> Invocation {
@@ -117,14 +132,7 @@ impl<K: Cluster, C: Cloud, S: ClaimStore> Provisioner<K, C, S> {
             }
             Trigger::Schedule(_) => ("schedule", Vec::new(), Vec::new()),
         };
-        let config = PassConfig {
-            round: RoundConfig {
-                holder: format!("provisioner/{request_id}"),
-                ..self.pass.round.clone()
-            },
-            deadline: deadline.map(|d| d - DEADLINE_MARGIN_MS),
-            ..self.pass.clone()
-        };
+        let config = self.pass_config("provisioner", request_id, deadline);
         let result = run_pass(
             &self.cluster,
             &self.cloud,
@@ -156,7 +164,7 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
         tracing::error!(error = %e, "the event is neither an SQS batch nor an EventBridge event");
         lambda_runtime::Error::from(format!("unrecognised event: {e}"))
     })?;
-    let deadline = i64::try_from(event.context.deadline).ok().filter(|d| *d > 0);
+    let deadline = deadline_of(&event.context);
     let invocation = provisioner
         .invoke(&trigger, &event.context.request_id, deadline)
         .await;
@@ -361,6 +369,11 @@ pub fn assemble(
     provisioner.pass.lifecycle.registration_ttl_ms = as_ms(config.registration_ttl_seconds);
     provisioner.pass.reconcile.max_orphans_percent = config.max_orphans_percent;
     Ok(provisioner)
+}
+
+/// The invocation's deadline in epoch millis, if Lambda gave one.
+pub fn deadline_of(context: &lambda_runtime::Context) -> Option<Millis> {
+    i64::try_from(context.deadline).ok().filter(|d| *d > 0)
 }
 
 /// JSON logs at `RUST_LOG` (default `info`), as every function of the package writes them.

@@ -6,9 +6,9 @@
 //! provisioner's pass, a minute later at most, drains and terminates them.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use nodewright_core::pass::{PassConfig, SweepPassReport, run_sweep};
+use nodewright_core::pass::{SweepPassReport, run_sweep};
+use nodewright_core::pod::Millis;
 use nodewright_core::ports::{ClaimStore, Cloud, Cluster, PortResult};
-use nodewright_core::provisioning::RoundConfig;
 use serde_json::{Value, json};
 
 use crate::Provisioner;
@@ -17,15 +17,9 @@ use crate::Provisioner;
 pub async fn sweep<K: Cluster, C: Cloud, S: ClaimStore>(
     adapters: &Provisioner<K, C, S>,
     request_id: &str,
+    deadline: Option<Millis>,
 ) -> PortResult<SweepPassReport> {
-    let config = PassConfig {
-        round: RoundConfig {
-            holder: format!("sweeper/{request_id}"),
-            actor: "sweeper".into(),
-            ..adapters.pass.round.clone()
-        },
-        ..adapters.pass.clone()
-    };
+    let config = adapters.pass_config("sweeper", request_id, deadline);
     run_sweep(
         &adapters.cluster,
         &adapters.cloud,
@@ -48,7 +42,8 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
         tracing::error!(error = %e, "the event is not an EventBridge event");
         lambda_runtime::Error::from(format!("unrecognised event: {e}"))
     })?;
-    let report = match sweep(adapters, &event.context.request_id).await {
+    let deadline = crate::deadline_of(&event.context);
+    let report = match sweep(adapters, &event.context.request_id, deadline).await {
         Ok(report) => report,
         Err(e) => {
             tracing::error!(error = %e, "sweep failed");

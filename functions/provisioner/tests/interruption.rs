@@ -81,8 +81,14 @@ fn batch(bodies: &[String]) -> Value {
 }
 
 async fn deliver(p: &Sim, event: Value) -> Vec<String> {
+    deliver_by(p, event, 0).await
+}
+
+/// Delivers with the invocation's deadline (epoch millis; 0: none).
+async fn deliver_by(p: &Sim, event: Value, deadline: u64) -> Vec<String> {
     let mut context = Context::default();
     context.request_id = "interruption-1".into();
+    context.deadline = deadline;
     let response = interruption::function_handler(p, Rebalance::Record, LambdaEvent::new(event, context))
         .await
         .expect("handled");
@@ -159,4 +165,24 @@ async fn a_failed_write_retries_only_its_own_message() {
     assert!(deliver(&p, batch(&[warning])).await.is_empty());
     let claims = p.store.claims();
     assert!(claims.iter().any(|c| c.state == ClaimState::Terminating));
+}
+
+#[tokio::test]
+async fn an_invocation_near_its_deadline_drains_but_leaves_the_launch_to_the_next_pass() {
+    let (p, clock, instance) = world().await;
+    let warning = SPOT_WARNING.replace(FIXTURE_INSTANCE, &instance);
+    // 30 s left: inside the margin in which no launch starts.
+    let deadline =
+        u64::try_from(nodewright_core::ports::Clock::now(clock.as_ref()) + 30_000).expect("positive");
+    assert!(deliver_by(&p, batch(&[warning]), deadline).await.is_empty());
+    assert_eq!(
+        p.cloud.instances().len(),
+        1,
+        "no launch this close to the deadline"
+    );
+    let claims = p.store.claims();
+    assert!(
+        claims.iter().any(|c| c.state == ClaimState::Terminating),
+        "the drain began"
+    );
 }
