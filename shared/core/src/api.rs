@@ -177,6 +177,18 @@ pub struct Budget {
     pub duration: Option<String>,
 }
 
+impl Budget {
+    /// A budget of `nodes` (a count or a percentage) for every reason, at all times.
+    pub fn nodes(nodes: &str) -> Budget {
+        Budget {
+            nodes: nodes.to_string(),
+            reasons: Vec::new(),
+            schedule: None,
+            duration: None,
+        }
+    }
+}
+
 fn default_budget_nodes() -> String {
     "10%".to_string()
 }

@@ -19,31 +19,11 @@ fn cluster(seed: u64) -> SweepInput {
     let mut input = consolidation_input(nodes, pods, seed);
     let pool = &mut input.pools[0].nodepool;
     pool.spec.disruption.budgets = match rng.below(4) {
-        0 => vec![Budget {
-            nodes: "10%".into(),
-            reasons: Vec::new(),
-            schedule: None,
-            duration: None,
-        }],
-        1 => vec![Budget {
-            nodes: format!("{}", rng.below(5)),
-            reasons: Vec::new(),
-            schedule: None,
-            duration: None,
-        }],
-        2 => vec![Budget {
-            nodes: "100%".into(),
-            reasons: Vec::new(),
-            schedule: None,
-            duration: None,
-        }],
+        0 => vec![Budget::nodes("10%")],
+        1 => vec![Budget::nodes(&rng.below(5).to_string())],
+        2 => vec![Budget::nodes("100%")],
         _ => vec![
-            Budget {
-                nodes: "50%".into(),
-                reasons: Vec::new(),
-                schedule: None,
-                duration: None,
-            },
+            Budget::nodes("50%"),
             Budget {
                 nodes: "1".into(),
                 reasons: vec!["Underutilized".into()],

@@ -201,15 +201,6 @@ mod tests {
         p
     }
 
-    fn budget(nodes: &str) -> Budget {
-        Budget {
-            nodes: nodes.into(),
-            reasons: Vec::new(),
-            schedule: None,
-            duration: None,
-        }
-    }
-
     #[test]
     fn the_default_budget_allows_ten_percent_of_the_nodes_rounded_up_less_those_disrupting() {
         let p = nodepool("default").build();
@@ -221,9 +212,9 @@ mod tests {
 
     #[test]
     fn a_count_budget_for_some_reasons_leaves_the_others_to_the_rest() {
-        let mut drift_only = budget("0");
+        let mut drift_only = Budget::nodes("0");
         drift_only.reasons = vec!["Drifted".into()];
-        let p = pool(vec![budget("5"), drift_only]);
+        let p = pool(vec![Budget::nodes("5"), drift_only]);
         assert_eq!(allowed(&p, Reason::Drifted, 50, 0, DEC_1), 0);
         assert_eq!(allowed(&p, Reason::Underutilized, 50, 0, DEC_1), 5);
     }
@@ -231,10 +222,10 @@ mod tests {
     #[test]
     fn a_scheduled_budget_applies_only_for_its_duration_after_each_firing() {
         // No disruption on weekdays from 09:00 for 8 hours.
-        let mut business_hours = budget("0");
+        let mut business_hours = Budget::nodes("0");
         business_hours.schedule = Some("0 9 * * mon-fri".replace("mon-fri", "1-5"));
         business_hours.duration = Some("8h".into());
-        let p = pool(vec![budget("100%"), business_hours]);
+        let p = pool(vec![Budget::nodes("100%"), business_hours]);
         assert_eq!(
             allowed(&p, Reason::Empty, 10, 0, DEC_1 + 8 * HOUR),
             10,

@@ -210,12 +210,7 @@ fn a_pod_disruption_budget_that_allows_no_disruption_protects_its_pods_nodes() {
 #[test]
 fn the_nodepool_budget_limits_how_many_empty_nodes_go_at_once() {
     let mut pool = default_pool();
-    pool.nodepool.spec.disruption.budgets = vec![Budget {
-        nodes: "2".into(),
-        reasons: Vec::new(),
-        schedule: None,
-        duration: None,
-    }];
+    pool.nodepool.spec.disruption.budgets = vec![Budget::nodes("2")];
     let w = world_with(pool, &[&[], &[], &[], &[], &["500m"]]);
     let plan = plan_sweep(&w.input);
     let empty = plan
@@ -285,12 +280,7 @@ fn a_node_that_no_longer_satisfies_its_pools_requirements_has_drifted() {
 fn a_node_past_expire_after_is_expired_whatever_the_budget() {
     let mut pool = default_pool();
     pool.nodepool.spec.template.spec.expire_after = Some("10m".into());
-    pool.nodepool.spec.disruption.budgets = vec![Budget {
-        nodes: "0".into(),
-        reasons: Vec::new(),
-        schedule: None,
-        duration: None,
-    }];
+    pool.nodepool.spec.disruption.budgets = vec![Budget::nodes("0")];
     let mut w = world_with(pool, &[&["1"], &["1"]]);
     w.input.nodes[0].pods[0].do_not_disrupt = true;
     let plan = plan_sweep(&w.input);
@@ -312,12 +302,7 @@ fn several_underused_nodes_consolidate_in_one_decision_when_the_budget_allows() 
     );
 
     let mut pool = default_pool();
-    pool.nodepool.spec.disruption.budgets = vec![Budget {
-        nodes: "100%".into(),
-        reasons: Vec::new(),
-        schedule: None,
-        duration: None,
-    }];
+    pool.nodepool.spec.disruption.budgets = vec![Budget::nodes("100%")];
     let w = world_with(pool, &[&["300m"], &["300m"], &["300m"], &["300m"]]);
     let plan = plan_sweep(&w.input);
     let decision = plan
