@@ -7,13 +7,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use nodewright_core::catalog::CapacityType;
-use nodewright_core::scheduler::{self, Plan, PlannedClaim};
+use nodewright_core::scheduler::{Plan, PlannedClaim};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Manifest files or directories (YAML or JSON, read recursively): pods, workloads, nodes,
-    /// NodePools and EC2NodeClasses; other kinds are skipped with a warning.
+    /// namespaces, PersistentVolumeClaims, PersistentVolumes, StorageClasses, NodePools and
+    /// EC2NodeClasses; other kinds are skipped with a warning.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
     files: Vec<PathBuf>,
 
@@ -33,8 +34,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for warning in &manifests.warnings {
         eprintln!("warning: {warning}");
     }
-    let input = manifests.to_input()?;
-    let plan = scheduler::schedule(&input);
+    let plan = manifests.plan()?;
     let mut out = io::stdout().lock();
     let written = match args.output {
         Output::Table => write_table(&mut out, &plan),

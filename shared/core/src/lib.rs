@@ -26,3 +26,4 @@ pub mod pdb;
 pub mod provisioning;
 pub mod scheduler;
 pub mod unavailable;
+pub mod volumes;

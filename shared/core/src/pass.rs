@@ -264,6 +264,17 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     let bound = cluster.list_bound_pods().await?;
     let mut nodes = provisioning::existing_nodes(nodes, bound);
     lifecycle::planning_view(&mut nodes, &claims, &pools);
+    // Pods keep their volumes' zones wherever a consolidation would move them.
+    if nodes
+        .iter()
+        .flat_map(|n| &n.pods)
+        .any(|p| !p.volume_claims.is_empty())
+    {
+        let volumes = cluster.list_volumes().await?;
+        crate::volumes::constrain_bound(&volumes, nodes.iter_mut().flat_map(|n| n.pods.iter_mut()));
+    }
+    let namespace_labels =
+        provisioning::namespace_labels_for(cluster, nodes.iter().flat_map(|n| n.pods.iter())).await?;
     let pending = cluster.list_pending_pods().await?;
     let pdbs = cluster.list_pdbs().await?;
     let daemonsets = cluster
@@ -281,7 +292,7 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         pdbs,
         pending,
         unavailable: lock(unavailable).current(now),
-        namespace_labels: Default::default(),
+        namespace_labels,
         now,
     };
     let mut plan = crate::disruption::plan_sweep(&input);

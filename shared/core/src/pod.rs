@@ -251,6 +251,8 @@ pub struct Pod {
     pub preferred_pod_affinity: Vec<Weighted<AffinityTerm>>,
     pub preferred_pod_anti_affinity: Vec<Weighted<AffinityTerm>>,
     pub host_ports: Vec<HostPort>,
+    /// Volumes backed by PersistentVolumeClaims (see [`crate::volumes`]).
+    pub volume_claims: Vec<crate::volumes::PodVolumeClaim>,
     /// Kind of the controlling owner (`ReplicaSet`, `DaemonSet`, `Node`, …).
     pub owner_kind: Option<String>,
     pub owner_name: Option<String>,

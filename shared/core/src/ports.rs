@@ -205,6 +205,12 @@ pub trait Cluster: Send + Sync {
         std::future::ready(Ok(BTreeMap::new()))
     }
 
+    /// PersistentVolumeClaims, PersistentVolumes and StorageClasses, for the zones pods'
+    /// volumes allow (listed only when some pod has a claim). A cluster without them has none.
+    fn list_volumes(&self) -> impl Future<Output = PortResult<crate::volumes::Volumes>> + Send {
+        std::future::ready(Ok(crate::volumes::Volumes::default()))
+    }
+
     /// NodePools; ones that fail validation are returned as errors in the second list so that
     /// one bad pool does not stop the others.
     fn list_nodepools(&self) -> impl Future<Output = PortResult<(Vec<NodePool>, Vec<String>)>> + Send;

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use crate::api::{Ec2NodeClass, NodePool};
 use crate::catalog::CapacityType;
 use crate::nodeclaim::{AuditRecord, ClaimState, LaunchedInstance, NodeClaim};
-use crate::pod::Millis;
+use crate::pod::{Millis, Pod};
 use crate::ports::{
     ClaimStore, Clock, Cloud, Cluster, ErrorKind, LaunchOverride, LaunchRequest, PortError, PortResult,
 };
@@ -109,6 +109,51 @@ pub struct ClusterView {
     pub daemonsets: Vec<crate::pod::Pod>,
 }
 
+/// Folds the volumes' zones into the pods that have persistent volumes (listing the cluster's
+/// volumes only when some pod has one) and takes out those that must wait for a volume, each
+/// with why.
+pub async fn constrain_by_volumes<C: Cluster>(
+    cluster: &C,
+    pods: &mut Vec<Pod>,
+) -> PortResult<Vec<Unschedulable>> {
+    if pods.iter().all(|p| p.volume_claims.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let volumes = cluster.list_volumes().await?;
+    Ok(crate::volumes::constrain_pending(&volumes, pods)
+        .into_iter()
+        .map(|(pod, why)| Unschedulable {
+            pod: pod.key(),
+            reason: why.0,
+        })
+        .collect())
+}
+
+/// The namespaces' labels when some pod's affinity selects namespaces by label (listed only
+/// then), else none.
+pub async fn namespace_labels_for<'a, C: Cluster>(
+    cluster: &C,
+    mut pods: impl Iterator<Item = &'a Pod>,
+) -> PortResult<BTreeMap<String, BTreeMap<String, String>>> {
+    let by_label = |p: &Pod| {
+        p.pod_affinity
+            .iter()
+            .chain(&p.pod_anti_affinity)
+            .chain(p.preferred_pod_affinity.iter().map(|w| &w.term))
+            .chain(p.preferred_pod_anti_affinity.iter().map(|w| &w.term))
+            .any(|t| {
+                t.namespace_selector
+                    .as_ref()
+                    .is_some_and(|s| !s.requirements.is_empty())
+            })
+    };
+    if pods.any(by_label) {
+        cluster.list_namespace_labels().await
+    } else {
+        Ok(BTreeMap::new())
+    }
+}
+
 /// Plans the pending pods over `view` and launches what the plan needs, re-planning (up to
 /// `max_replans` times) the pods whose launches found no capacity. Launches run
 /// `launch_concurrency` at a time; none starts at or after `deadline`.
@@ -137,25 +182,9 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
     if pending.is_empty() {
         return Ok(());
     }
-    // Namespaces are listed only when some pod's affinity selects them by label.
-    let by_label = |p: &crate::pod::Pod| {
-        p.pod_affinity
-            .iter()
-            .chain(&p.pod_anti_affinity)
-            .chain(p.preferred_pod_affinity.iter().map(|w| &w.term))
-            .chain(p.preferred_pod_anti_affinity.iter().map(|w| &w.term))
-            .any(|t| {
-                t.namespace_selector
-                    .as_ref()
-                    .is_some_and(|s| !s.requirements.is_empty())
-            })
-    };
+    let waiting_on_volumes = constrain_by_volumes(cluster, &mut pending).await?;
     let bound = view.nodes.iter().flat_map(|n| n.pods.iter());
-    let namespace_labels = if pending.iter().chain(bound).any(by_label) {
-        cluster.list_namespace_labels().await?
-    } else {
-        BTreeMap::new()
-    };
+    let namespace_labels = namespace_labels_for(cluster, pending.iter().chain(bound)).await?;
     let in_flight = in_flight_claims(&view.claims, &view.nodes);
     let mut input = Input {
         pending,
@@ -173,7 +202,11 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
         let plan = scheduler::schedule(&input);
         report.pods_absorbed_in_flight = plan.in_flight.iter().map(|(_, p)| p.len()).sum();
         report.pods_on_existing_nodes = plan.existing.iter().map(|(_, p)| p.len()).sum();
-        report.unschedulable = plan.unschedulable.clone();
+        report.unschedulable = waiting_on_volumes
+            .iter()
+            .chain(&plan.unschedulable)
+            .cloned()
+            .collect();
         report.lower_bound_per_hour = plan.lower_bound_per_hour;
 
         let pools = &input.pools;

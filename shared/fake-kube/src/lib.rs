@@ -6,7 +6,8 @@
 //! NotFound, AlreadyExists, Conflict (stale resourceVersion), Invalid, TooManyRequests (an
 //! eviction a PodDisruptionBudget forbids), BadRequest, MethodNotAllowed.
 //!
-//! Served: core/v1 namespaces, nodes, pods (with `status`, `binding`, `eviction`), events;
+//! Served: core/v1 namespaces, nodes, pods (with `status`, `binding`, `eviction`), events,
+//! persistentvolumeclaims, persistentvolumes; storage.k8s.io/v1 storageclasses;
 //! events.k8s.io/v1 events; apps/v1 daemonsets and deployments; policy/v1
 //! poddisruptionbudgets; Karpenter's `karpenter.sh/v1` nodepools and nodeclaims and
 //! `karpenter.k8s.aws/v1` ec2nodeclasses. More custom resources can be registered.

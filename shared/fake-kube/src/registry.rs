@@ -1,7 +1,7 @@
 //! Which resources the fake serves, and how each behaves: scope, status subresource, whether it is
 //! a built-in type (decoded through k8s-openapi) or a custom resource (kept as it came).
 
-use k8s_openapi::api::{apps, core, events, policy};
+use k8s_openapi::api::{apps, core, events, policy, storage};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
@@ -220,6 +220,27 @@ impl Registry {
                     "PodDisruptionBudget",
                     "poddisruptionbudgets",
                     true,
+                    &[],
+                ),
+                ResourceType::builtin::<core::v1::PersistentVolumeClaim>(
+                    "",
+                    "PersistentVolumeClaim",
+                    "persistentvolumeclaims",
+                    true,
+                    &[],
+                ),
+                ResourceType::builtin::<core::v1::PersistentVolume>(
+                    "",
+                    "PersistentVolume",
+                    "persistentvolumes",
+                    false,
+                    &[],
+                ),
+                ResourceType::builtin::<storage::v1::StorageClass>(
+                    "storage.k8s.io",
+                    "StorageClass",
+                    "storageclasses",
+                    false,
                     &[],
                 ),
                 ResourceType::custom("karpenter.sh", "v1", "NodePool", "nodepools", false),

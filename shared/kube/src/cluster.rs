@@ -15,7 +15,9 @@ use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
 use k8s_openapi::api::core::v1::{
     Namespace as K8sNamespace, Node as K8sNode, Pod as K8sPod, Taint as K8sTaint,
 };
+use k8s_openapi::api::core::v1::{PersistentVolume as K8sPv, PersistentVolumeClaim as K8sPvc};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget as K8sPdb;
+use k8s_openapi::api::storage::v1::StorageClass as K8sStorageClass;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, PostParams};
 use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, Config};
@@ -448,6 +450,38 @@ impl Cluster for KubeCluster {
                 }
             })
             .collect())
+    }
+
+    async fn list_volumes(&self) -> PortResult<nodewright_core::volumes::Volumes> {
+        let client = self.client().await?;
+        let mut volumes = nodewright_core::volumes::Volumes::default();
+        // One object that cannot be read only leaves the pods that use it waiting.
+        fn skip<T>(kind: &str, r: nodewright_manifests::Result<T>) -> Option<T> {
+            r.map_err(|e| tracing::warn!(error = %e, kind, "skipping an object that cannot be read"))
+                .ok()
+        }
+        let api: Api<K8sPvc> = Api::all(client.clone());
+        for pvc in self.list_all(&api, "list persistentvolumeclaims", None).await? {
+            if let Some(c) = skip(
+                "PersistentVolumeClaim",
+                nodewright_manifests::claim_from_k8s(&pvc),
+            ) {
+                volumes.add_claim(c);
+            }
+        }
+        let api: Api<K8sPv> = Api::all(client.clone());
+        for pv in self.list_all(&api, "list persistentvolumes", None).await? {
+            if let Some(v) = skip("PersistentVolume", nodewright_manifests::volume_from_k8s(&pv)) {
+                volumes.add_volume(v);
+            }
+        }
+        let api: Api<K8sStorageClass> = Api::all(client);
+        for sc in self.list_all(&api, "list storageclasses", None).await? {
+            if let Some(c) = skip("StorageClass", nodewright_manifests::storage_class_from_k8s(&sc)) {
+                volumes.add_class(c);
+            }
+        }
+        Ok(volumes)
     }
 
     async fn list_namespace_labels(&self) -> PortResult<BTreeMap<String, BTreeMap<String, String>>> {

@@ -252,6 +252,50 @@ async fn namespaces_are_listed_with_their_labels() {
 }
 
 #[tokio::test]
+async fn a_pending_pods_volume_pins_it_to_the_zone_of_its_persistent_volume() {
+    let (server, cluster) = server().await;
+    for object in [
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+               "metadata": {"name": "gp3"}, "provisioner": "ebs.csi.aws.com",
+               "volumeBindingMode": "WaitForFirstConsumer"}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"},
+               "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                        "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"},
+                        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "topology.ebs.csi.aws.com/zone", "operator": "In", "values": ["us-east-1c"]}]}]}}}}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "data", "namespace": "default"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "gp3", "volumeName": "pv-1",
+                        "resources": {"requests": {"storage": "1Gi"}}}}),
+    ] {
+        server.insert(&object).expect("insert");
+    }
+    let mut p = pod("db-0");
+    p["spec"]["volumes"] = json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]);
+    server.insert(&unschedulable(p)).expect("pod");
+
+    let mut pending = cluster.list_pending_pods().await.expect("pending");
+    let waiting = nodewright_core::provisioning::constrain_by_volumes(&cluster, &mut pending)
+        .await
+        .expect("volumes");
+    assert!(waiting.is_empty(), "{waiting:?}");
+    let zone = |z: &str| BTreeMap::from([(nodewright_core::labels::ZONE.to_string(), z.to_string())]);
+    let [db] = pending.as_slice() else {
+        panic!("one pod: {pending:?}");
+    };
+    assert!(
+        db.node_requirement_terms()
+            .iter()
+            .any(|t| t.matches_labels(&zone("us-east-1c")))
+    );
+    assert!(
+        !db.node_requirement_terms()
+            .iter()
+            .any(|t| t.matches_labels(&zone("us-east-1a")))
+    );
+}
+
+#[tokio::test]
 async fn a_bad_nodepool_is_reported_by_name_while_the_good_ones_load() {
     let (server, cluster) = server().await;
     server.insert(&nodepool("default")).expect("insert");

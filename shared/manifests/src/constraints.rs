@@ -94,7 +94,11 @@ fn weight(at: At<'_>, field: &str, weight: i32) -> Result<i32> {
     }
 }
 
-fn node_term(at: At<'_>, field: &str, expressions: &[k8s::NodeSelectorRequirement]) -> Result<Requirements> {
+pub(crate) fn node_term(
+    at: At<'_>,
+    field: &str,
+    expressions: &[k8s::NodeSelectorRequirement],
+) -> Result<Requirements> {
     let mut out = Requirements::new();
     for (i, e) in expressions.iter().enumerate() {
         let field = format!("{field}.matchExpressions[{i}]");

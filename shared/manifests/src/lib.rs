@@ -13,6 +13,7 @@ mod node;
 mod pdb;
 mod pod;
 mod read;
+mod volume;
 pub mod workload;
 
 pub use error::{Error, Result};
@@ -20,6 +21,7 @@ pub use node::node_from_k8s;
 pub use pdb::pdb_from_k8s;
 pub use pod::pod_from_k8s;
 pub use read::{Manifests, Warning, read_manifests};
+pub use volume::{claim_from_k8s, storage_class_from_k8s, volume_from_k8s};
 
 #[cfg(test)]
 mod testing {

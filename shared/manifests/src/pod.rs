@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use nodewright_core::labels;
 use nodewright_core::pod::{Millis, Pod};
 use nodewright_core::resources::{ResourceName, Resources};
+use nodewright_core::volumes::PodVolumeClaim;
 
 use crate::constraints;
 use crate::error::{Error, Result};
@@ -138,12 +139,31 @@ pub(crate) fn from_spec(at: At<'_>, meta: &ObjectMeta, spec: &k8s::PodSpec) -> R
             &labels,
         )?,
         host_ports: constraints::host_ports(spec),
+        volume_claims: volume_claims(spec),
         do_not_disrupt,
         node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
         priority: spec.priority.unwrap_or(0),
         labels,
         ..Pod::default()
     })
+}
+
+/// The volumes backed by PersistentVolumeClaims: named claims and generic ephemeral volumes.
+fn volume_claims(spec: &k8s::PodSpec) -> Vec<PodVolumeClaim> {
+    spec.volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| {
+            if let Some(pvc) = &v.persistent_volume_claim {
+                return Some(PodVolumeClaim::Claim(pvc.claim_name.clone()));
+            }
+            let template = v.ephemeral.as_ref()?.volume_claim_template.as_ref()?;
+            Some(PodVolumeClaim::Ephemeral {
+                volume: v.name.clone(),
+                storage_class: template.spec.storage_class_name.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The kube-scheduler's pod request (`resourcehelper.PodRequests`): the sum of the containers

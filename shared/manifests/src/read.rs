@@ -11,13 +11,14 @@ use k8s_openapi::api::core::v1 as k8s;
 use nodewright_core::api::{self, ConfigObject, Ec2NodeClass, NodePool};
 use nodewright_core::catalog::{InstanceType, NodeSettings, embedded};
 use nodewright_core::pod::{Node, Pod};
-use nodewright_core::scheduler::{ExistingNode, Input, PoolInput};
+use nodewright_core::scheduler::{self, ExistingNode, Input, Plan, PoolInput, Unschedulable};
+use nodewright_core::volumes::Volumes;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::decode::decode;
 use crate::error::{Error, Result};
-use crate::{node_from_k8s, pod_from_k8s, workload};
+use crate::{claim_from_k8s, node_from_k8s, pod_from_k8s, storage_class_from_k8s, volume_from_k8s, workload};
 
 /// Everything read from a set of manifests, converted into the core's model.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +32,9 @@ pub struct Manifests {
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     pub nodepools: Vec<NodePool>,
     pub nodeclasses: Vec<Ec2NodeClass>,
+    /// PersistentVolumeClaims, PersistentVolumes and StorageClasses: where pods' volumes let
+    /// them run.
+    pub volumes: Volumes,
     /// Documents read but not used, each with why.
     pub warnings: Vec<Warning>,
     /// `Kind namespace/name` of every object read, to catch one defined twice.
@@ -64,8 +68,9 @@ impl fmt::Display for Warning {
 /// named directly is read whatever its extension, and a file reached twice is read once. Each
 /// file may hold many YAML documents, and a document may be a `kind: List` (or `PodList`, …).
 ///
-/// Pods, Deployments, ReplicaSets, StatefulSets, Jobs, DaemonSets, Nodes, NodePools and
-/// EC2NodeClasses are converted strictly: an unknown field or a bad value is an error naming
+/// Pods, Deployments, ReplicaSets, StatefulSets, Jobs, DaemonSets, Nodes, Namespaces,
+/// PersistentVolumeClaims, PersistentVolumes, StorageClasses, NodePools and EC2NodeClasses are
+/// converted strictly: an unknown field or a bad value is an error naming
 /// the file, the document and the field. Any other kind (Services, ConfigMaps, …, which a real
 /// app directory holds) is skipped with a [`Warning`], as are pods held back by scheduling gates.
 pub fn read_manifests(paths: &[PathBuf]) -> Result<Manifests> {
@@ -134,6 +139,9 @@ const KINDS: &[(&str, &str)] = &[
     ("StatefulSet", "apps/v1"),
     ("DaemonSet", "apps/v1"),
     ("Job", "batch/v1"),
+    ("PersistentVolumeClaim", "v1"),
+    ("PersistentVolume", "v1"),
+    ("StorageClass", "storage.k8s.io/v1"),
     ("NodePool", api::NODEPOOL_API_VERSION),
     ("EC2NodeClass", api::EC2NODECLASS_API_VERSION),
 ];
@@ -206,6 +214,24 @@ impl Manifests {
                 let name = ns.metadata.name.unwrap_or_default();
                 self.namespace_labels
                     .insert(name, ns.metadata.labels.unwrap_or_default());
+                Ok(())
+            }
+            "PersistentVolumeClaim" => {
+                let pvc = claim_from_k8s(&decode(value, &object)?)?;
+                self.claim(&object)?;
+                self.volumes.add_claim(pvc);
+                Ok(())
+            }
+            "PersistentVolume" => {
+                let pv = volume_from_k8s(&decode(value, &object)?)?;
+                self.claim(&object)?;
+                self.volumes.add_volume(pv);
+                Ok(())
+            }
+            "StorageClass" => {
+                let sc = storage_class_from_k8s(&decode(value, &object)?)?;
+                self.claim(&object)?;
+                self.volumes.add_class(sc);
                 Ok(())
             }
             "Node" => {
@@ -312,10 +338,38 @@ impl Manifests {
         }
     }
 
+    /// The plan for these manifests: [`Self::to_input`] scheduled, with the pods that wait for
+    /// a volume listed as unschedulable first.
+    pub fn plan(&self) -> Result<Plan> {
+        let input = self.to_input()?;
+        let mut plan = scheduler::schedule(&input);
+        let mut unschedulable = self.volume_waits();
+        unschedulable.append(&mut plan.unschedulable);
+        plan.unschedulable = unschedulable;
+        Ok(plan)
+    }
+
+    /// Unbound pods that cannot be planned until a volume is there (see
+    /// [`nodewright_core::volumes`]), each with why.
+    pub fn volume_waits(&self) -> Vec<Unschedulable> {
+        self.pods
+            .iter()
+            .filter(|p| !p.terminal && p.node_name.is_none() && !p.is_daemon())
+            .filter_map(|p| {
+                let why = self.volumes.requirements(p).err()?;
+                Some(Unschedulable {
+                    pod: p.key(),
+                    reason: why.0,
+                })
+            })
+            .collect()
+    }
+
     /// The scheduling round these manifests describe, at time 0 with nothing in flight.
     ///
     /// Nodes carry the pods bound to them (`spec.nodeName`); unbound pods are pending, except
-    /// DaemonSet and static pods, which the DaemonSets' template pods stand for. Finished pods
+    /// DaemonSet and static pods, which the DaemonSets' template pods stand for, and pods
+    /// waiting for a volume. Finished pods
     /// hold nothing and are left out. Each NodePool is paired with its EC2NodeClass and the
     /// embedded catalog sized for that class's settings.
     pub fn to_input(&self) -> Result<Input> {
@@ -347,6 +401,9 @@ impl Manifests {
                 None => pending.push(pod.clone()),
             }
         }
+        // Pods take their volumes' zones; those waiting for a volume are left out (see
+        // `volume_waits`).
+        nodewright_core::volumes::constrain_pending(&self.volumes, &mut pending);
         let mut catalogs: HashMap<&str, Arc<Vec<InstanceType>>> = HashMap::new();
         let mut pools = Vec::new();
         for nodepool in &self.nodepools {
@@ -419,7 +476,9 @@ fn describe(kind: &str, value: &Value) -> String {
     };
     let (name, namespace) = (meta("name"), meta("namespace"));
     match kind {
-        "Node" | "NodePool" | "EC2NodeClass" => format!("{kind} {name}"),
+        "Node" | "NodePool" | "EC2NodeClass" | "PersistentVolume" | "StorageClass" => {
+            format!("{kind} {name}")
+        }
         _ if is_converted(kind) => {
             let namespace = if namespace.is_empty() {
                 "default"
@@ -460,6 +519,33 @@ mod tests {
 
     fn keys(pods: &[Pod]) -> Vec<String> {
         pods.iter().map(Pod::key).collect()
+    }
+
+    #[test]
+    fn pods_are_planned_where_their_volumes_are_and_wait_for_volumes_not_yet_bound() {
+        let text = format!("{NODEPOOL}\n---\n{}", include_str!("../fixtures/volumes.yaml"));
+        let m = read(&text).expect("reads");
+        let plan = m.plan().expect("plans");
+        let zones_of = |pod: &str| -> Vec<String> {
+            let claim = plan
+                .new_claims
+                .iter()
+                .find(|c| c.pods.iter().any(|p| p == pod))
+                .unwrap_or_else(|| panic!("{pod} is planned: {plan:?}"));
+            claim.zones.clone()
+        };
+        // db-0's claim is bound to a volume in us-east-1b.
+        assert_eq!(zones_of("shop/db-0"), ["us-east-1b"]);
+        // db-1 has no claim yet: its template's class allows 1a and 1b.
+        for z in zones_of("shop/db-1") {
+            assert!(z == "us-east-1a" || z == "us-east-1b", "{z}");
+        }
+        // The Immediate class binds first; the pod waits and says why.
+        let [waiting] = plan.unschedulable.as_slice() else {
+            panic!("one pod waits: {:?}", plan.unschedulable);
+        };
+        assert_eq!(waiting.pod, "shop/reports");
+        assert!(waiting.reason.contains("Immediate"), "{}", waiting.reason);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use nodewright_core::pod::Pod;
+use nodewright_core::volumes::PodVolumeClaim;
 
 use crate::error::{Error, Result};
 use crate::pod::{At, from_spec, millis, namespace_of};
@@ -47,7 +48,22 @@ pub fn pods_from_stateful_set(sts: &StatefulSet) -> Result<Vec<Pod>> {
         .spec
         .as_ref()
         .ok_or_else(|| Error::invalid(&object, "spec", "is required"))?;
-    let pod = template_pod(&object, "StatefulSet", &sts.metadata, &spec.template)?;
+    let mut pod = template_pod(&object, "StatefulSet", &sts.metadata, &spec.template)?;
+    // Each replica gets its own claim from each template, named after the template and the pod.
+    for t in spec.volume_claim_templates.iter().flatten() {
+        let template = t.metadata.name.clone().unwrap_or_default();
+        if template.is_empty() {
+            return Err(Error::invalid(
+                &object,
+                "spec.volumeClaimTemplates[].metadata.name",
+                "is required",
+            ));
+        }
+        pod.volume_claims.push(PodVolumeClaim::Template {
+            template,
+            storage_class: t.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
+        });
+    }
     Ok(replicate(&pod, count(&object, "spec.replicas", spec.replicas)?))
 }
 
