@@ -27,6 +27,7 @@ pub enum ClusterOp {
     ListNodes,
     ListDaemonsets,
     ListPdbs,
+    ListVolumes,
     ListNodepools,
     ListNodeclasses,
     Cordon,

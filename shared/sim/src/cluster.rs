@@ -7,10 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::api::{Ec2NodeClass, NodePool};
+use nodewright_core::labels;
 use nodewright_core::pdb::PodDisruptionBudget;
 use nodewright_core::pod::{Millis, Node, Pod, Taint};
 use nodewright_core::ports::{
     Clock, Cluster, DaemonSet, ErrorKind, Eviction, NodePatch, PortError, PortResult,
+};
+use nodewright_core::requirements::{Requirement, Requirements};
+use nodewright_core::volumes::{
+    PersistentVolume, PersistentVolumeClaim, PodVolumeClaim, StorageClass, VolumeBindingMode, Volumes,
 };
 
 use crate::calls::{Call, ClusterOp, Recorder};
@@ -40,12 +45,15 @@ pub struct PodRecord {
     pub deleted_at: Option<Millis>,
 }
 
-/// A Deployment: a pod template and how many replicas to keep.
+/// A Deployment (or, `stateful`, a StatefulSet): a pod template and how many replicas to keep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
     pub namespace: String,
     pub name: String,
     pub replicas: u32,
+    /// Pods are `<name>-<ordinal>`, made lowest ordinal first and removed highest first, and a
+    /// recreated pod keeps its name and so its volume claims.
+    pub stateful: bool,
     /// The pod each replica is made from (name and times are filled in per pod).
     pub template: Pod,
 }
@@ -77,6 +85,9 @@ pub(crate) struct ClusterState {
     pdb_violations: usize,
     nodepools: Vec<NodePool>,
     nodeclasses: Vec<Ec2NodeClass>,
+    /// Claims, volumes and classes: volumes are made as the EBS CSI driver makes them (see
+    /// [`ClusterState::provision_volumes`]).
+    pub(crate) volumes: Volumes,
     workloads: BTreeMap<String, Workload>,
     history: Vec<PodRecord>,
     rng: SplitMix64,
@@ -109,6 +120,7 @@ impl SimCluster {
                 pdb_violations: 0,
                 nodepools: Vec::new(),
                 nodeclasses: Vec::new(),
+                volumes: Volumes::default(),
                 workloads: BTreeMap::new(),
                 history: Vec::new(),
                 rng: SplitMix64::new(seed),
@@ -150,6 +162,27 @@ impl SimCluster {
     /// deleting a node with its pods can).
     pub fn pdb_violations(&self) -> usize {
         self.state().pdb_violations
+    }
+
+    /// Creates or replaces a StorageClass (by name).
+    pub fn apply_storage_class(&self, class: StorageClass) {
+        self.state().volumes.add_class(class);
+    }
+
+    /// The volume a claim is bound to, and its zone: `(volume, zone)`.
+    pub fn claim_volume(&self, namespace: &str, claim: &str) -> Option<(String, String)> {
+        let state = self.state();
+        let name = state.volumes.claim(namespace, claim)?.volume_name.clone()?;
+        let zone = state
+            .volumes
+            .volume(&name)?
+            .node_affinity
+            .first()?
+            .get(labels::ZONE)?
+            .values()
+            .first()?
+            .clone();
+        Some((name, zone))
     }
 
     pub fn apply_daemonset(&self, daemonset: DaemonSet) {
@@ -488,6 +521,7 @@ impl ClusterState {
     }
 
     pub(crate) fn bind(&mut self, key: &str, node: &str, now: Millis) {
+        self.provision_volumes(key, node);
         if let Some(entry) = self.pods.get_mut(key) {
             entry.pod.node_name = Some(node.to_string());
             entry.status = PodStatus::Bound;
@@ -499,6 +533,84 @@ impl ClusterState {
                 r.node = Some(node.to_string());
             }
         }
+    }
+
+    /// The EBS CSI driver and the PV controller: a pod's claims that do not exist yet are made
+    /// from their templates, and each unbound claim of a `WaitForFirstConsumer` class gets a
+    /// volume in the zone of the node the pod is bound to (an `Immediate` class's claim was
+    /// bound when made, see [`Self::make_claims`]). Claims outlive their pods, as a
+    /// StatefulSet's do.
+    fn provision_volumes(&mut self, key: &str, node: &str) {
+        let Some(pod) = self.pods.get(key).map(|e| e.pod.clone()) else {
+            return;
+        };
+        let Some(zone) = self
+            .nodes
+            .get(node)
+            .and_then(|n| n.labels.get(labels::ZONE))
+            .cloned()
+        else {
+            return;
+        };
+        self.make_claims(&pod);
+        for v in &pod.volume_claims {
+            let name = v.claim_name(&pod.name);
+            let Some(claim) = self.volumes.claim(&pod.namespace, &name).cloned() else {
+                continue;
+            };
+            let waits = self
+                .volumes
+                .class(claim.storage_class.as_deref())
+                .is_some_and(|c| c.binding_mode == VolumeBindingMode::WaitForFirstConsumer);
+            if claim.volume_name.is_none() && waits {
+                self.bind_claim(claim, &zone);
+            }
+        }
+    }
+
+    /// Claims made from the pod's templates where missing; an `Immediate` class's is bound at
+    /// once, in the first zone its class allows (or the region's first).
+    fn make_claims(&mut self, pod: &Pod) {
+        for v in &pod.volume_claims {
+            let PodVolumeClaim::Template { storage_class, .. } = v else {
+                continue;
+            };
+            let name = v.claim_name(&pod.name);
+            if self.volumes.claim(&pod.namespace, &name).is_some() {
+                continue;
+            }
+            let claim = PersistentVolumeClaim {
+                namespace: pod.namespace.clone(),
+                name,
+                volume_name: None,
+                storage_class: storage_class.clone(),
+            };
+            self.volumes.add_claim(claim.clone());
+            let immediate = self.volumes.class(storage_class.as_deref()).and_then(|c| {
+                (c.binding_mode == VolumeBindingMode::Immediate).then(|| {
+                    c.allowed_topologies
+                        .iter()
+                        .find_map(|t| t.get(labels::ZONE).and_then(|r| r.values().first().cloned()))
+                        .unwrap_or_else(|| FIRST_ZONE.to_string())
+                })
+            });
+            if let Some(zone) = immediate {
+                self.bind_claim(claim, &zone);
+            }
+        }
+    }
+
+    /// A new zonal volume (`pv-<namespace>-<claim>`) for the claim, and the claim bound to it.
+    fn bind_claim(&mut self, mut claim: PersistentVolumeClaim, zone: &str) {
+        let name = format!("pv-{}-{}", claim.namespace, claim.name);
+        let mut affinity = Requirements::new();
+        affinity.add(labels::ZONE, Requirement::is_in([zone]));
+        self.volumes.add_volume(PersistentVolume {
+            name: name.clone(),
+            node_affinity: vec![affinity],
+        });
+        claim.volume_name = Some(name);
+        self.volumes.add_claim(claim);
     }
 
     fn remove_pod(&mut self, key: &str, now: Millis) -> Option<PodEntry> {
@@ -555,33 +667,47 @@ impl ClusterState {
                     *per_node.entry(n).or_default() += 1;
                 }
             }
-            owned.sort_by(|a, b| {
-                let colocated = |e: &PodEntry| {
-                    e.pod
-                        .node_name
-                        .as_deref()
-                        .map_or(usize::MAX, |n| per_node.get(n).copied().unwrap_or(0))
-                };
-                colocated(b)
-                    .cmp(&colocated(a))
-                    .then(b.pod.created_at.cmp(&a.pod.created_at))
-                    .then(b.pod.name.cmp(&a.pod.name))
-            });
+            if w.stateful {
+                // The StatefulSet controller removes the highest ordinal first.
+                owned.sort_by_key(|e| std::cmp::Reverse(ordinal(&e.pod.name)));
+            } else {
+                owned.sort_by(|a, b| {
+                    let colocated = |e: &PodEntry| {
+                        e.pod
+                            .node_name
+                            .as_deref()
+                            .map_or(usize::MAX, |n| per_node.get(n).copied().unwrap_or(0))
+                    };
+                    colocated(b)
+                        .cmp(&colocated(a))
+                        .then(b.pod.created_at.cmp(&a.pod.created_at))
+                        .then(b.pod.name.cmp(&a.pod.name))
+                });
+            }
             let doomed: Vec<String> = owned[..owned.len() - want].iter().map(|e| e.pod.key()).collect();
             for key in doomed {
                 self.remove_pod(&key, now);
             }
             self.dirty = true;
         } else {
+            let taken: BTreeSet<usize> = owned.iter().filter_map(|e| ordinal(&e.pod.name)).collect();
+            let mut ordinals = (0..).filter(|i| !taken.contains(i));
             for _ in owned.len()..want {
                 let mut pod = w.template.clone();
                 pod.namespace = w.namespace.clone();
-                pod.name = self.unique_name(&w.namespace, &w.name);
+                if w.stateful {
+                    let i = ordinals.next().unwrap_or_default();
+                    pod.name = format!("{}-{i}", w.name);
+                    pod.owner_kind = Some("StatefulSet".into());
+                } else {
+                    pod.name = self.unique_name(&w.namespace, &w.name);
+                    pod.owner_kind = Some("ReplicaSet".into());
+                }
                 pod.uid = format!("{:016x}", self.rng.next_u64());
                 pod.created_at = now;
-                pod.owner_kind = Some("ReplicaSet".into());
                 pod.owner_name = Some(w.name.clone());
                 pod.node_name = None;
+                self.make_claims(&pod);
                 self.insert_pod(pod, Some(w.name.clone()), now);
             }
         }
@@ -607,10 +733,19 @@ fn split_valid<T: Clone>(
 
 fn owned_by_workload(pod: &Pod) -> Option<&str> {
     match pod.owner_kind.as_deref() {
-        Some("ReplicaSet") => pod.owner_name.as_deref(),
+        Some("ReplicaSet" | "StatefulSet") => pod.owner_name.as_deref(),
         _ => None,
     }
 }
+
+/// A StatefulSet pod's ordinal: the number after the last `-`.
+fn ordinal(name: &str) -> Option<usize> {
+    name.rsplit_once('-')?.1.parse().ok()
+}
+
+/// Where an `Immediate` class with no allowed topologies makes its volumes: the simulated
+/// region's first zone.
+const FIRST_ZONE: &str = "us-east-1a";
 
 impl Cluster for SimCluster {
     fn list_pending_pods(&self) -> impl Future<Output = PortResult<Vec<Pod>>> + Send {
@@ -643,6 +778,10 @@ impl Cluster for SimCluster {
 
     fn list_pdbs(&self) -> impl Future<Output = PortResult<Vec<PodDisruptionBudget>>> + Send {
         std::future::ready(self.listing(ClusterOp::ListPdbs, |s| s.pdbs.clone()))
+    }
+
+    fn list_volumes(&self) -> impl Future<Output = PortResult<Volumes>> + Send {
+        std::future::ready(self.listing(ClusterOp::ListVolumes, |s| s.volumes.clone()))
     }
 
     fn list_nodepools(&self) -> impl Future<Output = PortResult<(Vec<NodePool>, Vec<String>)>> + Send {

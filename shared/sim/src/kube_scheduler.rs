@@ -104,13 +104,28 @@ fn schedule(state: &mut ClusterState, now: Millis, pass: &mut SchedulingPass) {
     let mut topologies: BTreeMap<WorkloadKey, Topology> = BTreeMap::new();
 
     for (_, _, key) in queue {
-        let Some(pod) = state.pods.get(&key).map(|e| e.pod.clone()) else {
+        let Some(mut pod) = state.pods.get(&key).map(|e| e.pod.clone()) else {
             continue;
         };
-        let workload = pod.owner_name.clone().map(|owner| (pod.namespace.clone(), owner));
-        let outcome = match workload.as_ref().and_then(|w| failed.get(w)) {
-            Some(reason) => Err(reason.clone()),
-            None => {
+        // Replicas with volumes differ by their volumes' zones, so they do not share a verdict.
+        let workload = pod
+            .owner_name
+            .clone()
+            .filter(|_| pod.volume_claims.is_empty())
+            .map(|owner| (pod.namespace.clone(), owner));
+        // The VolumeBinding filter: a bound volume's node affinity, a class's topologies; an
+        // unbound Immediate claim keeps the pod pending.
+        let volumes = match pod.volume_claims.is_empty() {
+            true => Ok(()),
+            false => state
+                .volumes
+                .constrain(&mut pod)
+                .map_err(|why| format!("0/{} nodes are available: {why}.", state.nodes.len())),
+        };
+        let outcome = match (volumes, workload.as_ref().and_then(|w| failed.get(w))) {
+            (Err(reason), _) => Err(reason),
+            (Ok(()), Some(reason)) => Err(reason.clone()),
+            (Ok(()), None) => {
                 let fresh;
                 let topology = match &workload {
                     Some(w) => topologies

@@ -16,6 +16,7 @@ use nodewright_core::ports::DaemonSet;
 use nodewright_core::quantity::Quantity;
 use nodewright_core::requirements::{self, NodeSelectorRequirement, Requirements};
 use nodewright_core::resources::{ResourceName, Resources};
+use nodewright_core::volumes::{PodVolumeClaim, StorageClass, VolumeBindingMode};
 use serde::Deserialize;
 
 use crate::cloud::{CloudWorld, OfferingPattern};
@@ -48,6 +49,7 @@ pub struct Scenario {
     pub nodeclasses: Vec<Ec2NodeClass>,
     pub daemonsets: Vec<DaemonSet>,
     pub pdbs: Vec<PodDisruptionBudget>,
+    pub storage_classes: Vec<StorageClass>,
     /// With their initial replica counts.
     pub workloads: Vec<Workload>,
     /// In time order.
@@ -290,6 +292,7 @@ impl Scenario {
             nodeclasses: objects.nodeclasses,
             daemonsets: objects.daemonsets,
             pdbs: objects.pdbs,
+            storage_classes: objects.storage_classes,
             workloads,
             steps,
             cloud: spec.cloud,
@@ -393,6 +396,7 @@ pub struct Objects {
     pub nodeclasses: Vec<Ec2NodeClass>,
     pub daemonsets: Vec<DaemonSet>,
     pub pdbs: Vec<PodDisruptionBudget>,
+    pub storage_classes: Vec<StorageClass>,
 }
 
 impl Objects {
@@ -418,6 +422,11 @@ impl Objects {
                 .iter()
                 .map(|b| format!("PodDisruptionBudget {}/{}", b.namespace, b.name)),
         );
+        out.extend(
+            self.storage_classes
+                .iter()
+                .map(|c| format!("StorageClass {}", c.name)),
+        );
         out
     }
 
@@ -426,6 +435,7 @@ impl Objects {
             && self.nodeclasses.is_empty()
             && self.daemonsets.is_empty()
             && self.pdbs.is_empty()
+            && self.storage_classes.is_empty()
     }
 }
 
@@ -502,13 +512,21 @@ impl Objects {
                     })?;
                 self.pdbs.push(manifest.into_pdb(file, field)?);
             }
+            "StorageClass" => {
+                let manifest: StorageClassManifest =
+                    serde_yaml::from_value(value).map_err(|source| Error::ScenarioSyntax {
+                        file: format!("{file}: {field}"),
+                        source,
+                    })?;
+                self.storage_classes.push(manifest.into_class(file, field)?);
+            }
             other => {
                 return Err(Error::scenario(
                     file,
                     format!("{field}.kind"),
                     format!(
-                        "{other:?} is not supported (NodePool, EC2NodeClass, DaemonSet or \
-                         PodDisruptionBudget)"
+                        "{other:?} is not supported (NodePool, EC2NodeClass, DaemonSet, \
+                         PodDisruptionBudget or StorageClass)"
                     ),
                 ));
             }
@@ -595,6 +613,91 @@ impl PdbManifest {
             name: self.metadata.name,
             selector: Some(LabelSelector { requirements }),
             budget,
+        })
+    }
+}
+
+/// A `storage.k8s.io/v1 StorageClass`: what decides where its volumes are made.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StorageClassManifest {
+    api_version: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    metadata: ObjectMeta,
+    #[serde(rename = "provisioner")]
+    _provisioner: String,
+    #[serde(default)]
+    volume_binding_mode: Option<String>,
+    #[serde(default)]
+    allowed_topologies: Vec<TopologyTermSpec>,
+    /// Accepted unread: they do not change where a volume can be used.
+    #[serde(default, rename = "parameters")]
+    _parameters: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "reclaimPolicy")]
+    _reclaim_policy: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "allowVolumeExpansion")]
+    _allow_volume_expansion: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "mountOptions")]
+    _mount_options: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TopologyTermSpec {
+    #[serde(default)]
+    match_label_expressions: Vec<TopologyRequirementSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopologyRequirementSpec {
+    key: String,
+    values: Vec<String>,
+}
+
+impl StorageClassManifest {
+    fn into_class(self, file: &str, field: &str) -> Result<StorageClass> {
+        let at = |f: &str| format!("{field}.{f}");
+        if self.api_version != "storage.k8s.io/v1" {
+            return Err(Error::scenario(
+                file,
+                at("apiVersion"),
+                format!("{:?}: expected storage.k8s.io/v1", self.api_version),
+            ));
+        }
+        let binding_mode = match self.volume_binding_mode.as_deref() {
+            None | Some("Immediate") => VolumeBindingMode::Immediate,
+            Some("WaitForFirstConsumer") => VolumeBindingMode::WaitForFirstConsumer,
+            Some(other) => {
+                return Err(Error::scenario(
+                    file,
+                    at("volumeBindingMode"),
+                    format!("{other:?}: expected Immediate or WaitForFirstConsumer"),
+                ));
+            }
+        };
+        let allowed_topologies = self
+            .allowed_topologies
+            .iter()
+            .map(|t| {
+                let mut r = Requirements::new();
+                for e in &t.match_label_expressions {
+                    r.add(&e.key, requirements::Requirement::is_in(e.values.iter().cloned()));
+                }
+                r
+            })
+            .filter(|r| !r.is_empty())
+            .collect();
+        Ok(StorageClass {
+            default: self
+                .metadata
+                .annotations
+                .get("storageclass.kubernetes.io/is-default-class")
+                .is_some_and(|v| v == "true"),
+            name: self.metadata.name,
+            binding_mode,
+            allowed_topologies,
         })
     }
 }
@@ -785,6 +888,20 @@ struct WorkloadSpec {
     /// Required anti-affinity to the workload's own pods.
     #[serde(default)]
     pod_anti_affinity: Vec<AntiAffinitySpec>,
+    /// A persistent volume per replica from each template, as a StatefulSet's
+    /// `volumeClaimTemplates`: the workload becomes a StatefulSet (pods `<name>-<ordinal>`,
+    /// each keeping its claims, and so its volumes' zone, when it is recreated).
+    #[serde(default)]
+    volume_claim_templates: Vec<ClaimTemplateSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClaimTemplateSpec {
+    name: String,
+    /// The class; none means the default class.
+    #[serde(default)]
+    storage_class_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -956,8 +1073,18 @@ impl WorkloadSpec {
                 topology_key: a.topology_key,
             })
             .collect();
+        let volume_claims = self
+            .volume_claim_templates
+            .into_iter()
+            .map(|t| PodVolumeClaim::Template {
+                template: t.name,
+                storage_class: t.storage_class_name,
+            })
+            .collect::<Vec<_>>();
+        let stateful = !volume_claims.is_empty();
         let template = Pod {
             namespace: self.namespace.clone(),
+            volume_claims,
             labels,
             requests,
             node_selector: Requirements::from_labels(&self.node_selector),
@@ -976,6 +1103,7 @@ impl WorkloadSpec {
             namespace: self.namespace,
             name: self.name,
             replicas: self.replicas,
+            stateful,
             template,
         })
     }

@@ -104,6 +104,9 @@ impl Simulation {
         for b in &scenario.pdbs {
             cluster.apply_pdb(b.clone());
         }
+        for c in &scenario.storage_classes {
+            cluster.apply_storage_class(c.clone());
+        }
         for w in &scenario.workloads {
             cluster.apply_workload(w.clone());
         }
@@ -252,11 +255,7 @@ impl Simulation {
                     offerings: p.to_string(),
                 });
             }
-            if !step.apply.nodepools.is_empty()
-                || !step.apply.nodeclasses.is_empty()
-                || !step.apply.daemonsets.is_empty()
-                || !step.apply.pdbs.is_empty()
-            {
+            if !step.apply.names().is_empty() {
                 for p in &step.apply.nodepools {
                     self.cluster.apply_nodepool(p.clone());
                 }
@@ -268,6 +267,9 @@ impl Simulation {
                 }
                 for b in &step.apply.pdbs {
                     self.cluster.apply_pdb(b.clone());
+                }
+                for c in &step.apply.storage_classes {
+                    self.cluster.apply_storage_class(c.clone());
                 }
                 self.record(Event::Applied {
                     objects: step.apply.names(),

@@ -203,6 +203,7 @@ fn eviction_deletes_the_pod_and_its_workload_recreates_it_pending() {
         namespace: "default".into(),
         name: "web".into(),
         replicas: 1,
+        stateful: false,
         template: pod("template").cpu("1").build(),
     });
     let (first, status) = cluster.pods().pop().expect("one replica");
@@ -229,6 +230,7 @@ fn deleting_a_node_sends_its_pods_back_to_pending_and_is_ok_when_repeated() {
         namespace: "default".into(),
         name: "web".into(),
         replicas: 2,
+        stateful: false,
         template: pod("template").cpu("1").build(),
     });
     let pass = cluster.run_scheduler();
