@@ -93,6 +93,10 @@ impl<'a> Solver<'a> {
                 ));
                 continue;
             }
+            if let Some(shortfall) = min_values_shortfall(&pool.reqs, &view.term, &matching, &pod.requests) {
+                reasons.push(format!("NodePool {name}: {shortfall}"));
+                continue;
+            }
             let fitting = matching.iter().filter(|pt| pt.usable.fits(&pod.requests));
             if let Some((resource, left)) = fitting
                 .map(|pt| pool.budget.exceeded_by(&pt.limit))
@@ -107,7 +111,9 @@ impl<'a> Solver<'a> {
             }
             if !view.spreads.is_empty() || !view.affinity.is_empty() || !view.anti.is_empty() {
                 reasons.push(format!(
-                    "NodePool {name}: the pod's topology spread or pod (anti-)affinity leaves no zone or node it may use"
+                    "NodePool {name}: {} leave no {} the pod may use",
+                    self.topology_constraints(view),
+                    self.topology_domains(view),
                 ));
                 continue;
             }
@@ -121,6 +127,80 @@ impl<'a> Solver<'a> {
         }
         reasons.join("; ")
     }
+}
+
+impl Solver<'_> {
+    /// The pod's topology constraints in words: `topology spread on topology.kubernetes.io/zone
+    /// (maxSkew 1), pod anti-affinity on kubernetes.io/hostname`.
+    fn topology_constraints(&self, view: &PodView) -> String {
+        let key = |g: u32| self.topology.groups[g as usize].key.label().to_string();
+        let mut parts: Vec<String> = view
+            .spreads
+            .iter()
+            .map(|s| format!("topology spread on {} (maxSkew {})", key(s.group), s.max_skew))
+            .collect();
+        parts.extend(
+            view.affinity
+                .iter()
+                .map(|(g, _)| format!("pod affinity on {}", key(*g))),
+        );
+        parts.extend(
+            view.anti
+                .iter()
+                .map(|g| format!("pod anti-affinity on {}", key(*g))),
+        );
+        parts.dedup();
+        parts.join(", ")
+    }
+
+    /// What the constraints count in: zones, nodes, or values of a label.
+    fn topology_domains(&self, view: &PodView) -> &'static str {
+        let groups = view
+            .spreads
+            .iter()
+            .map(|s| s.group)
+            .chain(view.affinity.iter().map(|(g, _)| *g))
+            .chain(view.anti.iter().copied());
+        let mut kinds = groups.map(|g| match self.topology.groups[g as usize].key {
+            super::topology::TopoKey::Zone => "zone",
+            super::topology::TopoKey::Hostname => "node",
+            _ => "domain",
+        });
+        let first = kinds.next().unwrap_or("domain");
+        if kinds.all(|k| k == first) {
+            first
+        } else {
+            "domain"
+        }
+    }
+}
+
+/// A `minValues` the types that match the pod and have room for it cannot meet: `minValues 5
+/// on karpenter.k8s.aws/instance-family, but only 2 of the types that fit the pod differ in
+/// it`.
+fn min_values_shortfall(
+    pool_reqs: &crate::requirements::Requirements,
+    term: &crate::requirements::Requirements,
+    matching: &[&PoolType],
+    requests: &Resources,
+) -> Option<String> {
+    let reqs = pool_reqs.intersection(term);
+    reqs.iter().find_map(|(key, r)| {
+        let min = r.min_values? as usize;
+        let mut values: Vec<&str> = matching
+            .iter()
+            .filter(|pt| pt.usable.fits(requests))
+            .filter_map(|pt| pt.it.labels.get(key).map(String::as_str))
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        (values.len() < min).then(|| {
+            format!(
+                "minValues {min} on {key}, but the instance types that fit the pod have only {} value(s) of it",
+                values.len()
+            )
+        })
+    })
 }
 
 pub(super) fn shortfall_ratio((_, want, have): &(String, i64, i64)) -> f64 {

@@ -22,6 +22,16 @@ pub(super) enum TopoKey {
 }
 
 impl TopoKey {
+    /// The label key, as the pod wrote it.
+    pub(super) fn label(&self) -> &str {
+        match self {
+            TopoKey::Zone => labels::ZONE,
+            TopoKey::Hostname => labels::HOSTNAME,
+            TopoKey::CapacityType => labels::CAPACITY_TYPE,
+            TopoKey::Label(k) => k,
+        }
+    }
+
     pub(super) fn of(key: &str) -> TopoKey {
         match key {
             labels::ZONE => TopoKey::Zone,

@@ -460,3 +460,64 @@ fn a_namespace_selector_covers_the_pods_own_namespace_only_when_it_matches() {
     let plan = schedule(&inp);
     assert!(plan.existing.is_empty(), "{plan:#?}");
 }
+
+#[test]
+fn a_pod_refused_for_its_topology_is_told_which_constraint_and_which_pool() {
+    // Both zones the pod may use already run a pod it must not share a zone with.
+    let mut inp = input(
+        vec![
+            pod("db")
+                .cpu("1")
+                .label("app", "db")
+                .require(labels::ZONE, Operator::In, &["us-east-1a", "us-east-1b"])
+                .anti_affinity(labels::ZONE, &[("app", "db")])
+                .build(),
+        ],
+        vec![default_pool()],
+    );
+    for (name, zone) in [("n1", "us-east-1a"), ("n2", "us-east-1b")] {
+        let mut node = existing_node(name, "m5.xlarge", zone, "3");
+        node.pods.push(
+            pod(&format!("db-{zone}"))
+                .cpu("1")
+                .label("app", "db")
+                .on_node(name)
+                .build(),
+        );
+        inp.nodes.push(node);
+    }
+    let plan = schedule(&inp);
+    let [refused] = plan.unschedulable.as_slice() else {
+        panic!("one pod refused: {plan:#?}");
+    };
+    assert!(
+        refused.reason.contains("NodePool default")
+            && refused
+                .reason
+                .contains("pod anti-affinity on topology.kubernetes.io/zone")
+            && refused.reason.contains("no zone"),
+        "{}",
+        refused.reason
+    );
+}
+
+#[test]
+fn a_pod_refused_because_minvalues_cannot_be_met_is_told_so() {
+    // Only two families are allowed, so five distinct families can never be offered.
+    let pool = nodepool("default")
+        .amd64()
+        .requirement(labels::INSTANCE_FAMILY, Operator::In, &["m5", "c5"])
+        .min_values(labels::INSTANCE_FAMILY, 5)
+        .build();
+    let plan = schedule(&input(vec![pod("a").cpu("1").build()], vec![pool]));
+    let [refused] = plan.unschedulable.as_slice() else {
+        panic!("one pod refused: {plan:#?}");
+    };
+    assert!(
+        refused.reason.contains("NodePool default")
+            && refused.reason.contains("minValues 5")
+            && refused.reason.contains(labels::INSTANCE_FAMILY),
+        "{}",
+        refused.reason
+    );
+}
