@@ -27,6 +27,9 @@ use nodewright_webhook::{Webhook, WebhookConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+/// The Kubernetes groups the stack's access entries put the functions in (`template.yaml`).
+pub const PROVISIONER_GROUP: &str = "nodewright:provisioner";
+pub const SWEEPER_GROUP: &str = "nodewright:sweeper";
 pub const SECRET: &str = "e2e-secret-0123456789";
 pub const KUBERNETES_VERSION: &str = "1.32";
 /// base64 of a PEM-shaped placeholder: the CA only ends up in user data here.
@@ -71,6 +74,8 @@ pub struct World {
     pub webhook: Webhook<ProvisionQueue>,
     pub provisioner: LiveProvisioner,
     pub store: DynamoClaimStore,
+    /// Requests already checked against `infra/rbac.yaml` (see [`World::assert_rbac_allows`]).
+    rbac_checked: std::sync::Mutex<usize>,
 }
 
 impl World {
@@ -139,6 +144,7 @@ impl World {
             webhook,
             provisioner,
             store,
+            rbac_checked: std::sync::Mutex::new(0),
         }
     }
 
@@ -290,9 +296,13 @@ impl World {
     pub async fn run_provisioner(&self, event: Value) -> Value {
         let mut context = Context::default();
         context.request_id = format!("{}-{}", self.name, nanos());
-        nodewright_provisioner::function_handler(&self.provisioner, LambdaEvent::new(event, context))
-            .await
-            .expect("provisioner handled")
+        self.rbac_mark();
+        let response =
+            nodewright_provisioner::function_handler(&self.provisioner, LambdaEvent::new(event, context))
+                .await
+                .expect("provisioner handled");
+        self.assert_rbac_allows(PROVISIONER_GROUP);
+        response
     }
 
     /// This cluster's instances that are not terminated.
@@ -484,4 +494,103 @@ pub fn parses(object: &Value) -> bool {
         parse_config_object(&object.to_string(), "example"),
         Ok(ConfigObject::NodePool(_) | ConfigObject::Ec2NodeClass(_))
     )
+}
+
+/// The cluster access `infra/rbac.yaml` grants the group `group`: `(apiGroup, resource, verb)`,
+/// a subresource written `pods/eviction`.
+pub fn rbac_grants(group: &str) -> std::collections::BTreeSet<(String, String, String)> {
+    let text = include_str!("../../infra/rbac.yaml");
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(text)
+        .map(|d| Value::deserialize(d).expect("rbac.yaml is YAML"))
+        .collect();
+    let roles: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRoleBinding")
+        .filter(|d| {
+            d["subjects"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["kind"] == "Group" && s["name"] == group))
+        })
+        .filter_map(|d| d["roleRef"]["name"].as_str())
+        .collect();
+    let mut out = std::collections::BTreeSet::new();
+    for role in docs.iter().filter(|d| {
+        d["kind"] == "ClusterRole" && roles.contains(&d["metadata"]["name"].as_str().unwrap_or(""))
+    }) {
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            let strings = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            };
+            for g in strings("apiGroups") {
+                for r in strings("resources") {
+                    for v in strings("verbs") {
+                        out.insert((g.clone(), r.clone(), v));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `(apiGroup, resource[/subresource], verb)` of a request to a resource path; `None` for
+/// discovery and other paths every authenticated client may read.
+pub fn rbac_attributes(request: &nodewright_fake_kube::RequestRecord) -> Option<(String, String, String)> {
+    use nodewright_fake_kube::Verb;
+    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", _version, rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, resource, more @ ..] => [&[*resource][..], more].concat(),
+        other => other.to_vec(),
+    };
+    let resource = match rest.as_slice() {
+        [] => return None,
+        [resource] | [resource, _] => resource.to_string(),
+        [resource, _, sub, ..] => format!("{resource}/{sub}"),
+    };
+    let verb = match request.verb? {
+        Verb::Get => "get",
+        Verb::List => "list",
+        Verb::Watch => "watch",
+        Verb::Create => "create",
+        Verb::Update => "update",
+        Verb::Patch => "patch",
+        Verb::Delete => "delete",
+        Verb::DeleteCollection => "deletecollection",
+    };
+    Some((group.to_string(), resource, verb.to_string()))
+}
+
+impl World {
+    /// Starts counting requests as a handler's (see [`World::assert_rbac_allows`]).
+    pub fn rbac_mark(&self) {
+        *self.rbac_checked.lock().unwrap_or_else(|p| p.into_inner()) = self.kube.requests().len();
+    }
+
+    /// Every request the API server took since [`World::rbac_mark`] was one `infra/rbac.yaml`
+    /// grants `group` (a function's access entry group).
+    pub fn assert_rbac_allows(&self, group: &str) {
+        let grants = rbac_grants(group);
+        assert!(!grants.is_empty(), "rbac.yaml binds no role to {group}");
+        let requests = self.kube.requests();
+        let mut checked = self.rbac_checked.lock().unwrap_or_else(|p| p.into_inner());
+        let denied: Vec<String> = requests
+            .iter()
+            .skip(*checked)
+            .filter_map(rbac_attributes)
+            .filter(|a| !grants.contains(a))
+            .map(|(g, r, v)| format!("{v} {r} (apiGroup {g:?})"))
+            .collect();
+        *checked = requests.len();
+        assert!(denied.is_empty(), "{group} is not granted: {denied:?}");
+    }
 }

@@ -406,9 +406,12 @@ def test_cluster_roles_are_exactly_the_calls():
         ("policy", "poddisruptionbudgets", "list"),
         ("karpenter.sh", "nodepools", "list"),
         ("karpenter.k8s.aws", "ec2nodeclasses", "list"),
+        ("", "namespaces", "list"),
+        ("", "persistentvolumeclaims", "list"),
+        ("", "persistentvolumes", "list"),
+        ("storage.k8s.io", "storageclasses", "list"),
     }
     provisioner = sweeper | {
-        ("", "namespaces", "list"),
         ("", "nodes", "get"),
         ("", "nodes", "update"),
         ("", "nodes", "delete"),

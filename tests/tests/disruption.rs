@@ -22,9 +22,13 @@ async fn run_sweeper(w: &World) -> serde_json::Value {
     });
     let mut context = Context::default();
     context.request_id = format!("{}-sweep", w.name);
-    nodewright_provisioner::sweeper::function_handler(&w.provisioner, LambdaEvent::new(event, context))
-        .await
-        .expect("sweeper handled")
+    w.rbac_mark();
+    let response =
+        nodewright_provisioner::sweeper::function_handler(&w.provisioner, LambdaEvent::new(event, context))
+            .await
+            .expect("sweeper handled");
+    w.assert_rbac_allows(nodewright_tests::SWEEPER_GROUP);
+    response
 }
 
 #[tokio::test]

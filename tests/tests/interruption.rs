@@ -37,6 +37,7 @@ fn batch(bodies: &[String]) -> Value {
 async fn deliver(w: &World, bodies: &[String]) -> Vec<String> {
     let mut context = Context::default();
     context.request_id = format!("{}-interruption", w.name);
+    w.rbac_mark();
     let response = nodewright_provisioner::interruption::function_handler(
         &w.provisioner,
         Rebalance::Record,
@@ -44,6 +45,7 @@ async fn deliver(w: &World, bodies: &[String]) -> Vec<String> {
     )
     .await
     .expect("handled");
+    w.assert_rbac_allows(nodewright_tests::PROVISIONER_GROUP);
     response["batchItemFailures"]
         .as_array()
         .expect("a batch response")
