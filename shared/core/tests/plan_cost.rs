@@ -4,9 +4,11 @@
 //! every configuration over the 1.10× target are printed
 //! (`cargo test --release --test plan_cost -- --nocapture`).
 //!
-//! The target is not met on every configuration yet: the assertion holds the worst ratio seen
-//! today so that packing never gets worse, and the configurations over the target are listed
-//! for the work that remains (see the README's scheduling section).
+//! The bound is the larger of the fractional cover and, for rounds of few shapes, the
+//! configuration LP of bin packing (whole pods per node), so the ratio measures packing loss,
+//! not the looseness of the bound. The target is not met on every configuration yet (pools
+//! with burstable types miss it by up to 18%): the assertion holds the worst ratio seen today
+//! so that packing never gets worse, and the configurations over the target are listed.
 
 use nodewright_core::benchmark::Rng;
 use nodewright_core::builders::{nodepool, pod, pool_input};
@@ -17,9 +19,9 @@ use nodewright_core::scheduler::{Input, schedule};
 
 /// Where packing should be on every configuration.
 const TARGET: f64 = 1.10;
-/// The worst ratio seen today (2.08× on arm64 with burstable types, where the bound buys
-/// fractions of t4g.medium that whole 1-CPU pods cannot use): no change may exceed it.
-const GUARD: f64 = 2.2;
+/// The worst ratio seen today (1.18×, spot and on-demand amd64 with burstable types in two
+/// zones): no change may exceed it.
+const GUARD: f64 = 1.20;
 
 /// (cpu, memory) of the shapes a mix draws from: CPU-heavy to memory-heavy.
 const SHAPES: [(&str, &str); 8] = [
@@ -102,6 +104,8 @@ fn unconstrained_pods_never_cost_more_over_the_lower_bound_than_today_on_any_poo
                         plan.unschedulable.first()
                     );
                     let ratio = plan.cost_per_hour / plan.lower_bound_per_hour;
+                    // A bound above what the plan pays is no bound.
+                    assert!(ratio >= 1.0 - 1e-9, "{what}: the bound exceeds the plan");
                     if ratio > worst.0 {
                         worst = (ratio, what.clone());
                     }

@@ -138,11 +138,6 @@ impl Cover {
         Cover { front }
     }
 
-    /// The offers (indices) that can be in an optimal cover.
-    pub fn offers(&self) -> impl Iterator<Item = usize> + '_ {
-        self.front.iter().map(|(_, i, _)| *i)
-    }
-
     /// The bound for `total`: infinite when no offer covers it.
     pub fn cost(&self, total: &Resources) -> f64 {
         if total.cpu() <= 0 && total.memory() <= 0 && total.pods() <= 0 {

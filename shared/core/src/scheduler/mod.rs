@@ -121,6 +121,7 @@ mod hosts;
 mod limits;
 mod lower_bound;
 mod offerings;
+mod packing_bound;
 mod plan;
 mod pools;
 mod repack;

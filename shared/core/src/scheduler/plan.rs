@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::claim::*;
 use super::lower_bound;
 use super::offerings::*;
+use super::packing_bound;
 use super::pools::*;
 use super::solver::Solver;
 use super::{ChosenOffering, Input, MAX_INSTANCE_TYPES, Plan, PlannedClaim, Unschedulable};
@@ -57,7 +58,14 @@ impl<'a> Solver<'a> {
             .filter(|(_, used)| **used)
             .flat_map(|(p, _)| p.types.iter().map(|pt| (&pt.usable, pt.price)))
             .collect();
-        let lower_bound_per_hour = lower_bound::round_bound(&pods, &offers);
+        // Both are true bounds; the packing LP is the closer one where it applies, and worth
+        // its time only when the plan is not already within a hair of the cheaper one.
+        let cover = lower_bound::round_bound(&pods, &offers);
+        let lower_bound_per_hour = if cost_per_hour > cover * (1.0 + PACKING_BOUND_GAP) {
+            cover.max(packing_bound::packing_bound(&shapes_of(&pods), &offers))
+        } else {
+            cover
+        };
         Plan {
             new_claims,
             existing,
@@ -67,6 +75,28 @@ impl<'a> Solver<'a> {
             lower_bound_per_hour,
         }
     }
+}
+
+/// Plans within this share of the fractional cover are not bounded more closely.
+const PACKING_BOUND_GAP: f64 = 0.005;
+
+/// Distinct requests with their counts.
+fn shapes_of<'r>(pods: &[&'r Resources]) -> Vec<(&'r Resources, usize)> {
+    let mut out: Vec<(&Resources, usize)> = Vec::new();
+    let mut index: std::collections::HashMap<&Resources, usize> = std::collections::HashMap::new();
+    for p in pods {
+        match index.get(p) {
+            Some(&i) => out[i].1 += 1,
+            None => {
+                index.insert(p, out.len());
+                out.push((p, 1));
+            }
+        }
+        if out.len() > packing_bound::MAX_SHAPES {
+            break;
+        }
+    }
+    out
 }
 
 pub(super) fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> PlannedClaim {

@@ -252,34 +252,31 @@ impl<'a> Solver<'a> {
             .collect();
         let offers: Vec<(&Resources, f64)> = rooms.iter().map(|(r, p)| (r, *p)).collect();
         let cover = lower_bound::Cover::new(&offers);
+        let mut memo: Option<Memo> = None;
+        // The cheapest type of each room (candidates are cheapest first).
+        let distinct: Vec<u32> = {
+            let mut seen = std::collections::HashSet::new();
+            candidates
+                .iter()
+                .copied()
+                .filter(|t| {
+                    let u = &pool.types[*t as usize].usable;
+                    seen.insert((u.cpu(), u.memory(), u.pods()))
+                })
+                .collect()
+        };
         while left > 0 {
             let basis = cover.optimal(&demand)?;
             let (widest, x, _) = basis.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1))?;
             // Worth is what the node holds at the prices of the whole remaining demand: a node
             // full of small pods is worth little where pod slots are not what is short overall.
             let prices = cover.prices(&demand)?;
-            // Of some types, the one that holds the most per dollar at `prices` once filled.
-            let most_per_dollar = |types: &mut dyn Iterator<Item = u32>| {
-                let mut best: Option<(f64, (Resources, Vec<usize>))> = None;
-                for t in types {
-                    let pt = &pool.types[t as usize];
-                    let (used, taken) = best_fill(&pt.usable, &shapes, &next, &prices);
-                    if taken.is_empty() {
-                        continue;
-                    }
-                    let worth = lower_bound::Cover::value(&prices, &used) / pt.price;
-                    if best.as_ref().is_none_or(|(b, _)| worth > *b) {
-                        best = Some((worth, (used, taken)));
-                    }
-                }
-                best.map(|(_, fill)| fill)
-            };
             // While whole nodes are needed: a node of the LP's main type, or (by `choice`) of
-            // whichever type that can be in an optimal cover holds the most per dollar once
-            // filled with whole pods (the LP's fractions ignore that three 2-CPU pods leave a
-            // quarter of an 8-CPU node idle). For the tail: one type of each shape, the one
-            // that holds the most per dollar (a type that takes everything left competes like
-            // any other).
+            // whichever type holds the most per dollar once filled with whole pods (the LP's
+            // fractions ignore that three 2-CPU pods leave a quarter of an 8-CPU node idle, and
+            // make burstable types look cheapest though whole pods leave most of them idle). For
+            // the tail: the same choice, so a type that takes everything left competes like any
+            // other.
             let (used, taken) = if x >= 1.0 && choice == NodeChoice::LpType {
                 best_fill(
                     &pool.types[candidates[widest] as usize].usable,
@@ -287,15 +284,57 @@ impl<'a> Solver<'a> {
                     &next,
                     &prices,
                 )
-            } else if x >= 1.0 {
-                most_per_dollar(&mut cover.offers().map(|i| candidates[i]))?
             } else {
-                // Candidates are cheapest first: the first type of each shape is the one.
-                let mut seen = std::collections::HashSet::new();
-                most_per_dollar(&mut candidates.iter().copied().filter(|t| {
-                    let u = &pool.types[*t as usize].usable;
-                    seen.insert((u.cpu(), u.memory(), u.pods()))
-                }))?
+                let same_prices = |a: &[f64; 3]| {
+                    a.iter()
+                        .zip(&prices)
+                        .all(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()))
+                };
+                // Every type is weighed when the prices move; in between, only the few that
+                // were worth most then (weighing hundreds of types for every node is the cost).
+                let fresh = memo
+                    .as_ref()
+                    .is_none_or(|m| !same_prices(&m.prices) || m.uses >= SHORTLIST_USES);
+                let weighed: &[u32] = match &memo {
+                    Some(m) if !fresh => &m.shortlist,
+                    _ => &distinct,
+                };
+                let mut ranked: Vec<(f64, u32, (Resources, Vec<usize>))> = Vec::new();
+                for &t in weighed {
+                    let pt = &pool.types[t as usize];
+                    let (used, taken) = best_fill(&pt.usable, &shapes, &next, &prices);
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    let worth = lower_bound::Cover::value(&prices, &used) / pt.price;
+                    ranked.push((worth, t, (used, taken)));
+                }
+                // Stable: among equals, the first (cheapest) type wins, as before.
+                ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+                if fresh {
+                    memo = Some(Memo {
+                        prices,
+                        shortlist: ranked.iter().take(SHORTLIST).map(|r| r.1).collect(),
+                        best: ranked.first().map_or(0.0, |r| r.0),
+                        uses: 0,
+                    });
+                } else if let Some(m) = memo.as_mut() {
+                    m.uses += 1;
+                    // The mix left has moved away from what the shortlist was chosen for.
+                    if ranked.first().is_none_or(|r| r.0 < m.best * SHORTLIST_DRIFT) {
+                        memo = None;
+                        continue;
+                    }
+                }
+                match ranked.into_iter().next() {
+                    Some((_, _, fill)) => fill,
+                    // The shortlist ran dry: weigh everything again.
+                    None if !fresh => {
+                        memo = None;
+                        continue;
+                    }
+                    None => return None,
+                }
             };
             let taken: Vec<usize> = taken
                 .into_iter()
@@ -368,6 +407,25 @@ fn shapes_of<'p>(pending: &'p [Pod], pods: &[usize]) -> Option<Vec<(&'p Resource
         }
     }
     Some(shapes)
+}
+
+/// Types weighed for each node while the prices stay the same (see [`Memo`]).
+const SHORTLIST: usize = 8;
+
+/// Nodes chosen from one shortlist before every type is weighed again.
+const SHORTLIST_USES: usize = 16;
+
+/// A shortlist is weighed again in full once its best is worth less than this share of what
+/// the best was worth when it was drawn up.
+const SHORTLIST_DRIFT: f64 = 0.995;
+
+/// The types worth most per dollar when the prices were last these, what the best of them was
+/// worth, and how many nodes have been chosen from them since.
+struct Memo {
+    prices: [f64; 3],
+    shortlist: Vec<u32>,
+    best: f64,
+    uses: usize,
 }
 
 /// How [`Solver::pack_free`] picks the type of each whole node.
