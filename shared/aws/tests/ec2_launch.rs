@@ -136,6 +136,17 @@ async fn launches_the_getting_started_nodeclass_with_every_tag_imdsv2_and_a_node
     )
     .await;
     assert_eq!(instance.image_id(), Some(al2023.as_str()));
+    // The claim learns the AMI at launch, and the node class resolves to it until EKS releases
+    // another (drift by AMI compares the two).
+    assert_eq!(launched.instance.image_id.as_deref(), Some(al2023.as_str()));
+    let images = f.cloud.images(&req.nodeclass).await.expect("images");
+    assert!(images.contains(&al2023), "{images:?}");
+    let listed = f.cloud.list_instances().await.expect("list");
+    let mine = listed
+        .iter()
+        .find(|i| i.id == launched.instance.id)
+        .expect("listed");
+    assert_eq!(mine.image_id.as_deref(), Some(al2023.as_str()));
 
     let templates = f
         .ec2

@@ -15,6 +15,8 @@ pub const NODEPOOL: &str = "karpenter.sh/nodepool";
 pub const NODE_INITIALIZED: &str = "karpenter.sh/initialized";
 pub const NODE_REGISTERED: &str = "karpenter.sh/registered";
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+/// Lower-cost pods are deleted first, by ReplicaSets and by disruption.
+pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
 pub const UNREGISTERED_TAINT: &str = "karpenter.sh/unregistered";
 /// Taints a node carries only until it is ready (Karpenter's known ephemeral taints).

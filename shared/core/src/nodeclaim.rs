@@ -148,6 +148,10 @@ pub struct DisruptionState {
     /// a node whose pool's hash now differs has drifted. `None` for claims that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_hash: Option<String>,
+    /// The AMI the instance runs: a node whose node class now selects other AMIs has drifted.
+    /// `None` when it is not known (claims that predate it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     /// A hash of the pods on the node when the sweep last looked, and since when that set
     /// has not changed: `consolidateAfter` counts from the last pod event.
     #[serde(default, skip_serializing_if = "Option::is_none")]

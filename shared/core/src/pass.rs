@@ -7,7 +7,7 @@
 //! Every claim write of the pass is fenced with the lease's token, so a pass that lost its
 //! lease (paused past its expiry) cannot overwrite its successor's claims.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
@@ -277,6 +277,26 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         provisioning::namespace_labels_for(cluster, nodes.iter().flat_map(|n| n.pods.iter())).await?;
     let pending = cluster.list_pending_pods().await?;
     let pdbs = cluster.list_pdbs().await?;
+    // The AMIs node classes resolve to, for nodes whose AMI is known.
+    let mut images = BTreeMap::new();
+    if claims.iter().any(|c| c.disruption.image_id.is_some()) {
+        for pool in &pools {
+            let name = pool.nodeclass.name().to_string();
+            if let std::collections::btree_map::Entry::Vacant(slot) = images.entry(name.clone()) {
+                // Not knowing the AMIs only means no node drifts by its AMI this sweep.
+                let resolved = match cloud.images(&pool.nodeclass).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        report.invalid_config.push(format!(
+                            "EC2NodeClass {name}: its AMIs could not be resolved: {e}"
+                        ));
+                        BTreeSet::new()
+                    }
+                };
+                slot.insert(resolved);
+            }
+        }
+    }
     let daemonsets = cluster
         .list_daemonsets()
         .await?
@@ -293,6 +313,7 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         pending,
         unavailable: lock(unavailable).current(now),
         namespace_labels,
+        images,
         now,
     };
     let mut plan = crate::disruption::plan_sweep(&input);

@@ -260,6 +260,8 @@ pub struct Pod {
     pub do_not_disrupt: bool,
     pub node_name: Option<String>,
     pub priority: i32,
+    /// `controller.kubernetes.io/pod-deletion-cost`: pods that cost less are evicted first.
+    pub deletion_cost: i32,
     /// Whether the pod has finished (Succeeded or Failed) and no longer holds resources.
     pub terminal: bool,
     /// Being deleted (a deletionTimestamp is set): it still runs, and holds its node, until

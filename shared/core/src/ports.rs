@@ -5,7 +5,7 @@
 //! Methods return `impl Future + Send` rather than using `async fn` so that callers can run them
 //! on a multi-threaded runtime; the core itself never depends on a runtime.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use thiserror::Error;
@@ -129,6 +129,8 @@ pub struct Instance {
     /// The claim this instance belongs to (tag `nodewright.io/nodeclaim`).
     pub claim_id: Option<String>,
     pub private_dns_name: Option<String>,
+    /// The AMI it runs, when known.
+    pub image_id: Option<String>,
 }
 
 /// The result of a launch: the instance, and offerings that failed before it was found.
@@ -155,6 +157,13 @@ pub trait Cloud: Send + Sync {
 
     /// Every instance of this cluster that is not terminated, whatever its claim state.
     fn list_instances(&self) -> impl Future<Output = PortResult<Vec<Instance>>> + Send;
+
+    /// The AMIs the node class's `amiSelectorTerms` resolve to now (for every architecture): a
+    /// node running another has drifted. Empty when it cannot tell, which drifts nothing.
+    fn images(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<BTreeSet<String>>> + Send {
+        let _ = nodeclass;
+        std::future::ready(Ok(BTreeSet::new()))
+    }
 
     /// The instance catalog for a node class (allocatable depends on its kubelet settings).
     /// Only what it can launch: offerings in zones of its selected subnets, of types whose

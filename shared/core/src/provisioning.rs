@@ -421,6 +421,7 @@ pub(crate) async fn launch_claim<K: Cloud, S: ClaimStore>(
     }
     let instance = launched.instance;
     claim.state = ClaimState::Launched;
+    claim.disruption.image_id = instance.image_id.clone();
     claim.launched_at = Some(clock.now());
     claim.instance = Some(LaunchedInstance {
         instance_id: instance.id.clone(),

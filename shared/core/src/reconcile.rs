@@ -271,6 +271,7 @@ async fn adopt(
         price: 0.0,
     });
     next.launched_at = Some(instance.launched_at);
+    next.disruption.image_id = instance.image_id.clone();
     match store.update(&next).await {
         Ok(_) => report.adopted.push(claim.id.clone()),
         Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {
@@ -436,6 +437,7 @@ mod tests {
             tags: BTreeMap::new(),
             claim_id: None,
             private_dns_name: None,
+            image_id: None,
         })
     }
 

@@ -96,6 +96,19 @@ pub(crate) fn from_spec(at: At<'_>, meta: &ObjectMeta, spec: &k8s::PodSpec) -> R
         .as_ref()
         .and_then(|a| a.get(labels::DO_NOT_DISRUPT))
         .is_some_and(|v| v == "true");
+    let deletion_cost = match meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::POD_DELETION_COST))
+    {
+        None => 0,
+        Some(v) => v.trim().parse::<i32>().map_err(|_| {
+            at.invalid(
+                &format!("metadata.annotations[{}]", labels::POD_DELETION_COST),
+                format!("{v:?} is not a 32-bit integer"),
+            )
+        })?,
+    };
     let node_selector = constraints::node_selector(spec.node_selector.as_ref());
     let affinity = spec.affinity.as_ref();
     let node_affinity = affinity.and_then(|a| a.node_affinity.as_ref());
@@ -141,6 +154,7 @@ pub(crate) fn from_spec(at: At<'_>, meta: &ObjectMeta, spec: &k8s::PodSpec) -> R
         host_ports: constraints::host_ports(spec),
         volume_claims: volume_claims(spec),
         do_not_disrupt,
+        deletion_cost,
         node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
         priority: spec.priority.unwrap_or(0),
         labels,

@@ -133,6 +133,53 @@ impl CloudWorld {
         ))
     }
 
+    /// The image the node class's AMI selection resolves to for each architecture: an alias
+    /// to EKS's release (`ami-al2023-amd64-r3` for `al2023@latest` at release 3, the version
+    /// itself when pinned), explicit terms to the last matching image of each architecture
+    /// (as EC2 resolves them to the newest), or a fixed custom image in the default world.
+    fn images_for(
+        &self,
+        nodeclass: &Ec2NodeClass,
+        release: u32,
+    ) -> PortResult<BTreeMap<&'static str, String>> {
+        const ARCHES: [&str; 2] = ["amd64", "arm64"];
+        if let Some(alias) = nodeclass
+            .spec
+            .ami_selector_terms
+            .iter()
+            .find_map(|t| t.alias.as_deref())
+        {
+            let (family, version) = alias.split_once('@').unwrap_or((alias, "latest"));
+            let version = if version == "latest" {
+                format!("r{release}")
+            } else {
+                version.to_string()
+            };
+            return Ok(ARCHES
+                .iter()
+                .map(|a| (*a, format!("ami-{}-{a}-{version}", family.to_ascii_lowercase())))
+                .collect());
+        }
+        let Some(images) = &self.images else {
+            return Ok(ARCHES.iter().map(|a| (*a, format!("ami-custom-{a}"))).collect());
+        };
+        self.arches(nodeclass)?;
+        let terms = &nodeclass.spec.ami_selector_terms;
+        let mut out = BTreeMap::new();
+        for i in images {
+            let selected = terms.iter().any(|t| {
+                t.id.as_ref().is_none_or(|id| *id == i.id)
+                    && t.name.as_ref().is_none_or(|n| wildcard_match(n, &i.name))
+                    && t.owner.as_ref().is_none_or(|o| i.owner.as_ref() == Some(o))
+                    && tags_match(&t.tags, &i.tags)
+            });
+            if selected {
+                out.insert(i.architecture.kube(), i.id.clone());
+            }
+        }
+        Ok(out)
+    }
+
     /// The Kubernetes architectures the node class's AMI selection has an image for; `None`
     /// for every architecture.
     fn arches(&self, nodeclass: &Ec2NodeClass) -> PortResult<Option<BTreeSet<&'static str>>> {
@@ -255,6 +302,9 @@ struct CloudState {
     launchable: Vec<(Launchable, Arc<Catalog>)>,
     out_of_capacity: Vec<OfferingPattern>,
     capacity_failures: Vec<CapacityFailure>,
+    /// EKS's AMI release that `@latest` aliases resolve to; [`SimCloud::release_ami`] publishes
+    /// the next one.
+    ami_release: u32,
     rng: SplitMix64,
     recorder: Recorder<CloudOp>,
 }
@@ -295,6 +345,7 @@ impl SimCloud {
                 launchable: Vec::new(),
                 out_of_capacity: Vec::new(),
                 capacity_failures: Vec::new(),
+                ami_release: 1,
                 rng: SplitMix64::new(seed),
                 recorder: Recorder::default(),
             }),
@@ -311,6 +362,20 @@ impl SimCloud {
         let mut state = self.state();
         state.world = world;
         state.launchable.clear();
+    }
+
+    /// EKS publishes a new release of its optimized AMIs: `@latest` aliases resolve to it from
+    /// now on (pinned aliases and explicit images do not change). Returns the release.
+    pub fn release_ami(&self) -> u32 {
+        let mut state = self.state();
+        state.ami_release += 1;
+        state.ami_release
+    }
+
+    /// The image the node class launches for each Kubernetes architecture it has one for.
+    fn images_now(&self, nodeclass: &Ec2NodeClass) -> PortResult<BTreeMap<&'static str, String>> {
+        let state = self.state();
+        state.world.images_for(nodeclass, state.ami_release)
     }
 
     /// Offerings matching `pattern` have no capacity until [`Self::restore_capacity`].
@@ -416,7 +481,17 @@ impl SimCloud {
                 labels::EC2NODECLASS.to_string(),
                 request.nodeclass.name().to_string(),
             );
+            let arch = it
+                .labels
+                .get(labels::ARCH)
+                .map(String::as_str)
+                .unwrap_or_default();
+            let image_id = state
+                .world
+                .images_for(&request.nodeclass, state.ami_release)?
+                .remove(arch);
             let instance = Instance {
+                image_id,
                 id: id.clone(),
                 instance_type: o.instance_type.clone(),
                 zone: o.zone.clone(),
@@ -564,6 +639,13 @@ impl Cloud for SimCloud {
 
     fn catalog(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<Catalog>> + Send {
         std::future::ready(self.catalog_now(nodeclass))
+    }
+
+    fn images(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<BTreeSet<String>>> + Send {
+        std::future::ready(
+            self.images_now(nodeclass)
+                .map(|by_arch| by_arch.into_values().collect()),
+        )
     }
 }
 

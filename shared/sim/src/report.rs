@@ -129,6 +129,10 @@ pub enum Event {
     Applied {
         objects: Vec<String>,
     },
+    /// EKS published a new release of its optimized AMIs (`release` counts from 1).
+    AmiReleased {
+        release: u32,
+    },
     /// A user deleted the Node (`kubectl delete node`).
     DeleteRequested {
         node: String,
@@ -243,6 +247,7 @@ impl fmt::Display for Event {
             }
             Event::DeleteRequested { node } => write!(f, "kubectl delete node {node}"),
             Event::Applied { objects } => write!(f, "applied {}", objects.join(", ")),
+            Event::AmiReleased { release } => write!(f, "EKS released AMI release {release}"),
             Event::Interrupted {
                 instance,
                 node,

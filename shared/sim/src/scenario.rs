@@ -80,6 +80,9 @@ pub struct Step {
     pub apply: Objects,
     /// EC2 interrupts matching instances now.
     pub interrupt: Option<Interrupt>,
+    /// EKS publishes a new release of its optimized AMIs: node classes selecting `@latest`
+    /// aliases resolve to it, and their nodes drift.
+    pub release_ami: bool,
 }
 
 /// An interruption: EC2 sends `kind`'s event for up to `count` running instances matching the
@@ -257,12 +260,13 @@ impl Scenario {
                 && s.restore_registration.is_empty()
                 && s.delete_node.is_none()
                 && s.interrupt.is_none()
+                && !s.release_ami
             {
                 return Err(Error::scenario(
                     file,
                     field,
                     "does nothing: give scale, apply, outOfCapacity, restoreCapacity, \
-                     failRegistration, restoreRegistration, deleteNode or interrupt",
+                     failRegistration, restoreRegistration, deleteNode, interrupt or releaseAmi",
                 ));
             }
             steps.push(Step {
@@ -275,6 +279,7 @@ impl Scenario {
                 delete_node: s.delete_node,
                 apply: applied,
                 interrupt: s.interrupt,
+                release_ami: s.release_ami,
             });
         }
         // Stable: steps at the same moment keep the order they were written in.
@@ -384,6 +389,8 @@ struct StepSpec {
     apply: Vec<serde_yaml::Value>,
     #[serde(default)]
     interrupt: Option<Interrupt>,
+    #[serde(default)]
+    release_ami: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1082,8 +1089,22 @@ impl WorkloadSpec {
             })
             .collect::<Vec<_>>();
         let stateful = !volume_claims.is_empty();
+        let deletion_cost = match self.annotations.get(nodewright_core::labels::POD_DELETION_COST) {
+            None => 0,
+            Some(v) => v.trim().parse::<i32>().map_err(|_| {
+                Error::scenario(
+                    file,
+                    at(&format!(
+                        "annotations.{}",
+                        nodewright_core::labels::POD_DELETION_COST
+                    )),
+                    format!("{v:?} is not a 32-bit integer"),
+                )
+            })?,
+        };
         let template = Pod {
             namespace: self.namespace.clone(),
+            deletion_cost,
             volume_claims,
             labels,
             requests,

@@ -275,6 +275,10 @@ impl Simulation {
                     objects: step.apply.names(),
                 });
             }
+            if step.release_ami {
+                let release = self.cloud.release_ami();
+                self.record(Event::AmiReleased { release });
+            }
             if let Some(interrupt) = &step.interrupt {
                 self.interrupt(interrupt, now);
             }

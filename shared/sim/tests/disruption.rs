@@ -74,3 +74,65 @@ end: 30m
         fresh.cost_per_hour
     );
 }
+
+#[test]
+fn a_new_eks_ami_release_drifts_every_node_and_replaces_them_one_at_a_time() {
+    let yaml = "name: ami-release
+objects: [{include: pool.yaml}]
+workloads:
+  - name: web
+    replicas: 3
+    requests: {cpu: '1'}
+    podAntiAffinity: [{topologyKey: kubernetes.io/hostname}]
+steps:
+  - {at: 5m, releaseAmi: true}
+end: 45m
+";
+    let scenario = Scenario::parse(yaml, "ami.yaml", &|_| Ok(GETTING_STARTED.to_string())).expect("parses");
+    let mut sim = Simulation::new(scenario);
+    sim.run_until(5 * 60_000 - 1).expect("runs");
+    let before: Vec<Option<String>> = sim
+        .store()
+        .claims()
+        .into_iter()
+        .filter(|c| c.state == nodewright_core::nodeclaim::ClaimState::Initialized)
+        .map(|c| c.disruption.image_id)
+        .collect();
+    assert_eq!(before.len(), 3);
+    assert!(
+        before.iter().all(|i| i.as_deref() == Some("ami-al2023-amd64-r1")),
+        "{before:?}"
+    );
+    sim.run_until(45 * 60_000).expect("runs");
+    let report = sim.report();
+    let drifts: Vec<_> = report
+        .timeline
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Disrupting { reason, nodes, .. } if reason == "drifted" => Some(nodes.len()),
+            _ => None,
+        })
+        .collect();
+    // The default budget (10% of 3 nodes, rounded up) takes one node at a time.
+    assert_eq!(drifts, vec![1, 1, 1], "{:#?}", report.timeline);
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|e| matches!(e.event, Event::AmiReleased { release: 2 }))
+    );
+    let after: Vec<Option<String>> = sim
+        .store()
+        .claims()
+        .into_iter()
+        .filter(|c| c.state == nodewright_core::nodeclaim::ClaimState::Initialized)
+        .map(|c| c.disruption.image_id)
+        .collect();
+    assert_eq!(after.len(), 3);
+    assert!(
+        after.iter().all(|i| i.as_deref() == Some("ami-al2023-amd64-r2")),
+        "{after:?}"
+    );
+    assert_eq!(report.summary.pdb_violations, 0);
+    assert_eq!(report.summary.pods_pending_at_end, 0);
+}

@@ -117,6 +117,7 @@ fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         launched_at: i.launch_time().and_then(|t| t.to_millis().ok()).unwrap_or(0),
         claim_id: tags.get(CLAIM_TAG).cloned(),
         private_dns_name: i.private_dns_name().filter(|d| !d.is_empty()).map(str::to_string),
+        image_id: i.image_id().filter(|d| !d.is_empty()).map(str::to_string),
         tags,
     })
 }

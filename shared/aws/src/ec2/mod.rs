@@ -370,8 +370,13 @@ impl Ec2Cloud {
             skipped_out_of_capacity = out_of_capacity.len(),
             "launched an instance for the claim"
         );
+        let image_id = needs_by_type
+            .get(key.instance_type.as_str())
+            .and_then(|need| amis.get(need))
+            .map(|ami| ami.id.clone());
         Ok(Launched {
             instance: Instance {
+                image_id,
                 id: instance_id,
                 instance_type: key.instance_type,
                 zone: key.zone,
@@ -672,6 +677,13 @@ impl Cloud for Ec2Cloud {
 
     async fn list_instances(&self) -> PortResult<Vec<Instance>> {
         instances::not_terminated(&self.ec2, &self.config.cluster_name).await
+    }
+
+    async fn images(&self, nodeclass: &Ec2NodeClass) -> PortResult<BTreeSet<String>> {
+        let now = self.clock.now();
+        let types = self.catalog.instance_types(now).await?;
+        let amis = self.amis_for_types(nodeclass, &ami_needs(&types), now).await?;
+        Ok(amis.values().map(|a| a.id.clone()).collect())
     }
 
     async fn catalog(&self, nodeclass: &Ec2NodeClass) -> PortResult<Catalog> {

@@ -1,6 +1,6 @@
 //! Which nodes a sweep may disrupt, and what it knows about each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
 use super::budgets::{self, Reason};
@@ -34,6 +34,14 @@ pub struct Candidate {
     pub drifted: bool,
     /// Karpenter's ordering: pods weighted by priority, scaled by the lifetime left.
     pub disruption_cost: f64,
+}
+
+/// What evicting the pod costs, as Karpenter weighs it: 1, plus its
+/// `controller.kubernetes.io/pod-deletion-cost` over 2²⁷ and its priority over 2²⁵ (so the
+/// extremes count as about 16 pods either way), clamped to [-10, 10].
+pub fn eviction_cost(pod: &Pod) -> f64 {
+    (1.0 + f64::from(pod.deletion_cost) / 134_217_728.0 + f64::from(pod.priority) / 33_554_432.0)
+        .clamp(-10.0, 10.0)
 }
 
 /// Every initialized node of ours, cheapest to disrupt first.
@@ -78,10 +86,7 @@ pub fn candidates(input: &SweepInput) -> Vec<Candidate> {
         let expired = expire_after.is_some_and(|e| age >= e);
         let blocked_by = blocked_by(&n.node, &pods, input, &pdb_counts);
         let lifetime_left = expire_after.map_or(1.0, |e| (1.0 - age as f64 / e as f64).clamp(0.0, 1.0));
-        let cost: f64 = pods
-            .iter()
-            .map(|p| (1.0 + f64::from(p.priority) / 33_554_432.0).clamp(-10.0, 10.0))
-            .sum();
+        let cost: f64 = pods.iter().map(eviction_cost).sum();
         let instance = claim.instance.as_ref();
         out.push(Candidate {
             claim: (*claim).clone(),
@@ -95,7 +100,16 @@ pub fn candidates(input: &SweepInput) -> Vec<Candidate> {
             disruptable: blocked_by.is_none(),
             blocked_by,
             expired,
-            drifted: drift::drifted(claim, &n.node, pool).is_some(),
+            drifted: drift::drifted(
+                claim,
+                &n.node,
+                pool,
+                input
+                    .images
+                    .get(pool.nodeclass.name())
+                    .unwrap_or(&BTreeSet::new()),
+            )
+            .is_some(),
             disruption_cost: cost * lifetime_left,
             pods,
         });

@@ -4,10 +4,12 @@
 //! labels, annotations, taints and startup taints; the node class's spec without its selector
 //! terms, which are compared by what they resolve to) differs from the one recorded at launch;
 //! or the node's labels no longer satisfy the pool's requirements (an instance family removed,
-//! a zone dropped). `expireAfter` and `terminationGracePeriod` changes are not drift, as in
-//! Karpenter. Not detected yet: an AMI selector that now resolves to a newer image than the
-//! node runs (the instance's image id is not read back).
+//! a zone dropped); or the AMI the node runs is no longer one its node class's
+//! `amiSelectorTerms` resolve to (a new EKS release behind `al2023@latest`, a changed
+//! selector). `expireAfter` and `terminationGracePeriod` changes are not drift, as in
+//! Karpenter.
 
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 
 use super::candidates::Fnv;
@@ -34,8 +36,14 @@ pub fn template_hash(nodepool: &NodePool, nodeclass: &Ec2NodeClass) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// Why the node has drifted, if it has.
-pub fn drifted(claim: &NodeClaim, node: &Node, pool: &PoolInput) -> Option<String> {
+/// Why the node has drifted, if it has. `images` are the AMIs the pool's node class resolves to
+/// now (empty when not known: the AMI is then not compared).
+pub fn drifted(
+    claim: &NodeClaim,
+    node: &Node,
+    pool: &PoolInput,
+    images: &BTreeSet<String>,
+) -> Option<String> {
     if let Some(recorded) = &claim.disruption.template_hash
         && *recorded != template_hash(&pool.nodepool, &pool.nodeclass)
     {
@@ -43,6 +51,16 @@ pub fn drifted(claim: &NodeClaim, node: &Node, pool: &PoolInput) -> Option<Strin
             "NodePool {} or EC2NodeClass {} changed since the node was launched",
             pool.nodepool.name(),
             pool.nodeclass.name()
+        ));
+    }
+    if let Some(image) = &claim.disruption.image_id
+        && !images.is_empty()
+        && !images.contains(image)
+    {
+        return Some(format!(
+            "the node runs AMI {image}, and EC2NodeClass {} now selects {}",
+            pool.nodeclass.name(),
+            images.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
     let requirements = pool.nodepool.requirements().ok()?;

@@ -54,6 +54,8 @@ pub struct SweepInput {
     pub pending: Vec<Pod>,
     pub unavailable: Vec<OfferingKey>,
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Per node class, the AMIs its selector resolves to now (see [`drift`]).
+    pub images: BTreeMap<String, std::collections::BTreeSet<String>>,
     pub now: Millis,
 }
 

@@ -268,12 +268,96 @@ fn a_node_that_no_longer_satisfies_its_pools_requirements_has_drifted() {
             values: vec!["c7i".into()],
             min_values: None,
         });
-    let why = drift::drifted(&w.input.claims[0], &w.input.nodes[0].node, &pool).expect("drifted");
+    let why = drift::drifted(
+        &w.input.claims[0],
+        &w.input.nodes[0].node,
+        &pool,
+        &Default::default(),
+    )
+    .expect("drifted");
     assert!(why.contains("requirements"), "{why}");
     assert_eq!(
-        drift::drifted(&w.input.claims[0], &w.input.nodes[0].node, &w.input.pools[0]),
+        drift::drifted(
+            &w.input.claims[0],
+            &w.input.nodes[0].node,
+            &w.input.pools[0],
+            &Default::default()
+        ),
         None
     );
+}
+
+#[test]
+fn a_node_whose_ami_its_node_class_no_longer_selects_has_drifted() {
+    let mut w = world(&[&["1"], &["1"]]);
+    for c in &mut w.input.claims {
+        c.disruption.image_id = Some("ami-al2023-amd64-r1".into());
+    }
+    let class = w.input.pools[0].nodeclass.name().to_string();
+    // The selector still resolves to the image the nodes run: nothing drifts.
+    w.input.images.insert(
+        class.clone(),
+        [
+            "ami-al2023-amd64-r1".to_string(),
+            "ami-al2023-arm64-r1".to_string(),
+        ]
+        .into(),
+    );
+    assert!(
+        reasons(&plan_sweep(&w.input))
+            .iter()
+            .all(|(r, _)| *r != Reason::Drifted)
+    );
+    // A new release: the nodes drift, one per sweep within the budget.
+    w.input.images.insert(
+        class,
+        [
+            "ami-al2023-amd64-r2".to_string(),
+            "ami-al2023-arm64-r2".to_string(),
+        ]
+        .into(),
+    );
+    let why = drift::drifted(
+        &w.input.claims[0],
+        &w.input.nodes[0].node,
+        &w.input.pools[0],
+        &w.input.images[w.input.pools[0].nodeclass.name()],
+    )
+    .expect("drifted");
+    assert!(why.contains("ami-al2023-amd64-r1"), "{why}");
+    let plan = plan_sweep(&w.input);
+    let drifted: Vec<_> = plan
+        .decisions
+        .iter()
+        .filter(|d| d.reason == Reason::Drifted)
+        .collect();
+    assert_eq!(drifted.len(), 1, "{:?}", reasons(&plan));
+}
+
+#[test]
+fn a_node_whose_ami_is_not_known_never_drifts_by_its_ami() {
+    let mut w = world(&[&["1"]]);
+    let class = w.input.pools[0].nodeclass.name().to_string();
+    w.input.images.insert(class, ["ami-new".to_string()].into());
+    assert!(
+        reasons(&plan_sweep(&w.input))
+            .iter()
+            .all(|(r, _)| *r != Reason::Drifted)
+    );
+}
+
+#[test]
+fn among_equal_nodes_the_one_whose_pods_cost_least_to_delete_goes_first() {
+    let mut w = world(&[&["1"], &["1"], &["1"]]);
+    // node-0's pod is expensive to delete, node-2's is cheap.
+    w.input.nodes[0].pods[0].deletion_cost = 1_000_000_000;
+    w.input.nodes[2].pods[0].deletion_cost = -1_000_000_000;
+    let order: Vec<String> = super::candidates::candidates(&w.input)
+        .into_iter()
+        .map(|c| c.node)
+        .collect();
+    assert_eq!(order.first().map(String::as_str), Some("node-2"), "{order:?}");
+    assert_eq!(order.last().map(String::as_str), Some("node-0"), "{order:?}");
 }
 
 #[test]
