@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod catalog;
+mod convert;
 mod plan;
 mod simulate;
 
@@ -26,6 +27,9 @@ enum Command {
     Catalog(catalog::Args),
     /// Benchmarks: `bench scheduling --pods N --mix diverse|plain|mixed`.
     Bench(bench::Args),
+    /// Convert Karpenter v1alpha5/v1beta1 objects to v1 NodePools and EC2NodeClasses:
+    /// `convert -f FILE...` (`-` for standard input).
+    Convert(convert::Args),
     /// Plan the nodes a set of manifests needs: `plan -f PATH... [--output table|json]`.
     Plan(plan::Args),
     /// Play a scenario on the embedded cloud and cluster: `simulate [SCENARIO] [--output table|json]`.
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Catalog(args) => catalog::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Convert(args) => convert::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Simulate(args) => simulate::run(&args),
     };

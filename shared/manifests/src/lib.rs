@@ -7,6 +7,7 @@
 //! offline planner. Conversion is strict: every error names the object and the field.
 
 mod constraints;
+pub mod convert;
 mod decode;
 mod error;
 mod node;
@@ -16,6 +17,7 @@ mod read;
 mod volume;
 pub mod workload;
 
+pub use convert::{Conversion, ConvertWarning, convert_documents};
 pub use error::{Error, Result};
 pub use node::node_from_k8s;
 pub use pdb::pdb_from_k8s;
