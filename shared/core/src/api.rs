@@ -358,7 +358,13 @@ pub struct Ec2NodeClassSpec {
     pub security_group_selector_terms: Vec<SecurityGroupSelectorTerm>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capacity_reservation_selector_terms: Vec<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Karpenter v1 spells it `associatePublicIPAddress`; the other spelling is read too.
+    #[serde(
+        default,
+        rename = "associatePublicIPAddress",
+        alias = "associatePublicIpAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub associate_public_ip_address: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
@@ -741,6 +747,16 @@ mod tests {
             .expect_err("alias with others")
             .to_string();
         assert!(err.contains("alias cannot be combined"), "{err}");
+    }
+
+    #[test]
+    fn a_node_class_asking_for_public_addresses_is_read_with_karpenters_spelling() {
+        for key in ["associatePublicIPAddress", "associatePublicIpAddress"] {
+            let Ok(ConfigObject::Ec2NodeClass(nc)) = nodeclass_with(&format!("  {key}: false\n")) else {
+                panic!("{key} is accepted");
+            };
+            assert_eq!(nc.spec.associate_public_ip_address, Some(false), "{key}");
+        }
     }
 
     fn documents(yaml: &str) -> Vec<ConfigObject> {
