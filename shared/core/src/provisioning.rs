@@ -86,6 +86,8 @@ pub struct RoundReport {
     pub unschedulable: Vec<Unschedulable>,
     /// Launches that failed for a reason other than capacity (logged, retried next round).
     pub failures: Vec<String>,
+    /// The kind of each of `failures`, in the same order (for the functions' metrics).
+    pub failure_kinds: Vec<ErrorKind>,
     /// Configuration objects that failed validation and were skipped.
     pub invalid_config: Vec<String>,
     /// Launches EC2 had no capacity for; their pods were re-planned on other offerings.
@@ -94,6 +96,9 @@ pub struct RoundReport {
     pub deferred: usize,
     pub cost_per_hour: f64,
     pub lower_bound_per_hour: f64,
+    /// USD per hour of every live claim's running instance once the round is done: the
+    /// round's launches and the claims it planned over, less instances already terminated.
+    pub fleet_cost_per_hour: f64,
 }
 
 /// What a round plans over, read from the cluster and the store.
@@ -170,6 +175,17 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
     deadline: Option<Millis>,
     report: &mut RoundReport,
 ) -> PortResult<()> {
+    report.fleet_cost_per_hour = view
+        .claims
+        .iter()
+        .filter(|c| {
+            c.termination
+                .as_ref()
+                .is_none_or(|t| t.instance_terminated_at.is_none())
+        })
+        .filter_map(|c| c.instance.as_ref())
+        .map(|i| i.price)
+        .sum();
     let mut pending = cluster.list_pending_pods().await?;
     report.pods_pending = pending.len();
     let listed: std::collections::HashSet<String> = pending.iter().map(|p| p.key()).collect();
@@ -244,9 +260,12 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
                     });
                     out_of_capacity.push(planned.pods.clone())
                 }
-                Some(Err(e)) => report
-                    .failures
-                    .push(format!("launch for pool {}: {e}", planned.nodepool)),
+                Some(Err(e)) => {
+                    report.failure_kinds.push(e.kind);
+                    report
+                        .failures
+                        .push(format!("launch for pool {}: {e}", planned.nodepool))
+                }
             }
         }
         if out_of_capacity.is_empty() || attempt == config.max_replans || report.deferred > 0 {
@@ -258,6 +277,7 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
         input.pending.retain(|p| retry.contains(&p.key()));
     }
     report.cost_per_hour = report.launched.iter().fold(0.0, |sum, l| sum + l.price);
+    report.fleet_cost_per_hour += report.cost_per_hour;
     Ok(())
 }
 
