@@ -410,6 +410,9 @@ def test_cluster_roles_are_exactly_the_calls():
         ("", "persistentvolumeclaims", "list"),
         ("", "persistentvolumes", "list"),
         ("storage.k8s.io", "storageclasses", "list"),
+        ("events.k8s.io", "events", "create"),
+        ("events.k8s.io", "events", "get"),
+        ("events.k8s.io", "events", "update"),
     }
     provisioner = sweeper | {
         ("", "nodes", "get"),

@@ -63,6 +63,16 @@ async fn a_node_left_underused_when_a_job_ends_is_replaced_by_a_cheaper_one_thro
         .expect("delete pod");
     let response = run_sweeper(&w).await;
     assert_eq!(response["ran"], json!(true), "{response}");
+    // `kubectl describe node` shows why the node goes.
+    let events = w.kube.list_objects("events.events.k8s.io", Some("default"));
+    assert!(
+        events.iter().any(|e| e["reason"] == "DisruptionTerminating"
+            && e["regarding"]["kind"] == "Node"
+            && e["note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("Disrupting Node: Underutilized"))),
+        "{events:#?}"
+    );
     assert_eq!(response["decisions"], json!(1), "{response}");
     assert!(
         response["savings_per_hour"].as_f64().unwrap_or(0.0) > 0.0,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod catalog;
 pub mod disruption;
 pub mod error;
+pub mod events;
 pub mod interruption;
 pub mod labels;
 pub mod nodeclaim;

@@ -14,7 +14,9 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
+use crate::events;
 use crate::lifecycle::{self, LifecyclePolicy, LifecycleReport, Observed};
+use crate::nodeclaim::NodeClaim;
 use crate::pod::Millis;
 use crate::ports::{ClaimStore, Clock, Cloud, Cluster, ErrorKind, Lease, PortError, PortResult};
 use crate::provisioning::{self, ClusterView, IdSource, RoundConfig, RoundReport};
@@ -41,6 +43,32 @@ pub struct PassReport {
     pub reconciled: ReconcileReport,
     pub lifecycle: LifecycleReport,
     pub round: RoundReport,
+    pub events: EventsReport,
+}
+
+/// The Kubernetes events an invocation recorded (best effort: the decisions stand either way).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventsReport {
+    pub recorded: usize,
+    pub error: Option<String>,
+}
+
+/// Records the events, at most as many as [`events::limit`] keeps.
+async fn record<C: Cluster>(cluster: &C, all: Vec<events::KubeEvent>) -> EventsReport {
+    let kept = events::limit(all);
+    if kept.is_empty() {
+        return EventsReport::default();
+    }
+    match cluster.record_events(&kept).await {
+        Ok(recorded) => EventsReport {
+            recorded,
+            error: None,
+        },
+        Err(e) => EventsReport {
+            recorded: 0,
+            error: Some(e.to_string()),
+        },
+    }
 }
 
 /// Runs one pass. Returns `Ok` with `ran == false` if the lease is held elsewhere.
@@ -57,7 +85,10 @@ pub async fn run_pass<C: Cluster, K: Cloud, S: ClaimStore>(
         under_lease(cluster, cloud, &fenced, clock, ids, unavailable, config).await
     };
     Ok(match leased(store, clock, config, run).await? {
-        Leased::Ran(report) => report,
+        Leased::Ran(mut report) => {
+            report.events = record(cluster, events::of_pass(&report)).await;
+            report
+        }
         Leased::Held(holder) => PassReport {
             lease_conflict: Some(holder),
             ..PassReport::default()
@@ -215,6 +246,7 @@ pub struct SweepPassReport {
     pub blocked: Vec<(String, String)>,
     /// Configuration objects that failed validation and were skipped.
     pub invalid_config: Vec<String>,
+    pub events: EventsReport,
 }
 
 /// Runs one disruption sweep under the cluster's lease: reads the cluster, decides
@@ -233,7 +265,10 @@ pub async fn run_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
         sweep_under_lease(cluster, cloud, &fenced, clock, ids, unavailable, config).await
     };
     Ok(match leased(store, clock, config, run).await? {
-        Leased::Ran(report) => report,
+        Leased::Ran(mut report) => {
+            report.events = record(cluster, events::of_sweep(&report)).await;
+            report
+        }
         Leased::Held(holder) => SweepPassReport {
             lease_conflict: Some(holder),
             ..SweepPassReport::default()
@@ -345,6 +380,7 @@ pub struct InterruptionPassReport {
     /// when no claim changed. `ran == false` when another pass held the lease: the notices are
     /// then to be retried (they change nothing twice), so that a pass runs for them.
     pub pass: Option<PassReport>,
+    pub events: EventsReport,
 }
 
 /// Handles interruption notices: moves the affected claims of ours into graceful termination
@@ -364,7 +400,7 @@ pub async fn run_interruptions<C: Cluster, K: Cloud, S: ClaimStore>(
     config: &PassConfig,
 ) -> PortResult<InterruptionPassReport> {
     let claims = store.list_live().await?;
-    let by_instance = claims
+    let by_instance: BTreeMap<String, NodeClaim> = claims
         .into_iter()
         .filter_map(|c| Some((c.instance_id()?.to_string(), c)))
         .collect();
@@ -380,7 +416,13 @@ pub async fn run_interruptions<C: Cluster, K: Cloud, S: ClaimStore>(
     let mut report = InterruptionPassReport {
         interruption: crate::interruption::apply(actions, store, now).await,
         pass: None,
+        events: EventsReport::default(),
     };
+    let node_of: BTreeMap<String, String> = by_instance
+        .values()
+        .filter_map(|c: &NodeClaim| Some((c.id.clone(), c.node_name.clone()?)))
+        .collect();
+    report.events = record(cluster, events::of_interruptions(&report.interruption, &node_of)).await;
     let i = &report.interruption;
     if !i.draining.is_empty() || !i.gone.is_empty() {
         report.pass = Some(run_pass(cluster, cloud, store, clock, ids, unavailable, config).await?);

@@ -226,6 +226,17 @@ pub trait Cluster: Send + Sync {
 
     fn list_nodeclasses(&self) -> impl Future<Output = PortResult<(Vec<Ec2NodeClass>, Vec<String>)>> + Send;
 
+    /// Records events (`events.k8s.io/v1`): an event whose name already exists counts once
+    /// more in its `series`. Returns how many were written; one that fails does not stop the
+    /// others, and the first error is returned after all were tried.
+    fn record_events(
+        &self,
+        events: &[crate::events::KubeEvent],
+    ) -> impl Future<Output = PortResult<usize>> + Send {
+        let _ = events;
+        std::future::ready(Ok(0))
+    }
+
     /// Adds the taint (if absent) and marks the node unschedulable. `NotFound` if the node is gone.
     fn cordon(&self, node: &str, taint: &Taint) -> impl Future<Output = PortResult<()>> + Send;
 

@@ -83,6 +83,8 @@ pub struct RoundReport {
     pub pods_absorbed_in_flight: usize,
     pub pods_on_existing_nodes: usize,
     pub launched: Vec<LaunchSummary>,
+    /// (pod, where it goes: `nodeclaim/<id>` or `node/<name>`), for the pods' events.
+    pub nominated: Vec<(String, String)>,
     pub unschedulable: Vec<Unschedulable>,
     /// Launches that failed for a reason other than capacity (logged, retried next round).
     pub failures: Vec<String>,
@@ -224,6 +226,16 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
             .cloned()
             .collect();
         report.lower_bound_per_hour = plan.lower_bound_per_hour;
+        for (node, pods) in &plan.existing {
+            report
+                .nominated
+                .extend(pods.iter().map(|p| (p.clone(), format!("node/{node}"))));
+        }
+        for (claim, pods) in &plan.in_flight {
+            report
+                .nominated
+                .extend(pods.iter().map(|p| (p.clone(), format!("nodeclaim/{claim}"))));
+        }
 
         let pools = &input.pools;
         let outcomes: Vec<(usize, Option<PortResult<LaunchSummary>>)> =
@@ -250,6 +262,12 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
                     // Launched pods are no longer pending for a re-plan.
                     let launched: std::collections::HashSet<&String> = planned.pods.iter().collect();
                     input.pending.retain(|p| !launched.contains(&p.key()));
+                    report.nominated.extend(
+                        planned
+                            .pods
+                            .iter()
+                            .map(|p| (p.clone(), format!("nodeclaim/{}", summary.claim_id))),
+                    );
                     report.launched.push(summary);
                 }
                 Some(Err(e)) if e.kind == ErrorKind::InsufficientCapacity => {

@@ -12,16 +12,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::api::apps::v1::DaemonSet as K8sDaemonSet;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{
     Namespace as K8sNamespace, Node as K8sNode, Pod as K8sPod, Taint as K8sTaint,
 };
 use k8s_openapi::api::core::v1::{PersistentVolume as K8sPv, PersistentVolumeClaim as K8sPvc};
+use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget as K8sPdb;
 use k8s_openapi::api::storage::v1::StorageClass as K8sStorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, PostParams};
 use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, Config};
 use nodewright_core::api::{ConfigObject, Ec2NodeClass, NodePool, parse_config_object};
+use nodewright_core::events::{KubeEvent, Regarding};
 use nodewright_core::labels;
 use nodewright_core::pod::{Node, Pod, Taint, TaintEffect};
 use nodewright_core::ports::{Cluster, DaemonSet, ErrorKind, Eviction, NodePatch, PortError, PortResult};
@@ -378,6 +382,10 @@ fn parse_objects<T>(
     (good, bad)
 }
 
+/// Who reports nodewright's events (`reportingController`, `reportingInstance`).
+const REPORTING_CONTROLLER: &str = "nodewright.io/provisioner";
+const REPORTING_INSTANCE: &str = "nodewright";
+
 impl Cluster for KubeCluster {
     async fn list_pending_pods(&self) -> PortResult<Vec<Pod>> {
         let api: Api<K8sPod> = Api::all(self.client().await?);
@@ -507,6 +515,70 @@ impl Cluster for KubeCluster {
             ConfigObject::Ec2NodeClass(c) => Some(*c),
             ConfigObject::NodePool(_) => None,
         }))
+    }
+
+    async fn record_events(&self, events: &[KubeEvent]) -> PortResult<usize> {
+        let client = self.client().await?;
+        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+        let mut recorded = 0;
+        let mut first_error = None;
+        for e in events {
+            let api: Api<K8sEvent> = Api::namespaced(client.clone(), &e.namespace);
+            let name = e.name();
+            let what = format!("record event {}/{name}", e.namespace);
+            let object = K8sEvent {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(e.namespace.clone()),
+                    ..ObjectMeta::default()
+                },
+                event_time: Some(now.clone()),
+                action: Some(e.action.clone()),
+                reason: Some(e.reason.clone()),
+                note: Some(e.note.clone()),
+                type_: Some(e.event_type.as_str().to_string()),
+                regarding: Some(ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some(e.regarding.kind().into()),
+                    name: Some(e.name.clone()),
+                    namespace: (e.regarding == Regarding::Pod).then(|| e.namespace.clone()),
+                    ..ObjectReference::default()
+                }),
+                reporting_controller: Some(REPORTING_CONTROLLER.into()),
+                reporting_instance: Some(REPORTING_INSTANCE.into()),
+                ..K8sEvent::default()
+            };
+            let outcome = match api.create(&PostParams::default(), &object).await {
+                Ok(_) => Ok(()),
+                // Said before: count it in the series, as the event recorder aggregates.
+                Err(err) if status_code(&err) == Some(409) => match api.get(&name).await {
+                    Ok(mut existing) => {
+                        let count = existing.series.as_ref().map_or(1, |s| s.count) + 1;
+                        existing.series = Some(EventSeries {
+                            count,
+                            last_observed_time: now.clone(),
+                        });
+                        api.replace(&name, &PostParams::default(), &existing)
+                            .await
+                            .map(|_| ())
+                            .map_err(|err| from_kube(&what, err))
+                    }
+                    Err(err) => Err(from_kube(&what, err)),
+                },
+                Err(err) => Err(from_kube(&what, err)),
+            };
+            match outcome {
+                Ok(()) => recorded += 1,
+                Err(err) => {
+                    tracing::warn!(error = %err, "an event could not be recorded");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) if recorded == 0 => Err(err),
+            _ => Ok(recorded),
+        }
     }
 
     async fn cordon(&self, node: &str, taint: &Taint) -> PortResult<()> {

@@ -296,6 +296,58 @@ async fn a_pending_pods_volume_pins_it_to_the_zone_of_its_persistent_volume() {
 }
 
 #[tokio::test]
+async fn an_event_said_twice_is_one_event_with_a_series_of_two() {
+    use nodewright_core::events::{EventType, KubeEvent};
+    let (server, cluster) = server().await;
+    let nominated = KubeEvent::pod(
+        "default/web-0",
+        EventType::Normal,
+        "Nominated",
+        "Scheduling",
+        "Pod should schedule on: nodeclaim/default-abc12".into(),
+    );
+    let blocked = KubeEvent::node(
+        "ip-10-0-1-5.ec2.internal",
+        EventType::Normal,
+        "DisruptionBlocked",
+        "Draining",
+        "Cannot evict pod default/db-0 yet: PodDisruptionBudget db".into(),
+    );
+    assert_eq!(
+        cluster
+            .record_events(&[nominated.clone(), blocked])
+            .await
+            .expect("recorded"),
+        2
+    );
+    assert_eq!(
+        cluster
+            .record_events(&[nominated.clone()])
+            .await
+            .expect("recorded"),
+        1
+    );
+    let events = server.list_objects("events.events.k8s.io", Some("default"));
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let pod_event = events
+        .iter()
+        .find(|e| e["regarding"]["kind"] == "Pod")
+        .expect("the pod's event");
+    assert_eq!(pod_event["metadata"]["name"], nominated.name());
+    assert_eq!(pod_event["reason"], "Nominated");
+    assert_eq!(pod_event["type"], "Normal");
+    assert_eq!(pod_event["regarding"]["name"], "web-0");
+    assert_eq!(pod_event["reportingController"], "nodewright.io/provisioner");
+    assert_eq!(pod_event["series"]["count"], 2);
+    let node_event = events
+        .iter()
+        .find(|e| e["regarding"]["kind"] == "Node")
+        .expect("the node's event");
+    assert_eq!(node_event["regarding"]["name"], "ip-10-0-1-5.ec2.internal");
+    assert!(node_event["regarding"].get("namespace").is_none());
+}
+
+#[tokio::test]
 async fn a_bad_nodepool_is_reported_by_name_while_the_good_ones_load() {
     let (server, cluster) = server().await;
     server.insert(&nodepool("default")).expect("insert");

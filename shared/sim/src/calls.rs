@@ -28,6 +28,7 @@ pub enum ClusterOp {
     ListDaemonsets,
     ListPdbs,
     ListVolumes,
+    RecordEvents,
     ListNodepools,
     ListNodeclasses,
     Cordon,

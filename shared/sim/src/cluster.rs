@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::api::{Ec2NodeClass, NodePool};
+use nodewright_core::events::KubeEvent;
 use nodewright_core::labels;
 use nodewright_core::pdb::PodDisruptionBudget;
 use nodewright_core::pod::{Millis, Node, Pod, Taint};
@@ -88,6 +89,8 @@ pub(crate) struct ClusterState {
     /// Claims, volumes and classes: volumes are made as the EBS CSI driver makes them (see
     /// [`ClusterState::provision_volumes`]).
     pub(crate) volumes: Volumes,
+    /// Events recorded, by name, with how many times each was recorded.
+    events: BTreeMap<String, (KubeEvent, u32)>,
     workloads: BTreeMap<String, Workload>,
     history: Vec<PodRecord>,
     rng: SplitMix64,
@@ -121,6 +124,7 @@ impl SimCluster {
                 nodepools: Vec::new(),
                 nodeclasses: Vec::new(),
                 volumes: Volumes::default(),
+                events: BTreeMap::new(),
                 workloads: BTreeMap::new(),
                 history: Vec::new(),
                 rng: SplitMix64::new(seed),
@@ -162,6 +166,11 @@ impl SimCluster {
     /// deleting a node with its pods can).
     pub fn pdb_violations(&self) -> usize {
         self.state().pdb_violations
+    }
+
+    /// Events recorded so far, each with its count (as `series.count` on a real cluster).
+    pub fn events(&self) -> Vec<(KubeEvent, u32)> {
+        self.state().events.values().cloned().collect()
     }
 
     /// Creates or replaces a StorageClass (by name).
@@ -778,6 +787,16 @@ impl Cluster for SimCluster {
 
     fn list_pdbs(&self) -> impl Future<Output = PortResult<Vec<PodDisruptionBudget>>> + Send {
         std::future::ready(self.listing(ClusterOp::ListPdbs, |s| s.pdbs.clone()))
+    }
+
+    fn record_events(&self, events: &[KubeEvent]) -> impl Future<Output = PortResult<usize>> + Send {
+        std::future::ready(self.listing(ClusterOp::RecordEvents, |_| ()).map(|()| {
+            let mut state = self.state();
+            for e in events {
+                state.events.entry(e.name()).or_insert_with(|| (e.clone(), 0)).1 += 1;
+            }
+            events.len()
+        }))
     }
 
     fn list_volumes(&self) -> impl Future<Output = PortResult<Volumes>> + Send {

@@ -204,7 +204,8 @@ pub(super) fn pods_hash(pods: &[Pod]) -> u64 {
     hasher.finish()
 }
 
-pub(super) struct Fnv(pub(super) u64);
+/// FNV-1a, the one stable hash the core uses for names and hashes kept across runs.
+pub(crate) struct Fnv(pub(crate) u64);
 
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {

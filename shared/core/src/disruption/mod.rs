@@ -19,7 +19,7 @@
 
 mod apply;
 pub mod budgets;
-mod candidates;
+pub(crate) mod candidates;
 mod consolidation;
 pub mod drift;
 

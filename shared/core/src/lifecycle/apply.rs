@@ -18,6 +18,10 @@ pub struct LifecycleReport {
     pub initialized: Vec<(String, String)>,
     /// Claims whose node never joined; their instances were terminated.
     pub registration_timeouts: Vec<String>,
+    /// (pod, claim): pods planned onto a claim that timed out.
+    pub registration_timeout_pods: Vec<(String, String)>,
+    /// The node of each claim this pass acted on, when it has one (for events).
+    pub nodes_of: std::collections::BTreeMap<String, String>,
     /// (claim, reason): claims that entered graceful termination this pass.
     pub terminating: Vec<(String, String)>,
     /// (pod, node)
@@ -197,6 +201,9 @@ async fn timeout(
         return Ok(());
     };
     report.registration_timeouts.push(claim.id.clone());
+    report
+        .registration_timeout_pods
+        .extend(claim.pods.iter().map(|p| (p.clone(), claim.id.clone())));
     audit(store, actor, &claim, REGISTRATION_TIMEOUT, now).await
 }
 
@@ -217,6 +224,9 @@ async fn drain(
         match write(&claim, store, report).await? {
             Some(c) => {
                 report.terminating.push((c.id.clone(), reason.clone()));
+                if let Some(node) = &c.node_name {
+                    report.nodes_of.insert(c.id.clone(), node.clone());
+                }
                 c
             }
             None => return Ok(()),
