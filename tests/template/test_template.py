@@ -76,7 +76,8 @@ POLL = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 EXPECTED_ACTIONS = {
     "WebhookFunction": LOGS | {"sqs:SendMessage"},  # aws/queue.rs
     "ProvisionerFunction": LOGS | POLL | PASS | {"ec2:TerminateInstances"},
-    "SweeperFunction": LOGS | PASS,  # launches replacements, never terminates
+    # launches replacements, never terminates; deletes launch templates no instance came from
+    "SweeperFunction": LOGS | PASS | {"ec2:DeleteLaunchTemplate"},
     "InterruptionFunction": LOGS | POLL | PASS | {"ec2:TerminateInstances"},
 }
 
@@ -718,7 +719,8 @@ def test_expanded_stack_creates_in_moto(aws, variant):
     termination = iam.get_policy(PolicyArn=physical["TerminationPolicy"])["Policy"]["PolicyName"]
     assert attach("ProvisionerRole") == {provisioning, termination} | vpc_policy
     assert attach("InterruptionRole") == {provisioning, termination} | vpc_policy
-    assert attach("SweeperRole") == {provisioning} | vpc_policy
+    hygiene = iam.get_policy(PolicyArn=physical["LaunchTemplateHygienePolicy"])["Policy"]["PolicyName"]
+    assert attach("SweeperRole") == {provisioning, hygiene} | vpc_policy
     assert attach("WebhookRole") == set()
     for role_id in ("WebhookRole", "ProvisionerRole", "SweeperRole", "InterruptionRole"):
         assert len(iam.list_role_policies(RoleName=physical[role_id].split("/")[-1])["PolicyNames"]) == 1

@@ -650,3 +650,61 @@ async fn a_nodeclass_whose_selectors_match_nothing_is_invalid() {
         .expect_err("nothing selected");
     assert_eq!(err.kind, ErrorKind::Invalid);
 }
+
+#[tokio::test]
+async fn launch_templates_are_listed_kept_while_a_claim_records_them_and_deleted_once() {
+    use nodewright_core::launch_templates::{GRACE_MS, unused};
+    let f = fixture().await;
+    let launched = f
+        .cloud
+        .launch(&request(
+            "default-lt",
+            getting_started_nodeclass(CLUSTER),
+            vec![on_demand("m5.large", "us-east-1a", 0.1)],
+        ))
+        .await
+        .expect("launch");
+    let name = launched
+        .launch_template
+        .clone()
+        .expect("the launch names its template");
+    let templates = f.cloud.list_launch_templates().await.expect("templates");
+    let template = templates
+        .iter()
+        .find(|t| t.name == name)
+        .expect("one of the cluster's");
+    // moto does not put EC2's aws:ec2launchtemplate:id tag on fleet instances, so the claim's
+    // record is what keeps the template here; on EC2 either keeps it.
+    let mut claim = nodewright_core::builders::launched_claim("default-lt", 0);
+    claim.disruption.launch_template = Some(name.clone());
+    let later = template.created_at + GRACE_MS;
+    let listed = f.cloud.list_instances().await.expect("instances");
+    assert!(
+        unused(&templates, &listed, std::slice::from_ref(&claim), later)
+            .iter()
+            .all(|t| t.id != template.id)
+    );
+    f.cloud.terminate(&launched.instance.id).await.expect("terminate");
+    let listed = f.cloud.list_instances().await.expect("instances");
+    let gone = unused(&templates, &listed, &[], later);
+    assert!(gone.iter().any(|t| t.id == template.id), "{gone:?}");
+    f.cloud
+        .delete_launch_template(&template.id)
+        .await
+        .expect("deleted");
+    f.cloud
+        .delete_launch_template(&template.id)
+        .await
+        .expect("already gone is done");
+    let after = f.cloud.list_launch_templates().await.expect("templates");
+    assert!(after.iter().all(|t| t.id != template.id), "{after:?}");
+    // A launch that wants it again makes it again.
+    f.cloud
+        .launch(&request(
+            "default-lt2",
+            getting_started_nodeclass(CLUSTER),
+            vec![on_demand("m5.large", "us-east-1a", 0.1)],
+        ))
+        .await
+        .expect("launch after the template was deleted");
+}

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod interruption;
 pub mod labels;
+pub mod launch_templates;
 pub mod nodeclaim;
 pub mod pod;
 pub mod ports;

@@ -152,6 +152,10 @@ pub struct DisruptionState {
     /// `None` when it is not known (claims that predate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+    /// The launch template the instance came from: kept while the claim lives (see
+    /// [`crate::launch_templates`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_template: Option<String>,
     /// A hash of the pods on the node when the sweep last looked, and since when that set
     /// has not changed: `consolidateAfter` counts from the last pod event.
     #[serde(default, skip_serializing_if = "Option::is_none")]

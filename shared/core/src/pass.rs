@@ -247,6 +247,10 @@ pub struct SweepPassReport {
     /// Configuration objects that failed validation and were skipped.
     pub invalid_config: Vec<String>,
     pub events: EventsReport,
+    /// Launch templates deleted because no running instance came from them.
+    pub launch_templates_deleted: Vec<String>,
+    /// Template hygiene that failed (retried next sweep).
+    pub failures: Vec<String>,
 }
 
 /// Runs one disruption sweep under the cluster's lease: reads the cluster, decides
@@ -364,7 +368,35 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         &config.round,
     )
     .await;
+    prune_launch_templates(cloud, &input.claims, clock.now(), &mut report).await;
     Ok(report)
+}
+
+/// Deletes the launch templates no running instance came from (see [`crate::launch_templates`]).
+/// A failure is reported and retried by the next sweep; it never fails the sweep.
+async fn prune_launch_templates<K: Cloud>(
+    cloud: &K,
+    claims: &[NodeClaim],
+    now: Millis,
+    report: &mut SweepPassReport,
+) {
+    let templates = match cloud.list_launch_templates().await {
+        Ok(t) if t.is_empty() => return,
+        Ok(t) => t,
+        Err(e) => return report.failures.push(format!("listing launch templates: {e}")),
+    };
+    let instances = match cloud.list_instances().await {
+        Ok(i) => i,
+        Err(e) => return report.failures.push(format!("listing instances: {e}")),
+    };
+    for t in crate::launch_templates::unused(&templates, &instances, claims, now) {
+        match cloud.delete_launch_template(&t.id).await {
+            Ok(()) => report.launch_templates_deleted.push(t.name),
+            Err(e) => report
+                .failures
+                .push(format!("deleting launch template {}: {e}", t.name)),
+        }
+    }
 }
 
 fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, UnavailableOfferings> {

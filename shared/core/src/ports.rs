@@ -133,11 +133,21 @@ pub struct Instance {
     pub image_id: Option<String>,
 }
 
+/// A launch template of this cluster's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchTemplate {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
 /// The result of a launch: the instance, and offerings that failed before it was found.
 #[derive(Debug, Clone)]
 pub struct Launched {
     pub instance: Instance,
     pub price: f64,
+    /// The name of the launch template the instance came from, where there is one.
+    pub launch_template: Option<String>,
     pub unavailable: Vec<OfferingKey>,
 }
 
@@ -163,6 +173,17 @@ pub trait Cloud: Send + Sync {
     fn images(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<BTreeSet<String>>> + Send {
         let _ = nodeclass;
         std::future::ready(Ok(BTreeSet::new()))
+    }
+
+    /// This cluster's launch templates (none where the cloud has no such thing).
+    fn list_launch_templates(&self) -> impl Future<Output = PortResult<Vec<LaunchTemplate>>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
+
+    /// Deletes a launch template; one already gone counts as done.
+    fn delete_launch_template(&self, id: &str) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = id;
+        std::future::ready(Ok(()))
     }
 
     /// The instance catalog for a node class (allocatable depends on its kubelet settings).

@@ -460,6 +460,7 @@ pub(crate) async fn launch_claim<K: Cloud, S: ClaimStore>(
     let instance = launched.instance;
     claim.state = ClaimState::Launched;
     claim.disruption.image_id = instance.image_id.clone();
+    claim.disruption.launch_template = launched.launch_template.clone();
     claim.launched_at = Some(clock.now());
     claim.instance = Some(LaunchedInstance {
         instance_id: instance.id.clone(),

@@ -436,6 +436,7 @@ impl SimCloud {
             return Ok(Launched {
                 instance: existing.instance.clone(),
                 price: existing.price,
+                launch_template: None,
                 unavailable: Vec::new(),
             });
         }
@@ -515,6 +516,7 @@ impl SimCloud {
             return Ok(Launched {
                 instance,
                 price,
+                launch_template: None,
                 unavailable,
             });
         }

@@ -50,8 +50,8 @@ use nodewright_core::catalog::{CapacityType, Catalog};
 use nodewright_core::nodeclaim::NodeClaim;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
-    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, LaunchOverride, LaunchRequest, Launched, OfferingKey,
-    PortError, PortResult,
+    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, LaunchOverride, LaunchRequest, LaunchTemplate, Launched,
+    OfferingKey, PortError, PortResult,
 };
 use nodewright_core::unavailable::UnavailableOfferings;
 use tracing::{info, warn};
@@ -370,6 +370,14 @@ impl Ec2Cloud {
             skipped_out_of_capacity = out_of_capacity.len(),
             "launched an instance for the claim"
         );
+        let launch_template = templates
+            .iter()
+            .find(|(_, group)| {
+                group
+                    .iter()
+                    .any(|p| p.offering.instance_type == key.instance_type)
+            })
+            .map(|(name, _)| name.clone());
         let image_id = needs_by_type
             .get(key.instance_type.as_str())
             .and_then(|need| amis.get(need))
@@ -388,6 +396,7 @@ impl Ec2Cloud {
                 private_dns_name: None,
             },
             price,
+            launch_template,
             unavailable: out_of_capacity,
         })
     }
@@ -663,6 +672,7 @@ impl Cloud for Ec2Cloud {
             return Ok(Launched {
                 instance,
                 price,
+                launch_template: None,
                 unavailable: Vec::new(),
             });
         }
@@ -677,6 +687,66 @@ impl Cloud for Ec2Cloud {
 
     async fn list_instances(&self) -> PortResult<Vec<Instance>> {
         instances::not_terminated(&self.ec2, &self.config.cluster_name).await
+    }
+
+    async fn list_launch_templates(&self) -> PortResult<Vec<LaunchTemplate>> {
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name(format!(
+                "tag:{}",
+                instances::cluster_tag(&self.config.cluster_name)
+            ))
+            .values("owned")
+            .build();
+        let mut out = Vec::new();
+        let mut pages = self
+            .ec2
+            .describe_launch_templates()
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| from_sdk("DescribeLaunchTemplates", e))?;
+            for t in page.launch_templates() {
+                let (Some(id), Some(name)) = (t.launch_template_id(), t.launch_template_name()) else {
+                    continue;
+                };
+                // Without a creation time a template counts as new, so it is kept.
+                let created_at = t
+                    .create_time()
+                    .and_then(|c| c.to_millis().ok())
+                    .unwrap_or(i64::MAX);
+                out.push(LaunchTemplate {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    created_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete_launch_template(&self, id: &str) -> PortResult<()> {
+        match self
+            .ec2
+            .delete_launch_template()
+            .launch_template_id(id)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                // This process may have it cached as existing; the next launch makes it again.
+                self.templates.clear();
+                info!(launch_template_id = %id, "deleted a launch template no running instance came from");
+                Ok(())
+            }
+            Err(e) => {
+                let err = from_sdk("DeleteLaunchTemplate", e);
+                if err.kind == ErrorKind::NotFound {
+                    return Ok(());
+                }
+                Err(err)
+            }
+        }
     }
 
     async fn images(&self, nodeclass: &Ec2NodeClass) -> PortResult<BTreeSet<String>> {
