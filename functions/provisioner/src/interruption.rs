@@ -25,6 +25,8 @@ pub struct Batch {
     pub notices: Vec<(String, Notice)>,
     /// (message id, why) for messages acknowledged without action.
     pub ignored: Vec<(String, String)>,
+    /// The ids of those of `ignored` whose bodies could not be read.
+    pub unreadable: Vec<String>,
     pub outcome: PortResult<InterruptionPassReport>,
 }
 
@@ -38,6 +40,7 @@ pub async fn handle<K: Cluster, C: Cloud, S: ClaimStore>(
 ) -> Batch {
     let mut notices = Vec::new();
     let mut ignored = Vec::new();
+    let mut unreadable = Vec::new();
     for (i, record) in event.records.iter().enumerate() {
         let id = record.message_id.clone().unwrap_or_else(|| format!("#{i}"));
         match parse(record.body.as_deref().unwrap_or("")) {
@@ -45,6 +48,7 @@ pub async fn handle<K: Cluster, C: Cloud, S: ClaimStore>(
             Ok(None) => ignored.push((id, "nothing to do".to_string())),
             Err(e) => {
                 tracing::warn!(message_id = %id, error = %e, "unusable interruption message; acknowledged");
+                unreadable.push(id.clone());
                 ignored.push((id, e.to_string()));
             }
         }
@@ -66,6 +70,7 @@ pub async fn handle<K: Cluster, C: Cloud, S: ClaimStore>(
     Batch {
         notices,
         ignored,
+        unreadable,
         outcome,
     }
 }
@@ -132,6 +137,9 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
         }
         Err(e) => tracing::error!(error = %e, retried = ?retry, "interruption batch failed"),
     }
+    adapters
+        .metrics
+        .emit(&crate::metrics::interruption(&batch, adapters.clock.now()));
     let mut response = SqsBatchResponse::default();
     for id in retry {
         let mut failure = BatchItemFailure::default();

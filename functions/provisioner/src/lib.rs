@@ -36,9 +36,11 @@ use serde_json::{Value, json};
 
 pub mod config;
 pub mod interruption;
+pub mod metrics;
 pub mod sweeper;
 
 pub use config::{ConfigError, ProvisionerConfig};
+pub use metrics::MetricsOut;
 
 /// What invoked the function.
 #[derive(Debug, Deserialize)]
@@ -58,6 +60,9 @@ pub struct Provisioner<K, C, S> {
     /// Offerings EC2 could not fill, kept across warm invocations.
     pub unavailable: Mutex<UnavailableOfferings>,
     pub pass: PassConfig,
+    /// Where the handlers print their EMF metrics: stdout in Lambda ([`from_env`]), nowhere
+    /// unless set.
+    pub metrics: MetricsOut,
 }
 
 /// Launches stop this long before the invocation's deadline: a CreateFleet call with its
@@ -93,6 +98,7 @@ impl<K: Cluster, C: Cloud, S: ClaimStore> Provisioner<K, C, S> {
             ids,
             unavailable: Mutex::new(UnavailableOfferings::new()),
             pass: PassConfig::default(),
+            metrics: MetricsOut::default(),
         }
     }
 
@@ -169,6 +175,9 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
         .invoke(&trigger, &event.context.request_id, deadline)
         .await;
     log_summary(&invocation);
+    provisioner
+        .metrics
+        .emit(&metrics::invocation(&invocation, provisioner.clock.now()));
     match (&trigger, &invocation.pass) {
         (Trigger::Queue(_), Ok(_)) => Ok(serde_json::to_value(SqsBatchResponse::default())?),
         (Trigger::Queue(_), Err(_)) => {
@@ -390,20 +399,22 @@ pub fn init_tracing() {
 }
 
 /// The adapters of a cold start, from the environment: configuration, the SDK, the cluster's
-/// details and a Kubernetes client renewed from EKS.
+/// details and a Kubernetes client renewed from EKS; metrics go to stdout.
 pub async fn from_env() -> Result<LiveProvisioner, lambda_runtime::Error> {
     let config = ProvisionerConfig::from_env(|k| std::env::var(k).ok())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let info = cluster_info(&config, &sdk).await?;
     let source = Arc::new(nodewright_kube::EksConfigSource::new(&sdk, info.clone())?);
     let cluster = KubeCluster::from_source(source).await?;
-    Ok(assemble(
+    let mut provisioner = assemble(
         &config,
         &sdk,
         cluster,
         &info,
         Arc::new(nodewright_aws::SystemClock),
-    )?)
+    )?;
+    provisioner.metrics = MetricsOut::stdout();
+    Ok(provisioner)
 }
 
 /// What the environment says about the cluster, completed by `DescribeCluster` when it leaves

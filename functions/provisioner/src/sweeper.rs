@@ -5,6 +5,8 @@
 //! sweep only decides which nodes go and launches the replacements they need; the
 //! provisioner's pass, a minute later at most, drains and terminates them.
 
+use std::time::Instant;
+
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use nodewright_core::pass::{SweepPassReport, run_sweep};
 use nodewright_core::pod::Millis;
@@ -43,7 +45,15 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
         lambda_runtime::Error::from(format!("unrecognised event: {e}"))
     })?;
     let deadline = crate::deadline_of(&event.context);
-    let report = match sweep(adapters, &event.context.request_id, deadline).await {
+    let started = Instant::now();
+    let result = sweep(adapters, &event.context.request_id, deadline).await;
+    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    adapters.metrics.emit(&crate::metrics::sweep(
+        result.as_ref().ok(),
+        ms,
+        adapters.clock.now(),
+    ));
+    let report = match result {
         Ok(report) => report,
         Err(e) => {
             tracing::error!(error = %e, "sweep failed");

@@ -24,8 +24,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub mod config;
+pub mod metrics;
 
 pub use config::{ConfigError, WebhookConfig};
+pub use metrics::MetricsOut;
 
 /// Where provisioning requests go (SQS in Lambda; a recorder in tests).
 pub trait RequestSink: Send + Sync {
@@ -45,6 +47,8 @@ pub struct Webhook<Q> {
     clock: Arc<dyn Clock>,
     /// The last bucket this container asked a round for; later reviews in it need no SQS call.
     last_bucket: AtomicI64,
+    /// Where [`function_handler`] prints its EMF metrics; nowhere unless set.
+    metrics: MetricsOut,
 }
 
 impl<Q> std::fmt::Debug for Webhook<Q> {
@@ -77,7 +81,14 @@ impl<Q: RequestSink> Webhook<Q> {
             queue,
             clock,
             last_bucket: AtomicI64::new(i64::MIN),
+            metrics: MetricsOut::default(),
         }
+    }
+
+    /// Prints each call's EMF metrics to `out` (stdout in Lambda).
+    pub fn with_metrics(mut self, out: MetricsOut) -> Self {
+        self.metrics = out;
+        self
     }
 
     /// Answers one Function URL call.
@@ -305,8 +316,8 @@ fn refuse(status: u16, message: &str) -> (LambdaFunctionUrlResponse, Outcome) {
     )
 }
 
-/// The Lambda handler: one Function URL event in, its response out. Outcomes are logged here so
-/// that the entry point stays a line.
+/// The Lambda handler: one Function URL event in, its response out. Outcomes are logged, and
+/// the call's metrics printed, here so that the entry point stays a line.
 pub async fn function_handler<Q: RequestSink>(
     webhook: &Webhook<Q>,
     event: lambda_runtime::LambdaEvent<LambdaFunctionUrlRequest>,
@@ -317,6 +328,9 @@ pub async fn function_handler<Q: RequestSink>(
         Outcome::Refused(status) => tracing::warn!(status, "refused a call"),
         Outcome::Requested => tracing::info!("requested a provisioning round"),
         other => tracing::debug!(outcome = ?other, "no round requested"),
+    }
+    if let Some(document) = metrics::call(&outcome, webhook.clock.now()) {
+        webhook.metrics.emit(&document);
     }
     Ok(response)
 }

@@ -8,7 +8,7 @@ use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use nodewright_aws::queue::ProvisionQueue;
 use nodewright_aws::{RetryPolicy, SystemClock};
-use nodewright_webhook::{Webhook, WebhookConfig, function_handler};
+use nodewright_webhook::{MetricsOut, Webhook, WebhookConfig, function_handler};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -31,7 +31,8 @@ async fn main() -> Result<(), Error> {
         attempt_timeout: Duration::from_secs(2),
     };
     let queue = ProvisionQueue::new(&sdk, config.queue_url.clone(), &retry);
-    let webhook = Arc::new(Webhook::new(config, queue, Arc::new(SystemClock)));
+    let webhook =
+        Arc::new(Webhook::new(config, queue, Arc::new(SystemClock)).with_metrics(MetricsOut::stdout()));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<LambdaFunctionUrlRequest>| {
         let webhook = webhook.clone();
         async move { function_handler(&webhook, event).await }

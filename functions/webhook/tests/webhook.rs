@@ -1,7 +1,8 @@
 //! The webhook handler called with the events Lambda delivers (a Function URL request carrying
 //! the AdmissionReview the API server sends), sending to a real SQS FIFO queue on moto.
 
-use std::sync::{Arc, OnceLock};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
@@ -10,8 +11,8 @@ use lambda_runtime::{Context, LambdaEvent};
 use nodewright_aws::RetryPolicy;
 use nodewright_aws::queue::{ProvisionQueue, ProvisionRequest};
 use nodewright_aws::testing::{Moto, TestClock};
-use nodewright_webhook::{Outcome, Webhook, WebhookConfig, function_handler};
-use serde_json::Value;
+use nodewright_webhook::{MetricsOut, Outcome, Webhook, WebhookConfig, function_handler};
+use serde_json::{Value, json};
 
 const SECRET: &str = "a1b2c3d4e5f6g7h8i9j0-secret";
 const T0: i64 = 1_795_342_530_000;
@@ -335,4 +336,118 @@ impl World {
             max_body_bytes: 64 * 1024,
         }
     }
+}
+
+/// What the handler printed, one JSON document a line.
+#[derive(Clone, Default)]
+struct Printed(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Printed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Printed {
+    fn take(&self) -> Vec<Value> {
+        let bytes = std::mem::take(&mut *self.0.lock().expect("buffer"));
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        assert!(text.is_empty() || text.ends_with('\n'), "whole lines: {text:?}");
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+            .collect()
+    }
+}
+
+/// The EMF document of one review at `T0`.
+fn review_metrics(sent: u32, failed: u32) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": T0,
+            "CloudWatchMetrics": [{
+                "Namespace": "nodewright",
+                "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "WebhookReviews", "Unit": "Count"},
+                    {"Name": "WebhookMessagesSent", "Unit": "Count"},
+                    {"Name": "WebhookSendFailures", "Unit": "Count"},
+                ],
+            }],
+        },
+        "WebhookReviews": 1,
+        "WebhookMessagesSent": sent,
+        "WebhookSendFailures": failed,
+    })
+}
+
+#[tokio::test]
+async fn each_review_through_the_handler_prints_one_emf_line_and_a_refused_call_none() {
+    let w = world("metrics").await;
+    let printed = Printed::default();
+    let hook = webhook(&w.webhook_config(), &w.queue_url, w.clock.clone())
+        .with_metrics(MetricsOut::to(printed.clone()));
+    let body = fixture("admission-pod-status-unschedulable.json");
+    for path in [SECRET, SECRET, "wrong-secret-wrong-secret"] {
+        function_handler(&hook, LambdaEvent::new(event(path, &body), Context::default()))
+            .await
+            .expect("handled");
+    }
+    assert_eq!(
+        printed.take(),
+        vec![review_metrics(1, 0), review_metrics(0, 0)],
+        "a message for the first review, none for the second in its window, no line for the refused call"
+    );
+    assert_eq!(w.messages().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_sqs_does_not_take_is_printed_as_a_send_failure() {
+    // Injected failures apply to the whole server: this test owns its moto.
+    let own = Moto::start();
+    let sqs = aws_sdk_sqs::Client::new(&own.sdk_config());
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("failing-metrics.fifo")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("url");
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        attempt_timeout: Duration::from_secs(5),
+    };
+    let config = WebhookConfig {
+        secret: SECRET.to_string(),
+        queue_url: queue_url.clone(),
+        window: Duration::from_secs(2),
+        max_body_bytes: 64 * 1024,
+    };
+    let printed = Printed::default();
+    let hook = Webhook::new(
+        config,
+        ProvisionQueue::new(&own.sdk_config(), &queue_url, &retry),
+        TestClock::at(T0),
+    )
+    .with_metrics(MetricsOut::to(printed.clone()));
+    own.fail_next_with_status("sqs", "SendMessage", "ServiceUnavailable", 2, 503);
+    let body = fixture("admission-pod-status-unschedulable.json");
+    for _ in 0..2 {
+        function_handler(&hook, LambdaEvent::new(event(SECRET, &body), Context::default()))
+            .await
+            .expect("handled");
+    }
+    assert_eq!(
+        printed.take(),
+        vec![review_metrics(0, 1), review_metrics(1, 0)],
+        "the failure, then the next review's request"
+    );
 }
