@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use nodewright_sim::{Report, Scenario};
+use nodewright_core::status::FleetStatus;
+use nodewright_sim::{Report, Scenario, Simulation, format_offset};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,6 +16,11 @@ pub struct Args {
     /// How to print the result.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     output: Output,
+
+    /// Also show the fleet (nodes, $/h, requested against allocatable, claims in flight) every
+    /// so often of virtual time, as `nodewright status` shows it: `5m`, `30s`, `1h`.
+    #[arg(long, value_name = "DURATION")]
+    status_every: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,13 +35,50 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => Scenario::inflate(),
     }
     .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
-    let report = nodewright_sim::simulate(scenario).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let every = match &args.status_every {
+        None => None,
+        Some(text) => match nodewright_core::api::parse_duration(text) {
+            Ok(Some(ms)) if ms > 0 => Some(ms),
+            _ => anyhow::bail!("--status-every {text:?}: expected a duration such as 30s, 5m or 1h"),
+        },
+    };
+    let mut sim = Simulation::new(scenario);
+    // Snapshots at every multiple of `every` up to the end: (elapsed, status).
+    let mut snapshots: Vec<(i64, FleetStatus)> = Vec::new();
+    if let Some(every) = every {
+        let mut at = every;
+        while at <= sim.end_ms() {
+            sim.run_until(at).map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+            snapshots.push((at, sim.status()));
+            at += every;
+        }
+    }
+    let report = sim.run().map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     let mut out = io::stdout().lock();
     let written = match args.output {
-        Output::Table => write_table(&mut out, &report),
-        Output::Json => serde_json::to_writer_pretty(&mut out, &report)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out)),
+        Output::Table => write_table(&mut out, &report).and_then(|()| {
+            for (at, status) in &snapshots {
+                writeln!(out, "\nstatus at {}", format_offset(*at))?;
+                write!(out, "{}", nodewright_core::status::render(status))?;
+            }
+            Ok(())
+        }),
+        Output::Json => {
+            // The report's JSON is unchanged without the flag; with it, `status` is added.
+            let mut value = serde_json::to_value(&report).map_err(io::Error::from)?;
+            if every.is_some()
+                && let Some(object) = value.as_object_mut()
+            {
+                let status: Vec<serde_json::Value> = snapshots
+                    .iter()
+                    .map(|(at, s)| serde_json::json!({"at": format_offset(*at), "fleet": s}))
+                    .collect();
+                object.insert("status".into(), serde_json::Value::Array(status));
+            }
+            serde_json::to_writer_pretty(&mut out, &value)
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out))
+        }
     };
     match written {
         // `nodewright simulate | head` closes the pipe early; that is not a failure.

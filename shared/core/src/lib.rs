@@ -18,6 +18,7 @@ pub mod reconcile;
 pub mod requirements;
 pub mod resources;
 pub mod selector;
+pub mod status;
 
 pub use error::{Error, Result};
 pub mod benchmark;

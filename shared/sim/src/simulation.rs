@@ -149,6 +149,30 @@ impl Simulation {
         }
     }
 
+    /// The fleet as `nodewright status` shows it, now.
+    pub fn status(&self) -> nodewright_core::status::FleetStatus {
+        let pods = self.cluster.pods();
+        let nodes: Vec<nodewright_core::scheduler::ExistingNode> = self
+            .cluster
+            .nodes()
+            .into_iter()
+            .map(|node| nodewright_core::scheduler::ExistingNode {
+                pods: pods
+                    .iter()
+                    .filter(|(p, _)| p.node_name.as_deref() == Some(node.name.as_str()))
+                    .map(|(p, _)| p.clone())
+                    .collect(),
+                node,
+            })
+            .collect();
+        nodewright_core::status::fleet_status(&nodes, &self.store.claims(), self.clock.now())
+    }
+
+    /// The scenario's length, from its start.
+    pub fn end_ms(&self) -> Millis {
+        self.scenario.end_ms
+    }
+
     /// Plays the scenario to its end and reports.
     pub fn run(mut self) -> Result<Report> {
         self.run_until(self.scenario.end_ms)?;
