@@ -19,6 +19,7 @@ pub const EC2NODECLASS_API_VERSION: &str = "karpenter.k8s.aws/v1";
 /// Object metadata: the fields a manifest may carry. Server-populated fields are accepted
 /// so that objects read back from a cluster parse too.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ObjectMeta {
     #[serde(default)]
@@ -46,8 +47,16 @@ pub struct ObjectMeta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finalizers: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub owner_references: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub managed_fields: Vec<serde_json::Value>,
 }
 
@@ -55,6 +64,7 @@ pub struct ObjectMeta {
 // NodePool
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodePool {
     pub api_version: String,
@@ -62,10 +72,15 @@ pub struct NodePool {
     pub metadata: ObjectMeta,
     pub spec: NodePoolSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub status: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodePoolSpec {
     pub template: NodeClaimTemplate,
@@ -73,6 +88,17 @@ pub struct NodePoolSpec {
     pub disruption: Disruption,
     /// Resource limits across every node of the pool (`cpu`, `memory`, `nodes`, …).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "BTreeMap<String, serde_json::Value>",
+            extend("additionalProperties" = {
+                "x-kubernetes-int-or-string": true,
+                "anyOf": [{"type": "integer"}, {"type": "string"}],
+                "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+            })
+        )
+    )]
     pub limits: BTreeMap<String, Quantity>,
     /// Higher weight pools are tried first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +109,7 @@ pub struct NodePoolSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeClaimTemplate {
     #[serde(default)]
@@ -91,6 +118,7 @@ pub struct NodeClaimTemplate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TemplateMeta {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -100,22 +128,77 @@ pub struct TemplateMeta {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeClaimTemplateSpec {
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "Vec<serde_json::Value>",
+            extend("items" = {
+                "type": "object",
+                "required": ["key", "operator"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]},
+                    "values": {"type": "array", "items": {"type": "string"}},
+                    "minValues": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}
+                }
+            })
+        )
+    )]
     pub requirements: Vec<NodeSelectorRequirement>,
     pub node_class_ref: NodeClassRef,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "Vec<serde_json::Value>",
+            extend("items" = {
+                "type": "object",
+                "required": ["key", "effect"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "value": {"type": "string"},
+                    "effect": {"type": "string", "enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+                    "timeAdded": {"type": "string"}
+                }
+            })
+        )
+    )]
     pub taints: Vec<Taint>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "Vec<serde_json::Value>",
+            extend("items" = {
+                "type": "object",
+                "required": ["key", "effect"],
+                "properties": {
+                    "key": {"type": "string"},
+                    "value": {"type": "string"},
+                    "effect": {"type": "string", "enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+                    "timeAdded": {"type": "string"}
+                }
+            })
+        )
+    )]
     pub startup_taints: Vec<Taint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(description = "A Go duration (`720h`, `1m30s`) or `Never`; 720h if unset.")
+    )]
     pub expire_after: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(description = "A Go duration (`1h`, `30m`)."))]
     pub termination_grace_period: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeClassRef {
     pub group: String,
@@ -124,6 +207,7 @@ pub struct NodeClassRef {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ConsolidationPolicy {
     #[default]
     WhenEmptyOrUnderutilized,
@@ -131,11 +215,16 @@ pub enum ConsolidationPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Disruption {
     #[serde(default)]
     pub consolidation_policy: ConsolidationPolicy,
     #[serde(default = "default_consolidate_after")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(description = "A Go duration (`30s`, `1m`) or `Never`; 0s if unset.")
+    )]
     pub consolidate_after: String,
     #[serde(default = "default_budgets")]
     pub budgets: Vec<Budget>,
@@ -165,15 +254,28 @@ fn default_budgets() -> Vec<Budget> {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Budget {
     #[serde(default = "default_budget_nodes")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(description = "A count (`5`) or a percentage (`10%`) of the pool's nodes; 10% if unset.")
+    )]
     pub nodes: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(description = "A cron schedule; set with `duration`.")
+    )]
     pub schedule: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(description = "A Go duration (`1h`, `30m`) the budget is active from each `schedule` hit.")
+    )]
     pub duration: Option<String>,
 }
 
@@ -335,6 +437,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<Option<Millis>, String> {
 // EC2NodeClass
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ec2NodeClass {
     pub api_version: String,
@@ -342,11 +445,32 @@ pub struct Ec2NodeClass {
     pub metadata: ObjectMeta,
     pub spec: Ec2NodeClassSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub status: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+// serde reads `associatePublicIpAddress` too (an alias schemars does not list): the CRD keeps it
+// rather than pruning it.
+#[cfg_attr(
+    feature = "schema",
+    schemars(transform = |s: &mut schemars::Schema| {
+        if let Some(props) = s.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            props.insert(
+                "associatePublicIpAddress".into(),
+                serde_json::json!({
+                    "description": "The spelling before Karpenter v1; read as associatePublicIPAddress.",
+                    "type": "boolean"
+                }),
+            );
+        }
+    })
+)]
 pub struct Ec2NodeClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ami_family: Option<String>,
@@ -357,6 +481,10 @@ pub struct Ec2NodeClassSpec {
     #[serde(default)]
     pub security_group_selector_terms: Vec<SecurityGroupSelectorTerm>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub capacity_reservation_selector_terms: Vec<serde_json::Value>,
     /// Karpenter v1 spells it `associatePublicIPAddress`; the other spelling is read too.
     #[serde(
@@ -390,16 +518,33 @@ pub struct Ec2NodeClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_prefix_count: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub connection_tracking: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub cpu_options: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub network_interfaces: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")
+    )]
     pub placement_group_selector: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AmiSelectorTerm {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -417,6 +562,7 @@ pub struct AmiSelectorTerm {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SelectorTerm {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -426,6 +572,7 @@ pub struct SelectorTerm {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecurityGroupSelectorTerm {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,6 +584,7 @@ pub struct SecurityGroupSelectorTerm {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BlockDeviceMapping {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -448,6 +596,7 @@ pub struct BlockDeviceMapping {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Ebs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -465,12 +614,24 @@ pub struct Ebs {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_initialization_rate: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "serde_json::Value",
+            extend(
+                "x-kubernetes-int-or-string" = true,
+                "anyOf" = [{"type": "integer"}, {"type": "string"}],
+                "pattern" = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+            )
+        )
+    )]
     pub volume_size: Option<Quantity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetadataOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -485,6 +646,7 @@ pub struct MetadataOptions {
 
 /// The AMI family a node class launches, from `amiFamily` or the alias of its first term.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum AmiFamily {
     AL2023,
     AL2,

@@ -8,6 +8,8 @@
 
 mod constraints;
 pub mod convert;
+#[cfg(feature = "schema")]
+pub mod crd;
 mod decode;
 mod error;
 mod node;
