@@ -417,6 +417,8 @@ def test_cluster_roles_are_exactly_the_calls():
     }
     provisioner = sweeper | {
         ("", "nodes", "get"),
+        ("karpenter.sh", "nodepools/status", "patch"),
+        ("karpenter.k8s.aws", "ec2nodeclasses/status", "patch"),
         ("", "nodes", "update"),
         ("", "nodes", "delete"),
         ("", "pods/eviction", "create"),

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod config_status;
 pub mod disruption;
 pub mod error;
 pub mod events;

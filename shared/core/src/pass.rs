@@ -44,6 +44,8 @@ pub struct PassReport {
     pub lifecycle: LifecycleReport,
     pub round: RoundReport,
     pub events: EventsReport,
+    /// NodePool and EC2NodeClass statuses written (best effort, as events).
+    pub statuses: EventsReport,
 }
 
 /// The Kubernetes events an invocation recorded (best effort: the decisions stand either way).
@@ -173,8 +175,13 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
     let mut invalid = bad_pools;
     invalid.extend(bad_classes);
+    let all_pools = nodepools.clone();
     let pools = provisioning::pool_inputs(cloud, nodepools, &nodeclasses, &mut invalid).await?;
     report.round.invalid_config = invalid;
+    let catalogs: BTreeMap<String, std::sync::Arc<Vec<crate::catalog::InstanceType>>> = pools
+        .iter()
+        .map(|p| (p.nodeclass.name().to_string(), p.instance_types.clone()))
+        .collect();
     let nodes = cluster.list_nodes().await?;
     let bound = cluster.list_bound_pods().await?;
     let mut nodes = provisioning::existing_nodes(nodes, bound);
@@ -212,6 +219,7 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         .into_iter()
         .map(|d| d.pod)
         .collect();
+    let claims_now = claims.clone();
     let view = ClusterView {
         pools,
         nodes,
@@ -232,6 +240,24 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         &mut report.round,
     )
     .await?;
+    let updates = crate::config_status::statuses(
+        &all_pools,
+        &nodeclasses,
+        &catalogs,
+        &claims_now,
+        &report.round.invalid_config,
+        clock.now(),
+    );
+    report.statuses = match cluster.update_statuses(&updates).await {
+        Ok(recorded) => EventsReport {
+            recorded,
+            error: None,
+        },
+        Err(e) => EventsReport {
+            recorded: 0,
+            error: Some(e.to_string()),
+        },
+    };
     Ok(report)
 }
 

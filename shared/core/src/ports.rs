@@ -258,6 +258,16 @@ pub trait Cluster: Send + Sync {
         std::future::ready(Ok(0))
     }
 
+    /// Writes the `status` of NodePools and EC2NodeClasses (the status subresource); one that
+    /// fails does not stop the others, and the first error is returned after all were tried.
+    fn update_statuses(
+        &self,
+        updates: &[crate::config_status::StatusUpdate],
+    ) -> impl Future<Output = PortResult<usize>> + Send {
+        let _ = updates;
+        std::future::ready(Ok(0))
+    }
+
     /// Adds the taint (if absent) and marks the node unschedulable. `NotFound` if the node is gone.
     fn cordon(&self, node: &str, taint: &Taint) -> impl Future<Output = PortResult<()>> + Send;
 

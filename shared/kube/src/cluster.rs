@@ -21,10 +21,13 @@ use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget as K8sPdb;
 use k8s_openapi::api::storage::v1::StorageClass as K8sStorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::core::{GroupVersionKind, TypeMeta};
 use kube::{Client, Config};
 use nodewright_core::api::{ConfigObject, Ec2NodeClass, NodePool, parse_config_object};
+use nodewright_core::config_status::{ConfigKind, StatusUpdate};
 use nodewright_core::events::{KubeEvent, Regarding};
 use nodewright_core::labels;
 use nodewright_core::pod::{Node, Pod, Taint, TaintEffect};
@@ -515,6 +518,38 @@ impl Cluster for KubeCluster {
             ConfigObject::Ec2NodeClass(c) => Some(*c),
             ConfigObject::NodePool(_) => None,
         }))
+    }
+
+    async fn update_statuses(&self, updates: &[StatusUpdate]) -> PortResult<usize> {
+        let client = self.client().await?;
+        let mut written = 0;
+        let mut first_error = None;
+        for u in updates {
+            let (gvk, plural) = match u.kind {
+                ConfigKind::NodePool => (nodepool_gvk(), "nodepools"),
+                ConfigKind::Ec2NodeClass => (nodeclass_gvk(), "ec2nodeclasses"),
+            };
+            let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+            let patch = serde_json::json!({ "status": u.status });
+            match api
+                .patch_status(&u.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => written += 1,
+                // Deleted since it was listed: nothing to report on.
+                Err(e) if status_code(&e) == Some(404) => {}
+                Err(e) => {
+                    let err = from_kube(&format!("update status of {} {}", gvk.kind, u.name), e);
+                    tracing::warn!(error = %err, "a status could not be written");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) if written == 0 => Err(err),
+            _ => Ok(written),
+        }
     }
 
     async fn record_events(&self, events: &[KubeEvent]) -> PortResult<usize> {

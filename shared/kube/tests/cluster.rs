@@ -322,7 +322,7 @@ async fn an_event_said_twice_is_one_event_with_a_series_of_two() {
     );
     assert_eq!(
         cluster
-            .record_events(&[nominated.clone()])
+            .record_events(std::slice::from_ref(&nominated))
             .await
             .expect("recorded"),
         1
@@ -345,6 +345,46 @@ async fn an_event_said_twice_is_one_event_with_a_series_of_two() {
         .expect("the node's event");
     assert_eq!(node_event["regarding"]["name"], "ip-10-0-1-5.ec2.internal");
     assert!(node_event["regarding"].get("namespace").is_none());
+}
+
+#[tokio::test]
+async fn pool_statuses_are_written_with_the_status_subresource_and_the_pools_still_parse() {
+    use nodewright_core::config_status::{ConfigKind, StatusUpdate};
+    let (server, cluster) = server().await;
+    server.insert(&nodepool("default")).expect("pool");
+    server.insert(&nodeclass("default")).expect("class");
+    let updates = [
+        StatusUpdate {
+            kind: ConfigKind::NodePool,
+            name: "default".into(),
+            status: json!({"nodes": 2, "resources": {"cpu": "4", "nodes": "2"},
+                           "conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                                           "lastTransitionTime": "2026-12-01T18:00:00Z"}]}),
+        },
+        StatusUpdate {
+            kind: ConfigKind::Ec2NodeClass,
+            name: "default".into(),
+            status: json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "",
+                                           "lastTransitionTime": "2026-12-01T18:00:00Z"}]}),
+        },
+        StatusUpdate {
+            kind: ConfigKind::NodePool,
+            name: "deleted-meanwhile".into(),
+            status: json!({"nodes": 0}),
+        },
+    ];
+    assert_eq!(cluster.update_statuses(&updates).await.expect("written"), 2);
+    let pool = server
+        .get_object("nodepools.karpenter.sh", None, "default")
+        .expect("pool");
+    assert_eq!(pool["status"]["resources"]["cpu"], "4");
+    assert_eq!(pool["status"]["conditions"][0]["type"], "Ready");
+    let (pools, bad) = cluster.list_nodepools().await.expect("pools");
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(
+        pools[0].status.as_ref().map(|s| s["nodes"].clone()),
+        Some(json!(2))
+    );
 }
 
 #[tokio::test]

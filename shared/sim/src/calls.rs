@@ -29,6 +29,7 @@ pub enum ClusterOp {
     ListPdbs,
     ListVolumes,
     RecordEvents,
+    UpdateStatuses,
     ListNodepools,
     ListNodeclasses,
     Cordon,

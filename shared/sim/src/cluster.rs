@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::api::{Ec2NodeClass, NodePool};
+use nodewright_core::config_status::{ConfigKind, StatusUpdate};
 use nodewright_core::events::KubeEvent;
 use nodewright_core::labels;
 use nodewright_core::pdb::PodDisruptionBudget;
@@ -787,6 +788,33 @@ impl Cluster for SimCluster {
 
     fn list_pdbs(&self) -> impl Future<Output = PortResult<Vec<PodDisruptionBudget>>> + Send {
         std::future::ready(self.listing(ClusterOp::ListPdbs, |s| s.pdbs.clone()))
+    }
+
+    fn update_statuses(&self, updates: &[StatusUpdate]) -> impl Future<Output = PortResult<usize>> + Send {
+        std::future::ready(self.listing(ClusterOp::UpdateStatuses, |_| ()).map(|()| {
+            let mut state = self.state();
+            let mut written = 0;
+            for u in updates {
+                let status = Some(u.status.clone());
+                let target = match u.kind {
+                    ConfigKind::NodePool => state
+                        .nodepools
+                        .iter_mut()
+                        .find(|p| p.name() == u.name)
+                        .map(|p| &mut p.status),
+                    ConfigKind::Ec2NodeClass => state
+                        .nodeclasses
+                        .iter_mut()
+                        .find(|c| c.name() == u.name)
+                        .map(|c| &mut c.status),
+                };
+                if let Some(slot) = target {
+                    *slot = status;
+                    written += 1;
+                }
+            }
+            written
+        }))
     }
 
     fn record_events(&self, events: &[KubeEvent]) -> impl Future<Output = PortResult<usize>> + Send {

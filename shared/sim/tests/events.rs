@@ -74,3 +74,20 @@ steps:
         "{disrupting:#?}"
     );
 }
+
+#[test]
+fn the_nodepool_status_counts_its_nodes_and_resources_and_says_it_is_ready() {
+    let mut sim = simulation("end: 5m\nworkloads: [{name: web, replicas: 3, requests: {cpu: '1'}}]\n");
+    sim.run_until(5 * 60_000).expect("runs");
+    let pools = sim.cluster().nodepools();
+    let status = pools[0].status.as_ref().expect("a status was written");
+    let nodes = sim.cluster().node_count();
+    assert!(nodes > 0);
+    assert_eq!(status["nodes"], nodes, "{status}");
+    assert!(status["resources"]["cpu"].as_str().is_some(), "{status}");
+    let ready = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .expect("Ready");
+    assert_eq!(ready["status"], "True");
+}
