@@ -330,7 +330,7 @@ pub async fn function_handler<Q: RequestSink>(
         other => tracing::debug!(outcome = ?other, "no round requested"),
     }
     if let Some(document) = metrics::call(&outcome, webhook.clock.now()) {
-        webhook.metrics.emit(&document);
+        webhook.metrics.emit(&[document]);
     }
     Ok(response)
 }

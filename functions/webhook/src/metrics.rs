@@ -6,16 +6,13 @@
 //! provisioning round, and whether sending that request failed, are counted with it. A refused
 //! call (wrong secret, unreadable body) is no review and prints nothing; its warning is logged.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use nodewright_aws::emf::{Metric, document};
+pub use nodewright_aws::emf::{MetricsOut, NAMESPACE};
 use nodewright_core::pod::Millis;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Outcome;
 
-/// The CloudWatch namespace of every metric.
-pub const NAMESPACE: &str = "nodewright";
 /// AdmissionReviews answered.
 pub const REVIEWS: &str = "WebhookReviews";
 /// Provisioning requests sent to the provision queue.
@@ -31,67 +28,21 @@ pub fn call(outcome: &Outcome, timestamp: Millis) -> Option<Value> {
         Outcome::SendFailed(_) => (0, 1),
         Outcome::AlreadyRequested | Outcome::Ignored(_) => (0, 0),
     };
-    Some(json!({
-        "_aws": {
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [[]],
-                "Metrics": [
-                    {"Name": REVIEWS, "Unit": "Count"},
-                    {"Name": MESSAGES_SENT, "Unit": "Count"},
-                    {"Name": SEND_FAILURES, "Unit": "Count"},
-                ],
-            }],
-        },
-        REVIEWS: 1,
-        MESSAGES_SENT: sent,
-        SEND_FAILURES: failed,
-    }))
-}
-
-/// Where the documents go: stdout in Lambda (CloudWatch Logs reads it), a buffer in tests,
-/// nowhere unless set.
-#[derive(Clone, Default)]
-pub struct MetricsOut(Option<Arc<Mutex<dyn Write + Send>>>);
-
-impl std::fmt::Debug for MetricsOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "MetricsOut(writer)"
-        } else {
-            "MetricsOut(none)"
-        })
-    }
-}
-
-impl MetricsOut {
-    /// Writes to `writer`.
-    pub fn to(writer: impl Write + Send + 'static) -> Self {
-        MetricsOut(Some(Arc::new(Mutex::new(writer))))
-    }
-
-    /// Writes to the process's stdout, as Lambda wants EMF.
-    pub fn stdout() -> Self {
-        Self::to(std::io::stdout())
-    }
-
-    /// Writes the document as one line. A write that fails is logged: metrics never fail a
-    /// call.
-    pub fn emit(&self, document: &Value) {
-        let Some(writer) = &self.0 else { return };
-        let mut line = document.to_string();
-        line.push('\n');
-        let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = w.write_all(line.as_bytes()).and_then(|()| w.flush()) {
-            tracing::warn!(error = %e, "could not write the metrics");
-        }
-    }
+    Some(document(
+        timestamp,
+        &[],
+        &[
+            Metric::count(REVIEWS, 1),
+            Metric::count(MESSAGES_SENT, sent),
+            Metric::count(SEND_FAILURES, failed),
+        ],
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const NOW: Millis = 1_795_342_530_000;
 

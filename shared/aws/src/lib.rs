@@ -10,6 +10,7 @@ pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod ec2;
+pub mod emf;
 pub mod errors;
 pub mod queue;
 #[cfg(feature = "test-util")]
