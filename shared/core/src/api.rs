@@ -151,40 +151,8 @@ pub struct NodeClaimTemplateSpec {
     pub requirements: Vec<NodeSelectorRequirement>,
     pub node_class_ref: NodeClassRef,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(
-        feature = "schema",
-        schemars(
-            with = "Vec<serde_json::Value>",
-            extend("items" = {
-                "type": "object",
-                "required": ["key", "effect"],
-                "properties": {
-                    "key": {"type": "string"},
-                    "value": {"type": "string"},
-                    "effect": {"type": "string", "enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
-                    "timeAdded": {"type": "string"}
-                }
-            })
-        )
-    )]
     pub taints: Vec<Taint>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(
-        feature = "schema",
-        schemars(
-            with = "Vec<serde_json::Value>",
-            extend("items" = {
-                "type": "object",
-                "required": ["key", "effect"],
-                "properties": {
-                    "key": {"type": "string"},
-                    "value": {"type": "string"},
-                    "effect": {"type": "string", "enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
-                    "timeAdded": {"type": "string"}
-                }
-            })
-        )
-    )]
     pub startup_taints: Vec<Taint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
