@@ -139,6 +139,20 @@ async fn launches_the_getting_started_nodeclass_with_every_tag_imdsv2_and_a_node
     // The claim learns the AMI at launch, and the node class resolves to it until EKS releases
     // another (drift by AMI compares the two).
     assert_eq!(launched.instance.image_id.as_deref(), Some(al2023.as_str()));
+    // The node class's status lists what its selectors resolve to.
+    let resolved = f
+        .cloud
+        .resolve_nodeclass(&req.nodeclass)
+        .await
+        .expect("resolves")
+        .expect("EC2 says");
+    assert!(
+        resolved.subnets.iter().any(|(id, zone)| zone == "us-east-1b"
+            && f.network.subnet_in("us-east-1b").is_some_and(|s| &s.id == id))
+    );
+    assert!(!resolved.security_groups.is_empty());
+    assert!(resolved.amis.iter().any(|(id, _)| *id == al2023), "{resolved:?}");
+    assert!(resolved.instance_profile.is_some());
     let images = f.cloud.images(&req.nodeclass).await.expect("images");
     assert!(images.contains(&al2023), "{images:?}");
     let listed = f.cloud.list_instances().await.expect("list");

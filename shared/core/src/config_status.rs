@@ -14,6 +14,7 @@ use crate::api::{Ec2NodeClass, NodePool};
 use crate::catalog::InstanceType;
 use crate::nodeclaim::{ClaimState, NodeClaim};
 use crate::pod::Millis;
+use crate::ports::NodeClassResolution;
 use crate::resources::Resources;
 
 /// Which configuration object a status is for.
@@ -37,10 +38,12 @@ type Condition<'a> = (&'a str, bool, &'a str, String);
 /// The status of every NodePool and EC2NodeClass. `problems` are the round's
 /// `invalid_config` messages (`NodePool x: …`, `EC2NodeClass y: …`); `types` the catalog of
 /// each node class that could be built.
+/// `resolved` is what each node class's selectors resolve to, where known.
 pub fn statuses(
     nodepools: &[NodePool],
     nodeclasses: &[Ec2NodeClass],
     types: &BTreeMap<String, std::sync::Arc<Vec<InstanceType>>>,
+    resolved: &BTreeMap<String, NodeClassResolution>,
     claims: &[NodeClaim],
     problems: &[String],
     now: Millis,
@@ -60,12 +63,30 @@ pub fn statuses(
             reason(&issue, "Ready", "NotReady"),
             issue.clone().unwrap_or_default(),
         )];
+        let mut status = json!({
+            "conditions": conditions_json(&conditions, class.status.as_ref(), class.metadata.generation, now),
+        });
+        // What the selectors resolve to, as Karpenter's EC2NodeClass status lists it.
+        if let Some(r) = resolved.get(class.name()) {
+            status["subnets"] = r
+                .subnets
+                .iter()
+                .map(|(id, zone)| json!({"id": id, "zone": zone}))
+                .collect();
+            status["securityGroups"] = r.security_groups.iter().map(|id| json!({"id": id})).collect();
+            status["amis"] = r
+                .amis
+                .iter()
+                .map(|(id, name)| json!({"id": id, "name": name}))
+                .collect();
+            if let Some(profile) = &r.instance_profile {
+                status["instanceProfile"] = json!(profile);
+            }
+        }
         out.push(StatusUpdate {
             kind: ConfigKind::Ec2NodeClass,
             name: class.name().to_string(),
-            status: json!({
-                "conditions": conditions_json(&conditions, class.status.as_ref(), class.metadata.generation, now),
-            }),
+            status,
         });
     }
     for pool in nodepools {
@@ -214,10 +235,21 @@ mod tests {
         let pool = nodepool("default").build();
         let types: BTreeMap<_, _> = [("default".to_string(), pool_input(pool.clone()).instance_types)].into();
         let claims = [launched_claim("default-1", 0), launched_claim("default-2", 0)];
+        let resolved: BTreeMap<_, _> = [(
+            "default".to_string(),
+            NodeClassResolution {
+                subnets: vec![("subnet-a".into(), "us-east-1a".into())],
+                security_groups: vec!["sg-1".into()],
+                amis: vec![("ami-1".into(), "al2023".into())],
+                instance_profile: Some("nodewright-node-demo".into()),
+            },
+        )]
+        .into();
         let ok = statuses(
             std::slice::from_ref(&pool),
             &[nodeclass("default")],
             &types,
+            &resolved,
             &claims,
             &[],
             1_000,
@@ -230,6 +262,14 @@ mod tests {
         // Two m5.large: 2 × 2 vCPU.
         assert_eq!(np.status["resources"]["cpu"], "4");
         assert_eq!(np.status["resources"]["nodes"], "2");
+        let class = ok
+            .iter()
+            .find(|s| s.kind == ConfigKind::Ec2NodeClass)
+            .expect("the class");
+        assert_eq!(class.status["subnets"][0]["zone"], "us-east-1a");
+        assert_eq!(class.status["securityGroups"][0]["id"], "sg-1");
+        assert_eq!(class.status["amis"][0]["id"], "ami-1");
+        assert_eq!(class.status["instanceProfile"], "nodewright-node-demo");
         let ready = &np.status["conditions"][2];
         assert_eq!(
             (ready["type"].as_str(), ready["status"].as_str()),
@@ -244,6 +284,7 @@ mod tests {
             &[pool_then.clone()],
             &[nodeclass("default")],
             &types,
+            &BTreeMap::new(),
             &claims,
             &problems,
             60_000,

@@ -240,10 +240,18 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         &mut report.round,
     )
     .await?;
+    // Only node classes whose selectors resolved (the others' problem is in invalid_config).
+    let mut resolved = BTreeMap::new();
+    for class in &nodeclasses {
+        if let Ok(Some(r)) = cloud.resolve_nodeclass(class).await {
+            resolved.insert(class.name().to_string(), r);
+        }
+    }
     let updates = crate::config_status::statuses(
         &all_pools,
         &nodeclasses,
         &catalogs,
+        &resolved,
         &claims_now,
         &report.round.invalid_config,
         clock.now(),

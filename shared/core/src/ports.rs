@@ -133,6 +133,17 @@ pub struct Instance {
     pub image_id: Option<String>,
 }
 
+/// What an EC2NodeClass's selectors resolve to now (for its status).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeClassResolution {
+    /// (subnet id, zone)
+    pub subnets: Vec<(String, String)>,
+    pub security_groups: Vec<String>,
+    /// (image id, name)
+    pub amis: Vec<(String, String)>,
+    pub instance_profile: Option<String>,
+}
+
 /// A launch template of this cluster's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchTemplate {
@@ -173,6 +184,16 @@ pub trait Cloud: Send + Sync {
     fn images(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<BTreeSet<String>>> + Send {
         let _ = nodeclass;
         std::future::ready(Ok(BTreeSet::new()))
+    }
+
+    /// What the node class's subnet, security group and AMI selectors resolve to now, and its
+    /// instance profile; `None` where the cloud does not say.
+    fn resolve_nodeclass(
+        &self,
+        nodeclass: &Ec2NodeClass,
+    ) -> impl Future<Output = PortResult<Option<NodeClassResolution>>> + Send {
+        let _ = nodeclass;
+        std::future::ready(Ok(None))
     }
 
     /// This cluster's launch templates (none where the cloud has no such thing).

@@ -51,7 +51,7 @@ use nodewright_core::nodeclaim::NodeClaim;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
     CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, LaunchOverride, LaunchRequest, LaunchTemplate, Launched,
-    OfferingKey, PortError, PortResult,
+    NodeClassResolution, OfferingKey, PortError, PortResult,
 };
 use nodewright_core::unavailable::UnavailableOfferings;
 use tracing::{info, warn};
@@ -687,6 +687,25 @@ impl Cloud for Ec2Cloud {
 
     async fn list_instances(&self) -> PortResult<Vec<Instance>> {
         instances::not_terminated(&self.ec2, &self.config.cluster_name).await
+    }
+
+    async fn resolve_nodeclass(&self, nodeclass: &Ec2NodeClass) -> PortResult<Option<NodeClassResolution>> {
+        // The same cached lookups a launch makes: no extra EC2 calls within their TTLs.
+        let now = self.clock.now();
+        let subnets = self.subnets(nodeclass, now).await?;
+        let security_groups = self.security_groups(nodeclass, now).await?;
+        let types = self.catalog.instance_types(now).await?;
+        let amis = self.amis_for_types(nodeclass, &ami_needs(&types), now).await?;
+        let mut images: Vec<(String, String)> =
+            amis.values().map(|a| (a.id.clone(), a.name.clone())).collect();
+        images.sort();
+        images.dedup();
+        Ok(Some(NodeClassResolution {
+            subnets: subnets.iter().map(|s| (s.id.clone(), s.zone.clone())).collect(),
+            security_groups: security_groups.to_vec(),
+            amis: images,
+            instance_profile: instance_profile(nodeclass).ok(),
+        }))
     }
 
     async fn list_launch_templates(&self) -> PortResult<Vec<LaunchTemplate>> {
