@@ -35,7 +35,8 @@ pub struct StatusUpdate {
 /// One condition: `(type, ok, reason, message)`.
 type Condition<'a> = (&'a str, bool, &'a str, String);
 
-/// The status of every NodePool and EC2NodeClass. `problems` are the round's
+/// The status of every NodePool and EC2NodeClass whose status this changes (a pass that
+/// changes nothing writes nothing). `problems` are the round's
 /// `invalid_config` messages (`NodePool x: …`, `EC2NodeClass y: …`); `types` the catalog of
 /// each node class that could be built.
 /// `resolved` is what each node class's selectors resolve to, where known.
@@ -83,11 +84,13 @@ pub fn statuses(
                 status["instanceProfile"] = json!(profile);
             }
         }
-        out.push(StatusUpdate {
-            kind: ConfigKind::Ec2NodeClass,
-            name: class.name().to_string(),
-            status,
-        });
+        if class.status.as_ref() != Some(&status) {
+            out.push(StatusUpdate {
+                kind: ConfigKind::Ec2NodeClass,
+                name: class.name().to_string(),
+                status,
+            });
+        }
     }
     for pool in nodepools {
         let class_name = &pool.spec.template.spec.node_class_ref.name;
@@ -138,15 +141,18 @@ pub fn statuses(
         }
         let mut listed = resources.to_quantity_map();
         listed.insert("nodes".into(), nodes.to_string());
-        out.push(StatusUpdate {
-            kind: ConfigKind::NodePool,
-            name: pool.name().to_string(),
-            status: json!({
-                "resources": listed,
-                "nodes": nodes,
-                "conditions": conditions_json(&conditions, pool.status.as_ref(), pool.metadata.generation, now),
-            }),
+        let status = json!({
+            "resources": listed,
+            "nodes": nodes,
+            "conditions": conditions_json(&conditions, pool.status.as_ref(), pool.metadata.generation, now),
         });
+        if pool.status.as_ref() != Some(&status) {
+            out.push(StatusUpdate {
+                kind: ConfigKind::NodePool,
+                name: pool.name().to_string(),
+                status,
+            });
+        }
     }
     out
 }
@@ -312,5 +318,21 @@ mod tests {
             .find(|s| s.kind == ConfigKind::Ec2NodeClass)
             .expect("the class");
         assert_eq!(class.status["conditions"][0]["status"], "False");
+
+        // The next pass, nothing having changed, writes nothing.
+        let mut pool_now = pool_then.clone();
+        pool_now.status = Some(np.status.clone());
+        let mut class_now = nodeclass("default");
+        class_now.status = Some(class.status.clone());
+        let again = statuses(
+            &[pool_now],
+            &[class_now],
+            &types,
+            &BTreeMap::new(),
+            &claims,
+            &problems,
+            120_000,
+        );
+        assert!(again.is_empty(), "{again:?}");
     }
 }

@@ -61,15 +61,22 @@ async fn record<C: Cluster>(cluster: &C, all: Vec<events::KubeEvent>) -> EventsR
     if kept.is_empty() {
         return EventsReport::default();
     }
-    match cluster.record_events(&kept).await {
-        Ok(recorded) => EventsReport {
-            recorded,
-            error: None,
-        },
-        Err(e) => EventsReport {
-            recorded: 0,
-            error: Some(e.to_string()),
-        },
+    EventsReport::of(cluster.record_events(&kept).await)
+}
+
+impl EventsReport {
+    /// What a best-effort write came to.
+    fn of(result: PortResult<usize>) -> EventsReport {
+        match result {
+            Ok(recorded) => EventsReport {
+                recorded,
+                error: None,
+            },
+            Err(e) => EventsReport {
+                recorded: 0,
+                error: Some(e.to_string()),
+            },
+        }
     }
 }
 
@@ -256,16 +263,9 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         &report.round.invalid_config,
         clock.now(),
     );
-    report.statuses = match cluster.update_statuses(&updates).await {
-        Ok(recorded) => EventsReport {
-            recorded,
-            error: None,
-        },
-        Err(e) => EventsReport {
-            recorded: 0,
-            error: Some(e.to_string()),
-        },
-    };
+    if !updates.is_empty() {
+        report.statuses = EventsReport::of(cluster.update_statuses(&updates).await);
+    }
     Ok(report)
 }
 
