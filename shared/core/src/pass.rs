@@ -419,11 +419,16 @@ async fn prune_launch_templates<K: Cloud>(
         Ok(t) => t,
         Err(e) => return report.failures.push(format!("listing launch templates: {e}")),
     };
+    // Instances are listed only when some template is old enough and no claim records it.
+    let candidates = crate::launch_templates::unused(&templates, &[], claims, now);
+    if candidates.is_empty() {
+        return;
+    }
     let instances = match cloud.list_instances().await {
         Ok(i) => i,
         Err(e) => return report.failures.push(format!("listing instances: {e}")),
     };
-    for t in crate::launch_templates::unused(&templates, &instances, claims, now) {
+    for t in crate::launch_templates::unused(&candidates, &instances, claims, now) {
         match cloud.delete_launch_template(&t.id).await {
             Ok(()) => report.launch_templates_deleted.push(t.name),
             Err(e) => report
