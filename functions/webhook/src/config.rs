@@ -5,8 +5,12 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// The shared secret the API server puts in the URL path (`https://<url>/<secret>`).
+/// The shared secret the API server puts in the URL path (`https://<url>/<secret>`), given
+/// directly (local runs and tests).
 pub const SECRET: &str = "NODEWRIGHT_WEBHOOK_SECRET";
+/// The Secrets Manager secret (name or ARN) holding it, as the stack deploys it: read at cold
+/// start, its current and previous values both accepted so that it can be rotated.
+pub const SECRET_ID: &str = "NODEWRIGHT_WEBHOOK_SECRET_ID";
 /// The provision queue (an SQS FIFO queue URL).
 pub const QUEUE_URL: &str = "NODEWRIGHT_PROVISION_QUEUE_URL";
 /// Deduplication window in milliseconds; the queue's delivery delay must be at least this.
@@ -22,12 +26,44 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Where the shared secret comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretConfig {
+    Value(String),
+    SecretsManager(String),
+}
+
+impl std::fmt::Debug for SecretConfig {
+    // The value never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretConfig::Value(_) => f.write_str("Value(..)"),
+            SecretConfig::SecretsManager(id) => f.debug_tuple("SecretsManager").field(id).finish(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    pub secret: String,
+    pub secret: SecretConfig,
     pub queue_url: String,
     pub window: Duration,
     pub max_body_bytes: usize,
+}
+
+/// Why a secret value cannot be used, if it cannot: it travels in a URL path, and a short one
+/// could be guessed.
+pub fn check_secret(value: &str) -> Result<(), String> {
+    if value.len() < 16 {
+        return Err("must be at least 16 characters".to_string());
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("must be URL-safe: letters, digits, '-' and '_'".to_string());
+    }
+    Ok(())
 }
 
 /// An AdmissionReview carries the object and, on updates, the old object; Kubernetes caps an
@@ -43,22 +79,31 @@ impl WebhookConfig {
                 reason: "is not set".to_string(),
             })
         };
-        let secret = required(SECRET)?;
-        if secret.len() < 16 {
-            return Err(ConfigError {
-                variable: SECRET,
-                reason: "must be at least 16 characters".to_string(),
-            });
-        }
-        if !secret
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(ConfigError {
-                variable: SECRET,
-                reason: "must be URL-safe: letters, digits, '-' and '_'".to_string(),
-            });
-        }
+        let secret = match (
+            var(SECRET).filter(|v| !v.trim().is_empty()),
+            var(SECRET_ID).filter(|v| !v.trim().is_empty()),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    variable: SECRET,
+                    reason: format!("set it or {SECRET_ID}, not both"),
+                });
+            }
+            (Some(value), None) => {
+                check_secret(&value).map_err(|reason| ConfigError {
+                    variable: SECRET,
+                    reason,
+                })?;
+                SecretConfig::Value(value)
+            }
+            (None, Some(id)) => SecretConfig::SecretsManager(id.trim().to_string()),
+            (None, None) => {
+                return Err(ConfigError {
+                    variable: SECRET_ID,
+                    reason: format!("is not set (nor is {SECRET})"),
+                });
+            }
+        };
         let queue_url = required(QUEUE_URL)?;
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match var(name) {
@@ -105,8 +150,37 @@ mod tests {
             (QUEUE_URL, "https://sqs.us-east-1.amazonaws.com/1/provision.fifo"),
         ]))
         .expect("config");
+        assert_eq!(config.secret, SecretConfig::Value("s3cr3t-s3cr3t-s3cr3t".into()));
         assert_eq!(config.window, Duration::from_secs(2));
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn the_secret_comes_from_secrets_manager_or_the_environment_never_both() {
+        let config = WebhookConfig::from_env(env(&[
+            (
+                SECRET_ID,
+                "arn:aws:secretsmanager:us-east-1:1:secret:nodewright-webhook",
+            ),
+            (QUEUE_URL, "q"),
+        ]))
+        .expect("config");
+        assert_eq!(
+            config.secret,
+            SecretConfig::SecretsManager(
+                "arn:aws:secretsmanager:us-east-1:1:secret:nodewright-webhook".into()
+            )
+        );
+        assert!(!format!("{:?}", SecretConfig::Value("s3cr3t-s3cr3t-s3cr3t".into())).contains("s3cr3t"));
+        let err = WebhookConfig::from_env(env(&[
+            (SECRET, "s3cr3t-s3cr3t-s3cr3t"),
+            (SECRET_ID, "nodewright-webhook"),
+            (QUEUE_URL, "q"),
+        ]))
+        .expect_err("both");
+        assert_eq!(err.variable, SECRET);
+        let err = WebhookConfig::from_env(env(&[(QUEUE_URL, "q")])).expect_err("neither");
+        assert_eq!(err.variable, SECRET_ID);
     }
 
     #[test]

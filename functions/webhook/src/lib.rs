@@ -7,18 +7,26 @@
 //! pod may need capacity, at most once per deduplication window per warm container (and SQS
 //! deduplicates across containers). The secret in the URL path keeps anyone else from
 //! triggering rounds.
+//!
+//! The API server waits for the answer (up to `timeoutSeconds: 2`), so the webhook makes one
+//! SQS attempt with a sub-second timeout ([`send_policy`]) and, when it fails, does not try
+//! again for the rest of the window: the minute's schedule runs the round anyway.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
 use base64::Engine;
 use http::HeaderValue;
 use http::header::CONTENT_TYPE;
+use nodewright_aws::RetryPolicy;
 use nodewright_aws::queue::{ProvisionQueue, ProvisionRequest, bucket};
-use nodewright_core::ports::{Clock, PortResult};
+use nodewright_aws::secrets::SecretsManagerSecret;
+use nodewright_core::pod::Millis;
+use nodewright_core::ports::{Clock, ErrorKind, PortError, PortResult};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -26,7 +34,7 @@ use sha2::{Digest, Sha256};
 pub mod config;
 pub mod metrics;
 
-pub use config::{ConfigError, WebhookConfig};
+pub use config::{ConfigError, SecretConfig, WebhookConfig};
 pub use metrics::MetricsOut;
 
 /// Where provisioning requests go (SQS in Lambda; a recorder in tests).
@@ -40,13 +48,53 @@ impl RequestSink for ProvisionQueue {
     }
 }
 
+/// Where the accepted secret values are read (Secrets Manager in Lambda).
+pub trait SecretSource: Send + Sync {
+    /// The values accepted now, newest first.
+    fn accepted(&self) -> Pin<Box<dyn Future<Output = PortResult<Vec<String>>> + Send + '_>>;
+}
+
+impl SecretSource for SecretsManagerSecret {
+    fn accepted(&self) -> Pin<Box<dyn Future<Output = PortResult<Vec<String>>> + Send + '_>> {
+        Box::pin(SecretsManagerSecret::accepted(self))
+    }
+}
+
+/// A call with an unknown secret re-reads the accepted values at most this often per
+/// container: a rotation reaches warm containers within a minute, and a stranger guessing
+/// secrets cannot turn each guess into a Secrets Manager call.
+pub const SECRET_REFRESH_MS: Millis = 60_000;
+
+/// How the webhook sends to SQS: one attempt, abandoned after 800 ms. The API server gives the
+/// whole call `timeoutSeconds: 2`, cold start included, and a request lost here only waits for
+/// the schedule's pass.
+pub fn send_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 1,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(50),
+        attempt_timeout: Duration::from_millis(800),
+    }
+}
+
+/// The secret values accepted, and when they were read.
+#[derive(Default)]
+struct Accepted {
+    values: Vec<String>,
+    read_at: Option<Millis>,
+}
+
 /// The webhook, built once per cold start.
 pub struct Webhook<Q> {
     config: WebhookConfig,
     queue: Q,
     clock: Arc<dyn Clock>,
+    secrets: Mutex<Accepted>,
+    secret_source: Option<Arc<dyn SecretSource>>,
     /// The last bucket this container asked a round for; later reviews in it need no SQS call.
     last_bucket: AtomicI64,
+    /// The last bucket whose request failed: later reviews in it do not try again.
+    failed_bucket: AtomicI64,
     /// Where [`function_handler`] prints its EMF metrics; nowhere unless set.
     metrics: MetricsOut,
 }
@@ -66,6 +114,8 @@ pub enum Outcome {
     Requested,
     /// A round was already requested in this window.
     AlreadyRequested,
+    /// Sending failed earlier in this window; the scheduled backstop will run the round.
+    FailedThisWindow,
     /// The review needs no round (a bound pod, a DaemonSet pod, a dry run, not a pod…).
     Ignored(&'static str),
     /// Sending the request failed; the scheduled backstop will run the round.
@@ -75,14 +125,45 @@ pub enum Outcome {
 }
 
 impl<Q: RequestSink> Webhook<Q> {
+    /// A webhook accepting the configuration's secret value; one configured with a Secrets
+    /// Manager secret accepts nothing until [`Webhook::with_secret_source`] has read it.
     pub fn new(config: WebhookConfig, queue: Q, clock: Arc<dyn Clock>) -> Self {
+        let values = match &config.secret {
+            SecretConfig::Value(value) => vec![value.clone()],
+            SecretConfig::SecretsManager(_) => Vec::new(),
+        };
         Webhook {
             config,
             queue,
             clock,
+            secrets: Mutex::new(Accepted {
+                values,
+                read_at: None,
+            }),
+            secret_source: None,
             last_bucket: AtomicI64::new(i64::MIN),
+            failed_bucket: AtomicI64::new(i64::MIN),
             metrics: MetricsOut::default(),
         }
+    }
+
+    /// Reads the accepted secret values from `source` now (at cold start), and again when a
+    /// call brings an unknown one ([`SECRET_REFRESH_MS`]). Fails when the source cannot be read
+    /// or holds no usable value, so that a misconfigured function fails its cold start loudly.
+    pub async fn with_secret_source(mut self, source: Arc<dyn SecretSource>) -> PortResult<Self> {
+        let values = usable(source.accepted().await?);
+        if values.is_empty() {
+            return Err(PortError::new(
+                ErrorKind::Invalid,
+                "the webhook secret holds no usable value: it must be at least 16 letters, digits, '-' or '_'",
+            ));
+        }
+        self.secrets = Mutex::new(Accepted {
+            values,
+            read_at: Some(self.clock.now()),
+        });
+        self.secret_source = Some(source);
+        Ok(self)
     }
 
     /// Prints each call's EMF metrics to `out` (stdout in Lambda).
@@ -93,7 +174,7 @@ impl<Q: RequestSink> Webhook<Q> {
 
     /// Answers one Function URL call.
     pub async fn handle(&self, request: &LambdaFunctionUrlRequest) -> (LambdaFunctionUrlResponse, Outcome) {
-        if !self.authorized(request) {
+        if !self.authorized(request).await {
             return refuse(403, "forbidden");
         }
         let body = match self.body(request) {
@@ -114,14 +195,52 @@ impl<Q: RequestSink> Webhook<Q> {
         (allowed(&review.api_version, &admission.uid), outcome)
     }
 
-    fn authorized(&self, request: &LambdaFunctionUrlRequest) -> bool {
+    async fn authorized(&self, request: &LambdaFunctionUrlRequest) -> bool {
         let path = request
             .raw_path
             .as_deref()
             .or(request.request_context.http.path.as_deref())
             .unwrap_or("");
         let given = path.trim_matches('/');
-        constant_time_eq(given.as_bytes(), self.config.secret.as_bytes())
+        if self.accepts(given) {
+            return true;
+        }
+        // An unknown value may be a rotated secret this container has not read yet.
+        let Some(source) = &self.secret_source else {
+            return false;
+        };
+        let now = self.clock.now();
+        {
+            let mut secrets = lock(&self.secrets);
+            if secrets.read_at.is_some_and(|at| now - at < SECRET_REFRESH_MS) {
+                return false;
+            }
+            // Claimed before the read, so concurrent calls do not all read.
+            secrets.read_at = Some(now);
+        }
+        match source.accepted().await {
+            Ok(values) => {
+                let values = usable(values);
+                if values.is_empty() {
+                    tracing::warn!(
+                        "the webhook secret holds no usable value; keeping the values read before"
+                    );
+                } else {
+                    lock(&self.secrets).values = values;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not re-read the webhook secret"),
+        }
+        self.accepts(given)
+    }
+
+    /// Whether `given` is one of the accepted values; every value is compared, so timing does
+    /// not tell which matched.
+    fn accepts(&self, given: &str) -> bool {
+        let secrets = lock(&self.secrets);
+        secrets.values.iter().fold(false, |found, value| {
+            found | constant_time_eq(given.as_bytes(), value.as_bytes())
+        })
     }
 
     fn body(&self, request: &LambdaFunctionUrlRequest) -> Result<Vec<u8>, (u16, String)> {
@@ -156,6 +275,9 @@ impl<Q: RequestSink> Webhook<Q> {
         let now = self.clock.now();
         let bucket = bucket(now, self.config.window);
         if self.last_bucket.swap(bucket, Ordering::SeqCst) == bucket {
+            if self.failed_bucket.load(Ordering::SeqCst) == bucket {
+                return Outcome::FailedThisWindow;
+            }
             return Outcome::AlreadyRequested;
         }
         let request = ProvisionRequest {
@@ -167,14 +289,31 @@ impl<Q: RequestSink> Webhook<Q> {
         match self.queue.send(&request).await {
             Ok(()) => Outcome::Requested,
             Err(e) => {
-                // Let the next review in this bucket try again.
-                let _ =
-                    self.last_bucket
-                        .compare_exchange(bucket, i64::MIN, Ordering::SeqCst, Ordering::SeqCst);
+                // Remembered for the rest of the window: every later review would wait for the
+                // same failing queue, and the schedule's pass is at most a minute away.
+                self.failed_bucket.store(bucket, Ordering::SeqCst);
                 Outcome::SendFailed(e.to_string())
             }
         }
     }
+}
+
+fn lock(m: &Mutex<Accepted>) -> std::sync::MutexGuard<'_, Accepted> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The values that pass [`config::check_secret`]; others are logged (without the value).
+fn usable(values: Vec<String>) -> Vec<String> {
+    values
+        .into_iter()
+        .filter(|value| match config::check_secret(value) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::warn!(%reason, "ignoring a webhook secret value");
+                false
+            }
+        })
+        .collect()
 }
 
 /// Equal-length comparison that takes the same time wherever the inputs differ: both sides are
@@ -231,6 +370,10 @@ struct GroupVersionResource {
 fn needs_round(request: &AdmissionRequest) -> Result<String, &'static str> {
     if request.dry_run == Some(true) {
         return Err("dry run");
+    }
+    // The webhook configuration excludes kube-system too; this holds if an older one does not.
+    if request.namespace.as_deref() == Some(SYSTEM_NAMESPACE) {
+        return Err("in kube-system");
     }
     if !request.resource.group.is_empty() || request.resource.resource != "pods" {
         return Err("not a pod");
@@ -334,6 +477,10 @@ pub async fn function_handler<Q: RequestSink>(
     }
     Ok(response)
 }
+
+/// Pods here are the cluster's own (CoreDNS, the CNI, add-ons): never a reason to launch, and
+/// their creation must not wait on the webhook.
+pub const SYSTEM_NAMESPACE: &str = "kube-system";
 
 /// The default deduplication window.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(2);

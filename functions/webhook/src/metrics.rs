@@ -26,7 +26,7 @@ pub fn call(outcome: &Outcome, timestamp: Millis) -> Option<Value> {
         Outcome::Refused(_) => return None,
         Outcome::Requested => (1, 0),
         Outcome::SendFailed(_) => (0, 1),
-        Outcome::AlreadyRequested | Outcome::Ignored(_) => (0, 0),
+        Outcome::AlreadyRequested | Outcome::FailedThisWindow | Outcome::Ignored(_) => (0, 0),
     };
     Some(document(
         timestamp,

@@ -10,8 +10,12 @@ use base64::Engine;
 use lambda_runtime::{Context, LambdaEvent};
 use nodewright_aws::RetryPolicy;
 use nodewright_aws::queue::{ProvisionQueue, ProvisionRequest};
+use nodewright_aws::secrets::SecretsManagerSecret;
 use nodewright_aws::testing::{Moto, TestClock};
-use nodewright_webhook::{MetricsOut, Outcome, Webhook, WebhookConfig, function_handler};
+use nodewright_webhook::{
+    MetricsOut, Outcome, SECRET_REFRESH_MS, SecretConfig, Webhook, WebhookConfig, function_handler,
+    send_policy,
+};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a1b2c3d4e5f6g7h8i9j0-secret";
@@ -60,7 +64,7 @@ async fn world(queue: &str) -> World {
         .queue_url
         .expect("queue url");
     let config = WebhookConfig {
-        secret: SECRET.to_string(),
+        secret: SecretConfig::Value(SECRET.to_string()),
         queue_url: queue_url.clone(),
         window: Duration::from_secs(2),
         max_body_bytes: 64 * 1024,
@@ -288,7 +292,7 @@ async fn a_base64_encoded_body_is_decoded() {
 }
 
 #[tokio::test]
-async fn when_sqs_fails_the_pod_is_still_allowed_and_the_next_review_tries_again() {
+async fn when_sqs_fails_the_pod_is_still_allowed_and_the_window_does_not_try_again() {
     // Injected failures apply to the whole server: this test owns its moto.
     let own = Moto::start();
     let sqs = aws_sdk_sqs::Client::new(&own.sdk_config());
@@ -301,36 +305,166 @@ async fn when_sqs_fails_the_pod_is_still_allowed_and_the_next_review_tries_again
         .expect("create queue")
         .queue_url
         .expect("url");
-    let retry = RetryPolicy {
-        max_attempts: 2,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
-        attempt_timeout: Duration::from_secs(5),
-    };
     let config = WebhookConfig {
-        secret: SECRET.to_string(),
+        secret: SecretConfig::Value(SECRET.to_string()),
         queue_url: queue_url.clone(),
         window: Duration::from_secs(2),
         max_body_bytes: 64 * 1024,
     };
+    let clock = TestClock::at(T0);
+    // The policy Lambda uses: one attempt.
     let webhook = Webhook::new(
         config,
-        ProvisionQueue::new(&own.sdk_config(), &queue_url, &retry),
-        TestClock::at(T0),
+        ProvisionQueue::new(&own.sdk_config(), &queue_url, &send_policy()),
+        clock.clone(),
     );
-    own.fail_next_with_status("sqs", "SendMessage", "ServiceUnavailable", 2, 503);
+    own.fail_next_with_status("sqs", "SendMessage", "ServiceUnavailable", 1, 503);
+    let sends = || {
+        own.calls()
+            .iter()
+            .filter(|c| c.service == "sqs" && c.action == "SendMessage")
+            .count()
+    };
     let body = fixture("admission-pod-status-unschedulable.json");
     let (response, outcome) = webhook.handle(&event(SECRET, &body)).await;
     assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
     assert!(matches!(outcome, Outcome::SendFailed(_)), "{outcome:?}");
+    assert_eq!(sends(), 1, "one attempt, no retry");
+    let (response, outcome) = webhook.handle(&event(SECRET, &body)).await;
+    assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
+    assert_eq!(outcome, Outcome::FailedThisWindow);
+    assert_eq!(sends(), 1, "the rest of the window makes no SQS call");
+    clock.advance(2_000);
     let (_, outcome) = webhook.handle(&event(SECRET, &body)).await;
-    assert_eq!(outcome, Outcome::Requested);
+    assert_eq!(outcome, Outcome::Requested, "the next window tries again");
+    assert_eq!(sends(), 2);
+}
+
+#[test]
+fn the_webhook_sends_once_within_a_second() {
+    let policy = send_policy();
+    assert_eq!(policy.max_attempts, 1);
+    assert!(policy.attempt_timeout < Duration::from_secs(1));
+    assert!(
+        policy
+            .timeouts()
+            .connect_timeout()
+            .is_some_and(|t| t < Duration::from_secs(1))
+    );
+}
+
+#[tokio::test]
+async fn a_pod_in_kube_system_is_allowed_without_a_round() {
+    let w = world("kube-system").await;
+    let mut review = review("admission-pod-create.json");
+    review["request"]["namespace"] = json!("kube-system");
+    review["request"]["object"]["metadata"]["namespace"] = json!("kube-system");
+    let (response, outcome) = w.call(SECRET, &review.to_string()).await;
+    assert_eq!(response.status_code, 200);
+    assert_eq!(json_body(&response)["response"]["allowed"], json!(true));
+    assert_eq!(outcome, Outcome::Ignored("in kube-system"));
+    assert!(w.messages().await.is_empty());
+}
+
+/// A secret in moto's Secrets Manager with `values` put in order (the last is current).
+async fn secret_with(moto: &Moto, name: &str, values: &[&str]) -> aws_sdk_secretsmanager::Client {
+    let client = aws_sdk_secretsmanager::Client::new(&moto.sdk_config());
+    client
+        .create_secret()
+        .name(name)
+        .secret_string(values[0])
+        .send()
+        .await
+        .expect("create secret");
+    for value in &values[1..] {
+        put_value(&client, name, value).await;
+    }
+    client
+}
+
+async fn put_value(client: &aws_sdk_secretsmanager::Client, name: &str, value: &str) {
+    client
+        .put_secret_value()
+        .secret_id(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("put secret value");
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_accepted_with_the_one_before_it_and_reaches_warm_containers() {
+    const OLD: &str = "old-value-0123456789abcdef";
+    const CURRENT: &str = "current-value-0123456789ab";
+    const NEXT: &str = "next-value-0123456789abcdef";
+    let own = Moto::start();
+    let client = secret_with(&own, "nodewright-webhook", &[OLD, CURRENT]).await;
+    let w = world("rotation").await;
+    let mut config = w.webhook_config();
+    config.secret = SecretConfig::SecretsManager("nodewright-webhook".into());
+    let clock = TestClock::at(T0);
+    let source = SecretsManagerSecret::new(&own.sdk_config(), "nodewright-webhook", &RetryPolicy::default());
+    let hook = webhook(&config, &w.queue_url, clock.clone())
+        .with_secret_source(Arc::new(source))
+        .await
+        .expect("the secret is read at cold start");
+    let reads = || {
+        own.calls()
+            .iter()
+            .filter(|c| c.action == "GetSecretValue")
+            .count()
+    };
+    let body = fixture("admission-pod-create.json");
+    for accepted in [CURRENT, OLD] {
+        let (response, _) = hook.handle(&event(accepted, &body)).await;
+        assert_eq!(response.status_code, 200, "{accepted} is accepted");
+    }
+    let at_cold_start = reads();
+
+    // Rotated: until the refresh interval has passed, an unknown value costs no read.
+    put_value(&client, "nodewright-webhook", NEXT).await;
+    let (response, outcome) = hook.handle(&event(NEXT, &body)).await;
+    assert_eq!((response.status_code, outcome), (403, Outcome::Refused(403)));
+    assert_eq!(reads(), at_cold_start);
+    clock.advance(SECRET_REFRESH_MS);
+    let (response, _) = hook.handle(&event(NEXT, &body)).await;
+    assert_eq!(
+        response.status_code, 200,
+        "the new value reaches a warm container"
+    );
+    assert!(reads() > at_cold_start);
+    let (response, _) = hook.handle(&event(CURRENT, &body)).await;
+    assert_eq!(response.status_code, 200, "the value before it is still accepted");
+    let (response, _) = hook.handle(&event(OLD, &body)).await;
+    assert_eq!(response.status_code, 403, "the value before that is not");
+}
+
+#[tokio::test]
+async fn a_cold_start_fails_when_the_secret_is_missing_or_unusable() {
+    let own = Moto::start();
+    let w = world("cold-start").await;
+    let mut config = w.webhook_config();
+    config.secret = SecretConfig::SecretsManager("missing".into());
+    let source = SecretsManagerSecret::new(&own.sdk_config(), "missing", &RetryPolicy::default());
+    let err = webhook(&config, &w.queue_url, TestClock::at(T0))
+        .with_secret_source(Arc::new(source))
+        .await
+        .expect_err("no such secret");
+    assert!(err.to_string().contains("GetSecretValue"), "{err}");
+
+    secret_with(&own, "short", &["short"]).await;
+    let source = SecretsManagerSecret::new(&own.sdk_config(), "short", &RetryPolicy::default());
+    let err = webhook(&config, &w.queue_url, TestClock::at(T0))
+        .with_secret_source(Arc::new(source))
+        .await
+        .expect_err("too short");
+    assert!(err.to_string().contains("at least 16"), "{err}");
 }
 
 impl World {
     fn webhook_config(&self) -> WebhookConfig {
         WebhookConfig {
-            secret: SECRET.to_string(),
+            secret: SecretConfig::Value(SECRET.to_string()),
             queue_url: self.queue_url.clone(),
             window: Duration::from_secs(2),
             max_body_bytes: 64 * 1024,
@@ -426,16 +560,17 @@ async fn a_request_sqs_does_not_take_is_printed_as_a_send_failure() {
         attempt_timeout: Duration::from_secs(5),
     };
     let config = WebhookConfig {
-        secret: SECRET.to_string(),
+        secret: SecretConfig::Value(SECRET.to_string()),
         queue_url: queue_url.clone(),
         window: Duration::from_secs(2),
         max_body_bytes: 64 * 1024,
     };
     let printed = Printed::default();
+    let clock = TestClock::at(T0);
     let hook = Webhook::new(
         config,
         ProvisionQueue::new(&own.sdk_config(), &queue_url, &retry),
-        TestClock::at(T0),
+        clock.clone(),
     )
     .with_metrics(MetricsOut::to(printed.clone()));
     own.fail_next_with_status("sqs", "SendMessage", "ServiceUnavailable", 2, 503);
@@ -445,9 +580,15 @@ async fn a_request_sqs_does_not_take_is_printed_as_a_send_failure() {
             .await
             .expect("handled");
     }
+    clock.advance(2_000);
+    function_handler(&hook, LambdaEvent::new(event(SECRET, &body), Context::default()))
+        .await
+        .expect("handled");
+    let mut next_window = review_metrics(1, 0);
+    next_window["_aws"]["Timestamp"] = json!(T0 + 2_000);
     assert_eq!(
         printed.take(),
-        vec![review_metrics(0, 1), review_metrics(1, 0)],
-        "the failure, then the next review's request"
+        vec![review_metrics(0, 1), review_metrics(0, 0), next_window],
+        "the failure, a review in the same window, then the next window's request"
     );
 }

@@ -15,10 +15,10 @@
 //! Non-idempotent calls are safe to retry: CreateFleet carries a client token, and a launch
 //! template that already exists is reused.
 
-use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use nodewright_core::ports::{ErrorKind, PortError};
 
 /// Codes that mean "no capacity for this offering right now". EC2 reports some of these per

@@ -29,6 +29,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
+#[cfg(feature = "ec2")]
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use nodewright_core::api::{ConfigObject, Ec2NodeClass, parse_config_object};
 use nodewright_core::catalog::CapacityType;
@@ -202,6 +203,7 @@ impl Moto {
         self.control("/_nodewright/reset", &json!({}));
     }
 
+    #[cfg(feature = "ec2")]
     /// Creates a VPC with one subnet in each of [`ZONES`] and a security group, all tagged
     /// `karpenter.sh/discovery=<cluster>` as Karpenter's getting-started guide does.
     pub async fn create_network(&self, cluster: &str) -> TestNetwork {
