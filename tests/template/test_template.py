@@ -17,7 +17,10 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import re
+import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,6 @@ RBAC = ROOT / "infra" / "rbac.yaml"
 
 REGION = "us-east-1"
 CLUSTER = "demo"
-SECRET = "s" * 16
 
 FUNCTIONS = {
     "WebhookFunction": "webhook",
@@ -74,7 +76,7 @@ PASS = DESCRIBE | {
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 POLL = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 EXPECTED_ACTIONS = {
-    "WebhookFunction": LOGS | {"sqs:SendMessage"},  # aws/queue.rs
+    "WebhookFunction": LOGS | {"sqs:SendMessage", "secretsmanager:GetSecretValue"},  # aws/queue.rs, aws/secrets.rs
     "ProvisionerFunction": LOGS | POLL | PASS | {"ec2:TerminateInstances"},
     # launches replacements, never terminates; deletes launch templates no instance came from
     "SweeperFunction": LOGS | PASS | {"ec2:DeleteLaunchTemplate"},
@@ -197,6 +199,22 @@ def condition_keys(statement: dict[str, Any]) -> set[str]:
 def test_cfn_lint_finds_nothing():
     matches = lint_file(TEMPLATE)
     assert not matches, "\n".join(str(m) for m in matches)
+
+
+def test_sam_validate_lint_is_clean():
+    # What `sam deploy` users run; offline, and without telemetry.
+    sam = shutil.which("sam")
+    assert sam, "the SAM CLI is not installed: pip install -r tests/requirements.txt"
+    result = subprocess.run(
+        [sam, "validate", "--lint", "--region", REGION, "--template", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
 # --- IAM ----------------------------------------------------------------------------------------
@@ -338,6 +356,28 @@ def test_each_function_gets_only_what_it_calls(resources):
             assert "Fn::If" in arn and arn["Fn::If"][0] == "InVpc", f"{role}: {arn}"
             assert "AWSLambdaVPCAccessExecutionRole" in text(arn["Fn::If"][1])
             assert arn["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+
+
+def test_the_webhook_secret_is_generated_and_only_the_webhook_reads_it(template, resources):
+    assert "WebhookSecret" not in template.get("Parameters", {}), "no secret typed into a parameter"
+    secret = resources["WebhookSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32 and generated["ExcludePunctuation"] is True
+    readers = {
+        role
+        for role in ("WebhookRole", "ProvisionerRole", "SweeperRole", "InterruptionRole")
+        for s in role_statements(resources, role)
+        if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))
+    }
+    assert readers == {"WebhookRole"}
+    [statement] = [s for s in role_statements(resources, "WebhookRole") if s.get("Sid") == "WebhookSecretRead"]
+    assert statement["Resource"] == {"Ref": "WebhookSecret"}
+    variables = resources["WebhookFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["NODEWRIGHT_WEBHOOK_SECRET_ID"] == {"Ref": "WebhookSecret"}
+    assert "NODEWRIGHT_WEBHOOK_SECRET" not in variables
+    # The API server waits 2 s; the function must not run much past that.
+    assert resources["WebhookFunction"]["Properties"]["Timeout"] <= 3
 
 
 def test_roles_trust_only_their_service(resources):
@@ -554,6 +594,12 @@ MOTO_CANNOT_CREATE = {
     "AWS::SQS::QueuePolicy": "no CloudFormation model in moto",
     "AWS::Scheduler::Schedule": "no CloudFormation model in moto (SAM's ScheduleV2 events)",
 }
+# Resource types moto cannot create but the rest of the stack needs: the test makes them through
+# the API, with the properties the template gives, and puts their ARN where the template refers
+# to them.
+MOTO_STANDS_IN = {
+    "AWS::SecretsManager::Secret": "no CloudFormation model in moto",
+}
 ARTIFACTS = "nodewright-artifacts"
 ARTIFACT_KEY = "bootstrap.zip"
 
@@ -576,7 +622,11 @@ def for_moto(expanded: dict[str, Any], parameters: dict[str, str]) -> dict[str, 
 
     stack = copy.deepcopy(expanded)
     unsupported = {v["Type"] for v in stack["Resources"].values() if not resource_class_from_type(v["Type"])}
-    assert unsupported <= set(MOTO_CANNOT_CREATE), f"moto cannot create {unsupported - set(MOTO_CANNOT_CREATE)}"
+    known = set(MOTO_CANNOT_CREATE) | set(MOTO_STANDS_IN)
+    assert unsupported <= known, f"moto cannot create {unsupported - known}"
+    for logical_id, resource in list(stack["Resources"].items()):
+        if resource["Type"] == "AWS::SecretsManager::Secret":
+            stack = _replace_refs(stack, logical_id, _stand_in_secret(resource["Properties"], parameters))
     skipped = {k for k, v in stack["Resources"].items() if v["Type"] in MOTO_CANNOT_CREATE}
     for logical_id in skipped:
         del stack["Resources"][logical_id]
@@ -601,6 +651,36 @@ def for_moto(expanded: dict[str, Any], parameters: dict[str, str]) -> dict[str, 
             )
             resource["Properties"]["PolicyDocument"] = _sub_values(json.loads(body))
     return stack
+
+
+def _stand_in_secret(properties: dict[str, Any], parameters: dict[str, str]) -> str:
+    """Creates the secret as CloudFormation would and returns its ARN."""
+    name = properties["Name"]["Fn::Sub"].replace("${ClusterName}", parameters["ClusterName"])
+    generate = properties["GenerateSecretString"]
+    client = boto3.client("secretsmanager", region_name=REGION)
+    value = client.get_random_password(
+        PasswordLength=generate["PasswordLength"],
+        ExcludePunctuation=generate.get("ExcludePunctuation", False),
+    )["RandomPassword"]
+    return client.create_secret(Name=name, SecretString=value)["ARN"]
+
+
+def _replace_refs(stack: dict[str, Any], logical_id: str, arn: str) -> dict[str, Any]:
+    """The stack without the resource, its `Ref`s replaced by the ARN."""
+    del stack["Resources"][logical_id]
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            if value == {"Ref": logical_id}:
+                return arn
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    replaced = walk(stack)
+    assert f'"{logical_id}"' not in json.dumps(replaced), f"{logical_id} is read other than by Ref"
+    return replaced
 
 
 def _sub_values(value: Any) -> Any:
@@ -658,7 +738,7 @@ def test_expanded_stack_creates_in_moto(aws, variant):
         z.writestr("bootstrap", "#!/bin/sh\n")
     s3.put_object(Bucket=ARTIFACTS, Key=ARTIFACT_KEY, Body=archive.getvalue())
 
-    parameters = {"ClusterName": CLUSTER, "WebhookSecret": SECRET, **VARIANTS[variant]}
+    parameters = {"ClusterName": CLUSTER, **VARIANTS[variant]}
     if parameters.get("FunctionSubnetIds") == "<subnets>":
         ec2 = boto3.client("ec2", region_name=REGION)
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
@@ -688,6 +768,7 @@ def test_expanded_stack_creates_in_moto(aws, variant):
         for r in cfn.list_stack_resources(StackName="nodewright")["StackResourceSummaries"]
     }
     assert set(physical) == set(stack["Resources"])
+    assert "WebhookSecret" in expanded["Resources"] and "WebhookSecret" not in stack["Resources"]
 
     iam = boto3.client("iam", region_name=REGION)
     node_role = parameters.get("NodeRoleName") or f"nodewright-node-{CLUSTER}"
@@ -752,6 +833,14 @@ def test_expanded_stack_creates_in_moto(aws, variant):
             assert sorted(subnets) == sorted(parameters["FunctionSubnetIds"].split(","))
         else:
             assert not subnets
+
+    # The webhook's secret is generated by the stack, URL-safe, and what its function reads.
+    secret = boto3.client("secretsmanager", region_name=REGION).get_secret_value(
+        SecretId=f"nodewright-{CLUSTER}-webhook"
+    )
+    assert len(secret["SecretString"]) == 40 and secret["SecretString"].isalnum()
+    webhook = lam.get_function_configuration(FunctionName=f"nodewright-{CLUSTER}-webhook")
+    assert webhook["Environment"]["Variables"]["NODEWRIGHT_WEBHOOK_SECRET_ID"] == secret["ARN"]
 
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.get_queue_url(QueueName=f"nodewright-{CLUSTER}-provision.fifo")["QueueUrl"]

@@ -76,13 +76,11 @@ impl ProvisionerConfig {
             });
         }
         let cluster_endpoint = optional(CLUSTER_ENDPOINT);
-        if let Some(endpoint) = &cluster_endpoint
-            && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-        {
-            return Err(ConfigError {
+        if let Some(endpoint) = &cluster_endpoint {
+            nodewright_kube::check_endpoint(endpoint).map_err(|reason| ConfigError {
                 variable: CLUSTER_ENDPOINT,
-                reason: format!("{endpoint:?} is not an http(s) URL"),
-            });
+                reason,
+            })?;
         }
         let lease_ttl_seconds = match optional(LEASE_TTL_SECONDS) {
             None => DEFAULT_LEASE_TTL_SECONDS,

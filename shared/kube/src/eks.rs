@@ -228,8 +228,36 @@ impl ConfigSource for EksConfigSource {
     }
 }
 
+/// Why the bearer token may not be sent to `endpoint`, if it may not: only over https, since
+/// the token is the functions' identity in the cluster. Plain http is allowed to a loopback
+/// address alone, where nothing leaves the host (local runs and tests).
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let url = url::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(name)) => name == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{endpoint:?} is plain http: the cluster endpoint must be https (http only to a loopback address)"
+                ))
+            }
+        }
+        other => Err(format!("{endpoint:?} is a {other}: URL, not https")),
+    }
+}
+
 /// A kube configuration for `endpoint` trusting the base64 PEM `ca`, with a bearer token.
+/// Refuses an endpoint [`check_endpoint`] refuses.
 pub async fn config_for(endpoint: &str, ca: &str, token: &str) -> PortResult<kube::Config> {
+    check_endpoint(endpoint).map_err(|reason| PortError::new(ErrorKind::Invalid, reason))?;
     let kubeconfig = Kubeconfig {
         clusters: vec![NamedCluster {
             name: "eks".to_string(),
@@ -280,6 +308,19 @@ mod tests {
 
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn the_token_goes_only_to_https_or_to_this_host() {
+        assert!(check_endpoint("https://ABCD.gr7.us-east-1.eks.amazonaws.com").is_ok());
+        assert!(check_endpoint("http://127.0.0.1:6443").is_ok());
+        assert!(check_endpoint("http://localhost:8080").is_ok());
+        assert!(check_endpoint("http://[::1]:6443").is_ok());
+        let refused = check_endpoint("http://ABCD.gr7.us-east-1.eks.amazonaws.com").expect_err("plain http");
+        assert!(refused.contains("must be https"), "{refused}");
+        assert!(check_endpoint("http://10.0.0.1:6443").is_err());
+        assert!(check_endpoint("ftp://127.0.0.1").is_err());
+        assert!(check_endpoint("not a url").is_err());
     }
 
     #[test]

@@ -9,4 +9,6 @@ pub mod eks;
 pub mod errors;
 
 pub use cluster::{ConfigSource, KubeCluster, PAGE_SIZE, is_pending_unschedulable};
-pub use eks::{ClusterInfo, EksConfigSource, config_for, describe_cluster, describe_cluster_cached};
+pub use eks::{
+    ClusterInfo, EksConfigSource, check_endpoint, config_for, describe_cluster, describe_cluster_cached,
+};
