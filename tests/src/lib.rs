@@ -34,6 +34,9 @@ pub const SECRET: &str = "e2e-secret-0123456789";
 pub const KUBERNETES_VERSION: &str = "1.32";
 /// base64 of a PEM-shaped placeholder: the CA only ends up in user data here.
 pub const CA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnRlc3QKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
+/// base64 of a real self-signed certificate (`openssl req -x509`, P-256, 100 years), for the
+/// bootstraps: their Kubernetes client parses the CA it is given, even over http.
+pub const PARSEABLE_CA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJrakNDQVRlZ0F3SUJBZ0lVUS9mN2FkQ3ZqUkRIajdDTmozVlY4eU4vYXpBd0NnWUlLb1pJemowRUF3SXcKSFRFYk1Ca0dBMVVFQXd3U2JtOWtaWGR5YVdkb2RDMTBaWE4wTFdOaE1DQVhEVEkyTVRJd01USXhNakl3TjFvWQpEekl4TWpZeE1UQTNNakV5TWpBM1dqQWRNUnN3R1FZRFZRUUREQkp1YjJSbGQzSnBaMmgwTFhSbGMzUXRZMkV3CldUQVRCZ2NxaGtqT1BRSUJCZ2dxaGtqT1BRTUJCd05DQUFTaHFpTlBYREtKMjhwMEp0TXVvUm4waUQrWXhtd1AKL3g4czRMNGk0WWY5ajZXME95Q1REVHNrSmd4M1MyRWI3bUpMQzZsUmlTQS9vYTIyaXUxalFxMTlvMU13VVRBZApCZ05WSFE0RUZnUVVkdEN2emJhRDBrQ1NYbmVVdVB5eGZiTFY5ekl3SHdZRFZSMGpCQmd3Rm9BVWR0Q3Z6YmFECjBrQ1NYbmVVdVB5eGZiTFY5ekl3RHdZRFZSMFRBUUgvQkFVd0F3RUIvekFLQmdncWhrak9QUVFEQWdOSkFEQkcKQWlFQXJRam9mUDVlUU5BWEg0cnoyVXNSMEtZQTlFUG4rUEI3VmlUZkwyaWswazhDSVFEY0NrSmRia0hKZlM2cwpMS1dtbmREYVNYbFYyTjhyZklINW5wU3UrQ2FmK1E9PQotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==";
 
 /// One moto per test binary; every world uses its own cluster name, table and queue in it.
 pub fn moto() -> &'static Moto {
@@ -184,6 +187,22 @@ impl World {
     /// unschedulable pod, through the webhook's handler. Returns the HTTP statuses.
     pub async fn deliver_admission_reviews(&self) -> Vec<i64> {
         let mut statuses = Vec::new();
+        for event in self.admission_reviews() {
+            let response = nodewright_webhook::function_handler(
+                &self.webhook,
+                LambdaEvent::new(event, Context::default()),
+            )
+            .await
+            .expect("webhook handled");
+            statuses.push(response.status_code);
+        }
+        statuses
+    }
+
+    /// The Function URL calls the API server makes for the pods the scheduler marked
+    /// Unschedulable: one status-update AdmissionReview each.
+    pub fn admission_reviews(&self) -> Vec<LambdaFunctionUrlRequest> {
+        let mut events = Vec::new();
         for (i, pod) in self.kube.list::<Pod>(Some("default")).into_iter().enumerate() {
             let unschedulable = pod
                 .status
@@ -215,16 +234,54 @@ impl World {
                     "options": {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
                 },
             });
-            let event = function_url_request(SECRET, &review.to_string());
-            let response = nodewright_webhook::function_handler(
-                &self.webhook,
-                LambdaEvent::new(event, Context::default()),
-            )
-            .await
-            .expect("webhook handled");
-            statuses.push(response.status_code);
+            events.push(function_url_request(SECRET, &review.to_string()));
         }
-        statuses
+        events
+    }
+
+    /// The environment the stack gives the provisioner's functions (`template.yaml`), pointing
+    /// at this world, plus what Lambda itself sets for credentials and region.
+    pub fn provisioner_environment(&self) -> Vec<(String, String)> {
+        let mut env = moto().lambda_environment();
+        for (key, value) in [
+            (nodewright_provisioner::config::CLUSTER_NAME, self.name.clone()),
+            (
+                nodewright_provisioner::config::CLAIMS_TABLE,
+                format!("{}-claims", self.name),
+            ),
+            (nodewright_provisioner::config::REGION, "us-east-1".to_string()),
+            (nodewright_provisioner::config::CLUSTER_ENDPOINT, self.kube.url()),
+            (
+                nodewright_provisioner::config::CLUSTER_CA,
+                PARSEABLE_CA.to_string(),
+            ),
+            (
+                nodewright_provisioner::config::SERVICE_CIDR,
+                "10.100.0.0/16".to_string(),
+            ),
+            (
+                nodewright_provisioner::config::KUBERNETES_VERSION,
+                KUBERNETES_VERSION.to_string(),
+            ),
+        ] {
+            env.push((key.to_string(), value));
+        }
+        env
+    }
+
+    /// The schedule event EventBridge Scheduler delivers every minute.
+    pub fn schedule_event(&self) -> Value {
+        json!({
+            "version": "0",
+            "id": format!("{}-{}", self.name, nanos()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler",
+            "account": "123456789012",
+            "time": "2026-12-01T12:00:00Z",
+            "region": "us-east-1",
+            "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/nodewright"],
+            "detail": {},
+        })
     }
 
     /// The SQS event Lambda's event source mapping would deliver for the messages now on the
@@ -278,18 +335,7 @@ impl World {
 
     /// The provisioner's handler with the minute's EventBridge schedule event.
     pub async fn run_schedule(&self) -> Value {
-        let event = json!({
-            "version": "0",
-            "id": format!("{}-{}", self.name, nanos()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.scheduler",
-            "account": "123456789012",
-            "time": "2026-12-01T12:00:00Z",
-            "region": "us-east-1",
-            "resources": ["arn:aws:scheduler:us-east-1:123456789012:schedule/default/nodewright"],
-            "detail": {},
-        });
-        self.run_provisioner(event).await
+        self.run_provisioner(self.schedule_event()).await
     }
 
     /// The provisioner's handler with `event`; returns what it returned to Lambda.

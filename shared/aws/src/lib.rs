@@ -18,6 +18,8 @@ pub mod emf;
 pub mod errors;
 #[cfg(feature = "queue")]
 pub mod queue;
+#[cfg(feature = "test-util")]
+pub mod runtime_api;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 #[cfg(feature = "test-util")]

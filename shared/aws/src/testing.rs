@@ -203,6 +203,23 @@ impl Moto {
         self.control("/_nodewright/reset", &json!({}));
     }
 
+    /// What Lambda gives every function, for a bootstrap run against this server: region and
+    /// credentials, with the SDK pointed here through `AWS_ENDPOINT_URL`.
+    pub fn lambda_environment(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_DEFAULT_REGION", REGION.to_string()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_SESSION_TOKEN", "testing".to_string()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("RUST_LOG", "warn".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     #[cfg(feature = "ec2")]
     /// Creates a VPC with one subnet in each of [`ZONES`] and a security group, all tagged
     /// `karpenter.sh/discovery=<cluster>` as Karpenter's getting-started guide does.
