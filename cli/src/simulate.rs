@@ -126,16 +126,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             report: &their_report,
             samples: &their_samples,
         };
-        let written = report::write(dir, sample_every, baseline, &ours, &theirs)?;
+        let costs = report::write(dir, sample_every, baseline, &ours, &theirs)?;
         // On stderr, so that stdout stays the table or JSON it is without --report.
         eprintln!(
             "wrote {} and {}: nodewright ${:.4}, {} node group ${:.4}{}",
             dir.join(report::TIMELINE_FILE).display(),
             dir.join(report::CHART_FILE).display(),
-            written.nodewright_cost,
+            costs.nodewright_cost,
             baseline.instance_type,
-            written.baseline_cost,
-            written
+            costs.baseline_cost,
+            costs
                 .saving_percent
                 .map(|p| format!(" ({p}% less)"))
                 .unwrap_or_default()
