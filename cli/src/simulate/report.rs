@@ -251,18 +251,18 @@ fn chart(timeline: &Timeline) -> anyhow::Result<String> {
         root.fill(&WHITE).map_err(draw_error)?;
         let t = &timeline.totals;
         let saving = match t.saving_percent {
-            Some(p) => format!(", {p}% less"),
+            Some(p) => format!(" ({p}% less)"),
             None => String::new(),
         };
         let title = format!(
-            "{}: nodewright ${:.4} vs {} node group ${:.4} over {}{saving}",
+            "{}, {}: nodewright ${:.4}, {} node group ${:.4}{saving}",
             timeline.scenario,
+            timeline.duration,
             t.nodewright.cost,
             timeline.baseline.instance_type,
-            t.baseline.cost,
-            timeline.duration
+            t.baseline.cost
         );
-        let root = root.titled(&title, ("sans-serif", 26)).map_err(draw_error)?;
+        let root = root.titled(&title, ("sans-serif", 22)).map_err(draw_error)?;
         let baseline_name = format!(
             "{} node group (Cluster Autoscaler setup)",
             timeline.baseline.instance_type
