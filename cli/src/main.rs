@@ -32,7 +32,8 @@ enum Command {
     Convert(convert::Args),
     /// Plan the nodes a set of manifests needs: `plan -f PATH... [--output table|json]`.
     Plan(plan::Args),
-    /// Play a scenario on the embedded cloud and cluster: `simulate [SCENARIO] [--output table|json]`.
+    /// Play a scenario on the embedded cloud and cluster: `simulate [SCENARIO] [--output table|json]
+    /// [--report DIR]`.
     Simulate(simulate::Args),
 }
 

@@ -8,6 +8,8 @@ use anyhow::Context;
 use nodewright_core::status::FleetStatus;
 use nodewright_sim::{Report, Scenario, Simulation, format_offset};
 
+mod report;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A scenario file (see scenarios/README.md); without one, the embedded inflate demo.
@@ -21,6 +23,18 @@ pub struct Args {
     /// so often of virtual time, as `nodewright status` shows it: `5m`, `30s`, `1h`.
     #[arg(long, value_name = "DURATION")]
     status_every: Option<String>,
+
+    /// Also write DIR/timeline.json and DIR/report.svg: nodes, pending pods and $/h over
+    /// virtual time, for nodewright and for the same workload on a fixed node group of one
+    /// instance type (the Cluster Autoscaler setup), with the cost of each and the saving.
+    /// The printed output is unchanged. Example: `nodewright simulate --report out/`.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+
+    /// The baseline's one instance type, with --report (default: m5.xlarge, or the smallest m5
+    /// size that holds the largest pod). Example: `--report out/ --baseline-type c5.2xlarge`.
+    #[arg(long, value_name = "TYPE", requires = "report")]
+    baseline_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,7 +56,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             _ => anyhow::bail!("--status-every {text:?}: expected a duration such as 30s, 5m or 1h"),
         },
     };
+    // The baseline is made first, so that a type that cannot hold the workload is refused
+    // before anything is printed.
+    let baseline = match &args.report {
+        Some(_) => Some(
+            nodewright_sim::baseline(&scenario, args.baseline_type.as_deref())
+                .map_err(|e| anyhow::anyhow!(error_chain(&e)))?,
+        ),
+        None => None,
+    };
+    let sample_every = report::sample_every_ms(scenario.end_ms);
     let mut sim = Simulation::new(scenario);
+    if baseline.is_some() {
+        sim.sample_every(sample_every);
+    }
     // Snapshots at every multiple of `every` up to the end: (elapsed, status).
     let mut snapshots: Vec<(i64, FleetStatus)> = Vec::new();
     if let Some(every) = every {
@@ -53,7 +80,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             at += every;
         }
     }
-    let report = sim.run().map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+    let (report, samples) = sim.run_sampled().map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
     let mut out = io::stdout().lock();
     let written = match args.output {
         Output::Table => write_table(&mut out, &report).and_then(|()| {
@@ -82,9 +109,39 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     match written {
         // `nodewright simulate | head` closes the pipe early; that is not a failure.
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing the report"),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other.context("writing the report")?,
     }
+    if let (Some(dir), Some(baseline)) = (&args.report, &baseline) {
+        let mut theirs = Simulation::new(baseline.scenario.clone());
+        theirs.sample_every(sample_every);
+        let (their_report, their_samples) = theirs
+            .run_sampled()
+            .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+        let ours = report::Run {
+            report: &report,
+            samples: &samples,
+        };
+        let theirs = report::Run {
+            report: &their_report,
+            samples: &their_samples,
+        };
+        let costs = report::write(dir, sample_every, baseline, &ours, &theirs)?;
+        // On stderr, so that stdout stays the table or JSON it is without --report.
+        eprintln!(
+            "wrote {} and {}: nodewright ${:.4}, {} node group ${:.4}{}",
+            dir.join(report::TIMELINE_FILE).display(),
+            dir.join(report::CHART_FILE).display(),
+            costs.nodewright_cost,
+            baseline.instance_type,
+            costs.baseline_cost,
+            costs
+                .saving_percent
+                .map(|p| format!(" ({p}% less)"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// The error and its causes on one line, skipping a cause its parent already quoted (the

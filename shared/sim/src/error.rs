@@ -48,6 +48,11 @@ pub enum Error {
         source: nodewright_core::Error,
     },
 
+    /// No baseline can be made for a simulation report: the instance type is unknown, or some
+    /// pod fits on none of the candidates.
+    #[error("baseline: {reason}")]
+    Baseline { reason: String },
+
     /// One of the simulated services failed (only when an error was injected or a rule broken).
     #[error("{what}: {source}")]
     Port {
@@ -62,6 +67,12 @@ impl Error {
         Error::Scenario {
             file: file.to_string(),
             field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn baseline(reason: impl Into<String>) -> Self {
+        Error::Baseline {
             reason: reason.into(),
         }
     }

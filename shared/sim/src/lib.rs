@@ -8,6 +8,7 @@
 //! the core's own passes run as the Lambdas run them: the disruption sweep every minute and the
 //! provisioner's pass (reconciliation, node lifecycle, provisioning round). The output is a [`Report`]: a timeline and a cost and latency summary.
 
+mod baseline;
 mod calls;
 mod clock;
 mod cloud;
@@ -21,6 +22,7 @@ mod scenario;
 mod simulation;
 mod store;
 
+pub use baseline::{BASELINE_CONSOLIDATE_AFTER, Baseline, DEFAULT_BASELINE_TYPE, baseline};
 pub use calls::{Call, CloudOp, ClusterOp, StoreOp};
 pub use clock::VirtualClock;
 pub use cloud::{
@@ -33,5 +35,5 @@ pub use kube_scheduler::SchedulingPass;
 pub use kubelet::{Kubelet, Registration};
 pub use report::{Event, Latency, Replacement, Report, Summary, TimelineEvent, format_offset};
 pub use scenario::{DeleteNode, Interrupt, InterruptKind, Objects, Scenario, Step};
-pub use simulation::{Simulation, simulate};
+pub use simulation::{Sample, Simulation, simulate};
 pub use store::SimClaimStore;

@@ -81,6 +81,25 @@ pub struct Simulation {
     interrupted_nodes: BTreeSet<String>,
     peak_nodes: usize,
     peak_pods_bound: usize,
+    /// How often (virtual time) [`Simulation::samples`] records the fleet; `None`: never.
+    sample_every_ms: Option<Millis>,
+    /// When (from the start) the next sample is due.
+    next_sample_ms: Millis,
+    samples: Vec<Sample>,
+}
+
+/// The fleet at one moment of virtual time, as a chart plots it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Sample {
+    /// From the start of the simulation.
+    pub at_ms: Millis,
+    /// Nodes in the cluster (registered, draining ones included).
+    pub nodes: usize,
+    /// Workload pods not bound to a node (daemon pods are not counted).
+    pub pending_pods: usize,
+    /// USD per hour of every instance not yet terminated, launched or booting ones included:
+    /// what the fleet is billed at this moment.
+    pub cost_per_hour: f64,
 }
 
 impl Simulation {
@@ -146,7 +165,50 @@ impl Simulation {
             interrupted_nodes: BTreeSet::new(),
             peak_nodes: 0,
             peak_pods_bound: 0,
+            sample_every_ms: None,
+            next_sample_ms: 0,
+            samples: Vec::new(),
         }
+    }
+
+    /// Records a [`Sample`] after the tick at the start and every `every_ms` of virtual time
+    /// after it (rounded up to whole ticks), and after the last tick. Reading the fleet changes
+    /// nothing, so a sampled run reports exactly what an unsampled one does.
+    pub fn sample_every(&mut self, every_ms: Millis) {
+        self.sample_every_ms = Some(every_ms.max(TICK_MS));
+        self.next_sample_ms = self.next_tick_ms;
+    }
+
+    /// The samples recorded so far, in time order.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// The fleet now: nodes, pending workload pods, and what the running instances cost.
+    pub fn sample(&self) -> Sample {
+        let pending_pods = self
+            .cluster
+            .pods()
+            .iter()
+            .filter(|(p, s)| *s != PodStatus::Bound && !p.is_daemon())
+            .count();
+        Sample {
+            at_ms: self.elapsed_ms(),
+            nodes: self.cluster.node_count(),
+            pending_pods,
+            // `+ 0.0` turns the empty fleet's -0.0 (an empty float sum) into 0.
+            cost_per_hour: round4(self.running_cost_per_hour()) + 0.0,
+        }
+    }
+
+    /// USD per hour of the instances not terminated.
+    fn running_cost_per_hour(&self) -> f64 {
+        self.cloud
+            .instances()
+            .iter()
+            .filter(|i| i.terminated_at.is_none())
+            .map(|i| i.price)
+            .sum()
     }
 
     /// The fleet as `nodewright status` shows it, now.
@@ -174,10 +236,21 @@ impl Simulation {
     }
 
     /// Plays the scenario to its end and reports.
-    pub fn run(mut self) -> Result<Report> {
+    pub fn run(self) -> Result<Report> {
+        self.run_sampled().map(|(report, _)| report)
+    }
+
+    /// Plays the scenario to its end and reports, with the samples [`Simulation::sample_every`]
+    /// asked for (none if it was not called).
+    pub fn run_sampled(mut self) -> Result<(Report, Vec<Sample>)> {
         self.run_until(self.scenario.end_ms)?;
         self.clock.advance_to(START + self.scenario.end_ms);
-        Ok(self.report())
+        // An end between two ticks: the last sample is at the end itself.
+        if self.sample_every_ms.is_some() && self.samples.last().is_none_or(|s| s.at_ms < self.elapsed_ms()) {
+            let last = self.sample();
+            self.samples.push(last);
+        }
+        Ok((self.report(), self.samples))
     }
 
     /// Plays every tick up to `elapsed_ms` from the start (inclusive, and never past the
@@ -247,6 +320,16 @@ impl Simulation {
 
         self.peak_nodes = self.peak_nodes.max(self.cluster.node_count());
         self.peak_pods_bound = self.peak_pods_bound.max(self.pods_bound());
+        if let Some(every) = self.sample_every_ms {
+            let elapsed = self.elapsed_ms();
+            // The last tick is sampled whatever the interval, so that the series reach the end.
+            if elapsed >= self.next_sample_ms || elapsed + TICK_MS > self.scenario.end_ms {
+                self.samples.push(self.sample());
+                while self.next_sample_ms <= elapsed {
+                    self.next_sample_ms += every;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -676,13 +759,7 @@ impl Simulation {
                 time_to_bind: Latency::of(latencies),
                 pods_evicted: self.pods_evicted,
                 pods_disrupted_seconds: self.pods_disrupted_seconds(&history, now),
-                cost_per_hour_at_end: round4(
-                    instances
-                        .iter()
-                        .filter(|i| i.terminated_at.is_none())
-                        .map(|i| i.price)
-                        .sum(),
-                ),
+                cost_per_hour_at_end: round4(self.running_cost_per_hour()),
                 disruptions: self.disruptions.clone(),
                 pdb_violations: self.pdb_violations + self.cluster.pdb_violations(),
             },
