@@ -1,5 +1,7 @@
 //! `nodewright plan`: the nodes a set of manifests needs, planned offline with the scheduler
-//! the provisioner runs and the embedded us-east-1 catalog.
+//! the provisioner runs and the embedded us-east-1 catalog; or, with `--cluster`, the plan the
+//! provisioner's next round would make against the live cluster and its claims table
+//! (`--disruption`: what the next sweep would disrupt), launching nothing.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -11,39 +13,98 @@ use nodewright_core::scheduler::{Plan, PlannedClaim};
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  nodewright plan -f infra/examples/default-nodepool.yaml -f infra/examples/plan/
+  nodewright plan --cluster prod --region eu-west-1 -o json
+  nodewright plan --cluster prod --disruption")]
 pub struct Args {
     /// Manifest files or directories (YAML or JSON, read recursively): pods, workloads, nodes,
     /// namespaces, PersistentVolumeClaims, PersistentVolumes, StorageClasses, NodePools and
     /// EC2NodeClasses; other kinds are skipped with a warning.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
+    #[arg(short = 'f', long = "filename", value_name = "PATH", num_args = 1..)]
+    #[cfg_attr(not(feature = "live"), arg(required = true))]
+    #[cfg_attr(
+        feature = "live",
+        arg(required_unless_present = "cluster", conflicts_with = "cluster")
+    )]
     files: Vec<PathBuf>,
+
+    /// Plan against this live cluster and its claims table instead of manifests.
+    #[cfg(feature = "live")]
+    #[command(flatten)]
+    live: LiveArgs,
 
     /// How to print the plan.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
+/// `--cluster` and what goes with it; optional here, unlike in `status` and `history`.
+#[cfg(feature = "live")]
+#[derive(Debug, clap::Args)]
+struct LiveArgs {
+    /// The live cluster to plan against (the EKS cluster and the stack's `ClusterName`).
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
+
+    /// The AWS region; default: the environment or profile.
+    #[arg(long, value_name = "REGION", requires = "cluster")]
+    region: Option<String>,
+
+    /// Reach the API server with this kubeconfig instead of EKS and your AWS credentials.
+    #[arg(long, value_name = "PATH", requires = "cluster")]
+    kubeconfig: Option<PathBuf>,
+
+    /// The claims table; default `nodewright-<cluster>-claims`.
+    #[arg(long, value_name = "TABLE", requires = "cluster")]
+    table: Option<String>,
+
+    /// Show what the next disruption sweep would do instead: the nodes it would take, why,
+    /// their replacements and the $/h saved; and the nodes something protects.
+    #[arg(long, requires = "cluster")]
+    disruption: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
+pub(crate) enum Output {
     Table,
     Json,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    #[cfg(feature = "live")]
+    if let Some(cluster) = &args.live.cluster {
+        let connect = crate::live::ConnectArgs {
+            cluster: cluster.clone(),
+            region: args.live.region.clone(),
+            kubeconfig: args.live.kubeconfig.clone(),
+            table: args.live.table.clone(),
+        };
+        return crate::live_plan::run(&connect, args.live.disruption, args.output);
+    }
     let manifests = nodewright_manifests::read_manifests(&args.files)?;
     for warning in &manifests.warnings {
         eprintln!("warning: {warning}");
     }
     let plan = manifests.plan()?;
+    print_plan(&plan, args.output)
+}
+
+/// Prints a plan to stdout as the table or the JSON document.
+pub(crate) fn print_plan(plan: &Plan, output: Output) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
-    let written = match args.output {
-        Output::Table => write_table(&mut out, &plan),
-        Output::Json => write_json(&mut out, &plan),
+    let written = match output {
+        Output::Table => write_table(&mut out, plan),
+        Output::Json => write_json(&mut out, plan),
     };
+    finish(written, "writing the plan")
+}
+
+/// A write's result; `nodewright plan | head` closes the pipe early, which is not a failure.
+pub(crate) fn finish(written: io::Result<()>, what: &'static str) -> anyhow::Result<()> {
     match written {
-        // `nodewright plan | head` closes the pipe early; that is not a failure.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("writing the plan"),
+        other => other.context(what),
     }
 }
 
@@ -64,6 +125,10 @@ fn claim_names(claims: &[PlannedClaim]) -> Vec<String> {
 struct PlanJson<'a> {
     nodeclaims: Vec<ClaimJson<'a>>,
     existing: Vec<ExistingJson<'a>>,
+    /// Claims launched but not yet nodes that take pending pods: only a live plan has them,
+    /// so an offline plan's document keeps its shape.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    in_flight: Vec<InFlightJson<'a>>,
     unschedulable: Vec<UnschedulableJson<'a>>,
     cost_per_hour: f64,
     lower_bound_per_hour: f64,
@@ -91,6 +156,12 @@ struct ChosenJson<'a> {
 #[derive(Serialize)]
 struct ExistingJson<'a> {
     node: &'a str,
+    pods: &'a [String],
+}
+
+#[derive(Serialize)]
+struct InFlightJson<'a> {
+    nodeclaim: &'a str,
     pods: &'a [String],
 }
 
@@ -125,6 +196,12 @@ fn write_json(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
             .existing
             .iter()
             .map(|(node, pods)| ExistingJson { node, pods })
+            .collect(),
+        in_flight: plan
+            .in_flight
+            .iter()
+            .filter(|(_, pods)| !pods.is_empty())
+            .map(|(nodeclaim, pods)| InFlightJson { nodeclaim, pods })
             .collect(),
         unschedulable: plan
             .unschedulable
@@ -205,6 +282,16 @@ fn write_table(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
         write_rows(out, &["EXISTING NODE", "TAKES", "PODS"], &rows, &[1])?;
         writeln!(out)?;
     }
+    let in_flight: Vec<Vec<String>> = plan
+        .in_flight
+        .iter()
+        .filter(|(_, pods)| !pods.is_empty())
+        .map(|(claim, pods)| vec![claim.clone(), pods.len().to_string(), pods.join(", ")])
+        .collect();
+    if !in_flight.is_empty() {
+        write_rows(out, &["IN-FLIGHT NODECLAIM", "TAKES", "PODS"], &in_flight, &[1])?;
+        writeln!(out)?;
+    }
     if !plan.unschedulable.is_empty() {
         let rows: Vec<Vec<String>> = plan
             .unschedulable
@@ -234,7 +321,7 @@ fn write_table(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
 }
 
 /// Aligned columns; the columns in `right` (numbers) line up on the right.
-fn write_rows(
+pub(crate) fn write_rows(
     out: &mut impl Write,
     header: &[&str],
     rows: &[Vec<String>],

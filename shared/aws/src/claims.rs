@@ -90,6 +90,7 @@ pub const AUDIT_RETENTION_SECS: i64 = 90 * 24 * 3600;
 const CLAIM_PREFIX: &str = "claim#";
 const UNAVAILABLE_PREFIX: &str = "unavailable#";
 const LEASE_SK: &str = "lease";
+const AUDIT_PREFIX: &str = "audit#";
 const INSTANCE_ID: &str = "instance_id";
 
 const ALL_STATES: [ClaimState; 7] = [
@@ -311,6 +312,82 @@ impl DynamoClaimStore {
                 ),
             ),
         }
+    }
+}
+
+/// Operators' reads, outside the [`ClaimStore`] port: the audit log and every claim row.
+impl DynamoClaimStore {
+    /// The audit records written from `since` to `until` (epoch millis, both included), oldest
+    /// first: one Query on the key range `audit#<since>` … `audit#<until + 1>` (the time leads
+    /// the sort key, zero-padded, so key order is time order), every page of it.
+    pub async fn audit_records(&self, since: Millis, until: Millis) -> PortResult<Vec<AuditRecord>> {
+        let now = self.clock.now();
+        let from = format!("{AUDIT_PREFIX}{:015}", since.max(0));
+        // No key is exactly `audit#<until + 1>` (every key goes on with `#`), and it sorts
+        // before every row written at `until + 1`.
+        let to = format!("{AUDIT_PREFIX}{:015}", until.saturating_add(1).max(0));
+        let mut out = Vec::new();
+        if until < since {
+            return Ok(out);
+        }
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#cluster = :cluster AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#cluster", PARTITION_KEY)
+                .expression_attribute_names("#sk", SORT_KEY)
+                .expression_attribute_values(":cluster", s(&self.cluster))
+                .expression_attribute_values(":from", s(&from))
+                .expression_attribute_values(":to", s(&to))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| errors::from_sdk("dynamodb Query audit", e))?;
+            for item in page.items().iter().filter(|i| !expired(i, now)) {
+                out.push(decode_audit(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        debug!(records = out.len(), since, until, "listed audit records");
+        Ok(out)
+    }
+
+    /// Every claim row not yet expired, terminated ones included (kept
+    /// [`TERMINATED_RETENTION_SECS`]): which node a claim became, after it is gone.
+    pub async fn all_claims(&self) -> PortResult<Vec<NodeClaim>> {
+        let now = self.clock.now();
+        let mut claims = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#cluster = :cluster AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#cluster", PARTITION_KEY)
+                .expression_attribute_names("#sk", SORT_KEY)
+                .expression_attribute_values(":cluster", s(&self.cluster))
+                .expression_attribute_values(":prefix", s(CLAIM_PREFIX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| errors::from_sdk("dynamodb Query", e))?;
+            for item in page.items().iter().filter(|i| !expired(i, now)) {
+                claims.push(decode_claim(item)?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(claims)
     }
 }
 
@@ -670,7 +747,10 @@ impl ClaimStore for DynamoClaimStore {
                 format!("audit record for {} has a negative time", record.claim_id),
             ));
         }
-        let sk = format!("audit#{:015}#{}#{}", record.at, record.claim_id, record.action);
+        let sk = format!(
+            "{AUDIT_PREFIX}{:015}#{}#{}",
+            record.at, record.claim_id, record.action
+        );
         let mut item = self.key(&sk);
         item.insert("actor".into(), s(&record.actor));
         item.insert("action".into(), s(&record.action));
@@ -781,6 +861,34 @@ fn decode_claim(item: &Item) -> PortResult<NodeClaim> {
         .ok_or_else(|| PortError::new(ErrorKind::Invalid, format!("row {sk} has no claim")))?;
     serde_json::from_str(json).map_err(|e| {
         PortError::new(ErrorKind::Invalid, format!("row {sk} holds a malformed claim")).with_source(e)
+    })
+}
+
+fn decode_audit(item: &Item) -> PortResult<AuditRecord> {
+    let sk = string(item, SORT_KEY).unwrap_or_default();
+    let field = |name: &str| {
+        string(item, name)
+            .map(str::to_string)
+            .ok_or_else(|| PortError::new(ErrorKind::Invalid, format!("audit row {sk} has no {name}")))
+    };
+    let delta_per_hour = item
+        .get("delta_per_hour")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<f64>().ok())
+        .ok_or_else(|| {
+            PortError::new(
+                ErrorKind::Invalid,
+                format!("audit row {sk} has no delta_per_hour"),
+            )
+        })?;
+    Ok(AuditRecord {
+        at: number(item, "at")
+            .ok_or_else(|| PortError::new(ErrorKind::Invalid, format!("audit row {sk} has no at")))?,
+        actor: field("actor")?,
+        action: field("action")?,
+        claim_id: field("claim_id")?,
+        reason: field("reason")?,
+        delta_per_hour,
     })
 }
 

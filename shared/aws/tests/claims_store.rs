@@ -424,3 +424,92 @@ async fn provisioned_throughput_exceeded_is_throttled() {
         .expect_err("throttled fenced create");
     assert_eq!(err.kind, ErrorKind::Throttled);
 }
+
+#[tokio::test]
+async fn audit_records_come_back_in_time_order_within_the_range_and_only_this_clusters() {
+    use nodewright_core::nodeclaim::AuditRecord;
+    let f = fixture(shared_moto(), "audit-range").await;
+    let record = |at: Millis, claim: &str, action: &str| AuditRecord {
+        at,
+        actor: "provisioner".into(),
+        action: action.into(),
+        claim_id: claim.into(),
+        reason: format!("{action} {claim}"),
+        delta_per_hour: if action == "launch" { 0.096 } else { -0.096 },
+    };
+    for r in [
+        record(T0 + 3_000, "default-b", "launch"),
+        record(T0 + 1_000, "default-a", "launch"),
+        record(T0 + 5_000, "default-a", "disrupt"),
+        record(T0 + 9_000, "default-c", "launch"),
+    ] {
+        f.store.audit(&r).await.expect("audit");
+    }
+    // Rows of other kinds and another cluster's audit rows share the table.
+    f.store.create(&claim("default-a")).await.expect("claim row");
+    let other = DynamoClaimStore::new(f.client.clone(), &f.table, "other-cluster", f.clock.clone());
+    other
+        .audit(&record(T0 + 4_000, "other-a", "launch"))
+        .await
+        .expect("other cluster's audit");
+
+    let all = f.store.audit_records(0, T0 + 10_000).await.expect("all");
+    let keys: Vec<(Millis, &str, &str)> = all
+        .iter()
+        .map(|r| (r.at, r.claim_id.as_str(), r.action.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (T0 + 1_000, "default-a", "launch"),
+            (T0 + 3_000, "default-b", "launch"),
+            (T0 + 5_000, "default-a", "disrupt"),
+            (T0 + 9_000, "default-c", "launch"),
+        ]
+    );
+    assert_eq!(all[2].delta_per_hour, -0.096);
+    assert_eq!(all[2].reason, "disrupt default-a");
+    // Both ends included.
+    let window = f
+        .store
+        .audit_records(T0 + 3_000, T0 + 5_000)
+        .await
+        .expect("window");
+    assert_eq!(window.len(), 2, "{window:?}");
+    assert!(
+        f.store
+            .audit_records(T0 + 6_000, T0 + 8_999)
+            .await
+            .expect("gap")
+            .is_empty()
+    );
+    assert!(
+        f.store
+            .audit_records(T0 + 5_000, T0)
+            .await
+            .expect("backwards")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn all_claims_includes_terminated_claims_until_they_expire() {
+    let f = fixture(shared_moto(), "all-claims").await;
+    f.store.create(&claim("default-a")).await.expect("create");
+    let gone = f.store.create(&claim("default-b")).await.expect("create");
+    let mut gone = gone;
+    gone.state = ClaimState::Terminated;
+    f.store.update(&gone).await.expect("terminate");
+    let ids = |claims: Vec<NodeClaim>| {
+        let mut ids: Vec<String> = claims.into_iter().map(|c| c.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(f.store.list_live().await.expect("live")), ["default-a"]);
+    assert_eq!(
+        ids(f.store.all_claims().await.expect("all")),
+        ["default-a", "default-b"]
+    );
+    f.clock.advance((TERMINATED_RETENTION_SECS + 1) * 1000);
+    assert_eq!(ids(f.store.all_claims().await.expect("all")), ["default-a"]);
+}

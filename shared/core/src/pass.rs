@@ -178,12 +178,12 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         claims
     };
 
-    let (nodepools, bad_pools) = cluster.list_nodepools().await?;
-    let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
-    let mut invalid = bad_pools;
-    invalid.extend(bad_classes);
-    let all_pools = nodepools.clone();
-    let pools = provisioning::pool_inputs(cloud, nodepools, &nodeclasses, &mut invalid).await?;
+    let ReadConfig {
+        nodepools: all_pools,
+        nodeclasses,
+        pools,
+        invalid,
+    } = read_config(cluster, cloud).await?;
     report.round.invalid_config = invalid;
     let catalogs: BTreeMap<String, std::sync::Arc<Vec<crate::catalog::InstanceType>>> = pools
         .iter()
@@ -217,23 +217,8 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         .map(|(n, _)| n.as_str())
         .collect();
     nodes.retain(|n| !deleted.contains(n.node.name.as_str()));
-    lifecycle::planning_view(&mut nodes, &claims, &pools);
-    let reschedulable = lifecycle::reschedulable_pods(&nodes, &claims);
-
-    let daemonsets = cluster
-        .list_daemonsets()
-        .await?
-        .into_iter()
-        .map(|d| d.pod)
-        .collect();
     let claims_now = claims.clone();
-    let view = ClusterView {
-        pools,
-        nodes,
-        reschedulable,
-        claims,
-        daemonsets,
-    };
+    let view = round_view(cluster, nodes, claims, pools).await?;
     provisioning::provision(
         cluster,
         cloud,
@@ -267,6 +252,125 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         report.statuses = EventsReport::of(cluster.update_statuses(&updates).await);
     }
     Ok(report)
+}
+
+/// The configuration as a pass reads it.
+struct ReadConfig {
+    nodepools: Vec<crate::api::NodePool>,
+    nodeclasses: Vec<crate::api::Ec2NodeClass>,
+    /// The usable pools with their node classes and catalogs.
+    pools: Vec<crate::scheduler::PoolInput>,
+    /// Objects that failed validation, and pools left out for their node class.
+    invalid: Vec<String>,
+}
+
+async fn read_config<C: Cluster, K: Cloud>(cluster: &C, cloud: &K) -> PortResult<ReadConfig> {
+    let (nodepools, bad_pools) = cluster.list_nodepools().await?;
+    let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
+    let mut invalid = bad_pools;
+    invalid.extend(bad_classes);
+    let pools = provisioning::pool_inputs(cloud, nodepools.clone(), &nodeclasses, &mut invalid).await?;
+    Ok(ReadConfig {
+        nodepools,
+        nodeclasses,
+        pools,
+        invalid,
+    })
+}
+
+/// What a provisioning round plans over: the nodes as planning sees them (see
+/// [`lifecycle::planning_view`]), the pods that must leave terminating nodes, the DaemonSets.
+async fn round_view<C: Cluster>(
+    cluster: &C,
+    mut nodes: Vec<crate::scheduler::ExistingNode>,
+    claims: Vec<NodeClaim>,
+    pools: Vec<crate::scheduler::PoolInput>,
+) -> PortResult<ClusterView> {
+    lifecycle::planning_view(&mut nodes, &claims, &pools);
+    let reschedulable = lifecycle::reschedulable_pods(&nodes, &claims);
+    let daemonsets = cluster
+        .list_daemonsets()
+        .await?
+        .into_iter()
+        .map(|d| d.pod)
+        .collect();
+    Ok(ClusterView {
+        pools,
+        nodes,
+        reschedulable,
+        claims,
+        daemonsets,
+    })
+}
+
+/// What the provisioner's round would plan now, decided and not acted on.
+#[derive(Debug, Clone, Default)]
+pub struct RoundPreview {
+    pub plan: crate::scheduler::Plan,
+    /// Pods the cluster lists as pending.
+    pub pods_pending: usize,
+    /// Configuration objects that failed validation and were skipped.
+    pub invalid_config: Vec<String>,
+}
+
+/// The plan the next provisioning round would make, from the same reads and the same decision
+/// ([`provisioning::decide`]) as [`run_pass`], without acting: no lease, no reconciliation, no
+/// lifecycle step, no launch, no write of any kind. (A pass's lifecycle step may first delete
+/// Nodes or close claims; the preview plans over the cluster as it is.) For `nodewright plan
+/// --cluster`.
+pub async fn preview_round<C: Cluster, K: Cloud, S: ClaimStore>(
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+) -> PortResult<RoundPreview> {
+    let now = clock.now();
+    let mut unavailable = UnavailableOfferings::new();
+    for (key, until) in store.list_unavailable(now).await? {
+        unavailable.mark_until(key, until);
+    }
+    let claims = store.list_live().await?;
+    let config = read_config(cluster, cloud).await?;
+    let nodes = provisioning::existing_nodes(cluster.list_nodes().await?, cluster.list_bound_pods().await?);
+    let view = round_view(cluster, nodes, claims, config.pools).await?;
+    let mut round = provisioning::round_input(cluster, view).await?;
+    let now = clock.now();
+    Ok(RoundPreview {
+        plan: provisioning::decide(&mut round, now, unavailable.current(now)),
+        pods_pending: round.pods_pending,
+        invalid_config: config.invalid,
+    })
+}
+
+/// What the next sweep would decide now.
+#[derive(Debug, Clone, Default)]
+pub struct SweepPreview {
+    pub plan: crate::disruption::SweepPlan,
+    /// Configuration objects that failed validation or AMIs that could not be resolved.
+    pub invalid_config: Vec<String>,
+}
+
+/// The disruptions the next sweep would decide, from the same reads and the
+/// same decision ([`crate::disruption::plan_sweep`]) as [`run_sweep`], without acting: no
+/// lease, no launch, no write. For `nodewright plan --cluster --disruption`.
+pub async fn preview_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
+    cluster: &C,
+    cloud: &K,
+    store: &S,
+    clock: &dyn Clock,
+) -> PortResult<SweepPreview> {
+    let now = clock.now();
+    let unavailable = Mutex::new(UnavailableOfferings::new());
+    for (key, until) in store.list_unavailable(now).await? {
+        lock(&unavailable).mark_until(key, until);
+    }
+    let claims = store.list_live().await?;
+    let mut invalid_config = Vec::new();
+    let input = sweep_input(cluster, cloud, claims, &unavailable, clock, &mut invalid_config).await?;
+    Ok(SweepPreview {
+        plan: crate::disruption::plan_sweep(&input),
+        invalid_config,
+    })
 }
 
 /// What a sweep did.
@@ -328,11 +432,47 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         ..SweepPassReport::default()
     };
     let claims = store.list_live().await?;
-    let (nodepools, bad_pools) = cluster.list_nodepools().await?;
-    let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
-    report.invalid_config = bad_pools;
-    report.invalid_config.extend(bad_classes);
-    let pools = provisioning::pool_inputs(cloud, nodepools, &nodeclasses, &mut report.invalid_config).await?;
+    let input = sweep_input(
+        cluster,
+        cloud,
+        claims,
+        unavailable,
+        clock,
+        &mut report.invalid_config,
+    )
+    .await?;
+    let mut plan = crate::disruption::plan_sweep(&input);
+    report.blocked = std::mem::take(&mut plan.blocked);
+    report.sweep = crate::disruption::apply(
+        plan,
+        &input.pools,
+        cloud,
+        store,
+        clock,
+        ids,
+        unavailable,
+        &config.round,
+    )
+    .await;
+    prune_launch_templates(cloud, &input.claims, clock.now(), &mut report).await;
+    Ok(report)
+}
+
+/// What a sweep decides over, read from the cluster: nodes as planning sees them with their
+/// pods (kept to their volumes' zones), pools, DaemonSets, PodDisruptionBudgets, pending pods,
+/// the AMIs node classes resolve to. Read-only. Problems with the configuration go to
+/// `invalid_config`.
+async fn sweep_input<C: Cluster, K: Cloud>(
+    cluster: &C,
+    cloud: &K,
+    claims: Vec<NodeClaim>,
+    unavailable: &Mutex<UnavailableOfferings>,
+    clock: &dyn Clock,
+    invalid_config: &mut Vec<String>,
+) -> PortResult<crate::disruption::SweepInput> {
+    let config = read_config(cluster, cloud).await?;
+    invalid_config.extend(config.invalid);
+    let pools = config.pools;
     let nodes = cluster.list_nodes().await?;
     let bound = cluster.list_bound_pods().await?;
     let mut nodes = provisioning::existing_nodes(nodes, bound);
@@ -360,7 +500,7 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
                 let resolved = match cloud.images(&pool.nodeclass).await {
                     Ok(found) => found,
                     Err(e) => {
-                        report.invalid_config.push(format!(
+                        invalid_config.push(format!(
                             "EC2NodeClass {name}: its AMIs could not be resolved: {e}"
                         ));
                         BTreeSet::new()
@@ -377,7 +517,7 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         .map(|d| d.pod)
         .collect();
     let now = clock.now();
-    let input = crate::disruption::SweepInput {
+    Ok(crate::disruption::SweepInput {
         nodes,
         claims,
         pools,
@@ -388,22 +528,7 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         namespace_labels,
         images,
         now,
-    };
-    let mut plan = crate::disruption::plan_sweep(&input);
-    report.blocked = std::mem::take(&mut plan.blocked);
-    report.sweep = crate::disruption::apply(
-        plan,
-        &input.pools,
-        cloud,
-        store,
-        clock,
-        ids,
-        unavailable,
-        &config.round,
-    )
-    .await;
-    prune_launch_templates(cloud, &input.claims, clock.now(), &mut report).await;
-    Ok(report)
+    })
 }
 
 /// Deletes the launch templates no running instance came from (see [`crate::launch_templates`]).

@@ -17,7 +17,7 @@ use crate::pod::{Millis, Pod};
 use crate::ports::{
     ClaimStore, Clock, Cloud, Cluster, ErrorKind, LaunchOverride, LaunchRequest, PortError, PortResult,
 };
-use crate::scheduler::{self, ExistingNode, Input, PlannedClaim, PoolInput, Unschedulable};
+use crate::scheduler::{self, ExistingNode, Input, Plan, PlannedClaim, PoolInput, Unschedulable};
 use crate::unavailable::UnavailableOfferings;
 
 /// Where new claim ids come from; randomness is injected so that tests and the simulator are
@@ -161,6 +161,71 @@ pub async fn namespace_labels_for<'a, C: Cluster>(
     }
 }
 
+/// What a round plans over once the pending pods are read: the scheduler's input, and the
+/// pods set aside because they wait for a volume (no launch can help them).
+#[derive(Debug, Clone)]
+pub struct RoundInput {
+    pub input: Input,
+    pub waiting_on_volumes: Vec<Unschedulable>,
+    /// Pods the cluster listed as pending (the reschedulable ones not counted).
+    pub pods_pending: usize,
+}
+
+/// Reads the pending pods and what planning them needs from the cluster (volumes, namespace
+/// labels) into the round's input over `view`. Read-only: the provisioner's round and
+/// `nodewright plan --cluster` both start here.
+pub async fn round_input<C: Cluster>(cluster: &C, view: ClusterView) -> PortResult<RoundInput> {
+    let mut pending = cluster.list_pending_pods().await?;
+    let pods_pending = pending.len();
+    let listed: std::collections::HashSet<String> = pending.iter().map(|p| p.key()).collect();
+    for mut pod in view.reschedulable {
+        if !listed.contains(&pod.key()) {
+            pod.node_name = None;
+            pending.push(pod);
+        }
+    }
+    let (waiting_on_volumes, namespace_labels) = if pending.is_empty() {
+        (Vec::new(), BTreeMap::new())
+    } else {
+        let waiting = constrain_by_volumes(cluster, &mut pending).await?;
+        let bound = view.nodes.iter().flat_map(|n| n.pods.iter());
+        (
+            waiting,
+            namespace_labels_for(cluster, pending.iter().chain(bound)).await?,
+        )
+    };
+    let in_flight = in_flight_claims(&view.claims, &view.nodes);
+    Ok(RoundInput {
+        input: Input {
+            pending,
+            nodes: view.nodes,
+            in_flight,
+            daemonsets: view.daemonsets,
+            pools: view.pools,
+            unavailable: Vec::new(),
+            namespace_labels,
+            now: 0,
+        },
+        waiting_on_volumes,
+        pods_pending,
+    })
+}
+
+/// The round's decision at `now` with `unavailable` offerings left out: the plan for the pods
+/// still pending, the pods waiting on volumes listed first among the unschedulable. Pure.
+pub fn decide(round: &mut RoundInput, now: Millis, unavailable: Vec<crate::ports::OfferingKey>) -> Plan {
+    round.input.now = now;
+    round.input.unavailable = unavailable;
+    let mut plan = scheduler::schedule(&round.input);
+    plan.unschedulable = round
+        .waiting_on_volumes
+        .iter()
+        .cloned()
+        .chain(plan.unschedulable)
+        .collect();
+    plan
+}
+
 /// Plans the pending pods over `view` and launches what the plan needs, re-planning (up to
 /// `max_replans` times) the pods whose launches found no capacity. Launches run
 /// `launch_concurrency` at a time; none starts at or after `deadline`.
@@ -188,43 +253,17 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
         .filter_map(|c| c.instance.as_ref())
         .map(|i| i.price)
         .sum();
-    let mut pending = cluster.list_pending_pods().await?;
-    report.pods_pending = pending.len();
-    let listed: std::collections::HashSet<String> = pending.iter().map(|p| p.key()).collect();
-    for mut pod in view.reschedulable {
-        if !listed.contains(&pod.key()) {
-            pod.node_name = None;
-            pending.push(pod);
-        }
-    }
-    if pending.is_empty() {
+    let mut round = round_input(cluster, view).await?;
+    report.pods_pending = round.pods_pending;
+    if round.input.pending.is_empty() && round.waiting_on_volumes.is_empty() {
         return Ok(());
     }
-    let waiting_on_volumes = constrain_by_volumes(cluster, &mut pending).await?;
-    let bound = view.nodes.iter().flat_map(|n| n.pods.iter());
-    let namespace_labels = namespace_labels_for(cluster, pending.iter().chain(bound)).await?;
-    let in_flight = in_flight_claims(&view.claims, &view.nodes);
-    let mut input = Input {
-        pending,
-        nodes: view.nodes,
-        in_flight,
-        daemonsets: view.daemonsets,
-        pools: view.pools,
-        unavailable: Vec::new(),
-        namespace_labels,
-        now: 0,
-    };
     for attempt in 0..=config.max_replans {
-        input.now = clock.now();
-        input.unavailable = lock(unavailable).current(input.now);
-        let plan = scheduler::schedule(&input);
+        let now = clock.now();
+        let plan = decide(&mut round, now, lock(unavailable).current(now));
         report.pods_absorbed_in_flight = plan.in_flight.iter().map(|(_, p)| p.len()).sum();
         report.pods_on_existing_nodes = plan.existing.iter().map(|(_, p)| p.len()).sum();
-        report.unschedulable = waiting_on_volumes
-            .iter()
-            .chain(&plan.unschedulable)
-            .cloned()
-            .collect();
+        report.unschedulable = plan.unschedulable.clone();
         report.lower_bound_per_hour = plan.lower_bound_per_hour;
         for (node, pods) in &plan.existing {
             report
@@ -237,7 +276,7 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
                 .extend(pods.iter().map(|p| (p.clone(), format!("nodeclaim/{claim}"))));
         }
 
-        let pools = &input.pools;
+        let pools = &round.input.pools;
         let outcomes: Vec<(usize, Option<PortResult<LaunchSummary>>)> =
             futures::stream::iter(plan.new_claims.iter().enumerate())
                 .map(|(i, planned)| async move {
@@ -261,7 +300,7 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
                 Some(Ok(summary)) => {
                     // Launched pods are no longer pending for a re-plan.
                     let launched: std::collections::HashSet<&String> = planned.pods.iter().collect();
-                    input.pending.retain(|p| !launched.contains(&p.key()));
+                    round.input.pending.retain(|p| !launched.contains(&p.key()));
                     report.nominated.extend(
                         planned
                             .pods
@@ -292,7 +331,7 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
         // Re-plan only the pods whose launch ran out of capacity, now that those offerings are
         // marked unavailable.
         let retry: BTreeSet<String> = out_of_capacity.into_iter().flatten().collect();
-        input.pending.retain(|p| retry.contains(&p.key()));
+        round.input.pending.retain(|p| retry.contains(&p.key()));
     }
     report.cost_per_hour = report.launched.iter().fold(0.0, |sum, l| sum + l.price);
     report.fleet_cost_per_hour += report.cost_per_hour;

@@ -46,6 +46,8 @@ pub struct ClaimRow {
 pub struct Totals {
     pub nodes: usize,
     pub in_flight: usize,
+    /// Nodes on their way out: disrupting (waiting for a replacement) or terminating.
+    pub disrupting: usize,
     pub price_per_hour: f64,
     /// Requested over allocatable, over the nodes of ours (0 with none).
     pub cpu_utilization: f64,
@@ -107,6 +109,10 @@ pub fn fleet_status(nodes: &[ExistingNode], claims: &[NodeClaim], now: Millis) -
     let totals = Totals {
         nodes: rows.len(),
         in_flight: in_flight.len(),
+        disrupting: rows
+            .iter()
+            .filter(|r| r.state == "disrupting" || r.state == "terminating")
+            .count(),
         price_per_hour: rows.iter().fold(0.0, |sum, r| sum + r.price_per_hour),
         cpu_utilization: share(
             rows.iter().map(|r| r.cpu_requested_millis).sum(),
@@ -159,13 +165,18 @@ pub fn render(status: &FleetStatus) -> String {
     let t = &status.totals;
     let _ = writeln!(
         out,
-        "{} nodes, ${:.4}/h   cpu {}   memory {}{}",
+        "{} nodes, ${:.4}/h   cpu {}   memory {}{}{}",
         t.nodes,
         t.price_per_hour,
         bar((t.cpu_utilization * 1000.0) as i64, 1000, 20),
         bar((t.memory_utilization * 1000.0) as i64, 1000, 20),
         if t.in_flight > 0 {
             format!("   {} in flight", t.in_flight)
+        } else {
+            String::new()
+        },
+        if t.disrupting > 0 {
+            format!("   {} disrupting", t.disrupting)
         } else {
             String::new()
         }
@@ -247,5 +258,52 @@ mod tests {
         assert!(table.contains("node-1") && table.contains("m5.large"), "{table}");
         assert!(table.contains("[█████░░░░░]  50%"), "{table}");
         assert!(table.contains("in flight: nodeclaim/default-2"), "{table}");
+    }
+
+    /// The whole screen, character for character: operators read it, `nodewright status`
+    /// prints it, and the README shows it.
+    #[test]
+    fn render_snapshot() {
+        let node = |claim: &NodeClaim, name: &str| {
+            let mut node = kubelet_node(claim, name, 0);
+            node.allocatable =
+                Resources::from_quantities([("cpu", "2"), ("memory", "8Gi"), ("pods", "29")]).expect("valid");
+            node
+        };
+        let mut a = launched_claim("default-7f3k2", 0);
+        a.state = ClaimState::Initialized;
+        let mut b = launched_claim("default-x9q1m", 1_800_000);
+        b.state = ClaimState::Disrupting;
+        let c = launched_claim("default-p2n8d", 3_570_000);
+        let nodes = vec![
+            ExistingNode {
+                node: node(&a, "ip-10-0-1-17.ec2.internal"),
+                pods: vec![
+                    pod("web-0")
+                        .cpu("1")
+                        .memory("2Gi")
+                        .on_node("ip-10-0-1-17.ec2.internal")
+                        .build(),
+                    pod("web-1")
+                        .cpu("500m")
+                        .memory("1Gi")
+                        .on_node("ip-10-0-1-17.ec2.internal")
+                        .build(),
+                ],
+            },
+            ExistingNode {
+                node: node(&b, "ip-10-0-2-33.ec2.internal"),
+                pods: Vec::new(),
+            },
+        ];
+        let status = fleet_status(&nodes, &[a, b, c], 3_600_000);
+        let expected = "\
+2 nodes, $0.1920/h   cpu [████████░░░░░░░░░░░░]  38%   memory [████░░░░░░░░░░░░░░░░]  19%   1 in flight   1 disrupting
+NODE                                         TYPE           ZONE        CAPACITY    AGE      $/H STATE        PODS  CPU               MEMORY
+ip-10-0-1-17.ec2.internal                    m5.large       us-east-1a  on-demand   60m   0.0960 initialized     2  [████████░░]  75%  [████░░░░░░]  38%
+ip-10-0-2-33.ec2.internal                    m5.large       us-east-1a  on-demand   30m   0.0960 disrupting      0  [░░░░░░░░░░]   0%  [░░░░░░░░░░]   0%
+  in flight: nodeclaim/default-p2n8d (default, launched m5.large, 30s, 0 pods planned)
+";
+        assert_eq!(render(&status), expected, "got:\n{}", render(&status));
     }
 }

@@ -5,15 +5,18 @@ use serde_json::{Value, json};
 
 use crate::registry::{Registry, ResourceType};
 
-pub(crate) fn version() -> Value {
+/// The Kubernetes minor version served unless a test sets another.
+pub(crate) const DEFAULT_MINOR: u32 = 34;
+
+pub(crate) fn version(minor: u32) -> Value {
     json!({
         "major": "1",
-        "minor": "34",
+        "minor": minor.to_string(),
         "emulationMajor": "1",
-        "emulationMinor": "34",
+        "emulationMinor": minor.to_string(),
         "minCompatibilityMajor": "1",
-        "minCompatibilityMinor": "33",
-        "gitVersion": "v1.34.0",
+        "minCompatibilityMinor": minor.saturating_sub(1).to_string(),
+        "gitVersion": format!("v1.{minor}.0"),
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2025-08-27T00:00:00Z",

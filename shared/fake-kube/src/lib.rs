@@ -257,6 +257,12 @@ impl FakeApiServer {
         sim::gc_orphaned_pods(&mut lock(&self.shared.state))
     }
 
+    /// Makes `/version` report Kubernetes `1.<minor>` (1.34 by default), to agree with what a
+    /// test configures its clients with.
+    pub fn set_minor_version(&self, minor: u32) {
+        lock(&self.shared.state).minor_version = minor;
+    }
+
     /// Every request served so far, oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.shared.log).clone()

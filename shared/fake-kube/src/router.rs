@@ -65,7 +65,7 @@ pub(crate) fn route(state: &State, path: &str, address: &str) -> Result<Route> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let registry = &state.registry;
     match segments.as_slice() {
-        ["version"] => Ok(Route::Static(discovery::version())),
+        ["version"] => Ok(Route::Static(discovery::version(state.minor_version))),
         ["healthz" | "livez" | "readyz"] => Ok(Route::Static(Value::String("ok".into()))),
         ["api"] => Ok(Route::Static(discovery::core_versions(address))),
         ["apis"] => Ok(Route::Static(discovery::group_list(registry))),

@@ -69,16 +69,24 @@ impl Key {
 #[derive(Clone)]
 pub(crate) struct State {
     pub registry: Registry,
+    /// The Kubernetes minor version `/version` reports.
+    pub minor_version: u32,
     objects: BTreeMap<Key, Value>,
     revision: u64,
     serial: u64,
     clock: Clock,
 }
 
+/// What `/version` says unless a test sets another.
+fn discovery_default_minor() -> u32 {
+    crate::discovery::DEFAULT_MINOR
+}
+
 impl State {
     pub fn new(registry: Registry) -> Self {
         let mut state = State {
             registry,
+            minor_version: discovery_default_minor(),
             objects: BTreeMap::new(),
             revision: 0,
             serial: 0,
