@@ -8,6 +8,7 @@ pub mod config_status;
 pub mod disruption;
 pub mod error;
 pub mod events;
+pub mod instance_profiles;
 pub mod interruption;
 pub mod labels;
 pub mod launch_templates;

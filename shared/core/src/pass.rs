@@ -283,7 +283,9 @@ pub struct SweepPassReport {
     pub events: EventsReport,
     /// Launch templates deleted because no running instance came from them.
     pub launch_templates_deleted: Vec<String>,
-    /// Template hygiene that failed (retried next sweep).
+    /// Instance profiles deleted because their node class is gone and nothing uses them.
+    pub instance_profiles_deleted: Vec<String>,
+    /// Template and instance profile hygiene that failed (retried next sweep).
     pub failures: Vec<String>,
 }
 
@@ -330,6 +332,8 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     let claims = store.list_live().await?;
     let (nodepools, bad_pools) = cluster.list_nodepools().await?;
     let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
+    // A node class that does not parse may still want its profile: none is pruned then.
+    let all_classes_read = bad_classes.is_empty();
     report.invalid_config = bad_pools;
     report.invalid_config.extend(bad_classes);
     let pools = provisioning::pool_inputs(cloud, nodepools, &nodeclasses, &mut report.invalid_config).await?;
@@ -403,7 +407,48 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     )
     .await;
     prune_launch_templates(cloud, &input.claims, clock.now(), &mut report).await;
+    if all_classes_read {
+        prune_instance_profiles(cloud, &nodeclasses, &input.claims, clock.now(), &mut report).await;
+    }
     Ok(report)
+}
+
+/// Deletes the instance profiles nodewright made for node classes that are gone (or now want
+/// a profile of another name) once nothing uses them (see [`crate::instance_profiles`]). A
+/// failure is reported and retried by the next sweep; it never fails the sweep.
+async fn prune_instance_profiles<K: Cloud>(
+    cloud: &K,
+    nodeclasses: &[crate::api::Ec2NodeClass],
+    claims: &[NodeClaim],
+    now: Millis,
+    report: &mut SweepPassReport,
+) {
+    let profiles = match cloud.list_instance_profiles().await {
+        Ok(p) if p.is_empty() => return,
+        Ok(p) => p,
+        Err(e) => return report.failures.push(format!("listing instance profiles: {e}")),
+    };
+    let wanted: BTreeSet<String> = nodeclasses
+        .iter()
+        .filter_map(|nc| cloud.managed_instance_profile(nc))
+        .collect();
+    // Instances are listed only when some profile is a candidate.
+    let candidates = crate::instance_profiles::unused(&profiles, &wanted, &[], claims, now);
+    if candidates.is_empty() {
+        return;
+    }
+    let instances = match cloud.list_instances().await {
+        Ok(i) => i,
+        Err(e) => return report.failures.push(format!("listing instances: {e}")),
+    };
+    for p in crate::instance_profiles::unused(&candidates, &wanted, &instances, claims, now) {
+        match cloud.delete_instance_profile(&p.name).await {
+            Ok(()) => report.instance_profiles_deleted.push(p.name),
+            Err(e) => report
+                .failures
+                .push(format!("deleting instance profile {}: {e}", p.name)),
+        }
+    }
 }
 
 /// Deletes the launch templates no running instance came from (see [`crate::launch_templates`]).
