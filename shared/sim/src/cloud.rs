@@ -11,7 +11,8 @@ use nodewright_core::catalog::{CapacityType, Catalog, InstanceType, NodeSettings
 use nodewright_core::labels;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
-    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, InstanceProfile, LaunchRequest, Launched, OfferingKey, PortError, PortResult,
+    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, InstanceProfile, LaunchRequest, Launched, OfferingKey,
+    PortError, PortResult,
 };
 use serde::{Deserialize, Serialize};
 

@@ -24,7 +24,8 @@ mod store;
 pub use calls::{Call, CloudOp, ClusterOp, StoreOp};
 pub use clock::VirtualClock;
 pub use cloud::{
-    CapacityFailure, CloudWorld, ImageArch, OfferingPattern, SimCloud, SimImage, SimInstance, SimProfile, SimSubnet,
+    CapacityFailure, CloudWorld, ImageArch, OfferingPattern, SimCloud, SimImage, SimInstance, SimProfile,
+    SimSubnet,
 };
 pub use cluster::{PodRecord, PodStatus, SimCluster, Workload};
 pub use error::{Error, Result};
