@@ -31,4 +31,5 @@ pub mod pdb;
 pub mod provisioning;
 pub mod scheduler;
 pub mod unavailable;
+pub mod uninstall;
 pub mod volumes;
