@@ -19,8 +19,11 @@
 //!    at once: nothing of ours drains them.
 //! 5. Launch templates and instance profiles nothing needs any more are deleted.
 //!
-//! The lease is released once nothing is left; if the caller stops before, it expires after
-//! [`UninstallConfig::lease_ttl_ms`] and the functions carry on as before.
+//! Once nothing is left the lease is held on for [`UninstallConfig::hold_after_done_ms`]: the
+//! functions stay deployed until `sam delete`, and would otherwise launch again for the pods the
+//! drains left pending. [`hand_back`] releases it early (an uninstall called off). If the caller
+//! stops before the end, the lease expires after [`UninstallConfig::lease_ttl_ms`] and the
+//! functions carry on as before.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,6 +63,9 @@ pub struct UninstallConfig {
     /// `karpenter.sh/do-not-disrupt` holds, and their nodes are terminated with them. `None`
     /// waits as long as it takes.
     pub force_after: Option<Millis>,
+    /// How long the lease stays held once nothing is left, keeping the still-deployed functions
+    /// from launching again until `sam delete` removes them.
+    pub hold_after_done_ms: Millis,
 }
 
 impl Default for UninstallConfig {
@@ -69,6 +75,7 @@ impl Default for UninstallConfig {
             lease_ttl_ms: 5 * 60_000,
             actor: DEFAULT_HOLDER.to_string(),
             force_after: None,
+            hold_after_done_ms: 24 * 60 * 60_000,
         }
     }
 }
@@ -266,7 +273,8 @@ impl UninstallReport {
 /// the ports for the cluster, then loop — call `run_step` with the same [`UninstallConfig`]
 /// (`force_after` set to now + the duration for `--force`), print
 /// [`UninstallReport::progress_line`] (and `remaining.blocked_pods` while they hold a drain),
-/// stop when `done` (then print [`LEFT_FOR_SAM_DELETE`]), otherwise sleep a few seconds (well
+/// stop when `done` (then print [`LEFT_FOR_SAM_DELETE`]: the lease stays held until
+/// `hold_after_done_ms` has passed, or until [`hand_back`] for a `--abort`), otherwise sleep a few seconds (well
 /// under `lease_ttl_ms`) and call again. A step whose lease is held elsewhere does nothing and
 /// says so (`lease_conflict`): a running pass holds it for at most its function's timeout.
 /// Interrupting the loop is safe: running it again resumes where it stopped.
@@ -295,12 +303,41 @@ pub async fn run_step<C: Cluster, K: Cloud, S: ClaimStore>(
     };
     let fenced = store.fenced(&lease);
     let report = step(cluster, cloud, &fenced, clock, config).await;
-    // Held between steps so that no pass launches for the evicted pods; released at the end
-    // (or on an error, so that the functions are not kept waiting for nothing).
-    if report.as_ref().map_or(true, |r| r.done) {
-        let _ = store.release_lease(&lease).await;
+    match &report {
+        // Held between steps so that no pass launches for the evicted pods, and on after the
+        // end until the stack is deleted.
+        Ok(r) if r.done => {
+            if let Err(e) = store
+                .acquire_lease(&config.holder, clock.now(), config.hold_after_done_ms)
+                .await
+            {
+                let mut r = r.clone();
+                r.failures
+                    .push(format!("holding the lease until the stack is deleted: {e}"));
+                return Ok(r);
+            }
+        }
+        Ok(_) => {}
+        // Nothing was decided: the functions need not wait for this step.
+        Err(_) => {
+            let _ = store.release_lease(&lease).await;
+        }
     }
     report
+}
+
+/// Hands the cluster back to the functions: releases the lease an uninstall holds (one called
+/// off, or finished but not followed by `sam delete`). Nothing it did is undone; the next pass
+/// launches for whatever is pending.
+pub async fn hand_back<S: ClaimStore>(
+    store: &S,
+    clock: &dyn Clock,
+    config: &UninstallConfig,
+) -> PortResult<()> {
+    let lease = store
+        .acquire_lease(&config.holder, clock.now(), config.lease_ttl_ms)
+        .await?;
+    store.release_lease(&lease).await
 }
 
 async fn step<C: Cluster, K: Cloud, S: ClaimStore>(

@@ -13,7 +13,7 @@ use nodewright_core::pod::{LabelSelector, Node, TaintEffect};
 use nodewright_core::ports::{ClaimStore, Clock};
 use nodewright_core::provisioning::RoundConfig;
 use nodewright_core::unavailable::UnavailableOfferings;
-use nodewright_core::uninstall::{REASON, UninstallConfig, UninstallReport, run_step};
+use nodewright_core::uninstall::{REASON, UninstallConfig, UninstallReport, hand_back, run_step};
 use nodewright_sim::{
     Kubelet, PodStatus, SeededIds, SimClaimStore, SimCloud, SimCluster, VirtualClock, Workload,
 };
@@ -284,7 +284,21 @@ fn uninstall_drains_every_node_respecting_the_pdb_and_leaves_no_instance_or_prof
     assert!(terminated.iter().all(|a| a.reason == REASON), "{terminated:?}");
     // Nothing was launched for the evicted pods meanwhile: the lease kept the passes out.
     assert_eq!(w.cloud.instances().len(), launched.len());
-    // And the lease is free again for the functions.
+    // The still-deployed functions launch nothing for the pods left behind until the stack is
+    // deleted: the lease stays held after the end.
+    let before = w.cloud.instances().len();
+    w.workload("big", 1, pod("big").cpu("10").build());
+    w.minute();
+    assert!(
+        w.cluster
+            .pods()
+            .iter()
+            .any(|(p, s)| p.name.starts_with("big") && matches!(s, PodStatus::Unschedulable { .. })),
+        "a pod only a new node could take"
+    );
+    assert_eq!(w.cloud.instances().len(), before);
+    // Unless the uninstall is called off: the functions have the cluster back.
+    block_on(hand_back(&w.store, w.clock.as_ref(), &UninstallConfig::default())).expect("hand back");
     let lease = block_on(w.store.acquire_lease("someone", w.clock.now(), MINUTE)).expect("free");
     block_on(w.store.release_lease(&lease)).expect("release");
 
