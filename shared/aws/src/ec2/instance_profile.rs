@@ -42,11 +42,15 @@ pub(crate) fn managed_name(cluster: &str, region: &str, nodeclass: &Ec2NodeClass
 
 pub(crate) fn name_for(cluster: &str, region: &str, nodeclass: &str) -> String {
     let hash = hex::encode(Sha256::digest(format!("{region}/{nodeclass}").as_bytes()));
-    let prefix = "nodewright_";
+    format!("{}{}", prefix(cluster), &hash[..16])
+}
+
+/// What every profile name of the cluster starts with: `nodewright_<cluster>_`.
+fn prefix(cluster: &str) -> String {
     // EKS names are at most 100 characters, which fits; a longer one is cut, not refused.
-    let room = MAX_NAME - prefix.len() - 1 - 16;
+    let room = MAX_NAME - "nodewright_".len() - 1 - 16;
     let cluster: String = cluster.chars().take(room).collect();
-    format!("{prefix}{cluster}_{}", &hash[..16])
+    format!("nodewright_{cluster}_")
 }
 
 /// The role's name: `role` may be given as a name, a path and name, or an ARN.
@@ -212,6 +216,7 @@ async fn remove_role(iam: &aws_sdk_iam::Client, name: &str, role: &str) -> PortR
 /// does not return tags, so each is read (a cluster has one per node class).
 pub(crate) async fn list(iam: &aws_sdk_iam::Client, cluster: &str) -> PortResult<Vec<InstanceProfile>> {
     let mut names = Vec::new();
+    let ours = prefix(cluster);
     let mut pages = iam
         .list_instance_profiles()
         .path_prefix(PATH)
@@ -223,10 +228,7 @@ pub(crate) async fn list(iam: &aws_sdk_iam::Client, cluster: &str) -> PortResult
             // Without a creation time a profile counts as new, so it is kept.
             let created_at = p.create_date().to_millis().unwrap_or(Millis::MAX);
             // The name alone tells ours from others' under the same path; tags then say whose.
-            if p.path() == PATH
-                && p.instance_profile_name()
-                    .starts_with(&format!("nodewright_{cluster}_"))
-            {
+            if p.path() == PATH && p.instance_profile_name().starts_with(&ours) {
                 names.push((p.instance_profile_name().to_string(), created_at));
             }
         }
@@ -296,6 +298,10 @@ mod tests {
         assert_ne!(a, name_for("demo", "us-east-1", "gpu"));
         let long = name_for(&"c".repeat(200), "us-east-1", "default");
         assert_eq!(long.len(), MAX_NAME);
+        assert!(
+            long.starts_with(&prefix(&"c".repeat(200))),
+            "listed as the cluster's"
+        );
     }
 
     #[test]
