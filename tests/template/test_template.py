@@ -66,7 +66,12 @@ PASS = DESCRIBE | {
     "ec2:CreateFleet",  # ec2/mod.rs
     "ec2:CreateLaunchTemplate",  # ec2/mod.rs
     "ec2:CreateTags",  # the TagSpecifications of the three creating calls
-    "iam:PassRole",  # the launch template's instance profile
+    "iam:PassRole",  # the launch template's instance profile, the role added to it
+    "iam:GetInstanceProfile",  # ec2/instance_profile.rs: the node class's profile
+    "iam:CreateInstanceProfile",
+    "iam:TagInstanceProfile",  # tags on creation, and repaired on a profile found without them
+    "iam:AddRoleToInstanceProfile",
+    "iam:RemoveRoleFromInstanceProfile",  # the node class's role changed
     "dynamodb:GetItem",  # claims.rs
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -79,7 +84,10 @@ EXPECTED_ACTIONS = {
     "WebhookFunction": LOGS | {"sqs:SendMessage", "secretsmanager:GetSecretValue"},  # aws/queue.rs, aws/secrets.rs
     "ProvisionerFunction": LOGS | POLL | PASS | {"ec2:TerminateInstances"},
     # launches replacements, never terminates; deletes launch templates no instance came from
-    "SweeperFunction": LOGS | PASS | {"ec2:DeleteLaunchTemplate"},
+    # and instance profiles of node classes that are gone
+    "SweeperFunction": LOGS
+    | PASS
+    | {"ec2:DeleteLaunchTemplate", "iam:ListInstanceProfiles", "iam:DeleteInstanceProfile"},
     "InterruptionFunction": LOGS | POLL | PASS | {"ec2:TerminateInstances"},
 }
 
@@ -87,6 +95,9 @@ EXPECTED_ACTIONS = {
 CLUSTER_TAG = f"kubernetes.io/cluster/{CLUSTER}"
 NODEPOOL_TAG = "karpenter.sh/nodepool"
 CLAIM_TAG = "nodewright.io/nodeclaim"
+# The tags shared/aws/src/ec2/instance_profile.rs puts on the profiles it makes (Karpenter's).
+REGION_TAG = "topology.kubernetes.io/region"
+NODECLASS_TAG = "karpenter.k8s.aws/ec2nodeclass"
 
 # --- Loading ------------------------------------------------------------------------------------
 
@@ -273,6 +284,55 @@ def test_launch_and_termination_scopes(resources):
     assert condition["StringEquals"][f"aws:ResourceTag/{CLUSTER_TAG}"] == "owned"
     assert condition["StringLike"][f"aws:ResourceTag/{NODEPOOL_TAG}"] == "*"
     assert condition["StringLike"][f"aws:ResourceTag/{CLAIM_TAG}"] == "*"
+
+
+def test_instance_profile_scopes(resources):
+    """As Karpenter's controller policy scopes them: profiles are made only with the cluster's,
+    region's and a node class's tags, and changed or deleted only when they carry them."""
+    statements = {s["Sid"]: s for s in managed_policy_statements(resources, "ProvisioningPolicy")}
+    profiles = "arn:aws:iam::123456789012:instance-profile/nodewright/*"
+
+    create = statements["CreateTaggedInstanceProfiles"]
+    assert set(as_list(create["Action"])) == {"iam:CreateInstanceProfile", "iam:TagInstanceProfile"}
+    assert create["Resource"] == profiles
+    assert create["Condition"]["StringEquals"] == {
+        f"aws:RequestTag/{CLUSTER_TAG}": "owned",
+        f"aws:RequestTag/{REGION_TAG}": REGION,
+    }
+    assert create["Condition"]["StringLike"] == {f"aws:RequestTag/{NODECLASS_TAG}": "*"}
+
+    roles = statements["OwnInstanceProfileRoles"]
+    assert set(as_list(roles["Action"])) == {"iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile"}
+    [delete] = [
+        s for s in managed_policy_statements(resources, "InstanceProfileHygienePolicy") if s["Sid"] == "DeleteOwnInstanceProfiles"
+    ]
+    assert as_list(delete["Action"]) == ["iam:DeleteInstanceProfile"]
+    for statement in (roles, delete):
+        assert statement["Resource"] == profiles
+        assert statement["Condition"]["StringEquals"] == {
+            f"aws:ResourceTag/{CLUSTER_TAG}": "owned",
+            f"aws:ResourceTag/{REGION_TAG}": REGION,
+        }
+        assert statement["Condition"]["StringLike"] == {f"aws:ResourceTag/{NODECLASS_TAG}": "*"}
+
+    # Reads name no profile, as IAM's read actions cannot be scoped by tag.
+    assert as_list(statements["InstanceProfileReadActions"]["Action"]) == ["iam:GetInstanceProfile"]
+
+
+def test_no_mutating_iam_action_without_a_cluster_tag_condition(resources):
+    for owner, statement in all_statements(resources):
+        mutating = [
+            a
+            for a in as_list(statement["Action"])
+            if a.startswith("iam:") and not a.split(":")[1].startswith(("Get", "List", "PassRole"))
+        ]
+        if not mutating or statement["Effect"] != "Allow":
+            continue
+        keys = condition_keys(statement)
+        sid = f"{owner}/{statement.get('Sid')}"
+        assert "*" not in text(statement["Resource"]).split(":")[-1].split("/")[0], sid
+        assert f"aws:RequestTag/{CLUSTER_TAG}" in keys or f"aws:ResourceTag/{CLUSTER_TAG}" in keys, sid
+        assert f"aws:RequestTag/{REGION_TAG}" in keys or f"aws:ResourceTag/{REGION_TAG}" in keys, sid
 
 
 def test_reads_are_regional_and_ami_parameters_public(resources):
@@ -803,7 +863,8 @@ def test_expanded_stack_creates_in_moto(aws, variant):
     assert attach("ProvisionerRole") == {provisioning, termination} | vpc_policy
     assert attach("InterruptionRole") == {provisioning, termination} | vpc_policy
     hygiene = iam.get_policy(PolicyArn=physical["LaunchTemplateHygienePolicy"])["Policy"]["PolicyName"]
-    assert attach("SweeperRole") == {provisioning, hygiene} | vpc_policy
+    profiles = iam.get_policy(PolicyArn=physical["InstanceProfileHygienePolicy"])["Policy"]["PolicyName"]
+    assert attach("SweeperRole") == {provisioning, hygiene, profiles} | vpc_policy
     assert attach("WebhookRole") == set()
     for role_id in ("WebhookRole", "ProvisionerRole", "SweeperRole", "InterruptionRole"):
         assert len(iam.list_role_policies(RoleName=physical[role_id].split("/")[-1])["PolicyNames"]) == 1

@@ -105,6 +105,9 @@ pub fn log(report: &SweepPassReport) {
         stale = ?report.sweep.stale,
         failures = ?report.sweep.failures,
         invalid_config = ?report.invalid_config,
+        launch_templates_deleted = ?report.launch_templates_deleted,
+        instance_profiles_deleted = ?report.instance_profiles_deleted,
+        hygiene_failures = ?report.failures,
         "sweep"
     );
 }

@@ -74,7 +74,12 @@ const CONFLICT: &[&str] = &[
     "ParameterAlreadyExists",
     "EntityAlreadyExists",
     "ResourceInUseException",
+    "DeleteConflict",
 ];
+
+/// What EC2 says (`InvalidParameterValue`) when a launch names an instance profile IAM has
+/// made but EC2 cannot see yet: IAM is eventually consistent, so this one is retryable.
+pub const INVALID_INSTANCE_PROFILE: &str = "Invalid IAM Instance Profile";
 
 const UNAUTHORIZED: &[&str] = &[
     "UnauthorizedOperation",
@@ -137,6 +142,20 @@ pub fn kind_for_code(code: &str) -> Option<ErrorKind> {
     })
 }
 
+/// The kind an error code and its message mean: [`kind_for_code`], except that an instance
+/// profile EC2 cannot see yet ([`INVALID_INSTANCE_PROFILE`]) is `Unavailable`, to be retried.
+pub fn kind_for(code: &str, message: Option<&str>) -> Option<ErrorKind> {
+    let eventually_consistent = code.starts_with("InvalidParameterValue")
+        && message.is_some_and(|m| {
+            m.to_ascii_lowercase()
+                .contains(&INVALID_INSTANCE_PROFILE.to_ascii_lowercase())
+        });
+    if eventually_consistent {
+        return Some(ErrorKind::Unavailable);
+    }
+    kind_for_code(code)
+}
+
 /// The kind an HTTP status means when the code is unknown.
 pub fn kind_for_status(status: u16) -> ErrorKind {
     match status {
@@ -161,7 +180,7 @@ pub fn classify<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Err
         SdkError::ServiceError(service) => service
             .err()
             .code()
-            .and_then(kind_for_code)
+            .and_then(|code| kind_for(code, service.err().message()))
             .unwrap_or_else(|| kind_for_status(service.raw().status().as_u16())),
         _ => ErrorKind::Unavailable,
     }
@@ -268,6 +287,27 @@ mod tests {
         ] {
             assert_eq!(kind_for_code(code), Some(ErrorKind::Unauthorized), "{code}");
         }
+    }
+
+    #[test]
+    fn an_instance_profile_iam_has_not_propagated_yet_is_retryable() {
+        let message = Some(
+            "Value (nodewright_demo_0123456789abcdef) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+        );
+        let kind = kind_for("InvalidParameterValue", message);
+        assert_eq!(kind, Some(ErrorKind::Unavailable));
+        assert!(kind.is_some_and(ErrorKind::is_retryable));
+        let err = service_error(Some("InvalidParameterValue"), 400);
+        assert_eq!(
+            classify(&err),
+            ErrorKind::Invalid,
+            "other bad values stay invalid"
+        );
+        assert_eq!(
+            kind_for("InvalidParameterValue", Some("Invalid BlockDeviceMapping")),
+            Some(ErrorKind::Invalid)
+        );
+        assert_eq!(kind_for_code("DeleteConflict"), Some(ErrorKind::Conflict));
     }
 
     #[test]

@@ -184,11 +184,15 @@ impl Moto {
         let errors: Vec<_> = errors
             .iter()
             .map(|e| {
-                json!({
+                let mut error = json!({
                     "instance_type": e.instance_type,
                     "subnet_id": e.subnet_id,
                     "code": e.code,
-                })
+                });
+                if let Some(message) = &e.message {
+                    error["message"] = json!(message);
+                }
+                error
             })
             .collect();
         let mut body = json!({ "fleet_errors": errors });
@@ -221,9 +225,34 @@ impl Moto {
     }
 
     #[cfg(feature = "ec2")]
+    /// Creates the node role the getting-started EC2NodeClass names
+    /// (`KarpenterNodeRole-<cluster>`) or another; one that exists already is kept.
+    pub async fn create_node_role(&self, name: &str) {
+        let iam = aws_sdk_iam::Client::new(&self.sdk_config());
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        if let Err(e) = iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust)
+            .send()
+            .await
+        {
+            let e = crate::errors::from_sdk("CreateRole", e);
+            assert_eq!(
+                e.kind,
+                nodewright_core::ports::ErrorKind::Conflict,
+                "create role {name}: {e}"
+            );
+        }
+    }
+
+    #[cfg(feature = "ec2")]
     /// Creates a VPC with one subnet in each of [`ZONES`] and a security group, all tagged
-    /// `karpenter.sh/discovery=<cluster>` as Karpenter's getting-started guide does.
+    /// `karpenter.sh/discovery=<cluster>` as Karpenter's getting-started guide does, and the
+    /// getting-started node role (its instance profile is nodewright's to make).
     pub async fn create_network(&self, cluster: &str) -> TestNetwork {
+        self.create_node_role(&format!("KarpenterNodeRole-{cluster}"))
+            .await;
         let ec2 = aws_sdk_ec2::Client::new(&self.sdk_config());
         let discovery = |resource: ResourceType, name: String| {
             TagSpecification::builder()
@@ -351,6 +380,8 @@ pub struct FleetError {
     /// Only overrides in this subnet; every subnet when `None`.
     pub subnet_id: Option<String>,
     pub code: String,
+    /// The error's message; moto's default when `None`.
+    pub message: Option<String>,
 }
 
 impl FleetError {
@@ -360,6 +391,7 @@ impl FleetError {
             instance_type: instance_type.to_string(),
             subnet_id: None,
             code: "InsufficientInstanceCapacity".to_string(),
+            message: None,
         }
     }
 
@@ -370,6 +402,11 @@ impl FleetError {
 
     pub fn code(mut self, code: &str) -> FleetError {
         self.code = code.to_string();
+        self
+    }
+
+    pub fn message(mut self, message: &str) -> FleetError {
+        self.message = Some(message.to_string());
         self
     }
 }

@@ -192,9 +192,15 @@ async fn launches_the_getting_started_nodeclass_with_every_tag_imdsv2_and_a_node
     let ebs = root.ebs().expect("ebs");
     assert_eq!((ebs.volume_size(), ebs.encrypted()), (Some(20), Some(true)));
     assert_eq!(ebs.volume_type().map(|t| t.as_str()), Some("gp3"));
+    // The role's profile is nodewright's own (tests/iam_profiles.rs), not one named like it.
     assert_eq!(
         data.iam_instance_profile().and_then(|p| p.name()),
-        Some("KarpenterNodeRole-demo")
+        f.cloud.managed_instance_profile(&req.nodeclass).as_deref()
+    );
+    assert!(
+        data.iam_instance_profile()
+            .and_then(|p| p.name())
+            .is_some_and(|n| n.starts_with("nodewright_demo_"))
     );
 
     let user_data = base64::engine::general_purpose::STANDARD

@@ -69,6 +69,7 @@ mod tests {
             claim_id: None,
             private_dns_name: None,
             image_id: None,
+            instance_profile: None,
         }
     }
 

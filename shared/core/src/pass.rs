@@ -183,6 +183,7 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         nodeclasses,
         pools,
         invalid,
+        ..
     } = read_config(cluster, cloud).await?;
     report.round.invalid_config = invalid;
     let catalogs: BTreeMap<String, std::sync::Arc<Vec<crate::catalog::InstanceType>>> = pools
@@ -262,11 +263,15 @@ struct ReadConfig {
     pools: Vec<crate::scheduler::PoolInput>,
     /// Objects that failed validation, and pools left out for their node class.
     invalid: Vec<String>,
+    /// Whether every EC2NodeClass parsed: one that does not may still want its instance
+    /// profile, so none is pruned then.
+    all_classes_read: bool,
 }
 
 async fn read_config<C: Cluster, K: Cloud>(cluster: &C, cloud: &K) -> PortResult<ReadConfig> {
     let (nodepools, bad_pools) = cluster.list_nodepools().await?;
     let (nodeclasses, bad_classes) = cluster.list_nodeclasses().await?;
+    let all_classes_read = bad_classes.is_empty();
     let mut invalid = bad_pools;
     invalid.extend(bad_classes);
     let pools = provisioning::pool_inputs(cloud, nodepools.clone(), &nodeclasses, &mut invalid).await?;
@@ -275,6 +280,7 @@ async fn read_config<C: Cluster, K: Cloud>(cluster: &C, cloud: &K) -> PortResult
         nodeclasses,
         pools,
         invalid,
+        all_classes_read,
     })
 }
 
@@ -366,7 +372,7 @@ pub async fn preview_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
     }
     let claims = store.list_live().await?;
     let mut invalid_config = Vec::new();
-    let input = sweep_input(cluster, cloud, claims, &unavailable, clock, &mut invalid_config).await?;
+    let (input, _) = sweep_input(cluster, cloud, claims, &unavailable, clock, &mut invalid_config).await?;
     Ok(SweepPreview {
         plan: crate::disruption::plan_sweep(&input),
         invalid_config,
@@ -387,7 +393,9 @@ pub struct SweepPassReport {
     pub events: EventsReport,
     /// Launch templates deleted because no running instance came from them.
     pub launch_templates_deleted: Vec<String>,
-    /// Template hygiene that failed (retried next sweep).
+    /// Instance profiles deleted because their node class is gone and nothing uses them.
+    pub instance_profiles_deleted: Vec<String>,
+    /// Template and instance profile hygiene that failed (retried next sweep).
     pub failures: Vec<String>,
 }
 
@@ -432,7 +440,7 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         ..SweepPassReport::default()
     };
     let claims = store.list_live().await?;
-    let input = sweep_input(
+    let (input, nodeclasses) = sweep_input(
         cluster,
         cloud,
         claims,
@@ -455,13 +463,16 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     )
     .await;
     prune_launch_templates(cloud, &input.claims, clock.now(), &mut report).await;
+    if let Some(nodeclasses) = nodeclasses {
+        prune_instance_profiles(cloud, &nodeclasses, &input.claims, clock.now(), &mut report).await;
+    }
     Ok(report)
 }
 
 /// What a sweep decides over, read from the cluster: nodes as planning sees them with their
 /// pods (kept to their volumes' zones), pools, DaemonSets, PodDisruptionBudgets, pending pods,
-/// the AMIs node classes resolve to. Read-only. Problems with the configuration go to
-/// `invalid_config`.
+/// the AMIs node classes resolve to; and the node classes, when every one parsed (for instance
+/// profile hygiene). Read-only. Problems with the configuration go to `invalid_config`.
 async fn sweep_input<C: Cluster, K: Cloud>(
     cluster: &C,
     cloud: &K,
@@ -469,8 +480,9 @@ async fn sweep_input<C: Cluster, K: Cloud>(
     unavailable: &Mutex<UnavailableOfferings>,
     clock: &dyn Clock,
     invalid_config: &mut Vec<String>,
-) -> PortResult<crate::disruption::SweepInput> {
+) -> PortResult<(crate::disruption::SweepInput, Option<Vec<crate::api::Ec2NodeClass>>)> {
     let config = read_config(cluster, cloud).await?;
+    let nodeclasses = config.all_classes_read.then_some(config.nodeclasses);
     invalid_config.extend(config.invalid);
     let pools = config.pools;
     let nodes = cluster.list_nodes().await?;
@@ -517,7 +529,7 @@ async fn sweep_input<C: Cluster, K: Cloud>(
         .map(|d| d.pod)
         .collect();
     let now = clock.now();
-    Ok(crate::disruption::SweepInput {
+    let input = crate::disruption::SweepInput {
         nodes,
         claims,
         pools,
@@ -528,7 +540,46 @@ async fn sweep_input<C: Cluster, K: Cloud>(
         namespace_labels,
         images,
         now,
-    })
+    };
+    Ok((input, nodeclasses))
+}
+
+/// Deletes the instance profiles nodewright made for node classes that are gone (or now want
+/// a profile of another name) once nothing uses them (see [`crate::instance_profiles`]). A
+/// failure is reported and retried by the next sweep; it never fails the sweep.
+async fn prune_instance_profiles<K: Cloud>(
+    cloud: &K,
+    nodeclasses: &[crate::api::Ec2NodeClass],
+    claims: &[NodeClaim],
+    now: Millis,
+    report: &mut SweepPassReport,
+) {
+    let profiles = match cloud.list_instance_profiles().await {
+        Ok(p) if p.is_empty() => return,
+        Ok(p) => p,
+        Err(e) => return report.failures.push(format!("listing instance profiles: {e}")),
+    };
+    let wanted: BTreeSet<String> = nodeclasses
+        .iter()
+        .filter_map(|nc| cloud.managed_instance_profile(nc))
+        .collect();
+    // Instances are listed only when some profile is a candidate.
+    let candidates = crate::instance_profiles::unused(&profiles, &wanted, &[], claims, now);
+    if candidates.is_empty() {
+        return;
+    }
+    let instances = match cloud.list_instances().await {
+        Ok(i) => i,
+        Err(e) => return report.failures.push(format!("listing instances: {e}")),
+    };
+    for p in crate::instance_profiles::unused(&candidates, &wanted, &instances, claims, now) {
+        match cloud.delete_instance_profile(&p.name).await {
+            Ok(()) => report.instance_profiles_deleted.push(p.name),
+            Err(e) => report
+                .failures
+                .push(format!("deleting instance profile {}: {e}", p.name)),
+        }
+    }
 }
 
 /// Deletes the launch templates no running instance came from (see [`crate::launch_templates`]).

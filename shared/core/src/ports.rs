@@ -131,6 +131,8 @@ pub struct Instance {
     pub private_dns_name: Option<String>,
     /// The AMI it runs, when known.
     pub image_id: Option<String>,
+    /// The name of the instance profile it runs with, when known.
+    pub instance_profile: Option<String>,
 }
 
 /// What an EC2NodeClass's selectors resolve to now (for its status).
@@ -149,6 +151,17 @@ pub struct NodeClassResolution {
 pub struct LaunchTemplate {
     pub id: String,
     pub name: String,
+    pub created_at: Millis,
+}
+
+/// An instance profile nodewright made for a node class that names a `role`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceProfile {
+    pub name: String,
+    /// The node class it was made for (its `karpenter.k8s.aws/ec2nodeclass` tag), if tagged.
+    pub nodeclass: Option<String>,
+    /// The roles it holds (IAM allows one).
+    pub roles: Vec<String>,
     pub created_at: Millis,
 }
 
@@ -204,6 +217,27 @@ pub trait Cloud: Send + Sync {
     /// Deletes a launch template; one already gone counts as done.
     fn delete_launch_template(&self, id: &str) -> impl Future<Output = PortResult<()>> + Send {
         let _ = id;
+        std::future::ready(Ok(()))
+    }
+
+    /// The name of the instance profile the cloud makes (and launches with) for a node class
+    /// that names a `role`; `None` for one that names its `instanceProfile`, or where the cloud
+    /// makes none. Pure: no call is made.
+    fn managed_instance_profile(&self, nodeclass: &Ec2NodeClass) -> Option<String> {
+        let _ = nodeclass;
+        None
+    }
+
+    /// The instance profiles the cloud made for this cluster's node classes (none where the
+    /// cloud makes none).
+    fn list_instance_profiles(&self) -> impl Future<Output = PortResult<Vec<InstanceProfile>>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
+
+    /// Deletes one of this cluster's instance profiles (its role removed first); one already
+    /// gone counts as done.
+    fn delete_instance_profile(&self, name: &str) -> impl Future<Output = PortResult<()>> + Send {
+        let _ = name;
         std::future::ready(Ok(()))
     }
 

@@ -17,6 +17,8 @@ pub enum CloudOp {
     Terminate,
     ListInstances,
     Catalog,
+    ListInstanceProfiles,
+    DeleteInstanceProfile,
 }
 
 /// The operations of [`crate::SimCluster`].

@@ -11,7 +11,8 @@ use nodewright_core::catalog::{CapacityType, Catalog, InstanceType, NodeSettings
 use nodewright_core::labels;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
-    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, LaunchRequest, Launched, OfferingKey, PortError, PortResult,
+    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, InstanceProfile, LaunchRequest, Launched, OfferingKey,
+    PortError, PortResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -289,6 +290,14 @@ pub struct CapacityFailure {
     pub offerings: Vec<OfferingKey>,
 }
 
+/// An instance profile the cloud made for a node class that names a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimProfile {
+    pub nodeclass: String,
+    pub role: String,
+    pub created_at: Millis,
+}
+
 #[derive(Debug)]
 struct CloudState {
     /// In launch order, so that everything iterating them is deterministic.
@@ -302,6 +311,8 @@ struct CloudState {
     launchable: Vec<(Launchable, Arc<Catalog>)>,
     out_of_capacity: Vec<OfferingPattern>,
     capacity_failures: Vec<CapacityFailure>,
+    /// Instance profiles made for node classes' roles, by name.
+    profiles: BTreeMap<String, SimProfile>,
     /// EKS's AMI release that `@latest` aliases resolve to; [`SimCloud::release_ami`] publishes
     /// the next one.
     ami_release: u32,
@@ -345,6 +356,7 @@ impl SimCloud {
                 launchable: Vec::new(),
                 out_of_capacity: Vec::new(),
                 capacity_failures: Vec::new(),
+                profiles: BTreeMap::new(),
                 ami_release: 1,
                 rng: SplitMix64::new(seed),
                 recorder: Recorder::default(),
@@ -418,6 +430,11 @@ impl SimCloud {
         self.state().capacity_failures.clone()
     }
 
+    /// The instance profiles made for node classes' roles and not deleted, by name.
+    pub fn instance_profiles(&self) -> BTreeMap<String, SimProfile> {
+        self.state().profiles.clone()
+    }
+
     /// The next call of `op` fails with `error`.
     pub fn fail_next(&self, op: CloudOp, error: PortError) {
         self.state().recorder.fail_next(op, error);
@@ -447,6 +464,21 @@ impl SimCloud {
             ));
         }
         let catalog = launchable_for(&mut state, &request.nodeclass)?;
+        // As on EC2, the node class's role gets a profile of nodewright's before the launch.
+        let profile = match managed_profile(&request.nodeclass) {
+            Some(name) => {
+                let role = request.nodeclass.spec.role.clone().unwrap_or_default();
+                let now = self.clock.now();
+                let entry = state.profiles.entry(name.clone()).or_insert_with(|| SimProfile {
+                    nodeclass: request.nodeclass.name().to_string(),
+                    role: role.clone(),
+                    created_at: now,
+                });
+                entry.role = role;
+                Some(name)
+            }
+            None => request.nodeclass.spec.instance_profile.clone(),
+        };
         let mut unavailable = Vec::new();
         for o in &request.overrides {
             let key = OfferingKey {
@@ -502,6 +534,7 @@ impl SimCloud {
                 tags,
                 claim_id: Some(claim.id.clone()),
                 private_dns_name: Some(dns),
+                instance_profile: profile.clone(),
             };
             let record = SimInstance {
                 instance: instance.clone(),
@@ -564,11 +597,39 @@ impl SimCloud {
             .collect())
     }
 
+    fn list_profiles_now(&self) -> PortResult<Vec<InstanceProfile>> {
+        let mut state = self.state();
+        state.recorder.call(CloudOp::ListInstanceProfiles, "")?;
+        Ok(state
+            .profiles
+            .iter()
+            .map(|(name, p)| InstanceProfile {
+                name: name.clone(),
+                nodeclass: Some(p.nodeclass.clone()),
+                roles: vec![p.role.clone()],
+                created_at: p.created_at,
+            })
+            .collect())
+    }
+
+    fn delete_profile_now(&self, name: &str) -> PortResult<()> {
+        let mut state = self.state();
+        state.recorder.call(CloudOp::DeleteInstanceProfile, name)?;
+        state.profiles.remove(name);
+        Ok(())
+    }
+
     fn catalog_now(&self, nodeclass: &Ec2NodeClass) -> PortResult<Catalog> {
         let mut state = self.state();
         state.recorder.call(CloudOp::Catalog, nodeclass.name())?;
         Ok((*launchable_for(&mut state, nodeclass)?).clone())
     }
+}
+
+/// The profile the simulated cloud makes for a node class that names a role.
+fn managed_profile(nodeclass: &Ec2NodeClass) -> Option<String> {
+    (nodeclass.spec.instance_profile.is_none() && nodeclass.spec.role.is_some())
+        .then(|| format!("nodewright_sim_{}", nodeclass.name()))
 }
 
 /// The catalog of what the node class can launch: the embedded catalog for its settings,
@@ -641,6 +702,18 @@ impl Cloud for SimCloud {
 
     fn catalog(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<Catalog>> + Send {
         std::future::ready(self.catalog_now(nodeclass))
+    }
+
+    fn managed_instance_profile(&self, nodeclass: &Ec2NodeClass) -> Option<String> {
+        managed_profile(nodeclass)
+    }
+
+    fn list_instance_profiles(&self) -> impl Future<Output = PortResult<Vec<InstanceProfile>>> + Send {
+        std::future::ready(self.list_profiles_now())
+    }
+
+    fn delete_instance_profile(&self, name: &str) -> impl Future<Output = PortResult<()>> + Send {
+        std::future::ready(self.delete_profile_now(name))
     }
 
     fn images(&self, nodeclass: &Ec2NodeClass) -> impl Future<Output = PortResult<BTreeSet<String>>> + Send {

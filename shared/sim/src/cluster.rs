@@ -153,6 +153,14 @@ impl SimCluster {
         state.nodeclasses.push(nodeclass);
     }
 
+    /// Deletes an EC2NodeClass; false if there was none of that name.
+    pub fn delete_nodeclass(&self, name: &str) -> bool {
+        let mut state = self.state();
+        let before = state.nodeclasses.len();
+        state.nodeclasses.retain(|c| c.name() != name);
+        state.nodeclasses.len() != before
+    }
+
     /// Adds a DaemonSet; its pods go on nodes that register from now on.
     /// Creates or replaces a PodDisruptionBudget (by namespace and name).
     pub fn apply_pdb(&self, pdb: PodDisruptionBudget) {

@@ -26,7 +26,8 @@ pub use baseline::{BASELINE_CONSOLIDATE_AFTER, Baseline, DEFAULT_BASELINE_TYPE, 
 pub use calls::{Call, CloudOp, ClusterOp, StoreOp};
 pub use clock::VirtualClock;
 pub use cloud::{
-    CapacityFailure, CloudWorld, ImageArch, OfferingPattern, SimCloud, SimImage, SimInstance, SimSubnet,
+    CapacityFailure, CloudWorld, ImageArch, OfferingPattern, SimCloud, SimImage, SimInstance, SimProfile,
+    SimSubnet,
 };
 pub use cluster::{PodRecord, PodStatus, SimCluster, Workload};
 pub use error::{Error, Result};

@@ -118,6 +118,13 @@ fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         claim_id: tags.get(CLAIM_TAG).cloned(),
         private_dns_name: i.private_dns_name().filter(|d| !d.is_empty()).map(str::to_string),
         image_id: i.image_id().filter(|d| !d.is_empty()).map(str::to_string),
+        // The ARN ends with the name (a profile's path comes before it).
+        instance_profile: i
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .and_then(|arn| arn.rsplit('/').next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
         tags,
     })
 }

@@ -23,11 +23,13 @@
 //!
 //! # Instance profile
 //!
-//! `instanceProfile` is used as given. For `role`, IAM is outside this adapter: the deployment
-//! template creates an instance profile with the same name as the role (what the IAM console
-//! does), and the launch passes that name.
+//! `instanceProfile` is used as given. For `role`, the adapter makes (once per node class and
+//! role, cached for an hour) an instance profile of its own holding the role, tagged as
+//! Karpenter tags its own, and launches with it; the sweeper deletes it once its node class is
+//! gone and no instance uses it ([`instance_profile`]).
 
 mod ami;
+mod instance_profile;
 mod instances;
 mod launch_template;
 mod network;
@@ -50,8 +52,8 @@ use nodewright_core::catalog::{CapacityType, Catalog};
 use nodewright_core::nodeclaim::NodeClaim;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
-    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, LaunchOverride, LaunchRequest, LaunchTemplate, Launched,
-    NodeClassResolution, OfferingKey, PortError, PortResult,
+    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, InstanceProfile, LaunchOverride, LaunchRequest,
+    LaunchTemplate, Launched, NodeClassResolution, OfferingKey, PortError, PortResult,
 };
 use nodewright_core::unavailable::UnavailableOfferings;
 use tracing::{info, warn};
@@ -59,7 +61,7 @@ use tracing::{info, warn};
 use crate::cache::{TtlCache, lock};
 use crate::catalog::LiveCatalog;
 use crate::config::AwsConfig;
-use crate::errors::{from_sdk, kind_for_code};
+use crate::errors::{from_sdk, kind_for};
 use crate::userdata::Bootstrap;
 use ami::{Ami, AmiNeed, Arch};
 use launch_template::TemplateSpec;
@@ -75,11 +77,14 @@ const TEMPLATE_TTL: Millis = 60 * MINUTE;
 pub struct Ec2Cloud {
     ec2: aws_sdk_ec2::Client,
     ssm: aws_sdk_ssm::Client,
+    iam: aws_sdk_iam::Client,
     config: AwsConfig,
     clock: Arc<dyn Clock>,
     catalog: LiveCatalog,
     unavailable: Mutex<UnavailableOfferings>,
     templates: TtlCache<String, ()>,
+    /// Instance profiles known to exist holding their role, by `profile|role`.
+    profiles: TtlCache<String, ()>,
     subnets: TtlCache<String, Arc<Vec<Subnet>>>,
     security_groups: TtlCache<String, Arc<Vec<String>>>,
     amis: TtlCache<String, Arc<BTreeMap<AmiNeed, Ami>>>,
@@ -114,6 +119,14 @@ impl Ec2Cloud {
                 .timeout_config(timeouts.clone())
                 .build(),
         );
+        // IAM is global; its endpoint does not depend on the region.
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(sdk)
+                .region(region.clone())
+                .retry_config(retry.clone())
+                .timeout_config(timeouts.clone())
+                .build(),
+        );
         let ssm = aws_sdk_ssm::Client::from_conf(
             aws_sdk_ssm::config::Builder::from(sdk)
                 .region(region)
@@ -133,11 +146,13 @@ impl Ec2Cloud {
         Ec2Cloud {
             ec2,
             ssm,
+            iam,
             config,
             clock,
             catalog,
             unavailable: Mutex::new(UnavailableOfferings::new()),
             templates: TtlCache::new(TEMPLATE_TTL),
+            profiles: TtlCache::new(TEMPLATE_TTL),
             subnets: TtlCache::new(NETWORK_TTL),
             security_groups: TtlCache::new(NETWORK_TTL),
             amis: TtlCache::new(AMI_TTL),
@@ -229,13 +244,14 @@ impl Ec2Cloud {
         let user_data = base64::engine::general_purpose::STANDARD
             .encode(Bootstrap::new(&self.config, nodeclass, claim)?.render(family)?);
         let template_tags = self.template_tags(nodeclass, claim);
+        let profile = self.instance_profile(nodeclass, now).await?;
         let specs = groups
             .iter()
             .map(|(image_id, _)| {
                 Ok(TemplateSpec {
                     image_id: image_id.clone(),
                     user_data: user_data.clone(),
-                    instance_profile: instance_profile(nodeclass)?,
+                    instance_profile: profile.clone(),
                     security_group_ids: security_groups.to_vec(),
                     associate_public_ip_address: nodeclass.spec.associate_public_ip_address,
                     block_devices: launch_template::block_devices(family, nodeclass)?,
@@ -267,6 +283,13 @@ impl Ec2Cloud {
             }
             other => other,
         };
+        // A profile deleted behind our back (or not yet visible to EC2) is made again next time.
+        if fleet
+            .as_ref()
+            .is_err_and(|e| e.message.contains(crate::errors::INVALID_INSTANCE_PROFILE))
+        {
+            self.profiles.clear();
+        }
         let output = match fleet {
             Ok(output) => output,
             // Capacity refused for the request as a whole: every offering in it was refused.
@@ -300,7 +323,13 @@ impl Ec2Cloud {
         let mut failures = Vec::new();
         for e in output.errors() {
             let code = e.error_code().unwrap_or("Unknown");
-            let kind = kind_for_code(code);
+            let kind = kind_for(code, e.error_message());
+            if e.error_message()
+                .is_some_and(|m| m.contains(crate::errors::INVALID_INSTANCE_PROFILE))
+            {
+                // Made again (or found) by the next launch, in case it was deleted meanwhile.
+                self.profiles.clear();
+            }
             let key = key_of(e.launch_template_and_overrides().and_then(|l| l.overrides()));
             match (kind, key) {
                 (Some(ErrorKind::InsufficientCapacity), Some(key)) => out_of_capacity.push(key),
@@ -394,6 +423,7 @@ impl Ec2Cloud {
                 tags: self.instance_tags(nodeclass, claim),
                 claim_id: Some(claim.id.clone()),
                 private_dns_name: None,
+                instance_profile: Some(profile),
             },
             price,
             launch_template,
@@ -621,6 +651,28 @@ impl Ec2Cloud {
         Ok(found)
     }
 
+    /// The instance profile to launch with: `instanceProfile` as given, or the one this adapter
+    /// makes for `role`, made sure of once an hour per profile and role.
+    async fn instance_profile(&self, nodeclass: &Ec2NodeClass, now: Millis) -> PortResult<String> {
+        let Some(name) = self.managed_instance_profile(nodeclass) else {
+            return instance_profile(nodeclass);
+        };
+        let role = instance_profile::role_name(nodeclass.spec.role.as_deref().unwrap_or_default());
+        let key = format!("{name}|{role}");
+        if self.profiles.get(&key, now).is_some() {
+            return Ok(name);
+        }
+        let tags = instance_profile::tags(&self.config.cluster_name, &self.config.region, nodeclass.name());
+        instance_profile::ensure(&self.iam, &name, role, &tags)
+            .await
+            .map_err(|e| PortError {
+                message: format!("EC2NodeClass {}: {}", nodeclass.name(), e.message),
+                ..e
+            })?;
+        self.profiles.put(key, (), now);
+        Ok(name)
+    }
+
     /// Tags for everything launched for the node class: the node class's own, then ours.
     fn template_tags(&self, nodeclass: &Ec2NodeClass, claim: &NodeClaim) -> BTreeMap<String, String> {
         let cluster = &self.config.cluster_name;
@@ -704,7 +756,9 @@ impl Cloud for Ec2Cloud {
             subnets: subnets.iter().map(|s| (s.id.clone(), s.zone.clone())).collect(),
             security_groups: security_groups.to_vec(),
             amis: images,
-            instance_profile: instance_profile(nodeclass).ok(),
+            instance_profile: self
+                .managed_instance_profile(nodeclass)
+                .or_else(|| instance_profile(nodeclass).ok()),
         }))
     }
 
@@ -766,6 +820,21 @@ impl Cloud for Ec2Cloud {
                 Err(err)
             }
         }
+    }
+
+    fn managed_instance_profile(&self, nodeclass: &Ec2NodeClass) -> Option<String> {
+        instance_profile::managed_name(&self.config.cluster_name, &self.config.region, nodeclass)
+    }
+
+    async fn list_instance_profiles(&self) -> PortResult<Vec<InstanceProfile>> {
+        instance_profile::list(&self.iam, &self.config.cluster_name).await
+    }
+
+    async fn delete_instance_profile(&self, name: &str) -> PortResult<()> {
+        instance_profile::delete(&self.iam, name).await?;
+        // This process may have it cached as existing; the next launch makes it again.
+        self.profiles.clear();
+        Ok(())
     }
 
     async fn images(&self, nodeclass: &Ec2NodeClass) -> PortResult<BTreeSet<String>> {
@@ -862,13 +931,12 @@ fn single_capacity_type(overrides: &[LaunchOverride]) -> PortResult<CapacityType
     Ok(first)
 }
 
-/// The instance profile name: `instanceProfile`, or for `role` the profile named like the role
-/// (see the module documentation).
+/// The instance profile a node class names itself (`instanceProfile`); for `role` see
+/// [`Ec2Cloud::instance_profile`].
 fn instance_profile(nodeclass: &Ec2NodeClass) -> PortResult<String> {
-    match (&nodeclass.spec.instance_profile, &nodeclass.spec.role) {
-        (Some(profile), _) => Ok(profile.clone()),
-        (None, Some(role)) => Ok(role.rsplit('/').next().unwrap_or(role).to_string()),
-        (None, None) => Err(PortError::new(
+    match &nodeclass.spec.instance_profile {
+        Some(profile) => Ok(profile.clone()),
+        None => Err(PortError::new(
             ErrorKind::Invalid,
             format!(
                 "EC2NodeClass {} sets neither role nor instanceProfile",
@@ -942,11 +1010,16 @@ mod tests {
     }
 
     #[test]
-    fn a_role_maps_to_the_instance_profile_of_the_same_name() {
+    fn an_instance_profile_named_by_the_node_class_is_used_as_given() {
         let mut nc = nodeclass("default");
-        nc.spec.role = Some("arn:aws:iam::123456789012:role/nodes/KarpenterNodeRole-demo".into());
-        assert_eq!(instance_profile(&nc).expect("role"), "KarpenterNodeRole-demo");
+        nc.spec.role = Some("KarpenterNodeRole-demo".into());
         nc.spec.instance_profile = Some("explicit".into());
         assert_eq!(instance_profile(&nc).expect("profile"), "explicit");
+        nc.spec.instance_profile = None;
+        nc.spec.role = None;
+        assert_eq!(
+            instance_profile(&nc).expect_err("neither").kind,
+            ErrorKind::Invalid
+        );
     }
 }
