@@ -18,6 +18,8 @@ mod plan;
 mod simulate;
 #[cfg(feature = "live")]
 mod status;
+#[cfg(feature = "live")]
+mod uninstall;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,6 +70,10 @@ enum Command {
     /// flight and disrupting: `status --cluster NAME [--watch [SECS]]`.
     #[cfg(feature = "live")]
     Status(status::Args),
+    /// Remove nodewright's instances, launch templates and instance profiles from a cluster
+    /// (draining its nodes first): `uninstall --cluster NAME --yes [--force-after 30m]`.
+    #[cfg(feature = "live")]
+    Uninstall(uninstall::Args),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +88,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate::run(&args),
         #[cfg(feature = "live")]
         Command::Status(args) => status::run(&args),
+        #[cfg(feature = "live")]
+        Command::Uninstall(args) => uninstall::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use k8s_openapi::api::core::v1::Node;
 use nodewright_core::nodeclaim::ClaimState;
 use nodewright_core::ports::ClaimStore;
 use nodewright_fake_kube::RequestMatcher;
@@ -439,7 +440,14 @@ async fn a_forbidden_list_and_an_unreachable_cluster_say_what_to_do() {
 #[test]
 fn every_command_has_help_with_an_example() {
     for subcommand in [
-        "plan", "status", "history", "simulate", "catalog", "convert", "bench",
+        "plan",
+        "status",
+        "history",
+        "simulate",
+        "catalog",
+        "convert",
+        "bench",
+        "uninstall",
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_nodewright"))
             .args([subcommand, "--help"])
@@ -448,8 +456,42 @@ fn every_command_has_help_with_an_example() {
         let help = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{subcommand}: {help}");
         assert!(help.contains("Examples:"), "{subcommand}: {help}");
-        if ["plan", "status", "history"].contains(&subcommand) {
+        if ["plan", "status", "history", "uninstall"].contains(&subcommand) {
             assert!(help.contains("--cluster"), "{subcommand}: {help}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uninstall_drains_and_terminates_every_node_and_keeps_the_functions_from_launching_again() {
+    let w = World::new("cli-uninstall", 1000).await;
+    spread_pods(&w, "web", 2, "1");
+    provision_and_join(&w).await;
+    assert_eq!(w.instances().await.len(), 2);
+    assert_eq!(w.bound_pods(), 2);
+
+    let refused = nodewright(&w, "uninstall", &[]).await;
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert_eq!(w.instances().await.len(), 2, "nothing happens without --yes");
+
+    let output = nodewright(&w, "uninstall", &["--yes", "--interval", "1"]).await;
+    let summary = stdout(&output);
+    assert!(summary.contains("instances terminated     2"), "{summary}");
+    assert!(summary.contains("sam delete"), "{summary}");
+    assert!(w.instances().await.is_empty(), "no instance of ours is left");
+    assert!(
+        w.store.list_live().await.expect("claims").is_empty(),
+        "every claim closed"
+    );
+    assert!(w.kube.list::<Node>(None).is_empty(), "the Nodes are deleted");
+    // Pods the drain evicted come back pending; the functions do not launch for them while the
+    // uninstall holds the lease, until it is handed back.
+    w.create_pending_pods("after", 1, "1");
+    let report = w.run_schedule().await;
+    assert_eq!(report["launched"], 0, "{report}");
+    let aborted = nodewright(&w, "uninstall", &["--abort"]).await;
+    stdout(&aborted);
+    let report = w.run_schedule().await;
+    assert!(report["launched"].as_u64().is_some_and(|n| n > 0), "{report}");
 }

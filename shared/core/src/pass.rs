@@ -480,7 +480,10 @@ async fn sweep_input<C: Cluster, K: Cloud>(
     unavailable: &Mutex<UnavailableOfferings>,
     clock: &dyn Clock,
     invalid_config: &mut Vec<String>,
-) -> PortResult<(crate::disruption::SweepInput, Option<Vec<crate::api::Ec2NodeClass>>)> {
+) -> PortResult<(
+    crate::disruption::SweepInput,
+    Option<Vec<crate::api::Ec2NodeClass>>,
+)> {
     let config = read_config(cluster, cloud).await?;
     let nodeclasses = config.all_classes_read.then_some(config.nodeclasses);
     invalid_config.extend(config.invalid);
