@@ -1,7 +1,8 @@
 //! `nodewright convert`: Karpenter's v1alpha5 Provisioners and v1alpha1 AWSNodeTemplates, and
 //! v1beta1 NodePools and EC2NodeClasses, rewritten as the v1 NodePools and EC2NodeClasses
 //! nodewright reads (see [`nodewright_manifests::convert`]). The YAML goes to standard output;
-//! what could not be mapped goes to standard error, one line per field.
+//! what could not be mapped goes to standard error, one line per field. With `-o json`, one
+//! document holds both: `{"objects": [...], "warnings": [...]}`.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,16 @@ pub struct Args {
     /// Files to convert (YAML or JSON, any number of documents each); `-` reads standard input.
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true, num_args = 1..)]
     files: Vec<PathBuf>,
+
+    /// How to print the result: YAML manifests to apply, or JSON with the warnings in it.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Yaml)]
+    output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Yaml,
+    Json,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -25,16 +36,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         documents.extend(parsed);
     }
     let conversion = convert_documents(&documents);
-    for warning in &conversion.warnings {
-        eprintln!("warning: {warning}");
-    }
     if conversion.documents.is_empty() {
+        // The warnings say why each object was not converted.
+        for warning in &conversion.warnings {
+            eprintln!("warning: {warning}");
+        }
         bail!("no Provisioner, AWSNodeTemplate, NodePool or EC2NodeClass to convert");
     }
-    let yaml = conversion
-        .to_yaml()
-        .context("writing the converted objects as YAML")?;
-    let written = io::stdout().lock().write_all(yaml.as_bytes());
+    let text = match args.output {
+        Output::Yaml => {
+            for warning in &conversion.warnings {
+                eprintln!("warning: {warning}");
+            }
+            conversion
+                .to_yaml()
+                .context("writing the converted objects as YAML")?
+        }
+        Output::Json => {
+            let warnings: Vec<String> = conversion.warnings.iter().map(ToString::to_string).collect();
+            let document = serde_json::json!({"objects": conversion.documents, "warnings": warnings});
+            let mut text = serde_json::to_string_pretty(&document).context("writing JSON")?;
+            text.push('\n');
+            text
+        }
+    };
+    let written = io::stdout().lock().write_all(text.as_bytes());
     match written {
         // `nodewright convert … | head` closes the pipe early; that is not a failure.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),

@@ -9,11 +9,12 @@ use std::time::Duration;
 use nodewright_core::uninstall::{LEFT_FOR_SAM_DELETE, UninstallConfig, hand_back, run_step};
 
 use crate::live::{ConnectArgs, Live};
+use crate::plan::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   nodewright uninstall --cluster prod --yes
-  nodewright uninstall --cluster prod --yes --force-after 30m
+  nodewright uninstall --cluster prod --yes --force-after 30m -o json
   nodewright uninstall --cluster prod --abort        # give the cluster back to the functions")]
 pub struct Args {
     #[command(flatten)]
@@ -35,6 +36,10 @@ pub struct Args {
     /// Seconds between steps.
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     interval: u64,
+
+    /// How to print the summary.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -110,7 +115,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_secs(args.interval.max(1))).await;
         }
         let mut out = io::stdout().lock();
-        let written = removed.write(&mut out, &live.name);
+        let written = match args.output {
+            Output::Table => removed.write(&mut out, &live.name),
+            Output::Json => removed.write_json(&mut out, &live.name),
+        };
         crate::plan::finish(written, "writing the summary")
     })
 }
@@ -141,5 +149,17 @@ impl Removed {
             writeln!(out, "  - {left}")?;
         }
         Ok(())
+    }
+
+    fn write_json(&self, out: &mut impl Write, cluster: &str) -> io::Result<()> {
+        let document = serde_json::json!({
+            "cluster": cluster,
+            "instances_terminated": self.instances,
+            "launch_templates_deleted": self.launch_templates,
+            "instance_profiles_deleted": self.instance_profiles,
+            "left": LEFT_FOR_SAM_DELETE,
+        });
+        serde_json::to_writer_pretty(&mut *out, &document).map_err(io::Error::from)?;
+        writeln!(out)
     }
 }

@@ -103,6 +103,32 @@ fn a_converted_provisioner_and_node_template_plan_nodes_for_a_workload() {
         assert_eq!(claim["chosen"]["capacity_type"], "spot", "{claim:#}");
     }
     assert_eq!(json["unschedulable"], serde_json::json!([]), "{json:#}");
+
+    // The same conversion as JSON: the objects, and the warnings in the document.
+    let out = nodewright(
+        &[
+            "convert",
+            "-f",
+            &fixture("v1alpha5-provider-ref.yaml"),
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    succeeded(&out);
+    assert!(stderr_lines(&out).is_empty(), "the warnings are in the JSON");
+    let document: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let kinds: Vec<&str> = document["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter_map(|o| o["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["NodePool", "EC2NodeClass"], "{document:#}");
+    assert_eq!(
+        document["warnings"].as_array().map(Vec::len),
+        Some(warnings.len())
+    );
 }
 
 #[test]

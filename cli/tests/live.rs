@@ -475,10 +475,16 @@ async fn uninstall_drains_and_terminates_every_node_and_keeps_the_functions_from
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
     assert_eq!(w.instances().await.len(), 2, "nothing happens without --yes");
 
-    let output = nodewright(&w, "uninstall", &["--yes", "--interval", "1"]).await;
-    let summary = stdout(&output);
-    assert!(summary.contains("instances terminated     2"), "{summary}");
-    assert!(summary.contains("sam delete"), "{summary}");
+    let instances: Vec<String> = w.instances().await.into_iter().map(|i| i.id).collect();
+    let output = nodewright(&w, "uninstall", &["--yes", "--interval", "1", "-o", "json"]).await;
+    let summary = json_of(&output);
+    let mut terminated: Vec<String> =
+        serde_json::from_value(summary["instances_terminated"].clone()).expect("a list");
+    terminated.sort();
+    let mut launched = instances.clone();
+    launched.sort();
+    assert_eq!(terminated, launched, "{summary}");
+    assert!(summary["left"].to_string().contains("sam delete"), "{summary}");
     assert!(w.instances().await.is_empty(), "no instance of ours is left");
     assert!(
         w.store.list_live().await.expect("claims").is_empty(),
