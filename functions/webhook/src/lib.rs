@@ -25,6 +25,7 @@ use http::header::CONTENT_TYPE;
 use nodewright_aws::RetryPolicy;
 use nodewright_aws::queue::{ProvisionQueue, ProvisionRequest, bucket};
 use nodewright_aws::secrets::SecretsManagerSecret;
+use nodewright_core::pending::{NotWaiting, PodState, Seen, waits_for_capacity};
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{Clock, ErrorKind, PortError, PortResult};
 use serde::Deserialize;
@@ -364,9 +365,9 @@ struct GroupVersionResource {
     resource: String,
 }
 
-/// Whether the review is about a pod that may need new capacity: a pod created unbound, or a
-/// pod whose status says the kube-scheduler found no node. Returns the pod's `namespace/name`,
-/// or why no round is needed.
+/// Whether the review is about a pod that may need new capacity ([`nodewright_core::pending`]):
+/// a pod created unbound, or a pod whose status says the kube-scheduler found no node. Returns
+/// the pod's `namespace/name`, or why no round is needed.
 fn needs_round(request: &AdmissionRequest) -> Result<String, &'static str> {
     if request.dry_run == Some(true) {
         return Err("dry run");
@@ -379,32 +380,43 @@ fn needs_round(request: &AdmissionRequest) -> Result<String, &'static str> {
         return Err("not a pod");
     }
     let object = request.object.as_ref().ok_or("no object")?;
-    match (request.operation.as_str(), request.sub_resource.as_deref()) {
-        ("CREATE", None | Some("")) => {}
-        ("UPDATE", Some("status")) => {
-            if !unschedulable(object) {
-                return Err("not unschedulable");
-            }
-        }
+    let seen = match (request.operation.as_str(), request.sub_resource.as_deref()) {
+        ("CREATE", None | Some("")) => Seen::AtCreation,
+        ("UPDATE", Some("status")) => Seen::AfterScheduling,
         _ => return Err("not a pod creation or status update"),
-    }
-    if object
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty())
-    {
-        return Err("already bound");
-    }
+    };
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    let scheduled = object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("PodScheduled"))
+        .map(|c| {
+            (
+                c.get("status").and_then(Value::as_str).unwrap_or_default(),
+                c.get("reason").and_then(Value::as_str),
+            )
+        });
+    let state = PodState {
+        node_name: text("/spec/nodeName"),
+        phase: text("/status/phase"),
+        scheduled,
+        nominated_node: text("/status/nominatedNodeName"),
+        deleting: object
+            .pointer("/metadata/deletionTimestamp")
+            .is_some_and(|v| !v.is_null()),
+    };
     let owners = object
         .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array);
-    let daemon = owners.into_iter().flatten().any(|o| {
-        o.get("controller").and_then(Value::as_bool) == Some(true)
-            && matches!(o.get("kind").and_then(Value::as_str), Some("DaemonSet" | "Node"))
-    });
-    if daemon {
-        return Err("a DaemonSet or static pod");
-    }
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            let kind = o.get("kind").and_then(Value::as_str)?;
+            Some((kind, o.get("apiVersion").and_then(Value::as_str)))
+        });
+    waits_for_capacity(&state, owners, seen).map_err(NotWaiting::as_str)?;
     let name = request
         .name
         .as_deref()
@@ -417,18 +429,6 @@ fn needs_round(request: &AdmissionRequest) -> Result<String, &'static str> {
         .or_else(|| object.pointer("/metadata/namespace").and_then(Value::as_str))
         .unwrap_or("default");
     Ok(format!("{namespace}/{name}"))
-}
-
-fn unschedulable(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c.get("type").and_then(Value::as_str) == Some("PodScheduled")
-                && c.get("status").and_then(Value::as_str) == Some("False")
-                && c.get("reason").and_then(Value::as_str) == Some("Unschedulable")
-        })
 }
 
 fn response(status: u16, body: Value) -> LambdaFunctionUrlResponse {

@@ -13,6 +13,7 @@ pub mod interruption;
 pub mod labels;
 pub mod launch_templates;
 pub mod nodeclaim;
+pub mod pending;
 pub mod pod;
 pub mod ports;
 pub mod quantity;

@@ -276,9 +276,12 @@ impl Pod {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// DaemonSet pods are node overhead, and static (Node-owned) pods are not ours to place.
+    /// DaemonSet pods are node overhead, and static (Node-owned) pods are not ours to place
+    /// ([`crate::pending::is_node_overhead_owner`]).
     pub fn is_daemon(&self) -> bool {
-        matches!(self.owner_kind.as_deref(), Some("DaemonSet") | Some("Node"))
+        self.owner_kind
+            .as_deref()
+            .is_some_and(|kind| crate::pending::is_node_overhead_owner(kind, None))
     }
 
     /// Whether every NoSchedule/NoExecute taint is tolerated.

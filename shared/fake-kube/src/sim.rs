@@ -346,10 +346,16 @@ fn is_terminal(pod: &Value) -> bool {
     matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
 }
 
+/// The pods the kube-scheduler tries: unbound, Pending and not being deleted (the shared rule,
+/// [`nodewright_core::pending::unbound_and_pending`]), for the default scheduler, not gated.
 fn is_pending_unbound(pod: &Value) -> bool {
-    pod["spec"]["nodeName"].as_str().unwrap_or_default().is_empty()
-        && !is_deleting(pod)
-        && matches!(pod["status"]["phase"].as_str(), None | Some("Pending"))
+    let state = nodewright_core::pending::PodState {
+        node_name: pod["spec"]["nodeName"].as_str(),
+        phase: pod["status"]["phase"].as_str(),
+        deleting: is_deleting(pod),
+        ..Default::default()
+    };
+    nodewright_core::pending::unbound_and_pending(&state).is_ok()
         && pod["spec"]["schedulerName"]
             .as_str()
             .is_none_or(|s| s == "default-scheduler")

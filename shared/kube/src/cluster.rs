@@ -30,6 +30,7 @@ use nodewright_core::api::{ConfigObject, Ec2NodeClass, NodePool, parse_config_ob
 use nodewright_core::config_status::{ConfigKind, StatusUpdate};
 use nodewright_core::events::{KubeEvent, Regarding};
 use nodewright_core::labels;
+use nodewright_core::pending::{PodState, Seen, waits_for_capacity};
 use nodewright_core::pod::{Node, Pod, Taint, TaintEffect};
 use nodewright_core::ports::{Cluster, DaemonSet, ErrorKind, Eviction, NodePatch, PortError, PortResult};
 use serde::de::DeserializeOwned;
@@ -272,35 +273,30 @@ fn nodeclass_gvk() -> GroupVersionKind {
     GroupVersionKind::gvk("karpenter.k8s.aws", "v1", "EC2NodeClass")
 }
 
-/// Whether the kube-scheduler gave up on the pod, as Karpenter's `IsProvisionable` decides:
-/// unbound, Pending, `PodScheduled=False` with reason `Unschedulable`, not nominated to a node
-/// (it is preempting others and will land there), not being deleted, and not owned by a
-/// DaemonSet or a Node (a static pod's mirror).
+/// Whether the kube-scheduler gave up on the pod and it waits for capacity
+/// ([`nodewright_core::pending`], the rule every reader shares).
 pub fn is_pending_unschedulable(pod: &K8sPod) -> bool {
-    let bound = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .is_some_and(|n| !n.is_empty());
     let status = pod.status.as_ref();
-    let pending = status.and_then(|s| s.phase.as_deref()) == Some("Pending");
-    let unschedulable = status
+    let scheduled = status
         .and_then(|s| s.conditions.as_ref())
         .into_iter()
         .flatten()
-        .any(|c| {
-            c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
-        });
-    let preempting = status
-        .and_then(|s| s.nominated_node_name.as_deref())
-        .is_some_and(|n| !n.is_empty());
-    let deleting = pod.metadata.deletion_timestamp.is_some();
-    // Any owner reference counts, controller or not, as in Karpenter.
-    let daemon_or_static = pod.metadata.owner_references.iter().flatten().any(|o| {
-        (o.kind == "DaemonSet" && o.api_version.starts_with("apps/"))
-            || (o.kind == "Node" && o.api_version == "v1")
-    });
-    !bound && pending && unschedulable && !preempting && !deleting && !daemon_or_static
+        .find(|c| c.type_ == "PodScheduled")
+        .map(|c| (c.status.as_str(), c.reason.as_deref()));
+    let state = PodState {
+        node_name: pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        phase: status.and_then(|s| s.phase.as_deref()),
+        scheduled,
+        nominated_node: status.and_then(|s| s.nominated_node_name.as_deref()),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+    };
+    let owners = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .map(|o| (o.kind.as_str(), Some(o.api_version.as_str())));
+    waits_for_capacity(&state, owners, Seen::AfterScheduling).is_ok()
 }
 
 fn is_bound_and_running(pod: &K8sPod) -> bool {
