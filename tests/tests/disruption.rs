@@ -104,7 +104,7 @@ async fn a_node_left_underused_when_a_job_ends_is_replaced_by_a_cheaper_one_thro
                 !w.instances()
                     .await
                     .iter()
-                    .any(|i| i.id == instance && !matches!(i.state.as_str(), "shutting-down" | "terminated")),
+                    .any(|i| i.id == instance && !i.state.is_gone()),
                 "instance {instance} still running"
             );
         }

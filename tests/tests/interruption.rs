@@ -141,7 +141,7 @@ async fn a_spot_warning_drains_the_node_launches_a_replacement_elsewhere_and_clo
         !w.instances()
             .await
             .iter()
-            .any(|i| i.id == instance && !matches!(i.state.as_str(), "shutting-down" | "terminated"))
+            .any(|i| i.id == instance && !i.state.is_gone())
     );
     // Claims and instances agree: every live claim has its instance, every instance a claim.
     let live = w.store.list_live().await.expect("claims");
@@ -149,7 +149,7 @@ async fn a_spot_warning_drains_the_node_launches_a_replacement_elsewhere_and_clo
         .instances()
         .await
         .into_iter()
-        .filter(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"))
+        .filter(|i| !i.state.is_gone())
         .map(|i| i.id)
         .collect();
     let claimed: Vec<String> = live

@@ -13,7 +13,7 @@ async fn running(w: &World) -> Vec<String> {
     w.instances()
         .await
         .into_iter()
-        .filter(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"))
+        .filter(|i| !i.state.is_gone())
         .map(|i| i.id)
         .collect()
 }

@@ -213,10 +213,7 @@ async fn reconcile_pass(w: &World) -> Vec<ReconcileAction> {
 
 async fn alive_instances(w: &World) -> Vec<Instance> {
     let instances = w.cloud.list_instances().await.expect("list instances");
-    instances
-        .into_iter()
-        .filter(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"))
-        .collect()
+    instances.into_iter().filter(|i| !i.state.is_gone()).collect()
 }
 
 async fn audit_actions(w: &World) -> Vec<(String, String)> {

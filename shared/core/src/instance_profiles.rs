@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::labels;
 use crate::nodeclaim::NodeClaim;
 use crate::pod::Millis;
-use crate::ports::{Instance, InstanceProfile};
+use crate::ports::{Instance, InstanceProfile, InstanceState};
 
 /// Profiles younger than this stay: a launch for a node class created after the sweep listed
 /// node classes may be about to use one made a moment ago.
@@ -17,7 +17,7 @@ pub const GRACE_MS: Millis = 60 * 60 * 1000;
 /// Whether an instance (not terminated) may be running with the profile. An instance whose
 /// profile the cloud does not report counts as using every profile of its node class.
 pub fn used_by(profile: &InstanceProfile, instance: &Instance) -> bool {
-    if instance.state == "terminated" {
+    if instance.state == InstanceState::Terminated {
         return false;
     }
     match &instance.instance_profile {
@@ -81,7 +81,7 @@ mod tests {
             instance_type: "m5.large".into(),
             zone: "us-east-1a".into(),
             capacity_type: CapacityType::OnDemand,
-            state: state.into(),
+            state: InstanceState::from_ec2(state),
             launched_at: 0,
             tags: BTreeMap::from([(labels::EC2NODECLASS.to_string(), nodeclass.to_string())]),
             claim_id: None,

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::nodeclaim::NodeClaim;
 use crate::pod::Millis;
-use crate::ports::{Instance, LaunchTemplate};
+use crate::ports::{Instance, InstanceState, LaunchTemplate};
 
 /// The tag EC2 puts on an instance launched from a launch template.
 pub const LAUNCH_TEMPLATE_TAG: &str = "aws:ec2launchtemplate:id";
@@ -29,7 +29,7 @@ pub fn unused(
         .collect();
     let in_use: BTreeSet<&str> = instances
         .iter()
-        .filter(|i| !matches!(i.state.as_str(), "terminated"))
+        .filter(|i| i.state != InstanceState::Terminated)
         .filter_map(|i| i.tags.get(LAUNCH_TEMPLATE_TAG).map(String::as_str))
         .collect();
     templates
@@ -63,7 +63,7 @@ mod tests {
             instance_type: "m5.large".into(),
             zone: "us-east-1a".into(),
             capacity_type: CapacityType::OnDemand,
-            state: state.into(),
+            state: InstanceState::from_ec2(state),
             launched_at: 0,
             tags: BTreeMap::from([(LAUNCH_TEMPLATE_TAG.to_string(), template.to_string())]),
             claim_id: None,

@@ -196,7 +196,7 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
 
     let alive: BTreeSet<String> = instances
         .iter()
-        .filter(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"))
+        .filter(|i| !i.state.is_gone())
         .map(|i| i.id.clone())
         .collect();
     let now = clock.now();

@@ -115,6 +115,48 @@ pub struct LaunchRequest {
     pub overrides: Vec<LaunchOverride>,
 }
 
+/// An instance's state, as EC2 names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    ShuttingDown,
+    Terminated,
+    Stopping,
+    Stopped,
+}
+
+impl InstanceState {
+    /// EC2's name for a state; a name EC2 adds later reads as `Pending`, which every decision
+    /// treats as an instance that is still there.
+    pub fn from_ec2(name: &str) -> InstanceState {
+        match name {
+            "running" => InstanceState::Running,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            _ => InstanceState::Pending,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+        }
+    }
+
+    /// Shutting down or terminated: for every decision, the instance is gone.
+    pub fn is_gone(self) -> bool {
+        matches!(self, InstanceState::ShuttingDown | InstanceState::Terminated)
+    }
+}
+
 /// An instance as the cloud reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instance {
@@ -122,8 +164,7 @@ pub struct Instance {
     pub instance_type: String,
     pub zone: String,
     pub capacity_type: CapacityType,
-    /// `pending`, `running`, `shutting-down`, `terminated`, `stopping`, `stopped`.
-    pub state: String,
+    pub state: InstanceState,
     pub launched_at: Millis,
     pub tags: BTreeMap<String, String>,
     /// The claim this instance belongs to (tag `nodewright.io/nodeclaim`).

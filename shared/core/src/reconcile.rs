@@ -192,7 +192,7 @@ pub fn reconcile(
 }
 
 fn is_alive(instance: &Instance) -> bool {
-    !matches!(instance.state.as_str(), "shutting-down" | "terminated")
+    !instance.state.is_gone()
 }
 
 /// What [`apply`] did.
@@ -432,7 +432,7 @@ mod tests {
             instance_type: "m5.large".to_string(),
             zone: "us-east-1a".to_string(),
             capacity_type: CapacityType::OnDemand,
-            state: "running".to_string(),
+            state: crate::ports::InstanceState::Running,
             launched_at: NOW,
             tags: BTreeMap::new(),
             claim_id: None,
@@ -454,7 +454,7 @@ mod tests {
         }
 
         fn state(mut self, state: &str) -> Self {
-            self.0.state = state.to_string();
+            self.0.state = crate::ports::InstanceState::from_ec2(state);
             self
         }
 

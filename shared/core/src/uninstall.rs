@@ -33,7 +33,8 @@ use crate::lifecycle::{self, LifecyclePolicy, LifecycleReport};
 use crate::nodeclaim::{ClaimState, NodeClaim};
 use crate::pod::Millis;
 use crate::ports::{
-    ClaimStore, Clock, Cloud, Cluster, ErrorKind, Instance, InstanceProfile, LaunchTemplate, PortResult,
+    ClaimStore, Clock, Cloud, Cluster, ErrorKind, Instance, InstanceProfile, InstanceState, LaunchTemplate,
+    PortResult,
 };
 use crate::provisioning;
 
@@ -147,7 +148,7 @@ pub fn decide(observed: &Observed<'_>, config: &UninstallConfig) -> Plan {
     let mut orphans: Vec<String> = observed
         .instances
         .iter()
-        .filter(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"))
+        .filter(|i| !i.state.is_gone())
         .filter(|i| !recorded.contains(i.id.as_str()))
         .map(|i| i.id.clone())
         .collect();
@@ -182,10 +183,9 @@ fn template_needed_by(
     instances: &[Instance],
     claims: &[NodeClaim],
 ) -> Option<String> {
-    if let Some(i) = instances
-        .iter()
-        .find(|i| i.state != "terminated" && i.tags.get(LAUNCH_TEMPLATE_TAG) == Some(&template.id))
-    {
+    if let Some(i) = instances.iter().find(|i| {
+        i.state != InstanceState::Terminated && i.tags.get(LAUNCH_TEMPLATE_TAG) == Some(&template.id)
+    }) {
         return Some(format!("instance {} was launched from it", i.id));
     }
     claims
@@ -408,7 +408,7 @@ pub async fn apply<C: Cluster, K: Cloud, S: ClaimStore>(
     let nodes = provisioning::existing_nodes(cluster.list_nodes().await?, cluster.list_bound_pods().await?);
     let alive: BTreeSet<String> = instances
         .iter()
-        .filter(|i| !matches!(i.state.as_str(), "shutting-down" | "terminated"))
+        .filter(|i| !i.state.is_gone())
         .map(|i| i.id.clone())
         .collect();
     let actions = lifecycle::decide(
@@ -490,8 +490,8 @@ pub fn remaining(
         };
         out.claims.push((c.id.clone(), why));
     }
-    for i in instances.iter().filter(|i| i.state != "terminated") {
-        let why = if i.state == "shutting-down" {
+    for i in instances.iter().filter(|i| i.state != InstanceState::Terminated) {
+        let why = if i.state == InstanceState::ShuttingDown {
             "shutting down".to_string()
         } else if let Some(c) = claim_of.get(i.id.as_str()) {
             format!("its claim {} is draining", c.id)
@@ -528,7 +528,7 @@ mod tests {
             instance_type: "m5.large".into(),
             zone: "us-east-1a".into(),
             capacity_type: CapacityType::OnDemand,
-            state: "running".into(),
+            state: InstanceState::Running,
             launched_at: 0,
             tags: template
                 .map(|t| BTreeMap::from([(LAUNCH_TEMPLATE_TAG.to_string(), t.to_string())]))

@@ -11,8 +11,8 @@ use nodewright_core::catalog::{CapacityType, Catalog, InstanceType, NodeSettings
 use nodewright_core::labels;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
-    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, InstanceProfile, LaunchRequest, Launched, OfferingKey,
-    PortError, PortResult,
+    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, InstanceProfile, InstanceState, LaunchRequest, Launched,
+    OfferingKey, PortError, PortResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -529,7 +529,7 @@ impl SimCloud {
                 instance_type: o.instance_type.clone(),
                 zone: o.zone.clone(),
                 capacity_type: o.capacity_type,
-                state: "running".into(),
+                state: InstanceState::Running,
                 launched_at: self.clock.now(),
                 tags,
                 claim_id: Some(claim.id.clone()),
@@ -580,7 +580,7 @@ impl SimCloud {
             let record = &mut state.instances[i];
             if record.terminated_at.is_none() {
                 record.terminated_at = Some(now);
-                record.instance.state = "terminated".into();
+                record.instance.state = InstanceState::Terminated;
             }
         }
         Ok(())

@@ -171,7 +171,10 @@ fn terminating_twice_or_an_unknown_instance_is_ok() {
     block_on(cloud.terminate("i-0000000000000000")).expect("never existed is done too");
     assert!(block_on(cloud.list_instances()).expect("list").is_empty());
     let record = cloud.instance(&id).expect("kept for accounting");
-    assert_eq!(record.instance.state, "terminated");
+    assert_eq!(
+        record.instance.state,
+        nodewright_core::ports::InstanceState::Terminated
+    );
     assert_eq!(
         cloud
             .calls()

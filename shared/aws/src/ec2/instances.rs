@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, InstanceLifecycleType};
 use nodewright_core::catalog::CapacityType;
-use nodewright_core::ports::{CLAIM_TAG, ErrorKind, Instance, PortResult};
+use nodewright_core::ports::{CLAIM_TAG, ErrorKind, Instance, InstanceState, PortResult};
 
 use crate::errors::from_sdk;
 
@@ -109,11 +109,7 @@ fn convert(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
             Some(InstanceLifecycleType::Spot) => CapacityType::Spot,
             _ => CapacityType::OnDemand,
         },
-        state: i
-            .state()
-            .and_then(|s| s.name())
-            .map(|n| n.as_str().to_string())
-            .unwrap_or_default(),
+        state: InstanceState::from_ec2(i.state().and_then(|s| s.name()).map_or("", |n| n.as_str())),
         launched_at: i.launch_time().and_then(|t| t.to_millis().ok()).unwrap_or(0),
         claim_id: tags.get(CLAIM_TAG).cloned(),
         private_dns_name: i.private_dns_name().filter(|d| !d.is_empty()).map(str::to_string),

@@ -52,8 +52,8 @@ use nodewright_core::catalog::{CapacityType, Catalog};
 use nodewright_core::nodeclaim::NodeClaim;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
-    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, InstanceProfile, LaunchOverride, LaunchRequest,
-    LaunchTemplate, Launched, NodeClassResolution, OfferingKey, PortError, PortResult,
+    CLAIM_TAG, Clock, Cloud, ErrorKind, Instance, InstanceProfile, InstanceState, LaunchOverride,
+    LaunchRequest, LaunchTemplate, Launched, NodeClassResolution, OfferingKey, PortError, PortResult,
 };
 use nodewright_core::unavailable::UnavailableOfferings;
 use tracing::{info, warn};
@@ -418,7 +418,7 @@ impl Ec2Cloud {
                 instance_type: key.instance_type,
                 zone: key.zone,
                 capacity_type,
-                state: "pending".to_string(),
+                state: InstanceState::Pending,
                 launched_at: now,
                 tags: self.instance_tags(nodeclass, claim),
                 claim_id: Some(claim.id.clone()),
