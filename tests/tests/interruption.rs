@@ -13,25 +13,7 @@ const SPOT_WARNING: &str = include_str!("../../shared/core/src/interruption/fixt
 const FIXTURE_INSTANCE: &str = "i-0b662ef9931388ba0";
 
 fn batch(bodies: &[String]) -> Value {
-    let records: Vec<Value> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            json!({
-                "messageId": format!("m-{i}"),
-                "receiptHandle": format!("h-{i}"),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1796126400000",
-                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1796126400001"},
-                "messageAttributes": {},
-                "md5OfBody": "0",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:nodewright-e2e-interruption",
-                "awsRegion": "us-east-1",
-            })
-        })
-        .collect();
-    json!({ "Records": records })
+    nodewright_aws::testing::sqs_batch("nodewright-e2e-interruption", bodies)
 }
 
 async fn deliver(w: &World, bodies: &[String]) -> Vec<String> {

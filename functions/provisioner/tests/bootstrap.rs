@@ -109,20 +109,13 @@ async fn the_sweeper_and_interruption_bootstraps_answer_their_events() {
 
     let api = RuntimeApi::start().await;
     let _interruption = start(&api, env!("CARGO_BIN_EXE_interruption"), &w).await;
-    let record = |id: &str, body: String| {
-        json!({
-            "messageId": id, "receiptHandle": format!("h-{id}"), "body": body,
-            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1796126400000",
-                "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1796126400001"},
-            "messageAttributes": {}, "md5OfBody": "0", "eventSource": "aws:sqs",
-            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:nodewright-boot-sweep-interruption",
-            "awsRegion": "us-east-1",
-        })
-    };
-    let batch = json!({"Records": [
-        record("warning", SPOT_WARNING.replace(FIXTURE_INSTANCE, &instance)),
-        record("garbage", "{\"not\": \"an event\"}".to_string()),
-    ]});
+    let batch = nodewright_aws::testing::sqs_batch(
+        "nodewright-boot-sweep-interruption",
+        &[
+            SPOT_WARNING.replace(FIXTURE_INSTANCE, &instance),
+            "{\"not\": \"an event\"}".to_string(),
+        ],
+    );
     let answer = response(api.invoke(&batch, INVOCATION).await);
     assert_eq!(
         answer,

@@ -59,25 +59,7 @@ async fn world() -> (Sim, Arc<VirtualClock>, String) {
 }
 
 fn batch(bodies: &[String]) -> Value {
-    let records: Vec<Value> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            json!({
-                "messageId": format!("m-{i}"),
-                "receiptHandle": format!("h-{i}"),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1796126400000",
-                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1796126400001"},
-                "messageAttributes": {},
-                "md5OfBody": "0",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:nodewright-demo-interruption",
-                "awsRegion": "us-east-1",
-            })
-        })
-        .collect();
-    json!({ "Records": records })
+    nodewright_aws::testing::sqs_batch("nodewright-demo-interruption", bodies)
 }
 
 async fn deliver(p: &Sim, event: Value) -> Vec<String> {

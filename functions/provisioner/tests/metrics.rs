@@ -348,28 +348,12 @@ async fn an_interruption_batch_prints_its_messages_by_kind_and_the_pass_it_ran()
     let claims = w.p.store.list_live().await.expect("claims");
     let instance = claims[0].instance_id().expect("launched").to_string();
     let warning = SPOT_WARNING.replace(FIXTURE_INSTANCE, &instance);
-    let records: Vec<Value> = [warning.as_str(), "not json"]
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            json!({
-                "messageId": format!("m-{i}"),
-                "receiptHandle": format!("h-{i}"),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1796126400000",
-                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1796126400001"},
-                "messageAttributes": {},
-                "md5OfBody": "0",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:nodewright-demo-interruption",
-                "awsRegion": "us-east-1",
-            })
-        })
-        .collect();
+    let batch =
+        nodewright_aws::testing::sqs_batch("nodewright-demo-interruption", &[warning.as_str(), "not json"]);
     interruption::function_handler(
         &w.p,
         Rebalance::Record,
-        LambdaEvent::new(json!({ "Records": records }), context("interruption-1")),
+        LambdaEvent::new(batch, context("interruption-1")),
     )
     .await
     .expect("handled");

@@ -355,6 +355,31 @@ impl Moto {
     }
 }
 
+/// The event Lambda's SQS event source mapping delivers for `bodies` from the queue named
+/// `queue`: one record each, with message ids `m-0`, `m-1`, … (a batch response names failed
+/// records by these).
+pub fn sqs_batch<S: AsRef<str>>(queue: &str, bodies: &[S]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            json!({
+                "messageId": format!("m-{i}"),
+                "receiptHandle": format!("h-{i}"),
+                "body": body.as_ref(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1796126400000",
+                    "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1796126400001"},
+                "messageAttributes": {},
+                "md5OfBody": "0",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:{REGION}:123456789012:{queue}"),
+                "awsRegion": REGION,
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
 /// One AWS call as moto received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedCall {
