@@ -13,7 +13,7 @@ use crate::specs::{Key, PodSpec, TEAM_KEY, World, catalog};
 
 /// The resources the checker tracks: cpu (m), memory (bytes), pods, GPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Res(pub [i64; 4]);
+pub struct Res([i64; 4]);
 
 impl Res {
     pub fn of(r: &Resources) -> Res {
