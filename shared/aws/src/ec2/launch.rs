@@ -1,0 +1,394 @@
+//! A launch of a new instance for a claim: its offerings narrowed to those worth trying,
+//! grouped by AMI under launch templates, one `CreateFleet`, and what EC2 answered.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use base64::Engine as _;
+use nodewright_core::api::Ec2NodeClass;
+use nodewright_core::catalog::CapacityType;
+use nodewright_core::nodeclaim::NodeClaim;
+use nodewright_core::pod::Millis;
+use nodewright_core::ports::{
+    CLAIM_TAG, ErrorKind, Instance, InstanceState, LaunchOverride, LaunchRequest, Launched, OfferingKey,
+    PortError, PortResult,
+};
+use tracing::{info, warn};
+
+use super::fleet::Planned;
+use super::fleet_outcome::{self, FleetLaunch, FleetResponse, offering_key};
+use super::launch_template::{self, TemplateSpec};
+use super::resolution::ami_needs;
+use super::{Ec2Cloud, core_invalid, instances, network};
+use crate::cache::lock;
+use crate::errors::from_sdk;
+use crate::userdata::Bootstrap;
+
+impl Ec2Cloud {
+    pub(super) async fn launch_new(&self, request: &LaunchRequest) -> PortResult<Launched> {
+        let claim = &request.claim;
+        let nodeclass = &request.nodeclass;
+        let now = self.clock.now();
+        let family = nodeclass.ami_family().map_err(core_invalid)?;
+
+        let capacity_type = single_capacity_type(&request.overrides)?;
+        let allowed: Vec<&LaunchOverride> = request
+            .overrides
+            .iter()
+            .filter(|o| claim.zones.is_empty() || claim.zones.contains(&o.zone))
+            .collect();
+        let (skipped, candidates): (Vec<&LaunchOverride>, Vec<&LaunchOverride>) = {
+            let unavailable = lock(&self.unavailable);
+            allowed
+                .into_iter()
+                .partition(|o| unavailable.is_unavailable(&offering_key(o), now))
+        };
+        if candidates.is_empty() {
+            return Err(PortError::insufficient_capacity(
+                format!(
+                    "claim {}: every offering ({}) is out of capacity or outside the claim's zones",
+                    claim.id,
+                    request.overrides.len()
+                ),
+                skipped.into_iter().map(offering_key).collect(),
+            ));
+        }
+
+        let subnets = self.subnets(nodeclass, now).await?;
+        let best = network::best_per_zone(&subnets);
+        let security_groups = self.security_groups(nodeclass, now).await?;
+        if security_groups.is_empty() {
+            return Err(PortError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "EC2NodeClass {}: no security group matches its selector terms",
+                    nodeclass.name()
+                ),
+            ));
+        }
+        let types = self.catalog.instance_types(now).await?;
+        let needs_by_type = ami_needs(&types);
+        let amis = self.amis_for_types(nodeclass, &needs_by_type, now).await?;
+
+        // Group the offerings by AMI, each group one launch template, keeping price order.
+        let mut groups: Vec<(String, Vec<Planned>)> = Vec::new();
+        let mut dropped = Vec::new();
+        for offering in &candidates {
+            let ami = needs_by_type
+                .get(offering.instance_type.as_str())
+                .and_then(|need| amis.get(need));
+            let (Some(subnet), Some(ami)) = (best.get(&offering.zone), ami) else {
+                dropped.push(format!("{}/{}", offering.instance_type, offering.zone));
+                continue;
+            };
+            let planned = Planned { offering, subnet };
+            match groups.iter_mut().find(|(id, _)| *id == ami.id) {
+                Some((_, group)) => group.push(planned),
+                None => groups.push((ami.id.clone(), vec![planned])),
+            }
+        }
+        if !dropped.is_empty() {
+            warn!(
+                nodeclaim = %claim.id,
+                offerings = %dropped.join(","),
+                "offerings without a matching subnet or AMI are not tried"
+            );
+        }
+        if groups.is_empty() {
+            return Err(PortError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "claim {}: no offering has both a subnet (EC2NodeClass {} selects {} in zones {:?}) and an AMI",
+                    claim.id,
+                    nodeclass.name(),
+                    subnets.len(),
+                    best.keys().collect::<Vec<_>>()
+                ),
+            ));
+        }
+
+        let user_data = base64::engine::general_purpose::STANDARD
+            .encode(Bootstrap::new(&self.config, nodeclass, claim)?.render(family)?);
+        let template_tags = self.template_tags(nodeclass, claim);
+        let profile = self.instance_profile(nodeclass, now).await?;
+        let specs = groups
+            .iter()
+            .map(|(image_id, _)| {
+                Ok(TemplateSpec {
+                    image_id: image_id.clone(),
+                    user_data: user_data.clone(),
+                    instance_profile: profile.clone(),
+                    security_group_ids: security_groups.to_vec(),
+                    associate_public_ip_address: nodeclass.spec.associate_public_ip_address,
+                    block_devices: launch_template::block_devices(family, nodeclass)?,
+                    metadata: launch_template::metadata(nodeclass)?,
+                    detailed_monitoring: nodeclass.spec.detailed_monitoring.unwrap_or(false),
+                    tags: template_tags.clone(),
+                })
+            })
+            .collect::<PortResult<Vec<_>>>()?;
+        let mut templates = Vec::new();
+        for (spec, (_, group)) in specs.iter().zip(&groups) {
+            templates.push((self.ensure_template(spec, now).await?, group));
+        }
+
+        let zone_of: HashMap<&str, &str> = subnets.iter().map(|s| (s.id.as_str(), s.zone.as_str())).collect();
+        let fleet = match self
+            .create_fleet(claim, capacity_type, &templates, nodeclass)
+            .await
+        {
+            // A template deleted behind our back: forget what we knew, make it again, retry once.
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                warn!(nodeclaim = %claim.id, error = %e, "a launch template is gone; recreating it");
+                self.templates.clear();
+                for spec in &specs {
+                    self.ensure_template(spec, now).await?;
+                }
+                self.create_fleet(claim, capacity_type, &templates, nodeclass)
+                    .await
+            }
+            other => other,
+        };
+        // A profile deleted behind our back (or not yet visible to EC2) is made again next time.
+        if fleet
+            .as_ref()
+            .is_err_and(|e| e.message.contains(crate::errors::INVALID_INSTANCE_PROFILE))
+        {
+            self.profiles.clear();
+        }
+        let output = match fleet {
+            Ok(output) => output,
+            // Capacity refused for the request as a whole: every offering in it was refused.
+            Err(mut e) if e.kind == ErrorKind::InsufficientCapacity => {
+                let mut tried: Vec<OfferingKey> = groups
+                    .iter()
+                    .flat_map(|(_, group)| group.iter().map(|p| offering_key(p.offering)))
+                    .collect();
+                tried.sort();
+                tried.dedup();
+                self.mark_unavailable(&claim.id, &tried, now);
+                e.unavailable = tried;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+
+        let outcome = fleet_outcome::interpret(
+            &claim.id,
+            capacity_type,
+            &candidates,
+            &zone_of,
+            &FleetResponse::from_sdk(&output),
+        );
+        if outcome.invalid_instance_profile {
+            // Made again (or found) by the next launch, in case it was deleted meanwhile.
+            self.profiles.clear();
+        }
+        self.mark_unavailable(&claim.id, &outcome.out_of_capacity, now);
+        let FleetLaunch {
+            instance_id,
+            offering: key,
+            price,
+        } = outcome.launched?;
+        let out_of_capacity = outcome.out_of_capacity;
+        info!(
+            nodeclaim = %claim.id,
+            instance_id = %instance_id,
+            instance_type = %key.instance_type,
+            zone = %key.zone,
+            capacity_type = %capacity_type,
+            price,
+            skipped_out_of_capacity = out_of_capacity.len(),
+            "launched an instance for the claim"
+        );
+        let launch_template = templates
+            .iter()
+            .find(|(_, group)| {
+                group
+                    .iter()
+                    .any(|p| p.offering.instance_type == key.instance_type)
+            })
+            .map(|(name, _)| name.clone());
+        let image_id = needs_by_type
+            .get(key.instance_type.as_str())
+            .and_then(|need| amis.get(need))
+            .map(|ami| ami.id.clone());
+        Ok(Launched {
+            instance: Instance {
+                image_id,
+                id: instance_id,
+                instance_type: key.instance_type,
+                zone: key.zone,
+                capacity_type,
+                state: InstanceState::Pending,
+                launched_at: now,
+                tags: self.instance_tags(nodeclass, claim),
+                claim_id: Some(claim.id.clone()),
+                private_dns_name: None,
+                instance_profile: Some(profile),
+            },
+            price,
+            launch_template,
+            unavailable: out_of_capacity,
+        })
+    }
+
+    /// Remembers offerings EC2 had no capacity for, so that launches skip them for a while.
+    pub(super) fn mark_unavailable(&self, claim_id: &str, offerings: &[OfferingKey], now: Millis) {
+        let mut unavailable = lock(&self.unavailable);
+        for key in offerings {
+            warn!(
+                nodeclaim = %claim_id,
+                instance_type = %key.instance_type,
+                zone = %key.zone,
+                capacity_type = %key.capacity_type,
+                "offering out of capacity; skipping it for three minutes"
+            );
+            unavailable.mark(key.clone(), now);
+        }
+    }
+
+    /// Creates the template unless it exists; returns its name.
+    pub(super) async fn ensure_template(&self, spec: &TemplateSpec, now: Millis) -> PortResult<String> {
+        let name = spec.name(&self.config.cluster_name)?;
+        if self.templates.get(&name, now).is_some() {
+            return Ok(name);
+        }
+        let exists = match self
+            .ec2
+            .describe_launch_templates()
+            .launch_template_names(&name)
+            .send()
+            .await
+        {
+            Ok(out) => !out.launch_templates().is_empty(),
+            Err(e) => {
+                let err = from_sdk("DescribeLaunchTemplates", e);
+                if err.kind != ErrorKind::NotFound {
+                    return Err(err);
+                }
+                false
+            }
+        };
+        if !exists {
+            let tags = [
+                (
+                    crate::ec2::instances::cluster_tag(&self.config.cluster_name),
+                    "owned".to_string(),
+                ),
+                (
+                    "eks:eks-cluster-name".to_string(),
+                    self.config.cluster_name.clone(),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
+            let created = self
+                .ec2
+                .create_launch_template()
+                .launch_template_name(&name)
+                .launch_template_data(spec.request_data())
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::LaunchTemplate)
+                        .set_tags(Some(tags))
+                        .build(),
+                )
+                .send()
+                .await;
+            match created {
+                Ok(_) => {
+                    info!(launch_template = %name, image_id = %spec.image_id, "created a launch template")
+                }
+                Err(e) => {
+                    let err = from_sdk("CreateLaunchTemplate", e);
+                    // Another launch made the same template first: it has the same content.
+                    if err.kind != ErrorKind::Conflict {
+                        return Err(err);
+                    }
+                }
+            }
+        }
+        self.templates.put(name.clone(), (), now);
+        Ok(name)
+    }
+
+    /// Tags for everything launched for the node class: the node class's own, then ours.
+    pub(super) fn template_tags(
+        &self,
+        nodeclass: &Ec2NodeClass,
+        claim: &NodeClaim,
+    ) -> BTreeMap<String, String> {
+        let cluster = &self.config.cluster_name;
+        let mut tags = nodeclass.spec.tags.clone();
+        tags.insert(instances::cluster_tag(cluster), "owned".to_string());
+        tags.insert("eks:eks-cluster-name".to_string(), cluster.clone());
+        tags.insert(
+            nodewright_core::labels::NODEPOOL.to_string(),
+            claim.nodepool.clone(),
+        );
+        tags.insert(
+            nodewright_core::labels::EC2NODECLASS.to_string(),
+            nodeclass.name().to_string(),
+        );
+        tags
+    }
+
+    /// The template's tags plus the claim's: [`CLAIM_TAG`] and `Name`.
+    pub(super) fn instance_tags(
+        &self,
+        nodeclass: &Ec2NodeClass,
+        claim: &NodeClaim,
+    ) -> BTreeMap<String, String> {
+        let mut tags = self.template_tags(nodeclass, claim);
+        tags.insert(CLAIM_TAG.to_string(), claim.id.clone());
+        tags.insert("Name".to_string(), claim.id.clone());
+        tags
+    }
+}
+
+/// The capacity type all overrides share (the port's contract), or `Invalid`.
+fn single_capacity_type(overrides: &[LaunchOverride]) -> PortResult<CapacityType> {
+    let first = overrides
+        .first()
+        .map(|o| o.capacity_type)
+        .ok_or_else(|| PortError::new(ErrorKind::Invalid, "no offerings to launch"))?;
+    if overrides.iter().any(|o| o.capacity_type != first) {
+        return Err(PortError::new(
+            ErrorKind::Invalid,
+            "a launch's offerings must all be of one capacity type",
+        ));
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offering(instance_type: &str, capacity_type: CapacityType) -> LaunchOverride {
+        LaunchOverride {
+            instance_type: instance_type.into(),
+            zone: "us-east-1a".into(),
+            capacity_type,
+            price: 0.1,
+        }
+    }
+
+    #[test]
+    fn a_launch_mixing_capacity_types_is_invalid() {
+        let mixed = [
+            offering("m5.large", CapacityType::Spot),
+            offering("m5.large", CapacityType::OnDemand),
+        ];
+        assert_eq!(
+            single_capacity_type(&mixed).expect_err("mixed").kind,
+            ErrorKind::Invalid
+        );
+        assert_eq!(
+            single_capacity_type(&mixed[..1]).expect("one"),
+            CapacityType::Spot
+        );
+    }
+}
