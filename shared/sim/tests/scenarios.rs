@@ -192,6 +192,29 @@ fn a_daemonset_manifest_gives_its_pods_overhead() {
 }
 
 #[test]
+fn a_daemonsets_sidecar_init_container_counts_as_plan_counts_it() {
+    // A sidecar (an init container with restartPolicy Always) runs beside the containers, so its
+    // request adds to theirs; an ordinary init container only raises the peak.
+    let yaml = format!(
+        "{MINIMAL}objects:\n  - apiVersion: apps/v1\n    kind: DaemonSet\n    metadata: {{name: mesh, namespace: kube-system}}\n    \
+         spec:\n      selector: {{matchLabels: {{app: mesh}}}}\n      template:\n        metadata: {{labels: {{app: mesh}}}}\n        \
+         spec:\n          initContainers:\n            - name: proxy\n              image: proxy:1\n              restartPolicy: Always\n              \
+         resources: {{requests: {{cpu: 100m}}}}\n            - name: setup\n              image: setup:1\n              \
+         resources: {{requests: {{cpu: 150m}}}}\n          containers:\n            - name: agent\n              image: agent:1\n              \
+         resources: {{requests: {{cpu: 200m}}}}\n"
+    );
+    let s = parse(&yaml).expect("parses");
+    let [ds] = s.daemonsets.as_slice() else {
+        panic!("one daemonset");
+    };
+    assert_eq!(
+        ds.pod.requests.cpu(),
+        300,
+        "agent 200m + sidecar 100m; setup's 250m peak is lower"
+    );
+}
+
+#[test]
 fn an_include_is_read_relative_to_the_scenario_file() {
     let dir = std::env::temp_dir().join(format!("nodewright-sim-include-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("manifests")).expect("temp dir");

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use nodewright_core::api::ObjectMeta;
 use nodewright_core::pdb::{Budget, IntOrPercent, PodDisruptionBudget};
-use nodewright_core::pod::{LabelSelector, Pod, TaintEffect, Toleration, TolerationOperator};
-use nodewright_core::ports::DaemonSet;
+use nodewright_core::pod::{LabelSelector, TaintEffect, Toleration, TolerationOperator};
 use nodewright_core::quantity::Quantity;
 use nodewright_core::requirements::{self, NodeSelectorRequirement, Requirements};
-use nodewright_core::resources::{ResourceName, Resources};
+use nodewright_core::resources::Resources;
 use nodewright_core::volumes::{StorageClass, VolumeBindingMode};
 use serde::Deserialize;
 
@@ -179,136 +178,6 @@ impl StorageClassManifest {
             binding_mode,
             allowed_topologies,
         })
-    }
-}
-
-/// The parts of an `apps/v1 DaemonSet` that decide its pods' overhead and placement; the rest
-/// of the manifest (images, volumes, probes, update strategy…) does not matter to scheduling
-/// and is accepted unread.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct DaemonSetManifest {
-    api_version: String,
-    metadata: ObjectMeta,
-    spec: DaemonSetSpec,
-}
-
-#[derive(Debug, Deserialize)]
-struct DaemonSetSpec {
-    template: PodTemplate,
-}
-
-#[derive(Debug, Deserialize)]
-struct PodTemplate {
-    #[serde(default)]
-    metadata: Option<TemplateMetadata>,
-    spec: PodSpec,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct TemplateMetadata {
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PodSpec {
-    #[serde(default)]
-    containers: Vec<Container>,
-    #[serde(default)]
-    init_containers: Vec<Container>,
-    #[serde(default)]
-    overhead: BTreeMap<String, Quantity>,
-    #[serde(default)]
-    node_selector: BTreeMap<String, String>,
-    #[serde(default)]
-    tolerations: Vec<TolerationSpec>,
-    #[serde(default)]
-    priority: Option<i32>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Container {
-    #[serde(default)]
-    resources: ContainerResources,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ContainerResources {
-    #[serde(default)]
-    requests: BTreeMap<String, Quantity>,
-    #[serde(default)]
-    limits: BTreeMap<String, Quantity>,
-}
-
-impl ContainerResources {
-    /// Requests, with a limit standing in for a missing request as the API server defaults it.
-    fn effective(&self, file: &str, field: &str) -> Result<Resources> {
-        let mut merged = self.limits.clone();
-        merged.extend(self.requests.iter().map(|(k, v)| (k.clone(), *v)));
-        resources(&merged, file, field)
-    }
-}
-
-impl DaemonSetManifest {
-    pub(super) fn into_daemonset(self, file: &str, field: &str) -> Result<DaemonSet> {
-        if self.api_version != "apps/v1" {
-            return Err(Error::scenario(
-                file,
-                format!("{field}.apiVersion"),
-                format!("expected apps/v1, got {:?}", self.api_version),
-            ));
-        }
-        let name = self.metadata.name.clone();
-        if name.is_empty() {
-            return Err(Error::scenario(
-                file,
-                format!("{field}.metadata.name"),
-                "is required",
-            ));
-        }
-        let namespace = self
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let spec = self.spec.template.spec;
-        let at = |f: &str| format!("{field}.spec.template.spec.{f}");
-        let mut requests = Resources::new();
-        for (i, c) in spec.containers.iter().enumerate() {
-            requests.add(
-                &c.resources
-                    .effective(file, &at(&format!("containers[{i}].resources")))?,
-            );
-        }
-        for (i, c) in spec.init_containers.iter().enumerate() {
-            requests.max_with(
-                &c.resources
-                    .effective(file, &at(&format!("initContainers[{i}].resources")))?,
-            );
-        }
-        requests.add(&resources(&spec.overhead, file, &at("overhead"))?);
-        requests.set(ResourceName::Pods, 1);
-        let tolerations = spec
-            .tolerations
-            .iter()
-            .enumerate()
-            .map(|(i, t)| t.to_toleration(file, &at(&format!("tolerations[{i}]"))))
-            .collect::<Result<Vec<_>>>()?;
-        let pod = Pod {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            labels: self.spec.template.metadata.unwrap_or_default().labels,
-            requests,
-            node_selector: Requirements::from_labels(&spec.node_selector),
-            tolerations,
-            owner_kind: Some("DaemonSet".into()),
-            owner_name: Some(name.clone()),
-            priority: spec.priority.unwrap_or(0),
-            ..Pod::default()
-        };
-        Ok(DaemonSet { namespace, name, pod })
     }
 }
 

@@ -8,7 +8,7 @@ use nodewright_core::volumes::StorageClass;
 
 use crate::error::{Error, Result};
 
-use super::manifests::{DaemonSetManifest, PdbManifest, StorageClassManifest};
+use super::manifests::{PdbManifest, StorageClassManifest};
 
 /// Manifests: NodePools, EC2NodeClasses, DaemonSets, PodDisruptionBudgets.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -118,12 +118,26 @@ impl Objects {
                 ConfigObject::Ec2NodeClass(c) => self.nodeclasses.push(*c),
             },
             "DaemonSet" => {
-                let manifest: DaemonSetManifest =
+                if value.get("apiVersion").and_then(|v| v.as_str()) != Some("apps/v1") {
+                    return Err(Error::scenario(
+                        file,
+                        format!("{field}.apiVersion"),
+                        "expected apps/v1",
+                    ));
+                }
+                let manifest: k8s_openapi::api::apps::v1::DaemonSet =
                     serde_yaml::from_value(value).map_err(|source| Error::ScenarioSyntax {
                         file: format!("{file}: {field}"),
                         source,
                     })?;
-                self.daemonsets.push(manifest.into_daemonset(file, field)?);
+                // The same reading of a pod template as `nodewright plan` and the functions.
+                let pod = nodewright_manifests::workload::daemonset_pod(&manifest)
+                    .map_err(|e| Error::scenario(file, field, e.to_string()))?;
+                self.daemonsets.push(DaemonSet {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    pod,
+                });
             }
             "PodDisruptionBudget" => {
                 let manifest: PdbManifest =
