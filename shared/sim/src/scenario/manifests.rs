@@ -1,49 +1,22 @@
-//! The Kubernetes manifests a scenario may carry besides Karpenter's: PodDisruptionBudgets,
-//! StorageClasses and DaemonSets, each read into the core's model.
+//! The parts of a scenario's own workload format that read like Kubernetes: a workload's
+//! inline PodDisruptionBudget, resource lists, tolerations. Kubernetes objects themselves
+//! (DaemonSets, PodDisruptionBudgets, StorageClasses) are read by `nodewright-manifests`.
 
 use std::collections::BTreeMap;
 
-use nodewright_core::api::ObjectMeta;
-use nodewright_core::pdb::{Budget, IntOrPercent, PodDisruptionBudget};
-use nodewright_core::pod::{LabelSelector, TaintEffect, Toleration, TolerationOperator};
+use nodewright_core::pdb::{Budget, IntOrPercent};
+use nodewright_core::pod::{TaintEffect, Toleration, TolerationOperator};
 use nodewright_core::quantity::Quantity;
-use nodewright_core::requirements::{self, NodeSelectorRequirement, Requirements};
 use nodewright_core::resources::Resources;
-use nodewright_core::volumes::{StorageClass, VolumeBindingMode};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// A `policy/v1 PodDisruptionBudget`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct PdbManifest {
-    api_version: String,
-    metadata: ObjectMeta,
-    spec: PdbSpec,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// A workload's inline budget: `minAvailable` or `maxUnavailable`.
+#[derive(Debug)]
 pub(super) struct PdbSpec {
-    #[serde(default)]
     pub(super) min_available: Option<serde_yaml::Value>,
-    #[serde(default)]
     pub(super) max_unavailable: Option<serde_yaml::Value>,
-    #[serde(default)]
-    pub(super) selector: Option<PdbSelector>,
-    /// Accepted unread: the simulator evicts only healthy (bound) pods through budgets.
-    #[serde(default, rename = "unhealthyPodEvictionPolicy")]
-    pub(super) _unhealthy_pod_eviction_policy: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct PdbSelector {
-    #[serde(default)]
-    match_labels: BTreeMap<String, String>,
-    #[serde(default)]
-    match_expressions: Vec<NodeSelectorRequirement>,
 }
 
 impl PdbSpec {
@@ -67,117 +40,6 @@ impl PdbSpec {
                 "give exactly one of minAvailable and maxUnavailable",
             )),
         }
-    }
-}
-
-impl PdbManifest {
-    pub(super) fn into_pdb(self, file: &str, field: &str) -> Result<PodDisruptionBudget> {
-        let at = |f: &str| format!("{field}.{f}");
-        if self.api_version != "policy/v1" {
-            return Err(Error::scenario(
-                file,
-                at("apiVersion"),
-                format!("{:?}: expected policy/v1", self.api_version),
-            ));
-        }
-        let budget = self.spec.budget(file, &at("spec"))?;
-        let selector = self.spec.selector.unwrap_or_default();
-        let mut requirements = requirements::from_selector_requirements(&selector.match_expressions)
-            .map_err(|e| Error::scenario(file, at("spec.selector.matchExpressions"), e.to_string()))?;
-        for (k, v) in &selector.match_labels {
-            requirements.add(k, requirements::Requirement::is_in([v.as_str()]));
-        }
-        Ok(PodDisruptionBudget {
-            namespace: self.metadata.namespace.unwrap_or_else(default_namespace),
-            name: self.metadata.name,
-            selector: Some(LabelSelector { requirements }),
-            budget,
-        })
-    }
-}
-
-/// A `storage.k8s.io/v1 StorageClass`: what decides where its volumes are made.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(super) struct StorageClassManifest {
-    api_version: String,
-    #[serde(rename = "kind")]
-    _kind: String,
-    metadata: ObjectMeta,
-    #[serde(rename = "provisioner")]
-    _provisioner: String,
-    #[serde(default)]
-    volume_binding_mode: Option<String>,
-    #[serde(default)]
-    allowed_topologies: Vec<TopologyTermSpec>,
-    /// Accepted unread: they do not change where a volume can be used.
-    #[serde(default, rename = "parameters")]
-    _parameters: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "reclaimPolicy")]
-    _reclaim_policy: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "allowVolumeExpansion")]
-    _allow_volume_expansion: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "mountOptions")]
-    _mount_options: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TopologyTermSpec {
-    #[serde(default)]
-    match_label_expressions: Vec<TopologyRequirementSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TopologyRequirementSpec {
-    key: String,
-    values: Vec<String>,
-}
-
-impl StorageClassManifest {
-    pub(super) fn into_class(self, file: &str, field: &str) -> Result<StorageClass> {
-        let at = |f: &str| format!("{field}.{f}");
-        if self.api_version != "storage.k8s.io/v1" {
-            return Err(Error::scenario(
-                file,
-                at("apiVersion"),
-                format!("{:?}: expected storage.k8s.io/v1", self.api_version),
-            ));
-        }
-        let binding_mode = match self.volume_binding_mode.as_deref() {
-            None | Some("Immediate") => VolumeBindingMode::Immediate,
-            Some("WaitForFirstConsumer") => VolumeBindingMode::WaitForFirstConsumer,
-            Some(other) => {
-                return Err(Error::scenario(
-                    file,
-                    at("volumeBindingMode"),
-                    format!("{other:?}: expected Immediate or WaitForFirstConsumer"),
-                ));
-            }
-        };
-        let allowed_topologies = self
-            .allowed_topologies
-            .iter()
-            .map(|t| {
-                let mut r = Requirements::new();
-                for e in &t.match_label_expressions {
-                    r.add(&e.key, requirements::Requirement::is_in(e.values.iter().cloned()));
-                }
-                r
-            })
-            .filter(|r| !r.is_empty())
-            .collect();
-        Ok(StorageClass {
-            default: self
-                .metadata
-                .annotations
-                .get("storageclass.kubernetes.io/is-default-class")
-                .is_some_and(|v| v == "true"),
-            name: self.metadata.name,
-            binding_mode,
-            allowed_topologies,
-        })
     }
 }
 

@@ -134,8 +134,6 @@ impl Scenario {
                 let spec = PdbSpec {
                     min_available: budget.min_available.clone(),
                     max_unavailable: budget.max_unavailable.clone(),
-                    selector: None,
-                    _unhealthy_pod_eviction_policy: None,
                 };
                 let amount = spec.budget(file, &format!("{field}.podDisruptionBudget"))?;
                 objects.pdbs.push(PodDisruptionBudget {

@@ -8,8 +8,6 @@ use nodewright_core::volumes::StorageClass;
 
 use crate::error::{Error, Result};
 
-use super::manifests::{PdbManifest, StorageClassManifest};
-
 /// Manifests: NodePools, EC2NodeClasses, DaemonSets, PodDisruptionBudgets.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Objects {
@@ -117,20 +115,10 @@ impl Objects {
                 ConfigObject::NodePool(p) => self.nodepools.push(*p),
                 ConfigObject::Ec2NodeClass(c) => self.nodeclasses.push(*c),
             },
+            // Kubernetes objects are read as `nodewright plan` and the functions read them.
             "DaemonSet" => {
-                if value.get("apiVersion").and_then(|v| v.as_str()) != Some("apps/v1") {
-                    return Err(Error::scenario(
-                        file,
-                        format!("{field}.apiVersion"),
-                        "expected apps/v1",
-                    ));
-                }
                 let manifest: k8s_openapi::api::apps::v1::DaemonSet =
-                    serde_yaml::from_value(value).map_err(|source| Error::ScenarioSyntax {
-                        file: format!("{file}: {field}"),
-                        source,
-                    })?;
-                // The same reading of a pod template as `nodewright plan` and the functions.
+                    kube_object(value, "apps/v1", file, field)?;
                 let pod = nodewright_manifests::workload::daemonset_pod(&manifest)
                     .map_err(|e| Error::scenario(file, field, e.to_string()))?;
                 self.daemonsets.push(DaemonSet {
@@ -140,20 +128,18 @@ impl Objects {
                 });
             }
             "PodDisruptionBudget" => {
-                let manifest: PdbManifest =
-                    serde_yaml::from_value(value).map_err(|source| Error::ScenarioSyntax {
-                        file: format!("{file}: {field}"),
-                        source,
-                    })?;
-                self.pdbs.push(manifest.into_pdb(file, field)?);
+                let manifest: k8s_openapi::api::policy::v1::PodDisruptionBudget =
+                    kube_object(value, "policy/v1", file, field)?;
+                let pdb = nodewright_manifests::pdb_from_k8s(&manifest)
+                    .map_err(|e| Error::scenario(file, field, e.to_string()))?;
+                self.pdbs.push(pdb);
             }
             "StorageClass" => {
-                let manifest: StorageClassManifest =
-                    serde_yaml::from_value(value).map_err(|source| Error::ScenarioSyntax {
-                        file: format!("{file}: {field}"),
-                        source,
-                    })?;
-                self.storage_classes.push(manifest.into_class(file, field)?);
+                let manifest: k8s_openapi::api::storage::v1::StorageClass =
+                    kube_object(value, "storage.k8s.io/v1", file, field)?;
+                let class = nodewright_manifests::storage_class_from_k8s(&manifest)
+                    .map_err(|e| Error::scenario(file, field, e.to_string()))?;
+                self.storage_classes.push(class);
             }
             other => {
                 return Err(Error::scenario(
@@ -186,6 +172,26 @@ fn documents(text: &str) -> Vec<String> {
             .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
     });
     docs
+}
+
+/// A Kubernetes object of `api_version`, as k8s-openapi reads it.
+fn kube_object<T: serde::de::DeserializeOwned>(
+    value: serde_yaml::Value,
+    api_version: &str,
+    file: &str,
+    field: &str,
+) -> Result<T> {
+    if value.get("apiVersion").and_then(|v| v.as_str()) != Some(api_version) {
+        return Err(Error::scenario(
+            file,
+            format!("{field}.apiVersion"),
+            format!("expected {api_version}"),
+        ));
+    }
+    serde_yaml::from_value(value).map_err(|source| Error::ScenarioSyntax {
+        file: format!("{file}: {field}"),
+        source,
+    })
 }
 
 #[cfg(test)]
