@@ -50,7 +50,9 @@ def expand(parameters: dict[str, str]) -> dict[str, Any]:
     from samtranslator.translator.translator import Translator
 
     sam = load_template()
-    sam["Globals"]["Function"]["CodeUri"] = f"s3://{ARTIFACTS}/{ARTIFACT_KEY}"
+    for resource in sam["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = f"s3://{ARTIFACTS}/{ARTIFACT_KEY}"
     # Every function has its own role, so the transform never looks a managed policy up: the
     # map is empty, and a lookup would fail the test.
     translator = Translator({}, Parser(), boto_session=boto3.Session(region_name=REGION))
