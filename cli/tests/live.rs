@@ -121,6 +121,26 @@ async fn provision_and_join(w: &World) {
     w.run_schedule().await;
     w.run_schedule().await;
     w.kube.schedule_pending().expect("scheduler");
+    // Under load an instance can still be pending when the kubelet first looks: let it join.
+    for _ in 0..5 {
+        if !w
+            .kube
+            .list::<k8s_openapi::api::core::v1::Pod>(Some("default"))
+            .iter()
+            .any(|p| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_none_or(str::is_empty)
+            })
+        {
+            return;
+        }
+        w.kubelet().await;
+        w.run_schedule().await;
+        w.run_schedule().await;
+        w.kube.schedule_pending().expect("scheduler");
+    }
 }
 
 fn writes(w: &World) -> Vec<String> {
@@ -467,15 +487,6 @@ async fn uninstall_drains_and_terminates_every_node_and_keeps_the_functions_from
     let w = World::new("cli-uninstall", 1000).await;
     spread_pods(&w, "web", 2, "1");
     provision_and_join(&w).await;
-    // Under load an instance can still be pending when the kubelet first looks: let it join.
-    for _ in 0..5 {
-        if w.bound_pods() == 2 {
-            break;
-        }
-        w.kubelet().await;
-        w.run_schedule().await;
-        w.kube.schedule_pending().expect("scheduler");
-    }
     assert_eq!(w.instances().await.len(), 2);
     assert_eq!(w.bound_pods(), 2);
 
