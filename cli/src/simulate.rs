@@ -144,20 +144,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The error and its causes on one line, skipping a cause its parent already quoted (the
-/// simulator's and the core's errors include their source's message).
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
+    nodewright_core::error::chain(e)
 }
 
 fn write_table(out: &mut impl Write, report: &Report) -> io::Result<()> {

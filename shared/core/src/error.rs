@@ -53,3 +53,19 @@ impl Error {
         }
     }
 }
+
+/// An error and its causes on one line, skipping a cause its parent already quoted (many
+/// errors here include their source's message).
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}

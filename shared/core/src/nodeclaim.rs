@@ -47,18 +47,19 @@ impl ClaimState {
         }
     }
 
+    /// Every state, in lifecycle order.
+    pub const ALL: [ClaimState; 7] = [
+        ClaimState::Launching,
+        ClaimState::Launched,
+        ClaimState::Registered,
+        ClaimState::Initialized,
+        ClaimState::Disrupting,
+        ClaimState::Terminating,
+        ClaimState::Terminated,
+    ];
+
     pub fn parse(s: &str) -> Option<ClaimState> {
-        [
-            ClaimState::Launching,
-            ClaimState::Launched,
-            ClaimState::Registered,
-            ClaimState::Initialized,
-            ClaimState::Disrupting,
-            ClaimState::Terminating,
-            ClaimState::Terminated,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
+        ClaimState::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
     /// Forward-only, with two shortcuts: any live state may go straight to terminating

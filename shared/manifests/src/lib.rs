@@ -40,13 +40,6 @@ mod testing {
 
     /// An error and its causes, joined as the CLI prints them.
     pub fn chain(err: &dyn std::error::Error) -> String {
-        let mut out = err.to_string();
-        let mut cause = err.source();
-        while let Some(c) = cause {
-            out.push_str(": ");
-            out.push_str(&c.to_string());
-            cause = c.source();
-        }
-        out
+        nodewright_core::error::chain(err)
     }
 }

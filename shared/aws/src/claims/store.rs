@@ -19,16 +19,6 @@ use super::query::Query;
 use super::{DynamoClaimStore, INSTANCE_INDEX, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, build_error};
 use crate::errors;
 
-const ALL_STATES: [ClaimState; 7] = [
-    ClaimState::Launching,
-    ClaimState::Launched,
-    ClaimState::Registered,
-    ClaimState::Initialized,
-    ClaimState::Disrupting,
-    ClaimState::Terminating,
-    ClaimState::Terminated,
-];
-
 /// What a conditional write came to.
 enum Written {
     Yes,
@@ -227,7 +217,7 @@ impl ClaimStore for DynamoClaimStore {
             (":now".to_string(), n(epoch_secs(now))),
         ]);
         let mut from = Vec::new();
-        for (i, state) in ALL_STATES
+        for (i, state) in ClaimState::ALL
             .iter()
             .filter(|s| s.can_become(claim.state))
             .enumerate()

@@ -205,14 +205,7 @@ fn check(doc: &Value, warnings: &mut Vec<ConvertWarning>) {
 }
 
 fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
+    nodewright_core::error::chain(err)
 }
 
 #[cfg(test)]
