@@ -1,15 +1,15 @@
 //! `nodewright plan` end to end: the built binary on the example app in `infra/examples/plan/`,
-//! its JSON checked for shape and, against the manifests, for every hard constraint.
+//! its JSON checked for shape and, against the manifests, for every hard constraint (with the
+//! test kit's plan checker, the one the core's property tests use).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nodewright_core::catalog::{CapacityType, InstanceType};
-use nodewright_core::labels;
-use nodewright_core::pod::{Pod, WhenUnsatisfiable};
+use nodewright_core::catalog::CapacityType;
 use nodewright_core::resources::Resources;
-use nodewright_core::scheduler::{Input, PoolInput};
+use nodewright_core::scheduler::{ChosenOffering, Plan, PlannedClaim, Unschedulable};
+use nodewright_core::testing::plan_check::check;
 use serde_json::Value;
 
 const EXAMPLE: [&str; 2] = ["infra/examples/default-nodepool.yaml", "infra/examples/plan/"];
@@ -123,7 +123,12 @@ fn the_example_plan_breaks_no_hard_constraint() {
         .expect("the example reads")
         .to_input()
         .expect("the example is a scheduling round");
-    check(&input, &json);
+    let plan = plan_of(&json);
+    assert!(plan.unschedulable.is_empty(), "the example fits: {json:#}");
+    assert!(plan.existing.is_empty(), "the example has no nodes: {json:#}");
+    if let Err(violation) = check(&input, &plan) {
+        panic!("{violation}\nplan: {json:#}");
+    }
 }
 
 #[test]
@@ -164,271 +169,67 @@ fn a_bad_manifest_fails_naming_the_file_document_and_field() {
     );
 }
 
-/// Where each planned pod went: a new claim (its index) or an existing node.
-enum Host {
-    Claim(usize),
-    Existing,
-}
-
-fn check(input: &Input, json: &Value) {
-    let pending: HashMap<String, &Pod> = input.pending.iter().map(|p| (p.key(), p)).collect();
-    let claims = json["nodeclaims"].as_array().expect("nodeclaims");
-    let mut assignments: Vec<(&str, Host)> = Vec::new();
-    for (i, claim) in claims.iter().enumerate() {
-        assignments.extend(
-            strings(&claim["pods"])
-                .into_iter()
-                .map(|pod| (pod, Host::Claim(i))),
-        );
-    }
-    for node in json["existing"].as_array().expect("existing") {
-        assert!(node["node"].is_string(), "{node}");
-        assignments.extend(
-            strings(&node["pods"])
-                .into_iter()
-                .map(|pod| (pod, Host::Existing)),
-        );
-    }
-    let mut placed: BTreeMap<&str, Host> = BTreeMap::new();
-    for (pod, host) in assignments {
-        assert!(pending.contains_key(pod), "{pod} was not pending");
-        assert!(placed.insert(pod, host).is_none(), "{pod} is placed twice");
-    }
-    assert_eq!(
-        json["unschedulable"],
-        Value::Array(Vec::new()),
-        "the example fits"
-    );
-    assert_eq!(placed.len(), pending.len(), "every pending pod is placed");
-    assert!(
-        placed.values().all(|h| matches!(h, Host::Claim(_))),
-        "the example has no nodes"
-    );
-
-    let on_claim = |i: usize| -> Vec<&Pod> {
-        placed
-            .iter()
-            .filter(|(_, h)| matches!(h, Host::Claim(c) if *c == i))
-            .map(|(k, _)| pending[*k])
-            .collect()
+/// The plan the CLI printed, read back into the scheduler's type for the checker. What the
+/// document leaves out (node classes, requests, labels, taints) stays empty: the checker takes
+/// those from the pools.
+fn plan_of(json: &Value) -> Plan {
+    let capacity_type =
+        |v: &Value| CapacityType::parse(v.as_str().expect("a string")).expect("a capacity type");
+    let owned = |v: &Value| strings(v).into_iter().map(str::to_string).collect::<Vec<_>>();
+    let placements = |list: &Value, host: &str| -> Vec<(String, Vec<String>)> {
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| (e[host].as_str().expect(host).to_string(), owned(&e["pods"])))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let mut claim_labels = Vec::new();
-    for (i, claim) in claims.iter().enumerate() {
-        let pool = input
-            .pools
-            .iter()
-            .find(|p| p.nodepool.name() == claim["nodepool"])
-            .expect("a pool of the input");
-        let pods = on_claim(i);
-        let labels = check_claim(pool, claim, &pods, &input.daemonsets);
-        claim_labels.push(labels);
-    }
-    let domain = |i: usize, key: &str| claim_labels[i].get(key).cloned();
-
-    for (key, host) in &placed {
-        let pod = pending[*key];
-        let Host::Claim(i) = host else { continue };
-        // Required anti-affinity: no selected pod in the same domain.
-        for term in &pod.pod_anti_affinity {
-            let mine = domain(*i, &term.topology_key);
-            for (other, other_host) in &placed {
-                let Host::Claim(j) = other_host else { continue };
-                let o = pending[*other];
-                if other != key
-                    && term.selects(&pod.namespace, &o.namespace, &o.labels)
-                    && mine.is_some()
-                    && domain(*j, &term.topology_key) == mine
-                {
-                    panic!("{key} and {other} share {} {mine:?}", term.topology_key);
-                }
-            }
-        }
-        // Zone spread: counts over every zone the pool offers differ by at most maxSkew.
-        for spread in &pod.topology_spread {
-            if spread.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
-                continue;
-            }
-            assert_eq!(
-                spread.topology_key,
-                labels::ZONE,
-                "the example spreads over zones"
-            );
-            let pool = &input.pools[0];
-            let mut counts: BTreeMap<String, i32> = pool_zones(pool).into_iter().map(|z| (z, 0)).collect();
-            for (other, other_host) in &placed {
-                let Host::Claim(j) = other_host else { continue };
-                let o = pending[*other];
-                if o.namespace == pod.namespace && spread.selector.matches(&o.labels) {
-                    *counts
-                        .entry(domain(*j, labels::ZONE).expect("a zone"))
-                        .or_default() += 1;
-                }
-            }
-            let (max, min) = (
-                counts.values().max().copied().unwrap_or(0),
-                counts.values().min().copied().unwrap_or(0),
-            );
-            assert!(
-                max - min <= spread.max_skew,
-                "{key}: zone counts {counts:?} skew more than {}",
-                spread.max_skew
-            );
-        }
-    }
-}
-
-/// Checks one claim against its pool, the catalog and its pods; returns the labels its node
-/// would carry at the chosen offering.
-fn check_claim(
-    pool: &PoolInput,
-    claim: &Value,
-    pods: &[&Pod],
-    daemonsets: &[Pod],
-) -> BTreeMap<String, String> {
-    let name = claim["name"].as_str().expect("name");
-    let types: Vec<&InstanceType> = strings(&claim["instance_types"])
-        .into_iter()
-        .map(|t| {
-            pool.instance_types
+    let new_claims = json["nodeclaims"]
+        .as_array()
+        .expect("nodeclaims")
+        .iter()
+        .map(|c| PlannedClaim {
+            nodepool: c["nodepool"].as_str().expect("nodepool").to_string(),
+            nodeclass: String::new(),
+            instance_types: owned(&c["instance_types"]),
+            zones: owned(&c["zones"]),
+            capacity_types: c["capacity_types"]
+                .as_array()
+                .expect("capacity types")
                 .iter()
-                .find(|it| it.name == t)
-                .unwrap_or_else(|| panic!("{name}: {t} is not in the catalog"))
+                .map(capacity_type)
+                .collect(),
+            chosen: ChosenOffering {
+                instance_type: c["chosen"]["instance_type"]
+                    .as_str()
+                    .expect("instance type")
+                    .to_string(),
+                zone: c["chosen"]["zone"].as_str().expect("zone").to_string(),
+                capacity_type: capacity_type(&c["chosen"]["capacity_type"]),
+                price: number(&c["chosen"]["price"]),
+            },
+            pods: owned(&c["pods"]),
+            requests: Resources::new(),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            startup_taints: Vec::new(),
         })
         .collect();
-    let zones = strings(&claim["zones"]);
-    let capacity_types: Vec<CapacityType> = strings(&claim["capacity_types"])
-        .into_iter()
-        .map(|c| CapacityType::parse(c).expect("a capacity type"))
-        .collect();
-    let chosen = &claim["chosen"];
-    let chosen_type = chosen["instance_type"].as_str().expect("instance type");
-    let chosen_zone = chosen["zone"].as_str().expect("zone");
-    let chosen_ct =
-        CapacityType::parse(chosen["capacity_type"].as_str().expect("ct")).expect("a capacity type");
-    assert!(
-        types.iter().any(|t| t.name == chosen_type),
-        "{name}: chosen type listed"
-    );
-    assert!(zones.contains(&chosen_zone), "{name}: chosen zone listed");
-    assert!(
-        capacity_types.contains(&chosen_ct),
-        "{name}: chosen capacity type listed"
-    );
-
-    // Offerings within the claim, and the cheapest first.
-    let price_in_claim = |it: &InstanceType| {
-        it.offerings
+    Plan {
+        new_claims,
+        existing: placements(&json["existing"], "node"),
+        in_flight: placements(&json["in_flight"], "nodeclaim"),
+        unschedulable: json["unschedulable"]
+            .as_array()
+            .expect("unschedulable")
             .iter()
-            .filter(|o| zones.contains(&o.zone.as_str()) && capacity_types.contains(&o.capacity_type))
-            .map(|o| o.price)
-            .fold(f64::INFINITY, f64::min)
-    };
-    let prices: Vec<f64> = types.iter().map(|t| price_in_claim(t)).collect();
-    assert!(
-        prices.windows(2).all(|w| w[0] <= w[1]),
-        "{name}: types cheapest first: {prices:?}"
-    );
-    let chosen_it = types.iter().find(|t| t.name == chosen_type).expect("chosen type");
-    let chosen_offering = chosen_it
-        .offerings
-        .iter()
-        .find(|o| o.zone == chosen_zone && o.capacity_type == chosen_ct)
-        .unwrap_or_else(|| panic!("{name}: {chosen_type} is not offered in {chosen_zone} {chosen_ct}"));
-    assert_eq!(
-        number(&chosen["price"]),
-        chosen_offering.price,
-        "{name}: catalog price"
-    );
-    assert!(
-        prices.iter().all(|p| chosen_offering.price <= *p),
-        "{name}: the chosen offering is the cheapest"
-    );
-
-    // The pool's requirements hold for every type and offering kept.
-    let pool_reqs = pool.nodepool.requirements().expect("valid pool");
-    for it in &types {
-        assert!(
-            pool_reqs.intersects(&it.requirements).is_ok(),
-            "{name}: {} fits the pool",
-            it.name
-        );
+            .map(|u| Unschedulable {
+                pod: u["pod"].as_str().expect("pod").to_string(),
+                reason: u["reason"].as_str().expect("reason").to_string(),
+            })
+            .collect(),
+        cost_per_hour: number(&json["cost_per_hour"]),
+        lower_bound_per_hour: number(&json["lower_bound_per_hour"]),
     }
-    for ct in &capacity_types {
-        assert!(
-            pool_reqs
-                .get(labels::CAPACITY_TYPE)
-                .is_none_or(|r| r.has(ct.as_str())),
-            "{name}: {ct} is allowed by the pool"
-        );
-    }
-
-    // The node's labels at the chosen offering; pods' node constraints and tolerations hold.
-    let mut labels = chosen_it.labels.clone();
-    labels.extend(pool.nodepool.spec.template.metadata.labels.clone());
-    labels.insert(labels::ZONE.into(), chosen_zone.into());
-    labels.insert(labels::CAPACITY_TYPE.into(), chosen_ct.as_str().into());
-    labels.insert(labels::NODEPOOL.into(), pool.nodepool.name().into());
-    labels.insert(labels::HOSTNAME.into(), name.into());
-    let taints = &pool.nodepool.spec.template.spec.taints;
-    for pod in pods {
-        assert!(
-            pod.matches_node_labels(&labels),
-            "{name}: {} matches its node",
-            pod.key()
-        );
-        assert!(pod.tolerates(taints), "{name}: {} tolerates the pool", pod.key());
-    }
-
-    // Every listed type holds the pods and the DaemonSets that would run there.
-    let daemons: Vec<&Pod> = daemonsets
-        .iter()
-        .filter(|d| d.tolerates(taints) && d.matches_node_labels(&labels))
-        .collect();
-    let mut requests = Resources::new();
-    for p in pods.iter().copied().chain(daemons.iter().copied()) {
-        requests.add(&p.requests);
-    }
-    for it in &types {
-        assert!(
-            it.allocatable.fits(&requests),
-            "{name}: {} holds {requests:?}",
-            it.name
-        );
-    }
-
-    // No two host ports collide on the node.
-    let ports: Vec<_> = pods
-        .iter()
-        .copied()
-        .chain(daemons.iter().copied())
-        .flat_map(|p| p.host_ports.iter())
-        .collect();
-    for (i, a) in ports.iter().enumerate() {
-        for b in &ports[i + 1..] {
-            assert!(!a.conflicts(b), "{name}: host port {} is bound twice", a.port);
-        }
-    }
-    labels
-}
-
-/// Zones where the pool can launch some type.
-fn pool_zones(pool: &PoolInput) -> Vec<String> {
-    let reqs = pool.nodepool.requirements().expect("valid pool");
-    let mut zones: Vec<String> = pool
-        .instance_types
-        .iter()
-        .filter(|it| reqs.intersects(&it.requirements).is_ok())
-        .flat_map(|it| {
-            it.offerings
-                .iter()
-                .filter(|o| {
-                    reqs.get(labels::CAPACITY_TYPE)
-                        .is_none_or(|r| r.has(o.capacity_type.as_str()))
-                })
-                .map(|o| o.zone.clone())
-        })
-        .collect();
-    zones.sort();
-    zones.dedup();
-    zones
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod clock;
 pub mod config_status;
 pub mod disruption;
 pub mod error;
@@ -22,9 +23,13 @@ pub mod requirements;
 pub mod resources;
 pub mod selector;
 pub mod status;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use error::{Error, Result};
+#[cfg(any(test, feature = "benchmark"))]
 pub mod benchmark;
+#[cfg(any(test, feature = "test-util", feature = "benchmark"))]
 pub mod builders;
 pub mod lifecycle;
 pub mod pass;

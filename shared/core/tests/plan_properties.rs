@@ -1,14 +1,10 @@
 //! Property tests: for random pods, daemonsets, NodePools, existing nodes, in-flight claims and
 //! unavailable offerings over a slice of the embedded catalog, no plan breaks a hard constraint.
 //!
-//! The checker is independent of the solver: it works from the generated specs, the catalog's
-//! labels, allocatable and offerings, and the plan alone, with its own label matching, resource
-//! sums and topology counts. Spread and pod affinity are checked by replaying the placements
-//! in the order the issue fixes (pods reserved by in-flight claims first, then largest CPU,
-//! then memory, then creation), against the domains each pod could possibly use.
+//! The checker is the test kit's (`nodewright_core::testing::plan_check`), independent of the
+//! solver: it re-derives every constraint from the input the specs build, and is the one the
+//! CLI's tests check printed plans with.
 
-#[path = "plan_properties/check/mod.rs"]
-mod check;
 #[path = "plan_properties/generators.rs"]
 mod generators;
 #[path = "plan_properties/input.rs"]
@@ -17,9 +13,9 @@ mod input;
 mod specs;
 
 use nodewright_core::scheduler::schedule;
+use nodewright_core::testing::plan_check::check;
 use proptest::prelude::*;
 
-use check::check;
 use generators::{busy_world, world};
 use input::build_input;
 
@@ -30,7 +26,7 @@ proptest! {
     fn no_plan_breaks_a_hard_constraint(world in world()) {
         let input = build_input(&world);
         let plan = schedule(&input);
-        if let Err(violation) = check(&world, &input, &plan) {
+        if let Err(violation) = check(&input, &plan) {
             return Err(TestCaseError::fail(format!("{violation}\nplan: {plan:#?}")));
         }
     }
@@ -43,7 +39,7 @@ proptest! {
     fn no_plan_for_many_mostly_unconstrained_pods_breaks_a_hard_constraint(world in busy_world()) {
         let input = build_input(&world);
         let plan = schedule(&input);
-        if let Err(violation) = check(&world, &input, &plan) {
+        if let Err(violation) = check(&input, &plan) {
             return Err(TestCaseError::fail(format!("{violation}\nplan: {plan:#?}")));
         }
     }

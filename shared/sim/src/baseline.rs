@@ -30,10 +30,10 @@ use nodewright_core::provisioning;
 use nodewright_core::requirements::{NodeSelectorRequirement, Operator};
 use nodewright_core::scheduler::{self, Input};
 
-use crate::clock::VirtualClock;
 use crate::cloud::SimCloud;
 use crate::error::{Error, Result};
 use crate::scenario::Scenario;
+use nodewright_core::clock::VirtualClock;
 
 /// The type a baseline uses unless every pod needs a larger one.
 pub const DEFAULT_BASELINE_TYPE: &str = "m5.xlarge";

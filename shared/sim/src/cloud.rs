@@ -17,8 +17,8 @@ use nodewright_core::ports::{
 use serde::{Deserialize, Serialize};
 
 use crate::calls::{Call, CloudOp, Recorder};
-use crate::clock::VirtualClock;
 use crate::ids::SplitMix64;
+use nodewright_core::clock::VirtualClock;
 
 /// A set of offerings, for declaring capacity outages: an absent field matches every value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,6 @@
 
 mod baseline;
 mod calls;
-mod clock;
 mod cloud;
 mod cluster;
 mod error;
@@ -24,7 +23,7 @@ mod store;
 
 pub use baseline::{BASELINE_CONSOLIDATE_AFTER, Baseline, DEFAULT_BASELINE_TYPE, baseline};
 pub use calls::{Call, CloudOp, ClusterOp, StoreOp};
-pub use clock::VirtualClock;
+// Virtual time is the core's: the tests of every crate use the same clock.
 pub use cloud::{
     CapacityFailure, CloudWorld, ImageArch, OfferingPattern, SimCloud, SimImage, SimInstance, SimProfile,
     SimSubnet,
@@ -34,6 +33,7 @@ pub use error::{Error, Result};
 pub use ids::SeededIds;
 pub use kube_scheduler::SchedulingPass;
 pub use kubelet::{Kubelet, Registration};
+pub use nodewright_core::clock::VirtualClock;
 pub use report::{Event, Latency, Replacement, Report, Summary, TimelineEvent, format_offset};
 pub use scenario::{DeleteNode, Interrupt, InterruptKind, Objects, Scenario, Step};
 pub use simulation::{Sample, Simulation, simulate};

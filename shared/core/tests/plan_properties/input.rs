@@ -1,17 +1,15 @@
 //! Building the scheduler's input from the specs.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use nodewright_core::builders::{nodeclass, nodepool, pod};
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::labels;
-use nodewright_core::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
 use nodewright_core::pod::{Node, Taint, TaintEffect};
 use nodewright_core::ports::OfferingKey;
 use nodewright_core::requirements::Operator;
-use nodewright_core::resources::Resources;
 use nodewright_core::scheduler::{ExistingNode, Input, PoolInput};
+use nodewright_core::testing::claim;
 
 use super::specs::*;
 
@@ -242,48 +240,24 @@ pub fn build_input(w: &World) -> Input {
             } else {
                 CapacityType::OnDemand
             };
-            let mut claim_labels = BTreeMap::new();
+            let reserved: Vec<String> = c.reserved.iter().map(|r| pod_key(r % w.pods.len())).collect();
+            let mut b = claim(&claim_id(i))
+                .nodepool("pool0")
+                .without_labels()
+                .instance_types(&[c.instance_type])
+                .zones(&c.zones)
+                .capacity_types(&[ct])
+                .pods(&reserved);
             if let Some(team) = pool0.team {
-                claim_labels.insert(TEAM_KEY.to_string(), team.to_string());
+                b = b.label(TEAM_KEY, team);
             }
-            NodeClaim {
-                id: claim_id(i),
-                nodepool: "pool0".into(),
-                nodeclass: "default".into(),
-                state: if c.launched {
-                    ClaimState::Launched
-                } else {
-                    ClaimState::Launching
-                },
-                version: 1,
-                instance_types: vec![c.instance_type.to_string()],
-                zones: c.zones.iter().map(|z| z.to_string()).collect(),
-                capacity_types: vec![ct],
-                labels: claim_labels,
-                taints: if pool0.tainted {
-                    vec![tainted_with()]
-                } else {
-                    Vec::new()
-                },
-                startup_taints: Vec::new(),
-                requests: Resources::new(),
-                pods: c.reserved.iter().map(|r| pod_key(r % w.pods.len())).collect(),
-                instance: c.launched.then(|| LaunchedInstance {
-                    instance_id: format!("i-{i}"),
-                    instance_type: c.instance_type.to_string(),
-                    zone: c.zones[0].to_string(),
-                    capacity_type: ct,
-                    price: 0.1,
-                }),
-                node_name: None,
-                created_at: 0,
-                launched_at: c.launched.then_some(0),
-                registered_at: None,
-                initialized_at: None,
-                reason: None,
-                termination: None,
-                disruption: Default::default(),
+            if pool0.tainted {
+                b = b.taint(tainted_with());
             }
+            if c.launched {
+                b = b.launched(&format!("i-{i}"), 0).price(0.1);
+            }
+            b.build()
         })
         .collect();
     let types = catalog();

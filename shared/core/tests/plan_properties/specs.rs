@@ -182,10 +182,3 @@ pub struct World {
     /// (type index into the slice, zone, spot).
     pub unavailable: Vec<(usize, &'static str, bool)>,
 }
-
-impl Spread {
-    /// Every generated spread selects the pod's own app.
-    pub fn app_selected(&self, s: &PodSpec) -> usize {
-        s.app
-    }
-}

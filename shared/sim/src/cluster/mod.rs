@@ -19,8 +19,8 @@ use nodewright_core::ports::{Clock, DaemonSet, ErrorKind, PortError, PortResult}
 use nodewright_core::volumes::Volumes;
 
 use crate::calls::{Call, ClusterOp, Recorder};
-use crate::clock::VirtualClock;
 use crate::ids::SplitMix64;
+use nodewright_core::clock::VirtualClock;
 use workloads::owned_by_workload;
 
 /// Where a pod is, as its `PodScheduled` condition and `nodeName` say.

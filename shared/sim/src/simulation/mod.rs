@@ -15,7 +15,6 @@ use nodewright_core::ports::Clock;
 use nodewright_core::provisioning::RoundConfig;
 use nodewright_core::unavailable::UnavailableOfferings;
 
-use crate::clock::VirtualClock;
 use crate::cloud::SimCloud;
 use crate::cluster::SimCluster;
 use crate::error::Result;
@@ -24,6 +23,7 @@ use crate::kubelet::Kubelet;
 use crate::report::{Event, Replacement, Report, TimelineEvent};
 use crate::scenario::Scenario;
 use crate::store::SimClaimStore;
+use nodewright_core::clock::VirtualClock;
 
 use reporting::round4;
 pub use sampling::Sample;

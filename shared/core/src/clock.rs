@@ -1,9 +1,11 @@
-//! Virtual time: it moves only when the simulation advances it.
+//! Virtual time: a [`Clock`] that moves only when told to. The simulator runs on it, and so
+//! does every test that needs the time to stand still or jump.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use nodewright_core::pod::Millis;
-use nodewright_core::ports::Clock;
+use crate::pod::Millis;
+use crate::ports::Clock;
 
 /// A clock that stands still until advanced; share it with `Arc`.
 #[derive(Debug, Default)]
@@ -16,6 +18,12 @@ impl VirtualClock {
         VirtualClock {
             now: AtomicI64::new(start),
         }
+    }
+
+    /// A clock at `start`, ready to hand to adapters that take an `Arc<dyn Clock>` while the
+    /// caller keeps a handle to move it.
+    pub fn shared(start: Millis) -> Arc<Self> {
+        Arc::new(VirtualClock::new(start))
     }
 
     /// Moves the clock forward by `by` (a negative step is ignored: time never goes back,
@@ -33,5 +41,22 @@ impl VirtualClock {
 impl Clock for VirtualClock {
     fn now(&self) -> Millis {
         self.now.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_moves_forward_only() {
+        let clock = VirtualClock::shared(1_000);
+        clock.advance(500);
+        assert_eq!(clock.now(), 1_500);
+        clock.advance(-200);
+        clock.advance_to(1_200);
+        assert_eq!(clock.now(), 1_500);
+        clock.advance_to(2_000);
+        assert_eq!(clock.now(), 2_000);
     }
 }
