@@ -63,8 +63,7 @@ pub fn unused(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::CapacityType;
-    use std::collections::BTreeMap;
+    use crate::testing;
 
     fn profile(name: &str, nodeclass: &str, created_at: Millis) -> InstanceProfile {
         InstanceProfile {
@@ -76,18 +75,12 @@ mod tests {
     }
 
     fn instance(nodeclass: &str, profile: Option<&str>, state: &str) -> Instance {
-        Instance {
-            id: format!("i-{nodeclass}"),
-            instance_type: "m5.large".into(),
-            zone: "us-east-1a".into(),
-            capacity_type: CapacityType::OnDemand,
-            state: InstanceState::from_ec2(state),
-            launched_at: 0,
-            tags: BTreeMap::from([(labels::EC2NODECLASS.to_string(), nodeclass.to_string())]),
-            claim_id: None,
-            private_dns_name: None,
-            image_id: None,
-            instance_profile: profile.map(str::to_string),
+        let instance = testing::instance(&format!("i-{nodeclass}"))
+            .state(state)
+            .tag(labels::EC2NODECLASS, nodeclass);
+        match profile {
+            Some(profile) => instance.instance_profile(profile).build(),
+            None => instance.build(),
         }
     }
 

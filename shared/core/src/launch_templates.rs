@@ -46,8 +46,7 @@ pub fn unused(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::CapacityType;
-    use std::collections::BTreeMap;
+    use crate::testing;
 
     fn template(id: &str, created_at: Millis) -> LaunchTemplate {
         LaunchTemplate {
@@ -58,19 +57,10 @@ mod tests {
     }
 
     fn instance(template: &str, state: &str) -> Instance {
-        Instance {
-            id: format!("i-{template}"),
-            instance_type: "m5.large".into(),
-            zone: "us-east-1a".into(),
-            capacity_type: CapacityType::OnDemand,
-            state: InstanceState::from_ec2(state),
-            launched_at: 0,
-            tags: BTreeMap::from([(LAUNCH_TEMPLATE_TAG.to_string(), template.to_string())]),
-            claim_id: None,
-            private_dns_name: None,
-            image_id: None,
-            instance_profile: None,
-        }
+        testing::instance(&format!("i-{template}"))
+            .state(state)
+            .tag(LAUNCH_TEMPLATE_TAG, template)
+            .build()
     }
 
     #[test]

@@ -355,111 +355,46 @@ fn record(at: Millis, action: &str, claim_id: &str, reason: String, delta: f64) 
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::catalog::CapacityType;
-    use crate::resources::Resources;
+    use crate::testing::{self, ClaimBuilder, InstanceBuilder};
 
     const MINUTE: Millis = 60_000;
     const NOW: Millis = 1_700_000_000_000;
 
-    struct ClaimBuilder(NodeClaim);
-
+    /// A claim created now.
     fn claim(id: &str) -> ClaimBuilder {
-        ClaimBuilder(NodeClaim {
-            id: id.to_string(),
-            nodepool: "default".to_string(),
-            nodeclass: "default".to_string(),
-            state: ClaimState::Launching,
-            version: 1,
-            instance_types: vec!["m5.large".to_string()],
-            zones: vec!["us-east-1a".to_string()],
-            capacity_types: vec![CapacityType::OnDemand],
-            labels: BTreeMap::new(),
-            taints: Vec::new(),
-            startup_taints: Vec::new(),
-            requests: Resources::new(),
-            pods: Vec::new(),
-            instance: None,
-            node_name: None,
-            created_at: NOW,
-            launched_at: None,
-            registered_at: None,
-            initialized_at: None,
-            reason: None,
-            termination: None,
-            disruption: Default::default(),
-        })
+        testing::claim(id).created_at(NOW)
     }
 
-    impl ClaimBuilder {
-        fn created_ago(mut self, ms: Millis) -> Self {
-            self.0.created_at = NOW - ms;
-            self
-        }
-
-        fn state(mut self, state: ClaimState) -> Self {
-            self.0.state = state;
-            self
-        }
-
-        /// Launched `ms` ago onto `instance_id` at 0.1 $/h.
-        fn on(mut self, instance_id: &str, ms: Millis) -> Self {
-            self.0.state = ClaimState::Launched;
-            self.0.created_at = NOW - ms;
-            self.0.launched_at = Some(NOW - ms);
-            self.0.instance = Some(LaunchedInstance {
-                instance_id: instance_id.to_string(),
-                instance_type: "m5.large".to_string(),
-                zone: "us-east-1a".to_string(),
-                capacity_type: CapacityType::OnDemand,
-                price: 0.1,
-            });
-            self
-        }
-
-        fn build(self) -> NodeClaim {
-            self.0
-        }
-    }
-
-    struct InstanceBuilder(Instance);
-
+    /// An instance launched now.
     fn instance(id: &str) -> InstanceBuilder {
-        InstanceBuilder(Instance {
-            id: id.to_string(),
-            instance_type: "m5.large".to_string(),
-            zone: "us-east-1a".to_string(),
-            capacity_type: CapacityType::OnDemand,
-            state: crate::ports::InstanceState::Running,
-            launched_at: NOW,
-            tags: BTreeMap::new(),
-            claim_id: None,
-            private_dns_name: None,
-            image_id: None,
-            instance_profile: None,
-        })
+        testing::instance(id).launched_at(NOW)
     }
 
-    impl InstanceBuilder {
-        fn claim(mut self, id: &str) -> Self {
-            self.0.claim_id = Some(id.to_string());
-            self
+    /// Times relative to `NOW`, as reconciliation judges them.
+    trait Ago {
+        fn created_ago(self, ms: Millis) -> Self;
+        /// Launched `ms` ago onto `instance_id`.
+        fn on(self, instance_id: &str, ms: Millis) -> Self;
+    }
+
+    impl Ago for ClaimBuilder {
+        fn created_ago(self, ms: Millis) -> Self {
+            self.created_at(NOW - ms)
         }
 
-        fn launched_ago(mut self, ms: Millis) -> Self {
-            self.0.launched_at = NOW - ms;
-            self
+        fn on(self, instance_id: &str, ms: Millis) -> Self {
+            self.created_at(NOW - ms).launched(instance_id, NOW - ms)
         }
+    }
 
-        fn state(mut self, state: &str) -> Self {
-            self.0.state = crate::ports::InstanceState::from_ec2(state);
-            self
-        }
+    trait LaunchedAgo {
+        fn launched_ago(self, ms: Millis) -> Self;
+    }
 
-        fn build(self) -> Instance {
-            self.0
+    impl LaunchedAgo for InstanceBuilder {
+        fn launched_ago(self, ms: Millis) -> Self {
+            self.launched_at(NOW - ms)
         }
     }
 

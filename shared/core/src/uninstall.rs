@@ -519,24 +519,14 @@ pub fn remaining(
 mod tests {
     use super::*;
     use crate::builders::{launched_claim, nodepool};
-    use crate::catalog::CapacityType;
     use crate::nodeclaim::Termination;
+    use crate::testing;
 
     fn instance(id: &str, template: Option<&str>) -> Instance {
-        Instance {
-            id: id.into(),
-            instance_type: "m5.large".into(),
-            zone: "us-east-1a".into(),
-            capacity_type: CapacityType::OnDemand,
-            state: InstanceState::Running,
-            launched_at: 0,
-            tags: template
-                .map(|t| BTreeMap::from([(LAUNCH_TEMPLATE_TAG.to_string(), t.to_string())]))
-                .unwrap_or_default(),
-            claim_id: None,
-            private_dns_name: None,
-            image_id: None,
-            instance_profile: Some("p-default".into()),
+        let instance = testing::instance(id).instance_profile("p-default");
+        match template {
+            Some(template) => instance.tag(LAUNCH_TEMPLATE_TAG, template).build(),
+            None => instance.build(),
         }
     }
 

@@ -1,8 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::builders::launched_claim;
-use crate::nodeclaim::LaunchedInstance;
+use crate::testing::claim;
 
 pub const SPOT_WARNING: &str = include_str!("fixtures/spot-warning.json");
 pub const REBALANCE: &str = include_str!("fixtures/rebalance.json");
@@ -16,16 +15,13 @@ const INSTANCE: &str = "i-0b662ef9931388ba0";
 const NOW: Millis = 1_796_126_400_000;
 
 fn spot_claim() -> NodeClaim {
-    let mut c = launched_claim("default-a", NOW - 3_600_000);
-    c.state = ClaimState::Initialized;
-    c.instance = Some(LaunchedInstance {
-        instance_id: INSTANCE.into(),
-        instance_type: "m5.large".into(),
-        zone: "us-east-1a".into(),
-        capacity_type: CapacityType::Spot,
-        price: 0.03,
-    });
-    c
+    claim("default-a")
+        .created_at(NOW - 3_600_000)
+        .capacity_types(&[CapacityType::Spot])
+        .launched(INSTANCE, NOW - 3_600_000)
+        .price(0.03)
+        .state(ClaimState::Initialized)
+        .build()
 }
 
 fn claims(c: NodeClaim) -> BTreeMap<String, NodeClaim> {

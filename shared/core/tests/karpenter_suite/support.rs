@@ -5,16 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use nodewright_core::api::NodePool;
-pub use nodewright_core::builders::{NodePoolBuilder, PodBuilder, node_labels, nodepool, pod, pool_input};
+pub use nodewright_core::builders::{NodePoolBuilder, PodBuilder, nodepool, pod, pool_input};
 pub use nodewright_core::catalog::{CapacityType, InstanceType};
 pub use nodewright_core::labels;
-pub use nodewright_core::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
-pub use nodewright_core::pod::{
-    InclusionPolicy, LabelSelector, Node, Pod, Taint, TaintEffect, WhenUnsatisfiable,
-};
+pub use nodewright_core::nodeclaim::NodeClaim;
+pub use nodewright_core::pod::{InclusionPolicy, LabelSelector, Pod, Taint, TaintEffect, WhenUnsatisfiable};
 pub use nodewright_core::requirements::Operator;
 pub use nodewright_core::resources::{ResourceName, Resources};
 pub use nodewright_core::scheduler::{ExistingNode, Input, Plan, PlannedClaim, schedule};
+use nodewright_core::testing::{claim, node};
 
 /// Karpenter's fake cloud has three zones; pools limited to these three keep its counts.
 pub const THREE_ZONES: [&str; 3] = ["us-east-1a", "us-east-1b", "us-east-1c"];
@@ -282,53 +281,27 @@ impl Sorted for Vec<usize> {
 
 /// An existing node (Ready, schedulable) with some allocatable CPU and plenty else.
 pub fn existing(name: &str, instance_type: &str, zone: &str, cpu: &str) -> ExistingNode {
-    let allocatable =
-        Resources::from_quantities([("cpu", cpu), ("memory", "64Gi"), ("pods", "110")]).expect("valid");
-    ExistingNode {
-        node: Node {
-            name: name.into(),
-            labels: node_labels(name, instance_type, zone),
-            allocatable,
-            ready: true,
-            ..Node::default()
-        },
-        pods: Vec::new(),
-    }
+    node(name)
+        .instance_type(instance_type)
+        .zone(zone)
+        .cpu(cpu)
+        .memory("64Gi")
+        .with_pods(Vec::new())
 }
 
 /// A claim of pool `default` that EC2 launched as `instance_type` in `zone` (on demand), its
 /// node not yet registered, planned for `pods` (pending pods it reserves).
 pub fn launched(id: &str, instance_type: &str, zone: &str, pods: &[&str]) -> NodeClaim {
-    NodeClaim {
-        id: id.into(),
-        nodepool: "default".into(),
-        nodeclass: "default".into(),
-        state: ClaimState::Launched,
-        version: 2,
-        instance_types: vec![instance_type.into()],
-        zones: vec![zone.into()],
-        capacity_types: vec![CapacityType::OnDemand],
-        labels: BTreeMap::new(),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        requests: Resources::new(),
-        pods: pods.iter().map(|p| full_key(p)).collect(),
-        instance: Some(LaunchedInstance {
-            instance_id: format!("i-{id}"),
-            instance_type: instance_type.into(),
-            zone: zone.into(),
-            capacity_type: CapacityType::OnDemand,
-            price: 0.2,
-        }),
-        node_name: None,
-        created_at: 0,
-        launched_at: Some(0),
-        registered_at: None,
-        initialized_at: None,
-        reason: None,
-        termination: None,
-        disruption: Default::default(),
-    }
+    let pods: Vec<String> = pods.iter().map(|p| full_key(p)).collect();
+    claim(id)
+        .without_labels()
+        .version(2)
+        .instance_types(&[instance_type])
+        .zones(&[zone])
+        .pods(&pods)
+        .launched(&format!("i-{id}"), 0)
+        .price(0.2)
+        .build()
 }
 
 /// The cheapest price among offerings of types for which `fits(type, zone, capacity type)`.

@@ -1,13 +1,14 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::builders::{node_labels, nodepool, pod, pool_input};
+use crate::builders::{nodepool, pod, pool_input};
 use crate::catalog::CapacityType;
 use crate::labels;
-use crate::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
-use crate::pod::{Node, TaintEffect};
+use crate::nodeclaim::NodeClaim;
+use crate::pod::TaintEffect;
 use crate::requirements::Operator;
 use crate::resources::{ResourceName, Resources};
+use crate::testing::{claim, node};
 
 fn input(pods: Vec<Pod>, pools: Vec<NodePool>) -> Input {
     Input {
@@ -33,18 +34,12 @@ fn claim_of<'p>(plan: &'p Plan, pod: &str) -> &'p PlannedClaim {
 }
 
 fn existing_node(name: &str, instance_type: &str, zone: &str, cpu: &str) -> ExistingNode {
-    let allocatable =
-        Resources::from_quantities([("cpu", cpu), ("memory", "16Gi"), ("pods", "110")]).expect("valid");
-    ExistingNode {
-        node: Node {
-            name: name.into(),
-            labels: node_labels(name, instance_type, zone),
-            allocatable,
-            ready: true,
-            ..Node::default()
-        },
-        pods: Vec::new(),
-    }
+    node(name)
+        .instance_type(instance_type)
+        .zone(zone)
+        .cpu(cpu)
+        .memory("16Gi")
+        .with_pods(Vec::new())
 }
 
 #[test]
@@ -118,36 +113,17 @@ fn absorbs_pending_pods_into_in_flight_claims_instead_of_launching_again() {
         pods(4, |i| pod(&format!("p{i}")).cpu("1").build()),
         vec![default_pool()],
     );
-    inp.in_flight.push(NodeClaim {
-        id: "default-abc".into(),
-        nodepool: "default".into(),
-        nodeclass: "default".into(),
-        state: ClaimState::Launched,
-        version: 2,
-        instance_types: vec!["m5.2xlarge".into()],
-        zones: vec!["us-east-1a".into()],
-        capacity_types: vec![CapacityType::OnDemand],
-        labels: BTreeMap::new(),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        requests: Resources::new(),
-        pods: (0..4).map(|i| format!("default/p{i}")).collect(),
-        instance: Some(LaunchedInstance {
-            instance_id: "i-1".into(),
-            instance_type: "m5.2xlarge".into(),
-            zone: "us-east-1a".into(),
-            capacity_type: CapacityType::OnDemand,
-            price: 0.384,
-        }),
-        node_name: None,
-        created_at: 0,
-        launched_at: Some(0),
-        registered_at: None,
-        initialized_at: None,
-        reason: None,
-        termination: None,
-        disruption: Default::default(),
-    });
+    let reserved: Vec<String> = (0..4).map(|i| format!("default/p{i}")).collect();
+    inp.in_flight.push(
+        claim("default-abc")
+            .without_labels()
+            .version(2)
+            .instance_types(&["m5.2xlarge"])
+            .pods(&reserved)
+            .launched("i-1", 0)
+            .price(0.384)
+            .build(),
+    );
     let plan = schedule(&inp);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");
     assert_eq!(plan.in_flight.len(), 1);

@@ -77,40 +77,18 @@ fn never_splits_pods_that_want_to_share_a_host() {
 }
 
 fn in_flight(id: &str, instance_type: &str, zones: &[&str], launched: bool, pods: &[&str]) -> NodeClaim {
-    NodeClaim {
-        id: id.into(),
-        nodepool: "default".into(),
-        nodeclass: "default".into(),
-        state: if launched {
-            ClaimState::Launched
-        } else {
-            ClaimState::Launching
-        },
-        version: 1,
-        instance_types: vec![instance_type.into()],
-        zones: zones.iter().map(|z| z.to_string()).collect(),
-        capacity_types: vec![CapacityType::OnDemand],
-        labels: BTreeMap::new(),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        requests: Resources::new(),
-        pods: pods.iter().map(|p| format!("default/{p}")).collect(),
-        instance: launched.then(|| LaunchedInstance {
-            instance_id: "i-1".into(),
-            instance_type: instance_type.into(),
-            zone: zones[0].into(),
-            capacity_type: CapacityType::OnDemand,
-            price: 0.192,
-        }),
-        node_name: None,
-        created_at: 0,
-        launched_at: launched.then_some(0),
-        registered_at: None,
-        initialized_at: None,
-        reason: None,
-        termination: None,
-        disruption: Default::default(),
-    }
+    let pods: Vec<String> = pods.iter().map(|p| format!("default/{p}")).collect();
+    let claim = claim(id)
+        .without_labels()
+        .instance_types(&[instance_type])
+        .zones(zones)
+        .pods(&pods);
+    let claim = if launched {
+        claim.launched("i-1", 0).price(0.192)
+    } else {
+        claim
+    };
+    claim.build()
 }
 
 #[test]

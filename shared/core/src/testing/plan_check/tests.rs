@@ -121,7 +121,9 @@ fn a_broken_zone_spread_is_found() {
 #[test]
 fn a_claim_over_its_pools_limit_is_found() {
     let mut input = input(vec![pod("a").cpu("1").build()]);
-    input.pools = vec![pool_input(nodepool("default").on_demand_only().limit("cpu", "1").build())];
+    input.pools = vec![pool_input(
+        nodepool("default").on_demand_only().limit("cpu", "1").build(),
+    )];
     let plan = schedule(&input);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");
     let mut unlimited = input.clone();
