@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use k8s_openapi::api::core::v1::Node;
+use nodewright_aws::testing::Moto;
 use nodewright_core::nodeclaim::ClaimState;
 use nodewright_core::ports::ClaimStore;
 use nodewright_fake_kube::RequestMatcher;
-use nodewright_tests::{World, getting_started, moto};
+use nodewright_tests::{World, getting_started};
 use serde_json::{Value, json};
 
 /// A kubeconfig whose current context is the world's fake API server, which then reports the
@@ -40,7 +41,7 @@ fn command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nodewright"));
     command
         .args(args)
-        .env("AWS_ENDPOINT_URL", moto().endpoint())
+        .env("AWS_ENDPOINT_URL", Moto::shared().endpoint())
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")

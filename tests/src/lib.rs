@@ -7,19 +7,20 @@
 //! the provision queue, read back from SQS, as the SQS event the provisioner gets.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use lambda_runtime::{Context, LambdaEvent};
 use nodewright_aws::claims::{DynamoClaimStore, create_table};
 use nodewright_aws::queue::ProvisionQueue;
-use nodewright_aws::testing::Moto;
+use nodewright_aws::testing::{Moto, take_messages};
 use nodewright_aws::{RetryPolicy, SystemClock};
 use nodewright_core::api::{ConfigObject, parse_config_object};
 use nodewright_core::ports::{CLAIM_TAG, Cloud, Instance};
+use nodewright_fake_kube::builders;
 use nodewright_fake_kube::{FakeApiServer, NodeRegistration};
 use nodewright_kube::{ClusterInfo, KubeCluster};
 use nodewright_provisioner::{LiveProvisioner, ProvisionerConfig, assemble};
@@ -37,12 +38,6 @@ pub const CA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCnRlc3QKLS0tLS1FTkQgQ0
 /// base64 of a real self-signed certificate (`openssl req -x509`, P-256, 100 years), for the
 /// bootstraps: their Kubernetes client parses the CA it is given, even over http.
 pub const PARSEABLE_CA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJrakNDQVRlZ0F3SUJBZ0lVUS9mN2FkQ3ZqUkRIajdDTmozVlY4eU4vYXpBd0NnWUlLb1pJemowRUF3SXcKSFRFYk1Ca0dBMVVFQXd3U2JtOWtaWGR5YVdkb2RDMTBaWE4wTFdOaE1DQVhEVEkyTVRJd01USXhNakl3TjFvWQpEekl4TWpZeE1UQTNNakV5TWpBM1dqQWRNUnN3R1FZRFZRUUREQkp1YjJSbGQzSnBaMmgwTFhSbGMzUXRZMkV3CldUQVRCZ2NxaGtqT1BRSUJCZ2dxaGtqT1BRTUJCd05DQUFTaHFpTlBYREtKMjhwMEp0TXVvUm4waUQrWXhtd1AKL3g4czRMNGk0WWY5ajZXME95Q1REVHNrSmd4M1MyRWI3bUpMQzZsUmlTQS9vYTIyaXUxalFxMTlvMU13VVRBZApCZ05WSFE0RUZnUVVkdEN2emJhRDBrQ1NYbmVVdVB5eGZiTFY5ekl3SHdZRFZSMGpCQmd3Rm9BVWR0Q3Z6YmFECjBrQ1NYbmVVdVB5eGZiTFY5ekl3RHdZRFZSMFRBUUgvQkFVd0F3RUIvekFLQmdncWhrak9QUVFEQWdOSkFEQkcKQWlFQXJRam9mUDVlUU5BWEg0cnoyVXNSMEtZQTlFUG4rUEI3VmlUZkwyaWswazhDSVFEY0NrSmRia0hKZlM2cwpMS1dtbmREYVNYbFYyTjhyZklINW5wU3UrQ2FmK1E9PQotLS0tLUVORCBDRVJUSUZJQ0FURS0tLS0tCg==";
-
-/// One moto per test binary; every world uses its own cluster name, table and queue in it.
-pub fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(Moto::start)
-}
 
 /// The getting-started NodePool and EC2NodeClass of the project's docs, for `cluster`, with
 /// the NodePool's cpu limit set to `cpu_limit`.
@@ -85,7 +80,8 @@ impl World {
     /// A fresh cluster `name`: network, claims table and FIFO queue in moto, the getting-started
     /// manifests applied to a fresh API server, and both handlers built as at cold start.
     pub async fn new(name: &str, cpu_limit: u32) -> World {
-        let moto = moto();
+        // One moto per test binary; every world uses its own cluster name, table and queue.
+        let moto = Moto::shared();
         let sdk = moto.sdk_config();
         moto.create_network(name).await;
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
@@ -160,25 +156,15 @@ impl World {
     /// [`World::create_pending_pods`] with `spec` merged into each pod's spec (affinity…).
     pub fn create_pending_pods_with(&self, app: &str, count: usize, cpu: &str, spec: Value) {
         for i in 0..count {
-            let mut pod_spec = json!({"containers": [{"name": app, "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.7",
-                "resources": {"requests": {"cpu": cpu}}}]});
-            if let (Some(target), Some(extra)) = (pod_spec.as_object_mut(), spec.as_object()) {
+            let mut pod = builders::pod(&format!("{app}-{i}"))
+                .label("app", app)
+                .owned_by("ReplicaSet", &format!("{app}-rs"))
+                .cpu(cpu)
+                .json();
+            if let (Some(target), Some(extra)) = (pod["spec"].as_object_mut(), spec.as_object()) {
                 target.extend(extra.clone());
             }
-            self.kube
-                .insert(&json!({
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {
-                        "name": format!("{app}-{i}"),
-                        "namespace": "default",
-                        "labels": {"app": app},
-                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                            "name": format!("{app}-rs"), "uid": format!("{app}-rs-uid"), "controller": true}],
-                    },
-                    "spec": pod_spec,
-                }))
-                .expect("create pod");
+            self.kube.insert(&pod).expect("create pod");
         }
         self.kube.schedule_pending().expect("scheduler pass");
     }
@@ -242,7 +228,7 @@ impl World {
     /// The environment the stack gives the provisioner's functions (`template.yaml`), pointing
     /// at this world, plus what Lambda itself sets for credentials and region.
     pub fn provisioner_environment(&self) -> Vec<(String, String)> {
-        let mut env = moto().lambda_environment();
+        let mut env = Moto::shared().lambda_environment();
         for (key, value) in [
             (nodewright_provisioner::config::CLUSTER_NAME, self.name.clone()),
             (
@@ -287,22 +273,10 @@ impl World {
     /// The SQS event Lambda's event source mapping would deliver for the messages now on the
     /// provision queue (they are deleted, as a successful invocation would have them).
     pub async fn take_sqs_event(&self) -> Value {
-        let mut records = Vec::new();
-        loop {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .expect("receive");
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
-                break;
-            }
-            for m in messages {
+        let records: Vec<Value> = take_messages(&self.sqs, &self.queue_url)
+            .await
+            .into_iter()
+            .map(|m| {
                 let attributes: BTreeMap<String, String> = m
                     .attributes
                     .clone()
@@ -310,7 +284,7 @@ impl World {
                     .into_iter()
                     .map(|(k, v)| (k.as_str().to_string(), v))
                     .collect();
-                records.push(json!({
+                json!({
                     "messageId": m.message_id,
                     "receiptHandle": m.receipt_handle,
                     "body": m.body,
@@ -320,16 +294,9 @@ impl World {
                     "eventSource": "aws:sqs",
                     "eventSourceARN": self.queue_arn,
                     "awsRegion": "us-east-1",
-                }));
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(m.receipt_handle.unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
+                })
+            })
+            .collect();
         json!({ "Records": records })
     }
 

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use lambda_runtime::{Context, LambdaEvent};
+use nodewright_aws::testing::{batch_failures, sqs_batch};
 use nodewright_core::interruption::Rebalance;
 use nodewright_core::nodeclaim::ClaimState;
 use nodewright_core::ports::ClaimStore;
@@ -13,7 +14,7 @@ const SPOT_WARNING: &str = include_str!("../../shared/core/src/interruption/fixt
 const FIXTURE_INSTANCE: &str = "i-0b662ef9931388ba0";
 
 fn batch(bodies: &[String]) -> Value {
-    nodewright_aws::testing::sqs_batch("nodewright-e2e-interruption", bodies)
+    sqs_batch("nodewright-e2e-interruption", bodies)
 }
 
 async fn deliver(w: &World, bodies: &[String]) -> Vec<String> {
@@ -28,12 +29,7 @@ async fn deliver(w: &World, bodies: &[String]) -> Vec<String> {
     .await
     .expect("handled");
     w.assert_rbac_allows(nodewright_tests::PROVISIONER_GROUP);
-    response["batchItemFailures"]
-        .as_array()
-        .expect("a batch response")
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().expect("id").to_string())
-        .collect()
+    batch_failures(&response)
 }
 
 #[tokio::test]

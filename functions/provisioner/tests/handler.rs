@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Context, LambdaEvent};
+use nodewright_aws::testing::batch_failures;
 use nodewright_core::builders::{nodeclass, nodepool, pod};
 use nodewright_core::ports::{ClaimStore, ErrorKind, PortError};
 use nodewright_provisioner::{Provisioner, function_handler};
@@ -49,22 +50,13 @@ async fn invoke(p: &Sim, event: Value) -> Result<Value, lambda_runtime::Error> {
     function_handler(p, LambdaEvent::new(event, context)).await
 }
 
-fn failures(response: &Value) -> Vec<String> {
-    response["batchItemFailures"]
-        .as_array()
-        .expect("a batch response")
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().expect("id").to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_queue_batch_runs_one_round_that_launches_for_every_pending_pod() {
     let p = world(20);
     let response = invoke(&p, fixture("sqs-provision-batch.json"))
         .await
         .expect("handled");
-    assert!(failures(&response).is_empty());
+    assert!(batch_failures(&response).is_empty());
     let claims = p.store.list_live().await.expect("claims");
     assert!(!claims.is_empty());
     let placed: usize = claims.iter().map(|c| c.pods.len()).sum();
@@ -102,7 +94,7 @@ async fn an_unreadable_message_does_not_stop_the_round_or_fail_the_others() {
     let mut event = fixture("sqs-provision-batch.json");
     event["Records"][0]["body"] = Value::String("not a provisioning request".into());
     let response = invoke(&p, event).await.expect("handled");
-    assert!(failures(&response).is_empty(), "{response}");
+    assert!(batch_failures(&response).is_empty(), "{response}");
     let placed: usize = p
         .store
         .list_live()
@@ -125,7 +117,7 @@ async fn a_failed_round_returns_every_message_for_redelivery() {
         .await
         .expect("handled");
     assert_eq!(
-        failures(&response),
+        batch_failures(&response),
         vec![
             "059f36b4-87a3-44ab-83d2-661975830a7d".to_string(),
             "2e1424d4-f796-459a-8184-9c92662be6da".to_string()

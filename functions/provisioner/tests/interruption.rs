@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Context, LambdaEvent};
+use nodewright_aws::testing::{batch_failures, sqs_batch};
 use nodewright_core::builders::{nodeclass, nodepool, pod};
 use nodewright_core::interruption::Rebalance;
 use nodewright_core::nodeclaim::ClaimState;
@@ -59,7 +60,7 @@ async fn world() -> (Sim, Arc<VirtualClock>, String) {
 }
 
 fn batch(bodies: &[String]) -> Value {
-    nodewright_aws::testing::sqs_batch("nodewright-demo-interruption", bodies)
+    sqs_batch("nodewright-demo-interruption", bodies)
 }
 
 async fn deliver(p: &Sim, event: Value) -> Vec<String> {
@@ -74,12 +75,7 @@ async fn deliver_by(p: &Sim, event: Value, deadline: u64) -> Vec<String> {
     let response = interruption::function_handler(p, Rebalance::Record, LambdaEvent::new(event, context))
         .await
         .expect("handled");
-    response["batchItemFailures"]
-        .as_array()
-        .expect("a batch response")
-        .iter()
-        .map(|f| f["itemIdentifier"].as_str().expect("id").to_string())
-        .collect()
+    batch_failures(&response)
 }
 
 #[tokio::test]

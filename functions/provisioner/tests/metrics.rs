@@ -1,10 +1,10 @@
 //! The EMF metric lines the three handlers print, with the events Lambda delivers, over the
 //! embedded cloud, cluster and claim store; the handlers write to a buffer in place of stdout.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use lambda_runtime::{Context, LambdaEvent};
+use nodewright_aws::testing::Printed;
 use nodewright_core::builders::{nodeclass, nodepool, pod};
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::interruption::Rebalance;
@@ -20,33 +20,6 @@ const SPOT_WARNING: &str = include_str!("../../../shared/core/src/interruption/f
 const FIXTURE_INSTANCE: &str = "i-0b662ef9931388ba0";
 
 type Sim = Provisioner<SimCluster, SimCloud, SimClaimStore>;
-
-/// What the handlers printed, one JSON document a line.
-#[derive(Clone, Default)]
-struct Printed(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Printed {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Printed {
-    /// The lines printed since the last call, each parsed as JSON.
-    fn take(&self) -> Vec<Value> {
-        let bytes = std::mem::take(&mut *self.0.lock().expect("buffer"));
-        let text = String::from_utf8(bytes).expect("UTF-8");
-        assert!(text.is_empty() || text.ends_with('\n'), "whole lines: {text:?}");
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
-            .collect()
-    }
-}
 
 struct World {
     p: Sim,

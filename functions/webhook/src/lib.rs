@@ -34,11 +34,13 @@ use sha2::{Digest, Sha256};
 
 pub mod config;
 pub mod metrics;
+#[cfg(feature = "test-util")]
+pub mod testing;
 
 pub use config::{ConfigError, SecretConfig, WebhookConfig};
 pub use metrics::MetricsOut;
 
-/// Where provisioning requests go (SQS in Lambda; a recorder in tests).
+/// Where provisioning requests go (SQS in Lambda; [`testing::RecordingSink`] in tests).
 pub trait RequestSink: Send + Sync {
     fn send(&self, request: &ProvisionRequest) -> impl Future<Output = PortResult<()>> + Send;
 }

@@ -1,8 +1,9 @@
 //! The webhook handler called with the events Lambda delivers (a Function URL request carrying
-//! the AdmissionReview the API server sends), sending to a real SQS FIFO queue on moto.
+//! the AdmissionReview the API server sends). The handler sends its requests to a recording
+//! sink; the last tests send them to a real SQS FIFO queue on moto, for the SQS sender itself:
+//! deduplication across containers, one attempt within the API server's timeout.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::lambda_function_urls::{LambdaFunctionUrlRequest, LambdaFunctionUrlResponse};
@@ -11,7 +12,9 @@ use lambda_runtime::{Context, LambdaEvent};
 use nodewright_aws::RetryPolicy;
 use nodewright_aws::queue::{ProvisionQueue, ProvisionRequest};
 use nodewright_aws::secrets::SecretsManagerSecret;
-use nodewright_aws::testing::{Moto, TestClock};
+use nodewright_aws::testing::{Moto, Printed, take_messages};
+use nodewright_core::testing::VirtualClock;
+use nodewright_webhook::testing::RecordingSink;
 use nodewright_webhook::{
     MetricsOut, Outcome, SECRET_REFRESH_MS, SecretConfig, Webhook, WebhookConfig, function_handler,
     send_policy,
@@ -20,11 +23,6 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "a1b2c3d4e5f6g7h8i9j0-secret";
 const T0: i64 = 1_795_342_530_000;
-
-fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(Moto::start)
-}
 
 fn fixture(name: &str) -> String {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -44,49 +42,31 @@ fn review(name: &str) -> Value {
     serde_json::from_str(&fixture(name)).expect("fixture")
 }
 
-struct World {
-    webhook: Webhook<ProvisionQueue>,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    clock: Arc<TestClock>,
-}
-
-async fn world(queue: &str) -> World {
-    let sdk = moto().sdk_config();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{queue}.fifo"))
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("queue url");
-    let config = WebhookConfig {
+/// The configuration of a webhook with a two-second window sending to `queue_url`.
+fn config(queue_url: &str) -> WebhookConfig {
+    WebhookConfig {
         secret: SecretConfig::Value(SECRET.to_string()),
-        queue_url: queue_url.clone(),
+        queue_url: queue_url.to_string(),
         window: Duration::from_secs(2),
         max_body_bytes: 64 * 1024,
-    };
-    let clock = TestClock::at(T0);
-    World {
-        webhook: webhook(&config, &queue_url, clock.clone()),
-        sqs,
-        queue_url,
-        clock,
     }
 }
 
-fn webhook(config: &WebhookConfig, queue_url: &str, clock: Arc<TestClock>) -> Webhook<ProvisionQueue> {
-    let retry = RetryPolicy {
-        max_attempts: 2,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
-        attempt_timeout: Duration::from_secs(5),
-    };
-    let queue = ProvisionQueue::new(&moto().sdk_config(), queue_url, &retry);
-    Webhook::new(config.clone(), queue, clock)
+/// A warm container's webhook, sending to a recording sink, at `T0`.
+struct World {
+    webhook: Webhook<RecordingSink>,
+    sent: RecordingSink,
+    clock: Arc<VirtualClock>,
+}
+
+fn world() -> World {
+    let sent = RecordingSink::new();
+    let clock = VirtualClock::shared(T0);
+    World {
+        webhook: Webhook::new(config("unused"), sent.clone(), clock.clone()),
+        sent,
+        clock,
+    }
 }
 
 impl World {
@@ -94,33 +74,9 @@ impl World {
         self.webhook.handle(&event(path, body)).await
     }
 
-    async fn messages(&self) -> Vec<ProvisionRequest> {
-        let mut out = Vec::new();
-        loop {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive");
-            let messages = received.messages.unwrap_or_default();
-            if messages.is_empty() {
-                return out;
-            }
-            for m in messages {
-                let body = m.body.as_deref().expect("a body");
-                out.push(serde_json::from_str(body).expect("a provisioning request"));
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(m.receipt_handle.expect("receipt handle"))
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
+    /// Another webhook on the same sink and clock.
+    fn webhook_with(&self, config: WebhookConfig) -> Webhook<RecordingSink> {
+        Webhook::new(config, self.sent.clone(), self.clock.clone())
     }
 }
 
@@ -139,7 +95,7 @@ fn assert_allowed(response: &LambdaFunctionUrlResponse, uid: &str) {
 
 #[tokio::test]
 async fn an_unschedulable_status_update_is_allowed_and_requests_one_round() {
-    let w = world("status-update").await;
+    let w = world();
     let body = fixture("admission-pod-status-unschedulable.json");
     let response = function_handler(
         &w.webhook,
@@ -148,31 +104,32 @@ async fn an_unschedulable_status_update_is_allowed_and_requests_one_round() {
     .await
     .expect("handled");
     assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
-    let messages = w.messages().await;
-    assert_eq!(messages.len(), 1, "{messages:?}");
-    assert_eq!(messages[0].source, "webhook");
-    assert_eq!(messages[0].sent_at, T0);
     assert_eq!(
-        messages[0].pod.as_deref(),
-        Some("default/inflate-7d9c8b6f5-x2k4p")
+        w.sent.take(),
+        [ProvisionRequest {
+            source: "webhook".into(),
+            bucket: T0 / 2_000,
+            sent_at: T0,
+            pod: Some("default/inflate-7d9c8b6f5-x2k4p".into()),
+        }]
     );
 }
 
 #[tokio::test]
 async fn an_unbound_pod_creation_requests_a_round() {
-    let w = world("create").await;
+    let w = world();
     let (response, outcome) = w.call(SECRET, &fixture("admission-pod-create.json")).await;
     assert_allowed(&response, "705ab4f5-6393-11e8-b7cc-42010a800002");
     assert_eq!(outcome, Outcome::Requested);
-    assert_eq!(w.messages().await.len(), 1);
+    assert_eq!(w.sent.take().len(), 1);
 }
 
 #[tokio::test]
-async fn a_burst_in_one_window_becomes_one_request_even_across_containers() {
-    let w = world("burst").await;
+async fn a_burst_in_one_window_is_one_request_per_container() {
+    let w = world();
     let body = fixture("admission-pod-status-unschedulable.json");
     // A second warm container: its own memory, the same queue.
-    let other = webhook(&w.webhook_config(), &w.queue_url, w.clock.clone());
+    let other = w.webhook_with(config("unused"));
     let mut outcomes = Vec::new();
     for i in 0..1000 {
         let target = if i % 2 == 0 { &w.webhook } else { &other };
@@ -182,18 +139,18 @@ async fn a_burst_in_one_window_becomes_one_request_even_across_containers() {
         w.clock.advance(1); // 1,000 reviews within one second
     }
     let sent = outcomes.iter().filter(|o| **o == Outcome::Requested).count();
-    assert_eq!(sent, 2, "one SQS call per container and window");
-    assert_eq!(w.messages().await.len(), 1, "SQS keeps one per window");
+    assert_eq!(sent, 2, "one request per container and window");
+    assert_eq!(w.sent.take().len(), 2);
 
     w.clock.advance(2_000);
     let (_, outcome) = w.webhook.handle(&event(SECRET, &body)).await;
-    assert_eq!(outcome, Outcome::Requested);
-    assert_eq!(w.messages().await.len(), 1, "the next window asks again");
+    assert_eq!(outcome, Outcome::Requested, "the next window asks again");
+    assert_eq!(w.sent.take().len(), 1);
 }
 
 #[tokio::test]
 async fn a_wrong_or_missing_secret_is_forbidden_and_enqueues_nothing() {
-    let w = world("secret").await;
+    let w = world();
     let body = fixture("admission-pod-status-unschedulable.json");
     for path in [
         "wrong-secret-wrong-secret",
@@ -205,23 +162,23 @@ async fn a_wrong_or_missing_secret_is_forbidden_and_enqueues_nothing() {
         assert_eq!(response.status_code, 403, "path {path:?}");
         assert_eq!(outcome, Outcome::Refused(403));
     }
-    assert!(w.messages().await.is_empty());
+    assert!(w.sent.take().is_empty());
 }
 
 #[tokio::test]
 async fn a_dry_run_is_allowed_without_a_round() {
-    let w = world("dry-run").await;
+    let w = world();
     let mut review = review("admission-pod-status-unschedulable.json");
     review["request"]["dryRun"] = Value::Bool(true);
     let (response, outcome) = w.call(SECRET, &review.to_string()).await;
     assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
     assert_eq!(outcome, Outcome::Ignored("dry run"));
-    assert!(w.messages().await.is_empty());
+    assert!(w.sent.take().is_empty());
 }
 
 #[tokio::test]
 async fn bound_daemonset_and_schedulable_pods_are_allowed_without_a_round() {
-    let w = world("ignored").await;
+    let w = world();
     let mut bound = review("admission-pod-create.json");
     bound["request"]["object"]["spec"]["nodeName"] = Value::String("ip-10-0-1-5.ec2.internal".into());
     let mut daemon = review("admission-pod-create.json");
@@ -241,12 +198,12 @@ async fn bound_daemonset_and_schedulable_pods_are_allowed_without_a_round() {
         assert_allowed(&response, &uid);
         assert_eq!(outcome, Outcome::Ignored(why));
     }
-    assert!(w.messages().await.is_empty());
+    assert!(w.sent.take().is_empty());
 }
 
 #[tokio::test]
 async fn malformed_bodies_are_bad_requests_with_a_clear_message() {
-    let w = world("malformed").await;
+    let w = world();
     for (body, expected) in [
         ("{not json", "the body is not an AdmissionReview"),
         ("", "the body is empty"),
@@ -265,24 +222,24 @@ async fn malformed_bodies_are_bad_requests_with_a_clear_message() {
             .to_string();
         assert!(message.contains(expected), "{message:?} should say {expected:?}");
     }
-    assert!(w.messages().await.is_empty());
+    assert!(w.sent.take().is_empty());
 }
 
 #[tokio::test]
 async fn an_oversized_body_is_refused_before_it_is_read() {
-    let w = world("oversized").await;
+    let w = world();
     let mut review = review("admission-pod-create.json");
     review["request"]["object"]["metadata"]["annotations"] =
         serde_json::json!({"padding": "x".repeat(70 * 1024)});
     let (response, outcome) = w.call(SECRET, &review.to_string()).await;
     assert_eq!(response.status_code, 413);
     assert_eq!(outcome, Outcome::Refused(413));
-    assert!(w.messages().await.is_empty());
+    assert!(w.sent.take().is_empty());
 }
 
 #[tokio::test]
 async fn a_base64_encoded_body_is_decoded() {
-    let w = world("base64").await;
+    let w = world();
     let encoded = base64::engine::general_purpose::STANDARD.encode(fixture("admission-pod-create.json"));
     let mut request = event(SECRET, &encoded);
     request.is_base64_encoded = true;
@@ -292,52 +249,21 @@ async fn a_base64_encoded_body_is_decoded() {
 }
 
 #[tokio::test]
-async fn when_sqs_fails_the_pod_is_still_allowed_and_the_window_does_not_try_again() {
-    // Injected failures apply to the whole server: this test owns its moto.
-    let own = Moto::start();
-    let sqs = aws_sdk_sqs::Client::new(&own.sdk_config());
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("failing.fifo")
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("url");
-    let config = WebhookConfig {
-        secret: SecretConfig::Value(SECRET.to_string()),
-        queue_url: queue_url.clone(),
-        window: Duration::from_secs(2),
-        max_body_bytes: 64 * 1024,
-    };
-    let clock = TestClock::at(T0);
-    // The policy Lambda uses: one attempt.
-    let webhook = Webhook::new(
-        config,
-        ProvisionQueue::new(&own.sdk_config(), &queue_url, &send_policy()),
-        clock.clone(),
-    );
-    own.fail_next_with_status("sqs", "SendMessage", "ServiceUnavailable", 1, 503);
-    let sends = || {
-        own.calls()
-            .iter()
-            .filter(|c| c.service == "sqs" && c.action == "SendMessage")
-            .count()
-    };
+async fn a_failed_send_is_not_tried_again_in_its_window() {
+    let w = world();
+    w.sent.fail_next(1);
     let body = fixture("admission-pod-status-unschedulable.json");
-    let (response, outcome) = webhook.handle(&event(SECRET, &body)).await;
+    let (response, outcome) = w.call(SECRET, &body).await;
     assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
     assert!(matches!(outcome, Outcome::SendFailed(_)), "{outcome:?}");
-    assert_eq!(sends(), 1, "one attempt, no retry");
-    let (response, outcome) = webhook.handle(&event(SECRET, &body)).await;
+    let (response, outcome) = w.call(SECRET, &body).await;
     assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
     assert_eq!(outcome, Outcome::FailedThisWindow);
-    assert_eq!(sends(), 1, "the rest of the window makes no SQS call");
-    clock.advance(2_000);
-    let (_, outcome) = webhook.handle(&event(SECRET, &body)).await;
+    assert_eq!(w.sent.attempts(), 1, "the rest of the window sends nothing");
+    w.clock.advance(2_000);
+    let (_, outcome) = w.call(SECRET, &body).await;
     assert_eq!(outcome, Outcome::Requested, "the next window tries again");
-    assert_eq!(sends(), 2);
+    assert_eq!(w.sent.take().len(), 1);
 }
 
 #[test]
@@ -355,7 +281,7 @@ fn the_webhook_sends_once_within_a_second() {
 
 #[tokio::test]
 async fn a_pod_in_kube_system_is_allowed_without_a_round() {
-    let w = world("kube-system").await;
+    let w = world();
     let mut review = review("admission-pod-create.json");
     review["request"]["namespace"] = json!("kube-system");
     review["request"]["object"]["metadata"]["namespace"] = json!("kube-system");
@@ -363,7 +289,7 @@ async fn a_pod_in_kube_system_is_allowed_without_a_round() {
     assert_eq!(response.status_code, 200);
     assert_eq!(json_body(&response)["response"]["allowed"], json!(true));
     assert_eq!(outcome, Outcome::Ignored("in kube-system"));
-    assert!(w.messages().await.is_empty());
+    assert!(w.sent.take().is_empty());
 }
 
 /// A secret in moto's Secrets Manager with `values` put in order (the last is current).
@@ -392,19 +318,26 @@ async fn put_value(client: &aws_sdk_secretsmanager::Client, name: &str, value: &
         .expect("put secret value");
 }
 
+/// The configuration of a webhook reading its secret from Secrets Manager.
+fn secret_config(name: &str) -> WebhookConfig {
+    WebhookConfig {
+        secret: SecretConfig::SecretsManager(name.into()),
+        ..config("unused")
+    }
+}
+
 #[tokio::test]
 async fn a_rotated_secret_is_accepted_with_the_one_before_it_and_reaches_warm_containers() {
     const OLD: &str = "old-value-0123456789abcdef";
     const CURRENT: &str = "current-value-0123456789ab";
     const NEXT: &str = "next-value-0123456789abcdef";
+    // It counts the server's reads: this test owns its moto.
     let own = Moto::start();
     let client = secret_with(&own, "nodewright-webhook", &[OLD, CURRENT]).await;
-    let w = world("rotation").await;
-    let mut config = w.webhook_config();
-    config.secret = SecretConfig::SecretsManager("nodewright-webhook".into());
-    let clock = TestClock::at(T0);
+    let w = world();
     let source = SecretsManagerSecret::new(&own.sdk_config(), "nodewright-webhook", &RetryPolicy::default());
-    let hook = webhook(&config, &w.queue_url, clock.clone())
+    let hook = w
+        .webhook_with(secret_config("nodewright-webhook"))
         .with_secret_source(Arc::new(source))
         .await
         .expect("the secret is read at cold start");
@@ -426,7 +359,7 @@ async fn a_rotated_secret_is_accepted_with_the_one_before_it_and_reaches_warm_co
     let (response, outcome) = hook.handle(&event(NEXT, &body)).await;
     assert_eq!((response.status_code, outcome), (403, Outcome::Refused(403)));
     assert_eq!(reads(), at_cold_start);
-    clock.advance(SECRET_REFRESH_MS);
+    w.clock.advance(SECRET_REFRESH_MS);
     let (response, _) = hook.handle(&event(NEXT, &body)).await;
     assert_eq!(
         response.status_code, 200,
@@ -441,68 +374,31 @@ async fn a_rotated_secret_is_accepted_with_the_one_before_it_and_reaches_warm_co
 
 #[tokio::test]
 async fn a_cold_start_fails_when_the_secret_is_missing_or_unusable() {
-    let own = Moto::start();
-    let w = world("cold-start").await;
-    let mut config = w.webhook_config();
-    config.secret = SecretConfig::SecretsManager("missing".into());
-    let source = SecretsManagerSecret::new(&own.sdk_config(), "missing", &RetryPolicy::default());
-    let err = webhook(&config, &w.queue_url, TestClock::at(T0))
+    let moto = Moto::shared();
+    let w = world();
+    let source = SecretsManagerSecret::new(&moto.sdk_config(), "missing", &RetryPolicy::default());
+    let err = w
+        .webhook_with(secret_config("missing"))
         .with_secret_source(Arc::new(source))
         .await
         .expect_err("no such secret");
     assert!(err.to_string().contains("GetSecretValue"), "{err}");
 
-    secret_with(&own, "short", &["short"]).await;
-    let source = SecretsManagerSecret::new(&own.sdk_config(), "short", &RetryPolicy::default());
-    let err = webhook(&config, &w.queue_url, TestClock::at(T0))
+    secret_with(moto, "short", &["short"]).await;
+    let source = SecretsManagerSecret::new(&moto.sdk_config(), "short", &RetryPolicy::default());
+    let err = w
+        .webhook_with(secret_config("short"))
         .with_secret_source(Arc::new(source))
         .await
         .expect_err("too short");
     assert!(err.to_string().contains("at least 16"), "{err}");
 }
 
-impl World {
-    fn webhook_config(&self) -> WebhookConfig {
-        WebhookConfig {
-            secret: SecretConfig::Value(SECRET.to_string()),
-            queue_url: self.queue_url.clone(),
-            window: Duration::from_secs(2),
-            max_body_bytes: 64 * 1024,
-        }
-    }
-}
-
-/// What the handler printed, one JSON document a line.
-#[derive(Clone, Default)]
-struct Printed(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Printed {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Printed {
-    fn take(&self) -> Vec<Value> {
-        let bytes = std::mem::take(&mut *self.0.lock().expect("buffer"));
-        let text = String::from_utf8(bytes).expect("UTF-8");
-        assert!(text.is_empty() || text.ends_with('\n'), "whole lines: {text:?}");
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
-            .collect()
-    }
-}
-
-/// The EMF document of one review at `T0`.
-fn review_metrics(sent: u32, failed: u32) -> Value {
+/// The EMF document of one review at `at`.
+fn review_metrics(at: i64, sent: u32, failed: u32) -> Value {
     json!({
         "_aws": {
-            "Timestamp": T0,
+            "Timestamp": at,
             "CloudWatchMetrics": [{
                 "Namespace": "nodewright",
                 "Dimensions": [[]],
@@ -521,9 +417,10 @@ fn review_metrics(sent: u32, failed: u32) -> Value {
 
 #[tokio::test]
 async fn each_review_through_the_handler_prints_one_emf_line_and_a_refused_call_none() {
-    let w = world("metrics").await;
+    let w = world();
     let printed = Printed::default();
-    let hook = webhook(&w.webhook_config(), &w.queue_url, w.clock.clone())
+    let hook = w
+        .webhook_with(config("unused"))
         .with_metrics(MetricsOut::to(printed.clone()));
     let body = fixture("admission-pod-status-unschedulable.json");
     for path in [SECRET, SECRET, "wrong-secret-wrong-secret"] {
@@ -533,62 +430,136 @@ async fn each_review_through_the_handler_prints_one_emf_line_and_a_refused_call_
     }
     assert_eq!(
         printed.take(),
-        vec![review_metrics(1, 0), review_metrics(0, 0)],
+        vec![review_metrics(T0, 1, 0), review_metrics(T0, 0, 0)],
         "a message for the first review, none for the second in its window, no line for the refused call"
     );
-    assert_eq!(w.messages().await.len(), 1);
+    assert_eq!(w.sent.take().len(), 1);
 }
 
 #[tokio::test]
-async fn a_request_sqs_does_not_take_is_printed_as_a_send_failure() {
-    // Injected failures apply to the whole server: this test owns its moto.
-    let own = Moto::start();
-    let sqs = aws_sdk_sqs::Client::new(&own.sdk_config());
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("failing-metrics.fifo")
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url
-        .expect("url");
-    let retry = RetryPolicy {
-        max_attempts: 2,
-        initial_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(20),
-        attempt_timeout: Duration::from_secs(5),
-    };
-    let config = WebhookConfig {
-        secret: SecretConfig::Value(SECRET.to_string()),
-        queue_url: queue_url.clone(),
-        window: Duration::from_secs(2),
-        max_body_bytes: 64 * 1024,
-    };
+async fn a_request_the_queue_does_not_take_is_printed_as_a_send_failure() {
+    let w = world();
     let printed = Printed::default();
-    let clock = TestClock::at(T0);
-    let hook = Webhook::new(
-        config,
-        ProvisionQueue::new(&own.sdk_config(), &queue_url, &retry),
-        clock.clone(),
-    )
-    .with_metrics(MetricsOut::to(printed.clone()));
-    own.fail_next_with_status("sqs", "SendMessage", "ServiceUnavailable", 2, 503);
+    let hook = w
+        .webhook_with(config("unused"))
+        .with_metrics(MetricsOut::to(printed.clone()));
+    w.sent.fail_next(1);
     let body = fixture("admission-pod-status-unschedulable.json");
     for _ in 0..2 {
         function_handler(&hook, LambdaEvent::new(event(SECRET, &body), Context::default()))
             .await
             .expect("handled");
     }
-    clock.advance(2_000);
+    w.clock.advance(2_000);
     function_handler(&hook, LambdaEvent::new(event(SECRET, &body), Context::default()))
         .await
         .expect("handled");
-    let mut next_window = review_metrics(1, 0);
-    next_window["_aws"]["Timestamp"] = json!(T0 + 2_000);
     assert_eq!(
         printed.take(),
-        vec![review_metrics(0, 1), review_metrics(0, 0), next_window],
+        vec![
+            review_metrics(T0, 0, 1),
+            review_metrics(T0, 0, 0),
+            review_metrics(T0 + 2_000, 1, 0)
+        ],
         "the failure, a review in the same window, then the next window's request"
     );
+}
+
+// Over the wire: the SQS sender against a FIFO queue on moto.
+
+/// A FIFO queue named `name` on `moto`, and a client for it.
+async fn fifo_queue(moto: &Moto, name: &str) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    (sqs, queue_url)
+}
+
+/// The requests on the queue, received and deleted.
+async fn messages(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<ProvisionRequest> {
+    take_messages(sqs, queue_url)
+        .await
+        .iter()
+        .map(|m| serde_json::from_str(m.body.as_deref().expect("a body")).expect("a provisioning request"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_queue_keeps_one_request_a_window_whichever_container_sent_it() {
+    let moto = Moto::shared();
+    let (sqs, queue_url) = fifo_queue(moto, "burst").await;
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        attempt_timeout: Duration::from_secs(5),
+    };
+    let clock = VirtualClock::shared(T0);
+    // Two warm containers: their own memory, the same queue.
+    let containers: Vec<Webhook<ProvisionQueue>> = (0..2)
+        .map(|_| {
+            let queue = ProvisionQueue::new(&moto.sdk_config(), &queue_url, &retry);
+            Webhook::new(config(&queue_url), queue, clock.clone())
+        })
+        .collect();
+    let body = fixture("admission-pod-status-unschedulable.json");
+    for i in 0..100 {
+        let (response, _) = containers[i % 2].handle(&event(SECRET, &body)).await;
+        assert_eq!(response.status_code, 200);
+        clock.advance(10); // 100 reviews within one second
+    }
+    let received = messages(&sqs, &queue_url).await;
+    assert_eq!(
+        received,
+        [ProvisionRequest {
+            source: "webhook".into(),
+            bucket: T0 / 2_000,
+            sent_at: T0,
+            pod: Some("default/inflate-7d9c8b6f5-x2k4p".into()),
+        }],
+        "SQS keeps one per window"
+    );
+
+    clock.advance(2_000);
+    let (_, outcome) = containers[1].handle(&event(SECRET, &body)).await;
+    assert_eq!(outcome, Outcome::Requested);
+    assert_eq!(
+        messages(&sqs, &queue_url).await.len(),
+        1,
+        "the next window asks again"
+    );
+}
+
+#[tokio::test]
+async fn when_sqs_fails_the_one_attempt_is_not_retried_and_the_pod_is_still_allowed() {
+    // Injected failures apply to the whole server: this test owns its moto.
+    let own = Moto::start();
+    let (_, queue_url) = fifo_queue(&own, "failing").await;
+    let clock = VirtualClock::shared(T0);
+    // The policy Lambda uses: one attempt.
+    let queue = ProvisionQueue::new(&own.sdk_config(), &queue_url, &send_policy());
+    let webhook = Webhook::new(config(&queue_url), queue, clock.clone());
+    own.fail_next_with_status("sqs", "SendMessage", "ServiceUnavailable", 1, 503);
+    let sends = || {
+        own.calls()
+            .iter()
+            .filter(|c| c.service == "sqs" && c.action == "SendMessage")
+            .count()
+    };
+    let body = fixture("admission-pod-status-unschedulable.json");
+    let (response, outcome) = webhook.handle(&event(SECRET, &body)).await;
+    assert_allowed(&response, "b1c7e0a2-4d3f-4a8e-9c61-7f2e5d8a9b30");
+    assert!(matches!(outcome, Outcome::SendFailed(_)), "{outcome:?}");
+    assert_eq!(sends(), 1, "one attempt, no retry");
+    clock.advance(2_000);
+    let (_, outcome) = webhook.handle(&event(SECRET, &body)).await;
+    assert_eq!(outcome, Outcome::Requested, "the next window tries again");
+    assert_eq!(sends(), 2);
 }

@@ -15,14 +15,13 @@
 //! launcher also exits when this process dies (it watches its stdin), so nothing is left behind.
 //! Injected failures apply to the whole server: tests that inject should own their `Moto`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -33,10 +32,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use nodewright_core::api::{ConfigObject, Ec2NodeClass, parse_config_object};
 use nodewright_core::catalog::CapacityType;
-use nodewright_core::nodeclaim::{ClaimState, NodeClaim};
-use nodewright_core::pod::Millis;
-use nodewright_core::ports::{Clock, LaunchOverride};
-use nodewright_core::resources::Resources;
+use nodewright_core::ports::LaunchOverride;
 use serde_json::json;
 
 use crate::config::{AwsConfig, RetryPolicy};
@@ -131,6 +127,13 @@ impl Moto {
             port,
             log,
         }
+    }
+
+    /// The moto of this test binary, started on first use: for the tests that inject no
+    /// failures, each in its own table, queue or cluster name.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(Moto::start)
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -380,6 +383,85 @@ pub fn sqs_batch<S: AsRef<str>>(queue: &str, bodies: &[S]) -> serde_json::Value 
     json!({ "Records": records })
 }
 
+/// The message ids a handler's SQS batch response names as failed (`batchItemFailures`).
+pub fn batch_failures(response: &serde_json::Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .expect("a batch response")
+        .iter()
+        .map(|f| {
+            f["itemIdentifier"]
+                .as_str()
+                .expect("an item identifier")
+                .to_string()
+        })
+        .collect()
+}
+
+/// What a handler printed in place of stdout (its EMF metric lines): share a clone with the
+/// handler, then [`Printed::take`] the lines.
+#[derive(Debug, Clone, Default)]
+pub struct Printed(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Printed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("a writer panicked"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Printed {
+    /// The lines printed since the last call, each parsed as JSON; panics unless every line is
+    /// whole and JSON.
+    pub fn take(&self) -> Vec<serde_json::Value> {
+        let bytes = std::mem::take(&mut *self.0.lock().expect("the buffer"));
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        assert!(text.is_empty() || text.ends_with('\n'), "whole lines: {text:?}");
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+            .collect()
+    }
+}
+
+#[cfg(feature = "queue")]
+/// Every message on the queue at `queue_url`, with its system attributes, received and deleted
+/// as a consumer that handled them would.
+pub async fn take_messages(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut taken = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return taken;
+        }
+        for m in messages {
+            if let Some(handle) = &m.receipt_handle {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+            taken.push(m);
+        }
+    }
+}
+
 /// One AWS call as moto received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedCall {
@@ -499,35 +581,6 @@ pub fn aws_config(cluster: &str) -> AwsConfig {
     }
 }
 
-/// A claim in state `Launching` for pool `default` and node class `default`, on-demand, with
-/// the pool's label; change its public fields for other cases.
-pub fn claim(id: &str) -> NodeClaim {
-    NodeClaim {
-        id: id.to_string(),
-        nodepool: "default".to_string(),
-        nodeclass: "default".to_string(),
-        state: ClaimState::Launching,
-        version: 1,
-        instance_types: Vec::new(),
-        zones: Vec::new(),
-        capacity_types: vec![CapacityType::OnDemand],
-        labels: BTreeMap::from([("karpenter.sh/nodepool".to_string(), "default".to_string())]),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        requests: Resources::new(),
-        pods: Vec::new(),
-        instance: None,
-        node_name: None,
-        created_at: 0,
-        launched_at: None,
-        registered_at: None,
-        initialized_at: None,
-        reason: None,
-        termination: None,
-        disruption: Default::default(),
-    }
-}
-
 /// One offering for a launch request.
 pub fn offering(instance_type: &str, zone: &str, capacity_type: CapacityType, price: f64) -> LaunchOverride {
     LaunchOverride {
@@ -535,29 +588,5 @@ pub fn offering(instance_type: &str, zone: &str, capacity_type: CapacityType, pr
         zone: zone.to_string(),
         capacity_type,
         price,
-    }
-}
-
-/// A clock that moves only when told to.
-#[derive(Debug, Default)]
-pub struct TestClock(AtomicI64);
-
-impl TestClock {
-    pub fn at(now: Millis) -> std::sync::Arc<TestClock> {
-        std::sync::Arc::new(TestClock(AtomicI64::new(now)))
-    }
-
-    pub fn set(&self, now: Millis) {
-        self.0.store(now, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, by: Millis) {
-        self.0.fetch_add(by, Ordering::SeqCst);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Millis {
-        self.0.load(Ordering::SeqCst)
     }
 }

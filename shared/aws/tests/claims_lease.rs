@@ -1,8 +1,6 @@
 //! The cluster lease and the audit log in the DynamoDB claim store, against moto.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -10,32 +8,19 @@ use nodewright_aws::claims::{AUDIT_RETENTION_SECS, DynamoClaimStore, create_tabl
 use nodewright_aws::testing::Moto;
 use nodewright_core::nodeclaim::AuditRecord;
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ClaimStore, Clock, ErrorKind};
+use nodewright_core::ports::{ClaimStore, ErrorKind};
+use nodewright_core::testing::VirtualClock;
 
 const T0: Millis = 1_700_000_000_000;
 const TTL: Millis = 60_000;
 const CLUSTER: &str = "test-cluster";
 
-fn shared_moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(Moto::start)
-}
-
-#[derive(Debug)]
-struct FixedClock(AtomicI64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> Millis {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 async fn store(table: &str) -> (Client, DynamoClaimStore) {
-    let client = Client::new(&shared_moto().sdk_config());
+    let client = Client::new(&Moto::shared().sdk_config());
     create_table(&client, table)
         .await
         .expect("create the claims table");
-    let clock = Arc::new(FixedClock(AtomicI64::new(T0)));
+    let clock = VirtualClock::shared(T0);
     let store = DynamoClaimStore::new(client.clone(), table, CLUSTER, clock);
     (client, store)
 }

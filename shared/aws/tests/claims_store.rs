@@ -1,53 +1,26 @@
 //! The DynamoDB claim store against moto: conditional writes, transitions, listing, the
 //! instance index, expiry, fencing and error classification.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use nodewright_aws::claims::{DynamoClaimStore, TERMINATED_RETENTION_SECS, create_table};
 use nodewright_aws::testing::Moto;
-use nodewright_core::catalog::CapacityType;
-use nodewright_core::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
+use nodewright_core::nodeclaim::{ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ClaimStore, Clock, ErrorKind};
-use nodewright_core::resources::Resources;
+use nodewright_core::ports::{ClaimStore, ErrorKind};
+use nodewright_core::testing::{self, ClaimBuilder, VirtualClock};
 
 const T0: Millis = 1_700_000_000_000;
 const CLUSTER: &str = "test-cluster";
 
-/// One moto for the tests that inject no failures; each test uses its own table.
-fn shared_moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(Moto::start)
-}
-
-#[derive(Debug)]
-struct TestClock(AtomicI64);
-
-impl TestClock {
-    fn at(now: Millis) -> Arc<TestClock> {
-        Arc::new(TestClock(AtomicI64::new(now)))
-    }
-
-    fn advance(&self, ms: Millis) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Millis {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 struct Fixture {
     client: Client,
     table: String,
-    clock: Arc<TestClock>,
+    clock: Arc<VirtualClock>,
     store: DynamoClaimStore,
 }
 
@@ -60,7 +33,7 @@ async fn fixture(moto: &Moto, table: &str) -> Fixture {
     create_table(&client, table)
         .await
         .expect("create the claims table");
-    let clock = TestClock::at(T0);
+    let clock = VirtualClock::shared(T0);
     let store = DynamoClaimStore::new(client.clone(), table, CLUSTER, clock.clone());
     Fixture {
         client,
@@ -70,44 +43,22 @@ async fn fixture(moto: &Moto, table: &str) -> Fixture {
     }
 }
 
+/// A claim as the provisioner writes it, before its launch.
 fn claim(id: &str) -> NodeClaim {
-    NodeClaim {
-        id: id.to_string(),
-        nodepool: "default".to_string(),
-        nodeclass: "default".to_string(),
-        state: ClaimState::Launching,
-        version: 0,
-        instance_types: vec!["m5.large".to_string(), "m5.xlarge".to_string()],
-        zones: vec!["us-east-1a".to_string()],
-        capacity_types: vec![CapacityType::OnDemand],
-        labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        requests: Resources::new(),
-        pods: vec!["default/web-0".to_string()],
-        instance: None,
-        node_name: None,
-        created_at: T0,
-        launched_at: None,
-        registered_at: None,
-        initialized_at: None,
-        reason: None,
-        termination: None,
-        disruption: Default::default(),
-    }
+    testing::claim(id)
+        .version(0)
+        .created_at(T0)
+        .instance_types(&["m5.large", "m5.xlarge"])
+        .label("team", "a")
+        .pods(&["default/web-0"])
+        .build()
 }
 
-fn launched(mut claim: NodeClaim, instance_id: &str) -> NodeClaim {
-    claim.state = ClaimState::Launched;
-    claim.launched_at = Some(T0 + 1_000);
-    claim.instance = Some(LaunchedInstance {
-        instance_id: instance_id.to_string(),
-        instance_type: "m5.large".to_string(),
-        zone: "us-east-1a".to_string(),
-        capacity_type: CapacityType::OnDemand,
-        price: 0.096,
-    });
-    claim
+/// The claim once EC2 launched it as `instance_id`.
+fn launched(claim: NodeClaim, instance_id: &str) -> NodeClaim {
+    ClaimBuilder::from(claim)
+        .launched(instance_id, T0 + 1_000)
+        .build()
 }
 
 async fn raw_row(f: &Fixture, sk: &str) -> HashMap<String, AttributeValue> {
@@ -126,7 +77,7 @@ async fn raw_row(f: &Fixture, sk: &str) -> HashMap<String, AttributeValue> {
 
 #[tokio::test]
 async fn creates_a_claim_at_version_one_and_reads_it_back() {
-    let f = fixture(shared_moto(), "create-and-get").await;
+    let f = fixture(Moto::shared(), "create-and-get").await;
     let created = f.store.create(&claim("default-a")).await.expect("create");
     assert_eq!(created.version, 1);
     let read = f.store.get("default-a").await.expect("get");
@@ -145,13 +96,13 @@ async fn creates_a_claim_at_version_one_and_reads_it_back() {
 
 #[tokio::test]
 async fn get_returns_none_for_an_unknown_claim() {
-    let f = fixture(shared_moto(), "get-unknown").await;
+    let f = fixture(Moto::shared(), "get-unknown").await;
     assert_eq!(f.store.get("nope").await.expect("get"), None);
 }
 
 #[tokio::test]
 async fn creating_a_claim_twice_is_a_conflict() {
-    let f = fixture(shared_moto(), "create-twice").await;
+    let f = fixture(Moto::shared(), "create-twice").await;
     f.store.create(&claim("default-a")).await.expect("first create");
     let err = f
         .store
@@ -163,7 +114,7 @@ async fn creating_a_claim_twice_is_a_conflict() {
 
 #[tokio::test]
 async fn an_update_stores_the_next_version() {
-    let f = fixture(shared_moto(), "update-moves-version").await;
+    let f = fixture(Moto::shared(), "update-moves-version").await;
     let created = f.store.create(&claim("default-a")).await.expect("create");
     let updated = f
         .store
@@ -190,7 +141,7 @@ async fn an_update_stores_the_next_version() {
 
 #[tokio::test]
 async fn an_update_from_a_stale_version_is_a_conflict() {
-    let f = fixture(shared_moto(), "update-stale").await;
+    let f = fixture(Moto::shared(), "update-stale").await;
     let created = f.store.create(&claim("default-a")).await.expect("create");
     f.store
         .update(&launched(created.clone(), "i-0123"))
@@ -206,7 +157,7 @@ async fn an_update_from_a_stale_version_is_a_conflict() {
 
 #[tokio::test]
 async fn an_update_of_a_missing_claim_is_not_found() {
-    let f = fixture(shared_moto(), "update-missing").await;
+    let f = fixture(Moto::shared(), "update-missing").await;
     let mut ghost = claim("default-ghost");
     ghost.version = 1;
     let err = f.store.update(&ghost).await.expect_err("update");
@@ -215,7 +166,7 @@ async fn an_update_of_a_missing_claim_is_not_found() {
 
 #[tokio::test]
 async fn an_illegal_transition_is_refused_without_writing() {
-    let f = fixture(shared_moto(), "illegal-transition").await;
+    let f = fixture(Moto::shared(), "illegal-transition").await;
     let created = f.store.create(&claim("default-a")).await.expect("create");
     let updated = f
         .store
@@ -235,7 +186,7 @@ async fn an_illegal_transition_is_refused_without_writing() {
 
 #[tokio::test]
 async fn list_live_pages_through_more_than_a_megabyte_of_claims() {
-    let f = fixture(shared_moto(), "list-pages").await;
+    let f = fixture(Moto::shared(), "list-pages").await;
     // ~8 KB per row, so 150 rows span two 1 MB query pages.
     let pods: Vec<String> = (0..150)
         .map(|i| format!("some-namespace/some-deployment-7f9c8d6b5-{i:05}"))
@@ -283,7 +234,7 @@ async fn list_live_pages_through_more_than_a_megabyte_of_claims() {
 
 #[tokio::test]
 async fn list_live_sees_only_its_own_cluster() {
-    let f = fixture(shared_moto(), "list-own-cluster").await;
+    let f = fixture(Moto::shared(), "list-own-cluster").await;
     let other = DynamoClaimStore::new(f.client.clone(), &f.table, "other-cluster", f.clock.clone());
     other
         .create(&claim("default-theirs"))
@@ -303,7 +254,7 @@ async fn list_live_sees_only_its_own_cluster() {
 
 #[tokio::test]
 async fn find_by_instance_uses_the_instance_index() {
-    let f = fixture(shared_moto(), "find-by-instance").await;
+    let f = fixture(Moto::shared(), "find-by-instance").await;
     let a = f.store.create(&claim("default-a")).await.expect("create a");
     let b = f.store.create(&claim("default-b")).await.expect("create b");
     f.store.update(&launched(a, "i-aaaa")).await.expect("launch a");
@@ -314,7 +265,7 @@ async fn find_by_instance_uses_the_instance_index() {
 
 #[tokio::test]
 async fn a_terminated_claim_gets_an_expiry_and_drops_out_of_list_live() {
-    let f = fixture(shared_moto(), "terminated-expiry").await;
+    let f = fixture(Moto::shared(), "terminated-expiry").await;
     let created = f.store.create(&claim("default-a")).await.expect("create");
     let mut done = launched(created, "i-aaaa");
     done = f.store.update(&done).await.expect("launch");
@@ -343,7 +294,7 @@ async fn a_terminated_claim_gets_an_expiry_and_drops_out_of_list_live() {
 
 #[tokio::test]
 async fn a_fenced_write_succeeds_while_the_lease_is_held() {
-    let f = fixture(shared_moto(), "fence-held").await;
+    let f = fixture(Moto::shared(), "fence-held").await;
     let lease = f.store.acquire_lease("round-1", T0, 60_000).await.expect("lease");
     let fenced = f.store.with_fence(&lease);
     let created = fenced.create(&claim("default-a")).await.expect("fenced create");
@@ -356,7 +307,7 @@ async fn a_fenced_write_succeeds_while_the_lease_is_held() {
 
 #[tokio::test]
 async fn a_fenced_write_fails_once_the_lease_passed_to_another_holder() {
-    let f = fixture(shared_moto(), "fence-lost").await;
+    let f = fixture(Moto::shared(), "fence-lost").await;
     let old = f.store.acquire_lease("round-1", T0, 60_000).await.expect("lease");
     f.store
         .acquire_lease("round-2", T0 + 61_000, 60_000)
@@ -374,7 +325,7 @@ async fn a_fenced_write_fails_once_the_lease_passed_to_another_holder() {
 
 #[tokio::test]
 async fn a_fenced_update_still_tells_a_stale_version_from_a_missing_claim() {
-    let f = fixture(shared_moto(), "fence-classifies").await;
+    let f = fixture(Moto::shared(), "fence-classifies").await;
     let lease = f.store.acquire_lease("round-1", T0, 60_000).await.expect("lease");
     let fenced = f.store.with_fence(&lease);
     let created = fenced.create(&claim("default-a")).await.expect("create");
@@ -428,7 +379,7 @@ async fn provisioned_throughput_exceeded_is_throttled() {
 #[tokio::test]
 async fn audit_records_come_back_in_time_order_within_the_range_and_only_this_clusters() {
     use nodewright_core::nodeclaim::AuditRecord;
-    let f = fixture(shared_moto(), "audit-range").await;
+    let f = fixture(Moto::shared(), "audit-range").await;
     let record = |at: Millis, claim: &str, action: &str| AuditRecord {
         at,
         actor: "provisioner".into(),
@@ -494,7 +445,7 @@ async fn audit_records_come_back_in_time_order_within_the_range_and_only_this_cl
 
 #[tokio::test]
 async fn all_claims_includes_terminated_claims_until_they_expire() {
-    let f = fixture(shared_moto(), "all-claims").await;
+    let f = fixture(Moto::shared(), "all-claims").await;
     f.store.create(&claim("default-a")).await.expect("create");
     let gone = f.store.create(&claim("default-b")).await.expect("create");
     let mut gone = gone;

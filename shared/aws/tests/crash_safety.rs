@@ -9,9 +9,7 @@
 //! Instances are launched, listed and terminated by the EC2 adapter itself ([`Ec2Cloud`]);
 //! only the orphan without a claim tag is started with a bare RunInstances.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -20,35 +18,15 @@ use nodewright_aws::Ec2Cloud;
 use nodewright_aws::claims::{DynamoClaimStore, create_table};
 use nodewright_aws::testing::{Moto, aws_config, getting_started_nodeclass, offering};
 use nodewright_core::catalog::CapacityType;
-use nodewright_core::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
+use nodewright_core::nodeclaim::{ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{ClaimStore, Clock, Cloud, Instance, LaunchRequest};
 use nodewright_core::reconcile::{
     LAUNCH_NEVER_COMPLETED, ORPHAN_INSTANCE, ReconcileAction, ReconcilePolicy, apply, reconcile,
 };
-use nodewright_core::resources::Resources;
+use nodewright_core::testing::{self, ClaimBuilder, VirtualClock};
 
 const MINUTE: Millis = 60_000;
-
-fn shared_moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(Moto::start)
-}
-
-#[derive(Debug)]
-struct TestClock(AtomicI64);
-
-impl TestClock {
-    fn advance(&self, ms: Millis) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Millis {
-        self.0.load(Ordering::SeqCst)
-    }
-}
 
 fn cluster_tag(cluster: &str) -> String {
     format!("kubernetes.io/cluster/{cluster}")
@@ -88,7 +66,7 @@ async fn run_untagged_by_claim(ec2: &aws_sdk_ec2::Client, cluster: &str) -> Stri
 struct World {
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
-    clock: Arc<TestClock>,
+    clock: Arc<VirtualClock>,
     store: DynamoClaimStore,
     ec2: aws_sdk_ec2::Client,
     cloud: Ec2Cloud,
@@ -97,7 +75,7 @@ struct World {
 /// A fresh table and cluster name on the shared moto, with the clock at the wall time
 /// (moto stamps instances with the wall time).
 async fn world(name: &str) -> World {
-    let config = shared_moto().sdk_config();
+    let config = Moto::shared().sdk_config();
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     create_table(&dynamodb, name)
         .await
@@ -106,9 +84,9 @@ async fn world(name: &str) -> World {
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_millis();
-    let clock = Arc::new(TestClock(AtomicI64::new(Millis::try_from(wall).expect("fits"))));
+    let clock = VirtualClock::shared(Millis::try_from(wall).expect("fits"));
     let store = DynamoClaimStore::new(dynamodb.clone(), name, name, clock.clone());
-    shared_moto().create_network(name).await;
+    Moto::shared().create_network(name).await;
     let cloud = Ec2Cloud::new(&config, aws_config(name), clock.clone());
     World {
         dynamodb,
@@ -120,31 +98,14 @@ async fn world(name: &str) -> World {
     }
 }
 
+/// A claim as the provisioner writes it at `now`, before its launch.
 fn claim(id: &str, now: Millis) -> NodeClaim {
-    NodeClaim {
-        id: id.to_string(),
-        nodepool: "default".to_string(),
-        nodeclass: "default".to_string(),
-        state: ClaimState::Launching,
-        version: 0,
-        instance_types: vec!["m5.large".to_string()],
-        zones: vec!["us-east-1a".to_string()],
-        capacity_types: vec![CapacityType::OnDemand],
-        labels: BTreeMap::new(),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        requests: Resources::new(),
-        pods: vec![format!("default/{id}-pod")],
-        instance: None,
-        node_name: None,
-        created_at: now,
-        launched_at: None,
-        registered_at: None,
-        initialized_at: None,
-        reason: None,
-        termination: None,
-        disruption: Default::default(),
-    }
+    testing::claim(id)
+        .version(0)
+        .created_at(now)
+        .without_labels()
+        .pods(&[format!("default/{id}-pod")])
+        .build()
 }
 
 /// The launch flow, stopped after `steps` of its three steps.
@@ -161,16 +122,9 @@ async fn launch_until(w: &World, id: &str, steps: u8) -> Option<String> {
     if steps < 3 {
         return Some(instance_id);
     }
-    let mut launched = created;
-    launched.state = ClaimState::Launched;
-    launched.launched_at = Some(w.clock.now());
-    launched.instance = Some(LaunchedInstance {
-        instance_id: instance_id.clone(),
-        instance_type: "m5.large".to_string(),
-        zone: "us-east-1a".to_string(),
-        capacity_type: CapacityType::OnDemand,
-        price: 0.096,
-    });
+    let launched = ClaimBuilder::from(created)
+        .launched(&instance_id, w.clock.now())
+        .build();
     w.store
         .update(&launched)
         .await

@@ -8,20 +8,19 @@ use std::sync::Arc;
 
 use nodewright_aws::Ec2Cloud;
 use nodewright_aws::catalog::{INSTANCE_TYPES_TTL, SPOT_PRICES_TTL};
-use nodewright_aws::testing::{
-    FleetError, Moto, TestClock, aws_config, claim, getting_started_nodeclass, offering,
-};
+use nodewright_aws::testing::{FleetError, Moto, aws_config, getting_started_nodeclass, offering};
 use nodewright_core::api::{AmiSelectorTerm, SelectorTerm};
 use nodewright_core::catalog::CapacityType::{OnDemand, Spot};
 use nodewright_core::catalog::Catalog;
 use nodewright_core::ports::{Cloud, ErrorKind, LaunchRequest};
+use nodewright_core::testing::{VirtualClock, claim};
 use nodewright_core::unavailable::UNAVAILABLE_FOR_MS;
 
 const CLUSTER: &str = "demo";
 const START: i64 = 1_750_000_000_000;
 
-fn cloud(moto: &Moto) -> (Ec2Cloud, Arc<TestClock>) {
-    let clock = TestClock::at(START);
+fn cloud(moto: &Moto) -> (Ec2Cloud, Arc<VirtualClock>) {
+    let clock = VirtualClock::shared(START);
     (
         Ec2Cloud::new(&moto.sdk_config(), aws_config(CLUSTER), clock.clone()),
         clock,
@@ -102,10 +101,10 @@ async fn catalog_inputs_are_cached_for_their_time_to_live() {
 
     // Instance types live six hours.
     moto.fail_next("ec2", "DescribeInstanceTypes", "UnauthorizedOperation", 1);
-    clock.set(START + INSTANCE_TYPES_TTL - 1);
+    clock.advance_to(START + INSTANCE_TYPES_TTL - 1);
     // (spot prices, zones and on-demand prices expire before that and are fetched again)
     cloud.catalog(&nc).await.expect("instance types still cached");
-    clock.set(START + INSTANCE_TYPES_TTL);
+    clock.advance_to(START + INSTANCE_TYPES_TTL);
     let err = cloud.catalog(&nc).await.expect_err("instance types refreshed");
     assert_eq!(err.kind, ErrorKind::Unauthorized);
 }
@@ -128,7 +127,7 @@ async fn offerings_out_of_capacity_leave_the_catalog_for_three_minutes() {
     moto.fleet_errors(&[FleetError::ice("m5.large")], Some(1));
     let launched = cloud
         .launch(&LaunchRequest {
-            claim: claim("default-ice"),
+            claim: claim("default-ice").any_zone().build(),
             nodeclass: nc.clone(),
             overrides: vec![
                 offering("m5.large", "us-east-1a", Spot, 0.03),

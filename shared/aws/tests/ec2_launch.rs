@@ -6,12 +6,13 @@ use std::sync::Arc;
 use base64::Engine as _;
 use nodewright_aws::Ec2Cloud;
 use nodewright_aws::testing::{
-    FleetError, Moto, TestClock, TestNetwork, aws_config, claim, getting_started_nodeclass, offering,
+    FleetError, Moto, TestNetwork, aws_config, getting_started_nodeclass, offering,
 };
 use nodewright_aws::userdata::mime;
 use nodewright_core::api::Ec2NodeClass;
 use nodewright_core::catalog::CapacityType::{OnDemand, Spot};
 use nodewright_core::ports::{CLAIM_TAG, Cloud, ErrorKind, LaunchOverride, LaunchRequest, OfferingKey};
+use nodewright_core::testing::{VirtualClock, claim};
 use nodewright_core::unavailable::UNAVAILABLE_FOR_MS;
 
 const CLUSTER: &str = "demo";
@@ -20,7 +21,7 @@ const START: i64 = 1_750_000_000_000;
 struct Fixture {
     moto: Moto,
     network: TestNetwork,
-    clock: Arc<TestClock>,
+    clock: Arc<VirtualClock>,
     cloud: Ec2Cloud,
     ec2: aws_sdk_ec2::Client,
 }
@@ -28,7 +29,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let moto = Moto::start();
     let network = moto.create_network(CLUSTER).await;
-    let clock = TestClock::at(START);
+    let clock = VirtualClock::shared(START);
     let cloud = Ec2Cloud::new(&moto.sdk_config(), aws_config(CLUSTER), clock.clone());
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config());
     Fixture {
@@ -42,7 +43,8 @@ async fn fixture() -> Fixture {
 
 fn request(id: &str, nodeclass: Ec2NodeClass, overrides: Vec<LaunchOverride>) -> LaunchRequest {
     LaunchRequest {
-        claim: claim(id),
+        // No zone of its own: the overrides decide where it may go.
+        claim: claim(id).any_zone().build(),
         nodeclass,
         overrides,
     }

@@ -5,11 +5,12 @@
 
 use std::path::PathBuf;
 
-use nodewright_aws::testing::{aws_config, claim, getting_started_nodeclass};
+use nodewright_aws::testing::{aws_config, getting_started_nodeclass};
 use nodewright_aws::userdata::{Bootstrap, mime};
 use nodewright_core::api::{AmiFamily, Ec2NodeClass};
 use nodewright_core::nodeclaim::NodeClaim;
 use nodewright_core::pod::{Taint, TaintEffect};
+use nodewright_core::testing::claim;
 
 fn golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,7 +38,7 @@ fn nodeclass(kubelet: serde_json::Value, user_data: Option<&str>) -> Ec2NodeClas
 }
 
 fn labelled_claim() -> NodeClaim {
-    let mut c = claim("default-abcde");
+    let mut c = claim("default-abcde").build();
     c.labels.insert("team".into(), "payments".into());
     c.labels
         .insert("node-role.kubernetes.io/worker".into(), "true".into());

@@ -6,20 +6,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use nodewright_aws::Ec2Cloud;
-use nodewright_aws::testing::{
-    FleetError, Moto, TestClock, aws_config, claim, getting_started_nodeclass, offering,
-};
+use nodewright_aws::testing::{FleetError, Moto, aws_config, getting_started_nodeclass, offering};
 use nodewright_core::api::Ec2NodeClass;
 use nodewright_core::catalog::CapacityType::OnDemand;
 use nodewright_core::instance_profiles::{GRACE_MS, unused};
 use nodewright_core::ports::{Cloud, ErrorKind, LaunchRequest};
+use nodewright_core::testing::{VirtualClock, claim};
 
 const CLUSTER: &str = "demo";
 const START: i64 = 1_750_000_000_000;
 
 struct Fixture {
     moto: Moto,
-    clock: Arc<TestClock>,
+    clock: Arc<VirtualClock>,
     cloud: Ec2Cloud,
     iam: aws_sdk_iam::Client,
     ec2: aws_sdk_ec2::Client,
@@ -28,7 +27,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let moto = Moto::start();
     moto.create_network(CLUSTER).await;
-    let clock = TestClock::at(START);
+    let clock = VirtualClock::shared(START);
     let cloud = Ec2Cloud::new(&moto.sdk_config(), aws_config(CLUSTER), clock.clone());
     let iam = aws_sdk_iam::Client::new(&moto.sdk_config());
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config());
@@ -43,7 +42,7 @@ async fn fixture() -> Fixture {
 
 fn request(id: &str, nodeclass: Ec2NodeClass) -> LaunchRequest {
     LaunchRequest {
-        claim: claim(id),
+        claim: claim(id).any_zone().build(),
         nodeclass,
         overrides: vec![offering("m5.large", "us-east-1a", OnDemand, 0.096)],
     }

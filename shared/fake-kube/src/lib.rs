@@ -17,6 +17,7 @@
 //! pod garbage collection on demand).
 
 mod admission;
+pub mod builders;
 mod discovery;
 mod error;
 mod names;

@@ -3,10 +3,11 @@
 
 mod common;
 
-use common::{pod, server, status_of};
+use common::{server, status_of};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use nodewright_fake_kube::builders::pod;
 use serde_json::json;
 
 #[tokio::test]

@@ -2,12 +2,13 @@
 
 mod common;
 
-use common::{pod, server, status_of};
+use common::{server, status_of};
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, EvictParams, PostParams};
+use nodewright_fake_kube::builders::pod;
 use nodewright_fake_kube::{Budget, FakeApiServer};
 
 fn web_pods(server: &FakeApiServer, count: usize) {

@@ -2,11 +2,12 @@
 
 mod common;
 
-use common::{pod, server, status_of};
+use common::{server, status_of};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use nodewright_fake_kube::FakeApiServer;
+use nodewright_fake_kube::builders::pod;
 
 fn names(pods: &[Pod]) -> Vec<String> {
     pods.iter().map(|p| p.name_any()).collect()

@@ -2,9 +2,10 @@
 
 mod common;
 
-use common::{pod, server};
+use common::server;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use nodewright_fake_kube::builders::pod;
 use nodewright_fake_kube::{FakeApiServer, NodeRegistration, PodKey};
 use serde_json::json;
 

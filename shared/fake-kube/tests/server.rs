@@ -2,12 +2,13 @@
 
 mod common;
 
-use common::{pod, server, status_of};
+use common::{server, status_of};
 use futures::StreamExt;
 use http::Method;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams, WatchParams};
 use kube::core::WatchEvent;
+use nodewright_fake_kube::builders::pod;
 use nodewright_fake_kube::{RequestMatcher, Verb};
 use serde_json::Value;
 

@@ -2,10 +2,11 @@
 
 mod common;
 
-use common::{pod, server, status_of};
+use common::{server, status_of};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, PostParams};
+use nodewright_fake_kube::builders::pod;
 use serde_json::json;
 
 fn daemonset(selector: &str, template_label: &str) -> DaemonSet {

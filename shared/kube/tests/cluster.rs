@@ -11,6 +11,7 @@ use http::Method;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nodewright_core::pod::{Taint, TaintEffect};
 use nodewright_core::ports::{Cluster, ErrorKind, Eviction, NodePatch, PortResult};
+use nodewright_fake_kube::builders::{self, PodBuilder};
 use nodewright_fake_kube::{Budget, FakeApiServer, NodeRegistration, RequestMatcher, Verb};
 use nodewright_kube::{ConfigSource, KubeCluster, is_pending_unschedulable};
 use serde_json::{Value, json};
@@ -21,29 +22,9 @@ async fn server() -> (FakeApiServer, KubeCluster) {
     (server, cluster)
 }
 
-fn pod(name: &str) -> Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": "inflate"}},
-        "spec": {"containers": [{"name": "c", "image": "pause", "resources": {"requests": {"cpu": "1"}}}]},
-    })
-}
-
-fn unschedulable(mut pod: Value) -> Value {
-    pod["status"] = json!({
-        "phase": "Pending",
-        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                        "message": "0/0 nodes are available"}],
-    });
-    pod
-}
-
-fn owned_by(mut pod: Value, kind: &str) -> Value {
-    pod["metadata"]["ownerReferences"] = json!([{
-        "apiVersion": "apps/v1", "kind": kind, "name": "owner", "uid": "u-1", "controller": true
-    }]);
-    pod
+/// A pod of app `inflate` requesting a CPU.
+fn pod(name: &str) -> PodBuilder {
+    builders::pod(name).label("app", "inflate").cpu("1")
 }
 
 fn names(pods: &[nodewright_core::pod::Pod]) -> Vec<String> {
@@ -93,38 +74,53 @@ fn taint() -> Taint {
 #[tokio::test]
 async fn pending_pods_are_the_unschedulable_ones_checked_again_on_our_side() {
     let (server, cluster) = server().await;
-    server.insert(&pod("not-yet-seen")).expect("insert"); // Pending, no PodScheduled condition
-    server.insert(&unschedulable(pod("waiting"))).expect("insert");
+    server.insert(&pod("not-yet-seen").json()).expect("insert"); // Pending, no PodScheduled condition
     server
-        .insert(&owned_by(unschedulable(pod("daemon")), "DaemonSet"))
+        .insert(&pod("waiting").unschedulable().json())
         .expect("insert");
     server
-        .insert(&owned_by(unschedulable(pod("replica")), "ReplicaSet"))
+        .insert(
+            &pod("daemon")
+                .unschedulable()
+                .owned_by("DaemonSet", "owner")
+                .json(),
+        )
         .expect("insert");
-    let mut terminating = unschedulable(pod("terminating"));
+    server
+        .insert(
+            &pod("replica")
+                .unschedulable()
+                .owned_by("ReplicaSet", "owner")
+                .json(),
+        )
+        .expect("insert");
+    let mut terminating = pod("terminating").unschedulable().json();
     terminating["metadata"]["finalizers"] = json!(["example.com/hold"]);
     server.insert(&terminating).expect("insert");
     server
         .delete_object("pods", Some("default"), "terminating")
         .expect("delete sets deletionTimestamp");
-    let mut bound = pod("bound");
+    let mut bound = pod("bound").json();
     bound["spec"]["nodeName"] = json!("ip-10-0-1-5.ec2.internal");
     server.insert(&bound).expect("insert");
     // Static pods' mirrors are owned by their Node.
-    let mut mirror = unschedulable(pod("mirror"));
+    let mut mirror = pod("mirror").unschedulable().json();
     mirror["metadata"]["ownerReferences"] =
         json!([{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u-2", "controller": true}]);
     server.insert(&mirror).expect("insert");
     // A DaemonSet owner that is not the controller still makes it a DaemonSet's pod.
-    let mut daemon_owned = owned_by(unschedulable(pod("daemon-owned")), "DaemonSet");
+    let mut daemon_owned = pod("daemon-owned")
+        .unschedulable()
+        .owned_by("DaemonSet", "owner")
+        .json();
     daemon_owned["metadata"]["ownerReferences"][0]["controller"] = json!(false);
     server.insert(&daemon_owned).expect("insert");
     // Preempting lower-priority pods: it will land on the nominated node.
-    let mut preempting = unschedulable(pod("preempting"));
+    let mut preempting = pod("preempting").unschedulable().json();
     preempting["status"]["nominatedNodeName"] = json!("n1");
     server.insert(&preempting).expect("insert");
     // Held back by a scheduling gate, not refused by the scheduler.
-    let mut gated = pod("gated");
+    let mut gated = pod("gated").json();
     gated["spec"]["schedulingGates"] = json!([{"name": "example.com/wait"}]);
     gated["status"] = json!({"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]});
@@ -149,8 +145,10 @@ async fn pending_pods_are_the_unschedulable_ones_checked_again_on_our_side() {
 #[tokio::test]
 async fn a_pod_that_cannot_be_read_is_skipped_and_the_rest_still_load() {
     let (server, cluster) = server().await;
-    server.insert(&unschedulable(pod("good"))).expect("insert");
-    let mut bad = unschedulable(pod("bad"));
+    server
+        .insert(&pod("good").unschedulable().json())
+        .expect("insert");
+    let mut bad = pod("bad").unschedulable().json();
     // The server does not validate operators inside affinity terms; the scheduler (and we) must.
     bad["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "Near", "values": ["a"]}]}]
@@ -166,7 +164,7 @@ async fn lists_follow_continue_tokens_across_pages() {
     let cluster = cluster.with_page_size(2);
     for i in 0..5 {
         server
-            .insert(&unschedulable(pod(&format!("p{i}"))))
+            .insert(&pod(&format!("p{i}")).unschedulable().json())
             .expect("insert");
     }
     let pending = cluster.list_pending_pods().await.expect("list");
@@ -193,11 +191,11 @@ async fn bound_pods_nodes_and_daemonsets_are_listed() {
                 .allocatable("pods", "58"),
         )
         .expect("node");
-    let mut bound = pod("bound");
+    let mut bound = pod("bound").json();
     bound["spec"]["nodeName"] = json!("ip-10-0-1-5.ec2.internal");
     bound["status"] = json!({"phase": "Running"});
     server.insert(&bound).expect("insert");
-    let mut done = pod("done");
+    let mut done = pod("done").json();
     done["spec"]["nodeName"] = json!("ip-10-0-1-5.ec2.internal");
     done["status"] = json!({"phase": "Succeeded"});
     server.insert(&done).expect("insert");
@@ -270,9 +268,9 @@ async fn a_pending_pods_volume_pins_it_to_the_zone_of_its_persistent_volume() {
     ] {
         server.insert(&object).expect("insert");
     }
-    let mut p = pod("db-0");
+    let mut p = pod("db-0").unschedulable().json();
     p["spec"]["volumes"] = json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]);
-    server.insert(&unschedulable(p)).expect("pod");
+    server.insert(&p).expect("pod");
 
     let mut pending = cluster.list_pending_pods().await.expect("pending");
     let waiting = nodewright_core::provisioning::constrain_by_volumes(&cluster, &mut pending)
@@ -462,7 +460,7 @@ async fn an_eviction_a_budget_forbids_is_blocked_at_once_and_a_missing_pod_is_go
     config.default_retry = true;
     let cluster = KubeCluster::from_config(config).expect("cluster");
     server.register_node(NodeRegistration::new("n1")).expect("node");
-    let mut running = pod("web-0");
+    let mut running = pod("web-0").json();
     running["spec"]["nodeName"] = json!("n1");
     server.insert(&running).expect("insert");
     server.schedule_pending().expect("start the pod");
@@ -574,11 +572,11 @@ async fn an_unreachable_server_is_unavailable() {
 #[test]
 fn pods_a_careless_server_lets_through_are_not_pending() {
     // What a server (or a proxy) that ignored the field selector would return.
-    let mut bound = unschedulable(pod("bound"));
+    let mut bound = pod("bound").unschedulable().json();
     bound["spec"]["nodeName"] = json!("n1");
-    let mut running = unschedulable(pod("running"));
+    let mut running = pod("running").unschedulable().json();
     running["status"]["phase"] = json!("Running");
-    let mut scheduled = pod("scheduled");
+    let mut scheduled = pod("scheduled").json();
     scheduled["status"] = json!({"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "True"}]});
     for p in [bound, running, scheduled] {
@@ -586,8 +584,7 @@ fn pods_a_careless_server_lets_through_are_not_pending() {
         let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(p).expect("a pod");
         assert!(!is_pending_unschedulable(&p), "{name}");
     }
-    let waiting: k8s_openapi::api::core::v1::Pod =
-        serde_json::from_value(unschedulable(pod("waiting"))).expect("a pod");
+    let waiting = pod("waiting").unschedulable().build();
     assert!(is_pending_unschedulable(&waiting));
 }
 
@@ -597,7 +594,7 @@ async fn an_expired_continue_token_starts_the_listing_over() {
     let cluster = cluster.with_page_size(2);
     for i in 0..5 {
         server
-            .insert(&unschedulable(pod(&format!("p{i}"))))
+            .insert(&pod(&format!("p{i}")).unschedulable().json())
             .expect("insert");
     }
     server.fail_next(RequestMatcher::any().verb(Verb::List), 410, 1);

@@ -2,15 +2,15 @@
 //! `DescribeCluster` against a moto server.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, TcpListener as StdListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_eks::types::VpcConfigRequest;
 use base64::Engine;
+use nodewright_aws::testing::Moto;
 use nodewright_core::ports::{Cluster, ErrorKind};
 use nodewright_kube::eks::{TOKEN_REFRESH_AFTER, token};
 use nodewright_kube::{ClusterInfo, EksConfigSource, KubeCluster, describe_cluster, describe_cluster_cached};
@@ -99,58 +99,6 @@ async fn requests_carry_a_bearer_token_signed_for_the_cluster_at_the_clock_time(
     assert!(TOKEN_REFRESH_AFTER < Duration::from_secs(15 * 60));
 }
 
-/// moto in server mode on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = StdListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with moto installed (pip install 'moto[server]')");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start listening on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    fn eks(&self) -> aws_sdk_eks::Client {
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "testing", "testing", None, None, "moto",
-            )))
-            .build();
-        aws_sdk_eks::Client::new(&sdk)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn create_cluster(eks: &aws_sdk_eks::Client, name: &str) {
     eks.create_cluster()
         .name(name)
@@ -168,8 +116,9 @@ async fn create_cluster(eks: &aws_sdk_eks::Client, name: &str) {
 
 #[tokio::test]
 async fn describe_cluster_reads_endpoint_ca_and_version_and_a_missing_cluster_is_not_found() {
+    // The project's moto launcher, the one every AWS test starts.
     let moto = Moto::start();
-    let eks = moto.eks();
+    let eks = aws_sdk_eks::Client::new(&moto.sdk_config());
     create_cluster(&eks, "demo").await;
 
     let info = describe_cluster(&eks, "demo").await.expect("DescribeCluster");

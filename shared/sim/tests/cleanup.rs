@@ -3,59 +3,23 @@
 //! node (through the lifecycle's graceful termination, respecting PodDisruptionBudgets) and
 //! deletes the instance profiles.
 
-use std::sync::{Arc, Mutex};
+mod support;
 
 use nodewright_core::builders::{nodeclass, nodepool, pod};
 use nodewright_core::instance_profiles::GRACE_MS;
-use nodewright_core::pass::{PassConfig, SweepPassReport, run_pass, run_sweep};
 use nodewright_core::pdb::{Budget, IntOrPercent, PodDisruptionBudget};
 use nodewright_core::pod::{LabelSelector, Node, TaintEffect};
 use nodewright_core::ports::{ClaimStore, Clock};
-use nodewright_core::provisioning::RoundConfig;
-use nodewright_core::unavailable::UnavailableOfferings;
+use nodewright_core::testing;
 use nodewright_core::uninstall::{REASON, UninstallConfig, UninstallReport, hand_back, run_step};
-use nodewright_sim::{
-    Kubelet, PodStatus, SeededIds, SimClaimStore, SimCloud, SimCluster, VirtualClock, Workload,
-};
+use nodewright_sim::{PodStatus, Workload};
 use pollster::block_on;
+use support::World;
 
-const START: i64 = 1_000_000;
 const MINUTE: i64 = 60_000;
 
-struct World {
-    clock: Arc<VirtualClock>,
-    cloud: SimCloud,
-    cluster: SimCluster,
-    store: SimClaimStore,
-    ids: SeededIds,
-    unavailable: Mutex<UnavailableOfferings>,
-    kubelet: Kubelet,
-}
-
+/// What these tests do and read in the world.
 impl World {
-    fn new() -> World {
-        let clock = Arc::new(VirtualClock::new(START));
-        World {
-            cloud: SimCloud::new(clock.clone(), 5),
-            cluster: SimCluster::new(clock.clone(), 5),
-            store: SimClaimStore::new(),
-            ids: SeededIds::new(5),
-            unavailable: Mutex::new(UnavailableOfferings::new()),
-            kubelet: Kubelet::new(45_000),
-            clock,
-        }
-    }
-
-    fn config(&self) -> PassConfig {
-        PassConfig {
-            round: RoundConfig {
-                holder: "test".into(),
-                ..RoundConfig::default()
-            },
-            ..PassConfig::default()
-        }
-    }
-
     fn workload(&self, name: &str, replicas: u32, template: nodewright_core::pod::Pod) {
         self.cluster.apply_workload(Workload {
             namespace: "default".into(),
@@ -64,39 +28,6 @@ impl World {
             stateful: false,
             template,
         });
-    }
-
-    /// A minute goes by: instances boot and join, the kube-scheduler binds, a pass runs.
-    fn minute(&mut self) {
-        self.clock.advance(MINUTE);
-        self.kubelet
-            .register_booted(&self.cloud, &self.cluster, &self.store)
-            .expect("kubelet");
-        self.cluster.run_scheduler();
-        block_on(run_pass(
-            &self.cluster,
-            &self.cloud,
-            &self.store,
-            self.clock.as_ref(),
-            &self.ids,
-            &self.unavailable,
-            &self.config(),
-        ))
-        .expect("pass");
-        self.cluster.run_scheduler();
-    }
-
-    fn sweep(&self) -> SweepPassReport {
-        block_on(run_sweep(
-            &self.cluster,
-            &self.cloud,
-            &self.store,
-            self.clock.as_ref(),
-            &self.ids,
-            &self.unavailable,
-            &self.config(),
-        ))
-        .expect("sweep")
     }
 
     fn running(&self) -> Vec<String> {
@@ -124,7 +55,7 @@ impl World {
 
 /// Two node classes, `default` and `batch` (tainted, for the `jobs` workload), each with a node.
 fn two_classes() -> World {
-    let mut w = World::new();
+    let mut w = World::new(5);
     w.cluster.apply_nodeclass(nodeclass("default"));
     w.cluster.apply_nodeclass(nodeclass("batch"));
     w.cluster
@@ -212,7 +143,7 @@ fn uninstall(w: &mut World, config: &UninstallConfig, steps: usize) -> Vec<Unins
 /// Three web replicas under a PodDisruptionBudget of one at a time, spread over nodewright's
 /// nodes, and a node of a managed node group (not nodewright's) with room for them.
 fn cluster_with_a_pdb() -> World {
-    let mut w = World::new();
+    let mut w = World::new(5);
     w.cluster.apply_nodeclass(nodeclass("default"));
     w.cluster
         .apply_nodepool(nodepool("default").on_demand_only().build());
@@ -356,15 +287,9 @@ fn without_room_elsewhere_the_pdb_holds_the_drain_until_force_and_a_pass_meanwhi
 }
 
 fn support_node(name: &str, cpu_milli: i64) -> Node {
-    use nodewright_core::resources::{ResourceName, Resources};
-    Node {
-        name: name.into(),
-        labels: nodewright_core::builders::node_labels(name, "m5.2xlarge", "us-east-1a"),
-        allocatable: Resources::new()
-            .with(ResourceName::Cpu, cpu_milli)
-            .with(ResourceName::Memory, 32 << 30)
-            .with(ResourceName::Pods, 110),
-        ready: true,
-        ..Node::default()
-    }
+    testing::node(name)
+        .instance_type("m5.2xlarge")
+        .cpu(&format!("{cpu_milli}m"))
+        .memory("32Gi")
+        .build()
 }

@@ -4,96 +4,34 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use nodewright_core::api::Ec2NodeClass;
 use nodewright_core::builders::{nodeclass, nodepool, pod};
 use nodewright_core::catalog::Catalog;
 use nodewright_core::nodeclaim::ClaimState;
-use nodewright_core::pass::{PassConfig, PassReport, run_pass};
+use nodewright_core::pass::PassConfig;
 use nodewright_core::ports::{
     ClaimStore, Clock, Cloud, ErrorKind, Instance, LaunchRequest, Launched, PortError, PortResult,
 };
-use nodewright_core::provisioning::RoundConfig;
-use nodewright_core::unavailable::UnavailableOfferings;
-use nodewright_sim::{
-    CloudOp, ClusterOp, Kubelet, SeededIds, SimClaimStore, SimCloud, SimCluster, StoreOp, VirtualClock,
-};
+use nodewright_sim::{CloudOp, ClusterOp, SimClaimStore, SimCloud, StoreOp};
 use pollster::block_on;
-use support::START;
+use support::{START, World};
 
-struct World {
-    clock: Arc<VirtualClock>,
-    cloud: SimCloud,
-    cluster: SimCluster,
-    store: SimClaimStore,
-    ids: SeededIds,
-    unavailable: Mutex<UnavailableOfferings>,
-    kubelet: Kubelet,
+/// The default pool (on-demand) and `pods` pending 1-CPU pods.
+fn world_with_pods(pods: usize) -> World {
+    let w = World::new(3);
+    w.cluster.apply_nodeclass(nodeclass("default"));
+    w.cluster
+        .apply_nodepool(nodepool("default").on_demand_only().build());
+    for i in 0..pods {
+        w.cluster
+            .create_pod(pod(&format!("web-{i}")).label("app", "web").cpu("1").build())
+            .expect("pod");
+    }
+    w.cluster.run_scheduler();
+    w
 }
 
 impl World {
-    /// The default pool (on-demand) and `pods` pending 1-CPU pods.
-    fn new(pods: usize) -> World {
-        let clock = Arc::new(VirtualClock::new(START));
-        let cluster = SimCluster::new(clock.clone(), 3);
-        cluster.apply_nodeclass(nodeclass("default"));
-        cluster.apply_nodepool(nodepool("default").on_demand_only().build());
-        for i in 0..pods {
-            cluster
-                .create_pod(pod(&format!("web-{i}")).label("app", "web").cpu("1").build())
-                .expect("pod");
-        }
-        cluster.run_scheduler();
-        World {
-            cloud: SimCloud::new(clock.clone(), 3),
-            cluster,
-            store: SimClaimStore::new(),
-            ids: SeededIds::new(3),
-            unavailable: Mutex::new(UnavailableOfferings::new()),
-            kubelet: Kubelet::new(45_000),
-            clock,
-        }
-    }
-
-    fn config(&self) -> PassConfig {
-        PassConfig {
-            round: RoundConfig {
-                holder: "test".into(),
-                ..RoundConfig::default()
-            },
-            ..PassConfig::default()
-        }
-    }
-
-    fn pass_with(&self, cloud: &impl Cloud, config: &PassConfig) -> PortResult<PassReport> {
-        block_on(run_pass(
-            &self.cluster,
-            cloud,
-            &self.store,
-            self.clock.as_ref(),
-            &self.ids,
-            &self.unavailable,
-            config,
-        ))
-    }
-
-    fn pass(&self) -> PassReport {
-        self.pass_with(&self.cloud, &self.config()).expect("pass")
-    }
-
-    /// A minute goes by: instances boot and join, the kube-scheduler binds, a pass runs.
-    fn minute(&mut self) -> PassReport {
-        self.clock.advance(60_000);
-        self.kubelet
-            .register_booted(&self.cloud, &self.cluster, &self.store)
-            .expect("kubelet");
-        self.cluster.run_scheduler();
-        let report = self.pass();
-        self.cluster.run_scheduler();
-        report
-    }
-
     fn lease_is_free(&self) -> bool {
         match block_on(self.store.acquire_lease("someone-else", self.clock.now(), 60_000)) {
             Ok(lease) => {
@@ -131,7 +69,7 @@ fn graceful_termination_killed_at_any_step_is_finished_by_the_next_passes_with_n
     ];
     for fault in faults {
         for in_pass in 0..3 {
-            let mut w = World::new(3);
+            let mut w = world_with_pods(3);
             w.pass();
             w.minute();
             let claims = w.store.claims();
@@ -220,7 +158,7 @@ impl Cloud for PanickingCloud<'_> {
 
 #[test]
 fn a_pass_that_panics_mid_launch_releases_the_lease_at_once() {
-    let w = World::new(2);
+    let w = world_with_pods(2);
     let config = w.config();
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         w.pass_with(&PanickingCloud(&w.cloud), &config)
@@ -234,7 +172,7 @@ fn a_pass_that_panics_mid_launch_releases_the_lease_at_once() {
 
 #[test]
 fn a_pass_at_its_deadline_launches_nothing_more_and_leaves_the_lease_free() {
-    let w = World::new(4);
+    let w = world_with_pods(4);
     let config = PassConfig {
         deadline: Some(w.clock.now()),
         ..w.config()
@@ -250,7 +188,7 @@ fn a_pass_at_its_deadline_launches_nothing_more_and_leaves_the_lease_free() {
 
 #[test]
 fn a_launch_that_may_have_reached_ec2_leaves_its_claim_for_reconciliation() {
-    let mut w = World::new(1);
+    let mut w = world_with_pods(1);
     w.cloud
         .fail_next(CloudOp::Launch, unavailable("timeout after retries"));
     let report = w.pass();
@@ -276,7 +214,7 @@ fn a_launch_that_may_have_reached_ec2_leaves_its_claim_for_reconciliation() {
 
 #[test]
 fn a_definite_refusal_closes_the_claim_at_once() {
-    let w = World::new(1);
+    let w = world_with_pods(1);
     w.cloud.fail_next(
         CloudOp::Launch,
         PortError::new(ErrorKind::Invalid, "injected: InvalidParameterValue"),
@@ -302,7 +240,7 @@ fn a_store_fenced_with_a_lost_lease_refuses_claim_writes() {
 
 #[test]
 fn a_burst_of_pods_is_launched_in_one_pass() {
-    let w = World::new(300);
+    let w = world_with_pods(300);
     let mut config = w.config();
     config.round.launch_concurrency = 8;
     let report = w.pass_with(&w.cloud, &config).expect("pass");

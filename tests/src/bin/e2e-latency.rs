@@ -14,8 +14,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use nodewright_aws::testing::Moto;
 use nodewright_core::ports::{Cloud, Cluster};
-use nodewright_tests::{World, moto};
+use nodewright_tests::World;
 use serde_json::json;
 
 fn now_ms() -> f64 {
@@ -60,7 +61,7 @@ async fn run(name: &str, pods: usize, warm: bool) -> Run {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let event = w.take_sqs_event().await;
     w.run_provisioner(event).await;
-    let create_fleet = moto()
+    let create_fleet = Moto::shared()
         .calls()
         .into_iter()
         .find(|c| c.action == "CreateFleet" && c.at_ms >= start)

@@ -18,7 +18,7 @@
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Node;
-use nodewright_fake_kube::NodeRegistration;
+use nodewright_fake_kube::{NodeRegistration, builders};
 use nodewright_tests::World;
 use serde_json::json;
 
@@ -84,18 +84,14 @@ async fn build(name: &str, nodes: usize, pods: usize, pending: usize) -> World {
     let cpu = format!("{}m", 3900 / per_node.max(1));
     for i in 0..bound {
         let node = &nodes_list[i / per_node.max(1) % nodes_list.len()];
-        w.kube
-            .insert(&json!({
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": format!("app-{i}"), "namespace": "default", "labels": {"app": "app"},
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "app-rs",
-                        "uid": "app-rs-uid", "controller": true}]},
-                "spec": {"nodeName": node, "containers": [{"name": "app", "image": "pause",
-                    "resources": {"requests": {"cpu": cpu, "memory": "128Mi"}}}]},
-                "status": {"phase": "Running"},
-            }))
-            .expect("bound pod");
+        let pod = builders::pod(&format!("app-{i}"))
+            .label("app", "app")
+            .owned_by("ReplicaSet", "app-rs")
+            .cpu(&cpu)
+            .memory("128Mi")
+            .node(node)
+            .running();
+        w.kube.insert(&pod.json()).expect("bound pod");
     }
     w.create_pending_pods("pending", pending, "1");
     w

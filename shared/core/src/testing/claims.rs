@@ -3,7 +3,7 @@
 
 use crate::builders::launched_claim;
 use crate::catalog::CapacityType;
-use crate::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim, Termination};
+use crate::nodeclaim::{ClaimState, LaunchedInstance, NodeClaim};
 use crate::pod::{Millis, Taint};
 
 /// A claim of pool `default` in state `Launching`, created at 0: what the provisioner writes
@@ -22,6 +22,13 @@ pub struct ClaimBuilder {
     claim: NodeClaim,
 }
 
+/// Carries on from a claim as it is, one a store handed back, say.
+impl From<NodeClaim> for ClaimBuilder {
+    fn from(claim: NodeClaim) -> Self {
+        ClaimBuilder { claim }
+    }
+}
+
 impl ClaimBuilder {
     /// Pool `pool`, with the pool label the plan gives its claims.
     pub fn nodepool(mut self, pool: &str) -> Self {
@@ -29,11 +36,6 @@ impl ClaimBuilder {
         self.claim
             .labels
             .insert(crate::labels::NODEPOOL.into(), pool.into());
-        self
-    }
-
-    pub fn nodeclass(mut self, class: &str) -> Self {
-        self.claim.nodeclass = class.into();
         self
     }
 
@@ -60,6 +62,12 @@ impl ClaimBuilder {
 
     pub fn zones<S: AsRef<str>>(mut self, zones: &[S]) -> Self {
         self.claim.zones = zones.iter().map(|z| z.as_ref().to_string()).collect();
+        self
+    }
+
+    /// No zone of its own: the launch may use its offerings in any zone.
+    pub fn any_zone(mut self) -> Self {
+        self.claim.zones.clear();
         self
     }
 
@@ -117,26 +125,6 @@ impl ClaimBuilder {
         if let Some(instance) = &mut self.claim.instance {
             instance.price = price;
         }
-        self
-    }
-
-    /// Its node registered as `node_name` at `at`.
-    pub fn registered(mut self, node_name: &str, at: Millis) -> Self {
-        self.claim.state = ClaimState::Registered;
-        self.claim.node_name = Some(node_name.into());
-        self.claim.registered_at = Some(at);
-        self
-    }
-
-    /// In graceful termination since `at`, for `reason`, without a deadline.
-    pub fn terminating(mut self, reason: &str, at: Millis) -> Self {
-        self.claim.state = ClaimState::Terminating;
-        self.claim.reason = Some(reason.into());
-        self.claim.termination = Some(Termination {
-            started_at: at,
-            deadline: None,
-            instance_terminated_at: None,
-        });
         self
     }
 

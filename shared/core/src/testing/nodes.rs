@@ -3,7 +3,7 @@
 
 use crate::builders::node_labels;
 use crate::labels;
-use crate::pod::{Node, Pod, Taint};
+use crate::pod::{Node, Pod};
 use crate::resources::{ResourceName, Resources};
 use crate::scheduler::ExistingNode;
 
@@ -55,11 +55,6 @@ impl NodeBuilder {
         let parsed = Resources::from_quantities([(resource.as_str(), quantity)])
             .unwrap_or_else(|e| panic!("node {}: {quantity}: {e}", self.node.name));
         self.node.allocatable.set(resource, parsed.get(resource));
-        self
-    }
-
-    pub fn taint(mut self, taint: Taint) -> Self {
-        self.node.taints.push(taint);
         self
     }
 

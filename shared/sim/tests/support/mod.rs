@@ -2,16 +2,19 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use nodewright_core::builders;
 use nodewright_core::catalog::CapacityType;
-use nodewright_core::nodeclaim::{ClaimState, NodeClaim};
+use nodewright_core::nodeclaim::NodeClaim;
+use nodewright_core::pass::{PassConfig, PassReport, SweepPassReport, run_pass, run_sweep};
 use nodewright_core::pod::Node;
-use nodewright_core::ports::{LaunchOverride, LaunchRequest};
-use nodewright_core::resources::{ResourceName, Resources};
-use nodewright_sim::{SimClaimStore, SimCloud, SimCluster, VirtualClock};
+use nodewright_core::ports::{Cloud, LaunchOverride, LaunchRequest, PortResult};
+use nodewright_core::provisioning::RoundConfig;
+use nodewright_core::testing;
+use nodewright_core::unavailable::UnavailableOfferings;
+use nodewright_sim::{Kubelet, SeededIds, SimClaimStore, SimCloud, SimCluster, VirtualClock};
+use pollster::block_on;
 
 pub const START: i64 = 1_000_000;
 
@@ -23,32 +26,14 @@ pub fn world() -> (Arc<VirtualClock>, SimCloud, SimCluster, SimClaimStore) {
     (clock, cloud, cluster, SimClaimStore::new())
 }
 
-/// A claim of pool `default` in state Launching, promising the label `team=a`.
+/// A claim of pool `default` in state Launching, promising the label `team=a` (and no other).
 pub fn claim(id: &str) -> NodeClaim {
-    NodeClaim {
-        id: id.into(),
-        nodepool: "default".into(),
-        nodeclass: "default".into(),
-        state: ClaimState::Launching,
-        version: 0,
-        instance_types: vec!["m5.large".into()],
-        zones: vec!["us-east-1a".into()],
-        capacity_types: vec![CapacityType::OnDemand],
-        labels: BTreeMap::from([("team".to_string(), "a".to_string())]),
-        taints: Vec::new(),
-        startup_taints: Vec::new(),
-        requests: Resources::new(),
-        pods: Vec::new(),
-        instance: None,
-        node_name: None,
-        created_at: START,
-        launched_at: None,
-        registered_at: None,
-        initialized_at: None,
-        reason: None,
-        termination: None,
-        disruption: Default::default(),
-    }
+    testing::claim(id)
+        .version(0)
+        .created_at(START)
+        .without_labels()
+        .label("team", "a")
+        .build()
 }
 
 /// A launch request for the claim trying `(instance type, zone)` on demand, in order.
@@ -70,14 +55,84 @@ pub fn request(claim: &NodeClaim, offerings: &[(&str, &str)]) -> LaunchRequest {
 
 /// A ready node in `us-east-1a` with the given CPU (millicores) and 8 GiB.
 pub fn node(name: &str, cpu_milli: i64) -> Node {
-    Node {
-        name: name.into(),
-        labels: builders::node_labels(name, "m5.large", "us-east-1a"),
-        allocatable: Resources::new()
-            .with(ResourceName::Cpu, cpu_milli)
-            .with(ResourceName::Memory, 8 << 30)
-            .with(ResourceName::Pods, 110),
-        ready: true,
-        ..Node::default()
+    testing::node(name).cpu(&format!("{cpu_milli}m")).build()
+}
+
+/// The cloud, cluster and store the passes run against, with what a provisioner keeps between
+/// invocations (ids, offerings out of capacity) and the kubelet that registers booted instances.
+pub struct World {
+    pub clock: Arc<VirtualClock>,
+    pub cloud: SimCloud,
+    pub cluster: SimCluster,
+    pub store: SimClaimStore,
+    pub ids: SeededIds,
+    pub unavailable: Mutex<UnavailableOfferings>,
+    pub kubelet: Kubelet,
+}
+
+impl World {
+    /// Empty, at [`START`], drawing ids and failures from `seed`.
+    pub fn new(seed: u64) -> World {
+        let clock = Arc::new(VirtualClock::new(START));
+        World {
+            cloud: SimCloud::new(clock.clone(), seed),
+            cluster: SimCluster::new(clock.clone(), seed),
+            store: SimClaimStore::new(),
+            ids: SeededIds::new(seed),
+            unavailable: Mutex::new(UnavailableOfferings::new()),
+            kubelet: Kubelet::new(45_000),
+            clock,
+        }
+    }
+
+    pub fn config(&self) -> PassConfig {
+        PassConfig {
+            round: RoundConfig {
+                holder: "test".into(),
+                ..RoundConfig::default()
+            },
+            ..PassConfig::default()
+        }
+    }
+
+    pub fn pass_with(&self, cloud: &impl Cloud, config: &PassConfig) -> PortResult<PassReport> {
+        block_on(run_pass(
+            &self.cluster,
+            cloud,
+            &self.store,
+            self.clock.as_ref(),
+            &self.ids,
+            &self.unavailable,
+            config,
+        ))
+    }
+
+    pub fn pass(&self) -> PassReport {
+        self.pass_with(&self.cloud, &self.config()).expect("pass")
+    }
+
+    /// A minute goes by: instances boot and join, the kube-scheduler binds, a pass runs.
+    pub fn minute(&mut self) -> PassReport {
+        self.clock.advance(60_000);
+        self.kubelet
+            .register_booted(&self.cloud, &self.cluster, &self.store)
+            .expect("kubelet");
+        self.cluster.run_scheduler();
+        let report = self.pass();
+        self.cluster.run_scheduler();
+        report
+    }
+
+    pub fn sweep(&self) -> SweepPassReport {
+        block_on(run_sweep(
+            &self.cluster,
+            &self.cloud,
+            &self.store,
+            self.clock.as_ref(),
+            &self.ids,
+            &self.unavailable,
+            &self.config(),
+        ))
+        .expect("sweep")
     }
 }
