@@ -484,6 +484,16 @@ pub fn function_url_request(path: &str, body: &str) -> LambdaFunctionUrlRequest 
     serde_json::from_value(event).expect("a Function URL request")
 }
 
+/// The median of some measurements (NaN for none), for the measuring binaries.
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
 /// The webhook's retry policy in Lambda: two quick attempts.
 pub fn quick_retries() -> RetryPolicy {
     RetryPolicy {

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nodewright_aws::testing::Moto;
 use nodewright_core::ports::{Cloud, Cluster};
-use nodewright_tests::World;
+use nodewright_tests::{World, median};
 use serde_json::json;
 
 fn now_ms() -> f64 {
@@ -24,15 +24,6 @@ fn now_ms() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or_default()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
 }
 
 struct Run {

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Node;
 use nodewright_fake_kube::{NodeRegistration, builders};
-use nodewright_tests::World;
+use nodewright_tests::{World, median};
 use serde_json::json;
 
 fn status_kib(field: &str) -> u64 {
@@ -37,15 +37,6 @@ fn status_kib(field: &str) -> u64 {
 fn reset_peak() {
     // Writing 5 resets the peak resident set size (Linux ≥ 4.0).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
 }
 
 async fn build(name: &str, nodes: usize, pods: usize, pending: usize) -> World {
