@@ -34,9 +34,8 @@ fn term_selects(ctx: &Ctx, term: &AffinityTerm, owner: &Pod, pod: &Pod) -> bool 
 /// Topology keys other than the hostname need a settled domain wherever a hard term counts a
 /// placed pod: one of its own, or another pod's that selects it.
 pub(super) fn domains_settled(ctx: &Ctx, hosts: &[Host], host_of: &[Option<usize>]) -> Result<(), String> {
-    for p in 0..ctx.pending {
-        let Some(h) = host_of[p] else { continue };
-        let pod = ctx.pods[p];
+    for (pod, host) in ctx.pods[..ctx.pending].iter().zip(host_of) {
+        let Some(h) = *host else { continue };
         let mut keys: BTreeSet<&str> = hard_spreads(pod)
             .map(|s| s.topology_key.as_str())
             .chain(
