@@ -1,5 +1,7 @@
 //! Test support: moto started from our launcher (`tests/moto/launcher.py`) on a free loopback
-//! port, SDK configuration pointing at it, failure injection, and a tagged test network.
+//! port (one per test, or [`Moto::shared`] per test binary), SDK configuration pointing at it,
+//! failure injection and a tagged test network; and what handler tests read: SQS batches and
+//! their failures, the messages on a queue, the lines a handler printed ([`Printed`]).
 //!
 //! ```no_run
 //! # async fn example() {
