@@ -5,6 +5,8 @@
 //! pods their controllers would create; [`read_manifests`] reads files and directories of YAML
 //! into [`Manifests`], and [`Manifests::to_input`] turns them into a scheduling round for the
 //! offline planner. Conversion is strict: every error names the object and the field.
+//! [`label_selector_from_k8s`] reads a `metav1.LabelSelector` on its own, for callers that
+//! match objects by one (the fake API server's PodDisruptionBudgets and workloads).
 
 mod constraints;
 pub mod convert;
@@ -19,6 +21,7 @@ mod read;
 mod volume;
 pub mod workload;
 
+pub use constraints::label_selector_from_k8s;
 pub use convert::{Conversion, ConvertWarning, convert_documents};
 pub use error::{Error, Result};
 pub use node::node_from_k8s;
