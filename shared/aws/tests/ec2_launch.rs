@@ -209,12 +209,12 @@ async fn launches_the_getting_started_nodeclass_with_every_tag_imdsv2_and_a_node
     let parts = mime::parse(std::str::from_utf8(&user_data).expect("utf-8")).expect("MIME");
     let node_config = parts.last().expect("a part");
     assert_eq!(node_config.headers[0].1, mime::NODE_CONFIG);
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&node_config.body).expect("yaml");
+    let yaml: serde_json::Value = serde_saphyr::from_str(&node_config.body).expect("yaml");
     assert_eq!(yaml["kind"].as_str(), Some("NodeConfig"));
     assert_eq!(yaml["spec"]["cluster"]["name"].as_str(), Some("demo"));
     assert_eq!(yaml["spec"]["cluster"]["cidr"].as_str(), Some("10.100.0.0/16"));
     let flags: Vec<&str> = yaml["spec"]["kubelet"]["flags"]
-        .as_sequence()
+        .as_array()
         .expect("flags")
         .iter()
         .filter_map(|f| f.as_str())

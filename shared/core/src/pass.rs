@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
+use crate::assemble::split_pods;
 use crate::events;
 use crate::lifecycle::{self, LifecyclePolicy, LifecycleReport, Observed};
 use crate::nodeclaim::NodeClaim;
@@ -192,7 +193,7 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         .collect();
     let nodes = cluster.list_nodes().await?;
     let bound = cluster.list_bound_pods().await?;
-    let mut nodes = provisioning::existing_nodes(nodes, bound);
+    let mut nodes = split_pods(nodes, bound).nodes;
 
     let alive: BTreeSet<String> = instances
         .iter()
@@ -274,7 +275,7 @@ async fn read_config<C: Cluster, K: Cloud>(cluster: &C, cloud: &K) -> PortResult
     let all_classes_read = bad_classes.is_empty();
     let mut invalid = bad_pools;
     invalid.extend(bad_classes);
-    let pools = provisioning::pool_inputs(cloud, nodepools.clone(), &nodeclasses, &mut invalid).await?;
+    let pools = provisioning::pool_inputs(cloud, &nodepools, &nodeclasses, &mut invalid).await?;
     Ok(ReadConfig {
         nodepools,
         nodeclasses,
@@ -337,7 +338,7 @@ pub async fn preview_round<C: Cluster, K: Cloud, S: ClaimStore>(
     }
     let claims = store.list_live().await?;
     let config = read_config(cluster, cloud).await?;
-    let nodes = provisioning::existing_nodes(cluster.list_nodes().await?, cluster.list_bound_pods().await?);
+    let nodes = split_pods(cluster.list_nodes().await?, cluster.list_bound_pods().await?).nodes;
     let view = round_view(cluster, nodes, claims, config.pools).await?;
     let mut round = provisioning::round_input(cluster, view).await?;
     let now = clock.now();
@@ -490,7 +491,7 @@ async fn sweep_input<C: Cluster, K: Cloud>(
     let pools = config.pools;
     let nodes = cluster.list_nodes().await?;
     let bound = cluster.list_bound_pods().await?;
-    let mut nodes = provisioning::existing_nodes(nodes, bound);
+    let mut nodes = split_pods(nodes, bound).nodes;
     lifecycle::planning_view(&mut nodes, &claims, &pools);
     // Pods keep their volumes' zones wherever a consolidation would move them.
     if nodes

@@ -343,68 +343,32 @@ fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, Unavailabl
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The pools with their node classes and catalogs; pools whose node class is missing or
-/// unusable are reported in `invalid_config` and left out, and the others still provision.
+/// The pools with their node classes and catalogs (see [`crate::assemble`]); pools whose node
+/// class is foreign, missing or unusable are reported in `invalid_config` and left out, and the
+/// others still provision.
 pub async fn pool_inputs<K: Cloud>(
     cloud: &K,
-    nodepools: Vec<NodePool>,
+    nodepools: &[NodePool],
     nodeclasses: &[Ec2NodeClass],
     invalid_config: &mut Vec<String>,
 ) -> PortResult<Vec<PoolInput>> {
-    // `None`: the node class is misconfigured (already reported).
-    let mut catalogs: BTreeMap<String, Option<Arc<Vec<_>>>> = BTreeMap::new();
-    let mut pools = Vec::new();
-    for nodepool in nodepools {
-        let class_name = &nodepool.spec.template.spec.node_class_ref.name;
-        let Some(nodeclass) = nodeclasses.iter().find(|c| c.name() == class_name) else {
-            invalid_config.push(format!(
-                "NodePool {}: EC2NodeClass {class_name:?} not found",
-                nodepool.name()
-            ));
-            continue;
-        };
-        let types = match catalogs.get(class_name) {
-            Some(t) => t.clone(),
-            None => {
-                let types = match cloud.catalog(nodeclass).await {
-                    Ok(catalog) => Some(Arc::new(catalog.types)),
-                    // A node class the cloud cannot use (selectors that resolve nothing, bad
-                    // kubelet settings) stops its own pools, not the whole round.
-                    Err(e) if e.kind == ErrorKind::Invalid => {
-                        invalid_config.push(format!("EC2NodeClass {class_name}: {e}"));
-                        None
-                    }
-                    Err(e) => return Err(e),
-                };
-                catalogs.insert(class_name.clone(), types.clone());
-                types
+    let pairing = crate::assemble::pair_pools(nodepools, nodeclasses);
+    invalid_config.extend(pairing.unusable.iter().map(ToString::to_string));
+    let mut catalogs = BTreeMap::new();
+    for nodeclass in pairing.nodeclasses() {
+        match cloud.catalog(nodeclass).await {
+            Ok(catalog) => {
+                catalogs.insert(nodeclass.name().to_string(), Arc::new(catalog.types));
             }
-        };
-        let Some(types) = types else { continue };
-        pools.push(PoolInput {
-            nodepool,
-            nodeclass: nodeclass.clone(),
-            instance_types: types,
-        });
-    }
-    Ok(pools)
-}
-
-/// The nodes with the pods bound to each.
-pub fn existing_nodes(nodes: Vec<crate::pod::Node>, bound: Vec<crate::pod::Pod>) -> Vec<ExistingNode> {
-    let mut by_node: BTreeMap<String, Vec<crate::pod::Pod>> = BTreeMap::new();
-    for pod in bound {
-        if let Some(node) = pod.node_name.clone() {
-            by_node.entry(node).or_default().push(pod);
+            // A node class the cloud cannot use (selectors that resolve nothing, bad kubelet
+            // settings) stops its own pools, not the whole round.
+            Err(e) if e.kind == ErrorKind::Invalid => {
+                invalid_config.push(format!("EC2NodeClass {}: {e}", nodeclass.name()));
+            }
+            Err(e) => return Err(e),
         }
     }
-    nodes
-        .into_iter()
-        .map(|node| {
-            let pods = by_node.remove(&node.name).unwrap_or_default();
-            ExistingNode { node, pods }
-        })
-        .collect()
+    Ok(pairing.into_pool_inputs(&catalogs))
 }
 
 /// Live claims whose instance has not yet become a Node: their capacity is coming.

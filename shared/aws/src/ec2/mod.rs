@@ -345,6 +345,7 @@ impl Cloud for Ec2Cloud {
     }
 }
 
-fn core_invalid(e: nodewright_core::Error) -> PortError {
+fn core_invalid(e: impl Into<nodewright_core::Error>) -> PortError {
+    let e = e.into();
     PortError::new(ErrorKind::Invalid, e.to_string()).with_source(e)
 }
