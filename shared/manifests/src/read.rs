@@ -452,7 +452,7 @@ impl Manifests {
             in_flight: Vec::new(),
             daemonsets: self.daemonsets.clone(),
             pools,
-            unavailable: Vec::new(),
+            unavailable: Default::default(),
             namespace_labels: self.namespace_labels.clone(),
             now: 0,
         })
