@@ -399,7 +399,7 @@ impl Manifests {
             in_flight: Vec::new(),
             daemonsets: self.daemonsets.clone(),
             pools: pairing.into_pool_inputs(&catalogs),
-            unavailable: Vec::new(),
+            unavailable: Default::default(),
             namespace_labels: self.namespace_labels.clone(),
             now: 0,
         })

@@ -38,6 +38,7 @@ pub fn new_claim_hosts(
         let mut variants = Vec::new();
         let mut reserve = [0i64; 3];
         let mut cheapest = f64::INFINITY;
+        let mut offered_here: Vec<(&str, &str, f64)> = Vec::new();
         for name in &c.instance_types {
             let t = type_of(name).ok_or(format!("claim {ci}: {name} not in the catalog"))?;
             let mut offered = false;
@@ -55,6 +56,7 @@ pub fn new_claim_hosts(
                     continue;
                 }
                 offered = true;
+                offered_here.push((name, &o.zone, o.price));
                 if o.capacity_type == chosen.capacity_type {
                     cheapest = cheapest.min(o.price);
                 }
@@ -83,6 +85,7 @@ pub fn new_claim_hosts(
         if (chosen.price - cheapest).abs() > 1e-9 {
             return Err(format!("claim {ci} chose {chosen:?}, cheapest is {cheapest}"));
         }
+        overrides_are_the_offerings(ci, c, offered_here)?;
         let entry = pool_usage.entry(pi).or_default();
         for (total, r) in entry.0.iter_mut().zip(reserve) {
             *total += r;
@@ -126,6 +129,39 @@ fn claim_well_formed(ci: usize, c: &PlannedClaim, input: &Input) -> Result<(), S
     }
     if is_unavailable(input, &chosen.instance_type, &chosen.zone, chosen.capacity_type) {
         return Err(format!("claim {ci} chose an unavailable offering {chosen:?}"));
+    }
+    Ok(())
+}
+
+/// The launch's overrides are exactly the claim's available offerings (its types, zones and
+/// capacity type), at their catalog prices, cheapest first.
+fn overrides_are_the_offerings(
+    ci: usize,
+    c: &PlannedClaim,
+    mut offered: Vec<(&str, &str, f64)>,
+) -> Result<(), String> {
+    if c
+        .overrides
+        .iter()
+        .any(|o| o.capacity_type != c.chosen.capacity_type)
+    {
+        return Err(format!("claim {ci}: an override of another capacity type"));
+    }
+    if c.overrides.windows(2).any(|w| w[0].price > w[1].price) {
+        return Err(format!("claim {ci}: overrides not cheapest first"));
+    }
+    let mut sent: Vec<(&str, &str, f64)> = c
+        .overrides
+        .iter()
+        .map(|o| (o.instance_type.as_str(), o.zone.as_str(), o.price))
+        .collect();
+    let order = |a: &(&str, &str, f64), b: &(&str, &str, f64)| (a.0, a.1).cmp(&(b.0, b.1));
+    sent.sort_by(order);
+    offered.sort_by(order);
+    if sent != offered {
+        return Err(format!(
+            "claim {ci} sends overrides {sent:?}, its available offerings are {offered:?}"
+        ));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use nodewright_core::catalog::{CapacityType, InstanceType};
 use nodewright_core::labels;
+use nodewright_core::ports::OfferingKey;
 use nodewright_core::scheduler::Input;
 
 use crate::specs::{NodeReq, PodSpec, PoolSpec, TEAM_KEY};
@@ -70,8 +71,10 @@ pub fn pool_allows(p: &PoolSpec, t: &InstanceType, zone: &str, ct: CapacityType)
 }
 
 pub fn is_unavailable(input: &Input, t: &str, zone: &str, ct: CapacityType) -> bool {
-    input
-        .unavailable
-        .iter()
-        .any(|k| k.instance_type == t && k.zone == zone && k.capacity_type == ct)
+    let key = OfferingKey {
+        instance_type: t.to_string(),
+        zone: zone.to_string(),
+        capacity_type: ct,
+    };
+    input.unavailable.is_unavailable(&key, input.now)
 }
