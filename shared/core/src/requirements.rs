@@ -42,10 +42,12 @@ pub struct Requirement {
     less_than: Option<i64>,
     /// Minimum number of distinct values the launch must keep flexible (NodePool `minValues`).
     pub min_values: Option<u32>,
-    /// No node can satisfy it: requirements that each need the label present (`In`, `Exists`,
-    /// `Gt`, `Lt`) narrowed to no value. Karpenter's algebra would read the empty set as
-    /// `DoesNotExist`, which a node without the label satisfies, yet Kubernetes matches none.
-    never: bool,
+    /// Built from at least one requirement that needs the label present (`In`, `Exists`, `Gt`,
+    /// `Lt`). Karpenter's algebra forgets this when it intersects: `Exists` and `NotIn [x]` give
+    /// `NotIn [x]`, and `In [x]` and `In [y]` the empty set, read as `DoesNotExist`; either way
+    /// an object without the label would match, yet Kubernetes matches each requirement in
+    /// turn and the one needing the label fails.
+    needs_label: bool,
 }
 
 impl Requirement {
@@ -98,7 +100,10 @@ impl Requirement {
             greater_than: gt,
             less_than: lt,
             min_values: None,
-            never: false,
+            needs_label: matches!(
+                operator,
+                Operator::In | Operator::Exists | Operator::Gt | Operator::Lt
+            ),
         })
     }
 
@@ -113,7 +118,7 @@ impl Requirement {
             greater_than: None,
             less_than: None,
             min_values: None,
-            never: false,
+            needs_label: true,
         }
     }
 
@@ -124,7 +129,7 @@ impl Requirement {
             greater_than: None,
             less_than: None,
             min_values: None,
-            never: false,
+            needs_label: true,
         }
     }
 
@@ -135,12 +140,24 @@ impl Requirement {
             greater_than: None,
             less_than: None,
             min_values: None,
-            never: false,
+            needs_label: false,
         }
     }
 
+    /// No value satisfies it and neither does a missing label: requirements needing the label
+    /// narrowed to no value.
+    fn never(&self) -> bool {
+        self.needs_label && !self.complement && self.values.is_empty()
+    }
+
+    /// Whether an object without the label satisfies it: only exclusions (`NotIn`,
+    /// `DoesNotExist`) with nothing needing the label intersected into them.
+    pub fn allows_absent(&self) -> bool {
+        !self.needs_label && matches!(self.operator(), Operator::NotIn | Operator::DoesNotExist)
+    }
+
     pub fn operator(&self) -> Operator {
-        if self.never {
+        if self.never() {
             // An `In` with no values: nothing matches, not even a missing label.
             return Operator::In;
         }
@@ -195,19 +212,13 @@ impl Requirement {
         let greater_than = max_opt(self.greater_than, other.greater_than);
         let less_than = min_opt(self.less_than, other.less_than);
         let min_values = max_opt(self.min_values, other.min_values);
-        let needs_label = |r: &Requirement| {
-            matches!(
-                r.operator(),
-                Operator::In | Operator::Exists | Operator::Gt | Operator::Lt
-            )
-        };
-        let never = needs_label(self) || needs_label(other);
+        let needs_label = self.needs_label || other.needs_label;
         if let (Some(gt), Some(lt)) = (greater_than, less_than)
             && gt >= lt
         {
             return Requirement {
                 min_values,
-                never,
+                needs_label,
                 ..Requirement::does_not_exist()
             };
         }
@@ -223,7 +234,7 @@ impl Requirement {
             greater_than,
             less_than,
             min_values: None,
-            never: false,
+            needs_label: false,
         };
         values.retain(|v| bounds.within_bounds(v));
         let (greater_than, less_than) = if complement {
@@ -231,14 +242,13 @@ impl Requirement {
         } else {
             (None, None)
         };
-        let never = never && !complement && values.is_empty();
         Requirement {
             complement,
             values,
             greater_than,
             less_than,
             min_values,
-            never,
+            needs_label,
         }
     }
 
@@ -247,8 +257,7 @@ impl Requirement {
         if !self.intersection(other).is_empty() {
             return true;
         }
-        let absent_ok = |op| matches!(op, Operator::NotIn | Operator::DoesNotExist);
-        absent_ok(other.operator()) && absent_ok(self.operator())
+        self.allows_absent() && other.allows_absent()
     }
 
     /// A value satisfying the requirement, for labelling a node: the smallest listed value, or
@@ -444,10 +453,7 @@ impl Requirements {
     /// denied, unless the pod only excludes it; well-known labels undefined here are allowed.
     pub fn compatible(&self, incoming: &Requirements) -> Result<(), Incompatible> {
         for (key, req) in &incoming.by_key {
-            if !self.by_key.contains_key(key)
-                && !labels::is_well_known(key)
-                && !matches!(req.operator(), Operator::NotIn | Operator::DoesNotExist)
-            {
+            if !self.by_key.contains_key(key) && !labels::is_well_known(key) && !req.allows_absent() {
                 return Err(Incompatible {
                     key: key.clone(),
                     reason: format!("label {key:?} does not have known values"),
@@ -461,7 +467,7 @@ impl Requirements {
     pub fn matches_labels(&self, labels: &BTreeMap<String, String>) -> bool {
         self.by_key.iter().all(|(key, req)| match labels.get(key) {
             Some(v) => req.has(v),
-            None => matches!(req.operator(), Operator::NotIn | Operator::DoesNotExist),
+            None => req.allows_absent(),
         })
     }
 
@@ -664,6 +670,32 @@ mod tests {
             ("team", Operator::DoesNotExist, &[]),
         ]);
         assert!(absent.matches_labels(&none));
+    }
+
+    #[test]
+    fn an_exclusion_beside_a_requirement_needing_the_label_still_needs_it() {
+        let none = BTreeMap::new();
+        let green = BTreeMap::from([("team".to_string(), "green".to_string())]);
+        for r in [
+            reqs(&[
+                ("team", Operator::Exists, &[]),
+                ("team", Operator::NotIn, &["blue"]),
+            ]),
+            reqs(&[
+                ("team", Operator::NotIn, &["blue"]),
+                ("team", Operator::Exists, &[]),
+            ]),
+        ] {
+            assert!(!r.matches_labels(&none), "{r:?}");
+            assert!(r.matches_labels(&green), "{r:?}");
+            assert!(r.get("team").is_some_and(|t| !t.allows_absent()));
+            // A pool that does not define the custom label cannot promise it.
+            assert!(Requirements::new().compatible(&r).is_err(), "{r:?}");
+        }
+        let bounded = reqs(&[("cpu", Operator::Gt, &["2"]), ("cpu", Operator::NotIn, &["4"])]);
+        assert!(!bounded.matches_labels(&none));
+        assert!(bounded.matches_labels(&BTreeMap::from([("cpu".to_string(), "8".to_string())])));
+        assert!(!bounded.matches_labels(&BTreeMap::from([("cpu".to_string(), "4".to_string())])));
     }
 
     #[test]

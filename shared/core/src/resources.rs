@@ -242,15 +242,21 @@ impl Resources {
 
     /// The first resource that does not fit, with what is requested and what is free.
     pub fn first_shortfall(&self, request: &Resources) -> Option<(String, i64, i64)> {
-        for r in ResourceName::ALL {
-            if request.get(r) > self.get(r) {
-                return Some((r.as_str().to_string(), request.get(r), self.get(r)));
-            }
-        }
-        request.other.iter().find_map(|(k, v)| {
+        self.shortfalls(request).next()
+    }
+
+    /// Every resource that does not fit, with what is requested and what is free: the known
+    /// resources in their fixed order, then the others by name.
+    pub fn shortfalls<'a>(&'a self, request: &'a Resources) -> impl Iterator<Item = (String, i64, i64)> + 'a {
+        let known = ResourceName::ALL
+            .into_iter()
+            .filter(|r| request.get(*r) > self.get(*r))
+            .map(|r| (r.as_str().to_string(), request.get(r), self.get(r)));
+        let other = request.other.iter().filter_map(|(k, v)| {
             let have = self.other.get(k).copied().unwrap_or(0);
             (*v > have).then(|| (k.clone(), *v, have))
-        })
+        });
+        known.chain(other)
     }
 
     pub fn is_zero(&self) -> bool {
@@ -321,6 +327,10 @@ mod tests {
         assert_eq!(free.first_shortfall(&gpu), Some(("nvidia.com/gpu".into(), 1, 0)));
         let custom = Resources::from_quantities([("example.com/foo", "1")]).expect("valid");
         assert!(!free.fits(&custom));
+        let mut both = gpu.clone().with(ResourceName::Cpu, 2000);
+        both.add(&custom);
+        let short: Vec<String> = free.shortfalls(&both).map(|(name, _, _)| name).collect();
+        assert_eq!(short, ["cpu", "nvidia.com/gpu", "example.com/foo"]);
     }
 
     #[test]

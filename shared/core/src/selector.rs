@@ -2,7 +2,13 @@
 //! `k notin (a,b)`, `k`, `!k`, `k>5`, `k<5`, joined by commas, parsed into [`Requirements`].
 //!
 //! A selector's requirements are ANDed; [`Requirements::matches_labels`] then gives
-//! Kubernetes' matching, where `!=` and `notin` also match objects without the label.
+//! Kubernetes' matching, where `!=` and `notin` also match objects without the label (unless
+//! another requirement on the key needs it, as in `k,k!=v`).
+//!
+//! Grammar and validation are those of Kubernetes' `labels.Parse`, which the API server applies
+//! to `?labelSelector=`: `in` and `notin` are operators only after a key, `k=` and `k in ()`
+//! select the empty value, keys are qualified names and values label values (also for `>` and
+//! `<`, whose value must be an integer besides).
 
 use crate::error::{Error, Result};
 use crate::requirements::{Operator, Requirement, Requirements};
@@ -161,7 +167,7 @@ impl Parser<'_> {
     fn key(&mut self) -> Result<String> {
         match self.next() {
             Token::Word(w) => {
-                validate_key(&w).map_err(|reason| self.error(format!("key {w:?}: {reason}")))?;
+                validate_label_key(&w).map_err(|reason| self.error(format!("key {w:?}: {reason}")))?;
                 Ok(w)
             }
             other => Err(self.error(format!("expected a label key, found {other}"))),
@@ -173,7 +179,7 @@ impl Parser<'_> {
         match self.peek().clone() {
             Token::Word(w) => {
                 self.next();
-                validate_value(&w).map_err(|reason| self.error(format!("value {w:?}: {reason}")))?;
+                validate_label_value(&w).map_err(|reason| self.error(format!("value {w:?}: {reason}")))?;
                 Ok(w)
             }
             Token::Comma | Token::End | Token::Close => Ok(String::new()),
@@ -187,10 +193,10 @@ impl Parser<'_> {
             other => return Err(self.error(format!("expected '(' to open a set of values, found {other}"))),
         }
         let mut values = Vec::new();
-        // `()` is an empty set, which `in` and `notin` then refuse.
+        // `()` holds the empty value, as `k in (,)` does: Kubernetes reads it so.
         if self.peek() == &Token::Close {
             self.next();
-            return Ok(values);
+            return Ok(vec![String::new()]);
         }
         loop {
             values.push(self.value()?);
@@ -207,7 +213,7 @@ impl Parser<'_> {
 
 /// A qualified name: an optional DNS subdomain prefix and `/`, then a name of up to 63
 /// alphanumerics, `-`, `_` and `.`, starting and ending with an alphanumeric.
-fn validate_key(key: &str) -> std::result::Result<(), String> {
+pub fn validate_label_key(key: &str) -> std::result::Result<(), String> {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
@@ -228,12 +234,12 @@ fn validate_key(key: &str) -> std::result::Result<(), String> {
     if name.is_empty() {
         return Err("the name part must not be empty".into());
     }
-    validate_value(name)
+    validate_label_value(name)
 }
 
 /// A label value: empty, or up to 63 alphanumerics, `-`, `_` and `.`, starting and ending with
 /// an alphanumeric.
-fn validate_value(value: &str) -> std::result::Result<(), String> {
+pub fn validate_label_value(value: &str) -> std::result::Result<(), String> {
     if value.is_empty() {
         return Ok(());
     }
@@ -344,6 +350,27 @@ mod tests {
         assert!(parse_label_selector("  ").expect("empty").is_empty());
         assert!(matches("a=", &[("a", "")]));
         assert!(matches("a in (x,)", &[("a", "")]));
+        assert!(matches("a in ()", &[("a", "")]));
+        assert!(!matches("a in ()", &[("a", "x")]));
+        assert!(matches("a notin ()", &[("a", "x")]));
+    }
+
+    #[test]
+    fn each_requirement_on_one_key_is_checked_as_kubernetes_does() {
+        // `a` needs the label, so `a!=1` beside it no longer lets a missing label through.
+        assert!(!matches("a,a!=1", &[]));
+        assert!(matches("a,a!=1", &[("a", "2")]));
+        assert!(!matches("a>1,a!=5", &[]));
+        assert!(matches("a>1,a!=5", &[("a", "3")]));
+        assert!(!matches("a=1,a=2", &[]));
+        assert!(matches("!a,a!=1", &[]));
+    }
+
+    #[test]
+    fn keywords_are_keys_and_values_where_kubernetes_reads_them_so() {
+        assert!(matches("in=notin", &[("in", "notin")]));
+        assert!(matches("notin in (in)", &[("notin", "in")]));
+        assert!(matches("x in (foo,,baz),y,z notin ()", &[("x", ""), ("y", "1")]));
     }
 
     #[test]
@@ -351,10 +378,11 @@ mod tests {
         for (bad, expect) in [
             ("a in (x", "expected ',' or ')'"),
             ("a in x", "expected '('"),
-            ("a in ()", "needs at least one value"),
             ("=x", "expected a label key"),
             ("a b", "expected an operator"),
             ("a=1 b=2", "expected ',' or the end"),
+            ("!a=1", "expected ',' or the end"),
+            ("a>-1", "alphanumeric"),
             ("a,", "expected a label key"),
             ("cpu>four", "integer"),
             ("Bad_Prefix.io/x=1", "prefix"),

@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use crate::error::Cause;
 use crate::names;
-use crate::object::{child, labels_of, set_default};
+use crate::object::{child, labels_of, name_of, namespace_of, set_default};
 use crate::registry::ResourceType;
-use crate::selectors::LabelSelector;
+use crate::selectors::{label_map, label_selector_object};
 
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 const QUANTITY_MSG: &str =
@@ -500,7 +500,7 @@ fn validate_pdb(pdb: &Value, causes: &mut Vec<Cause>) {
         }
     }
     if !spec["selector"].is_null()
-        && let Err(e) = LabelSelector::from_object(&spec["selector"])
+        && let Err(e) = label_selector_object(&described(pdb), "spec.selector", &spec["selector"])
     {
         causes.push(Cause::invalid("spec.selector", &spec["selector"], &e));
     }
@@ -515,21 +515,27 @@ fn validate_pdb(pdb: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// `Kind namespace/name`, for messages that name the object.
+fn described(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    format!("{kind} {}/{}", namespace_of(object), name_of(object))
+}
+
 fn validate_workload(object: &Value, old: Option<&Value>, causes: &mut Vec<Cause>) {
     let selector = &object["spec"]["selector"];
     if selector.is_null() {
         causes.push(Cause::required("spec.selector", ""));
     } else {
-        match LabelSelector::from_object(selector) {
+        match label_selector_object(&described(object), "spec.selector", selector) {
             Err(e) => causes.push(Cause::invalid("spec.selector", selector, &e)),
-            Ok(parsed) if parsed.is_empty() => causes.push(Cause::invalid(
+            Ok(parsed) if parsed.requirements.is_empty() => causes.push(Cause::invalid(
                 "spec.selector",
                 selector,
                 "empty selector is invalid for deployment",
             )),
             Ok(parsed) => {
                 let template = &object["spec"]["template"];
-                if !parsed.matches(labels_of(template)) {
+                if !parsed.matches(&label_map(labels_of(template))) {
                     causes.push(Cause::invalid(
                         "spec.template.metadata.labels",
                         &template["metadata"]["labels"],

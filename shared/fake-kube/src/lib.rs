@@ -78,7 +78,7 @@ impl FakeApiServer {
             .map_err(Error::Start)?;
         let address = listener.local_addr().map_err(Error::Start)?;
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::new(registry)),
+            state: Mutex::new(State::new(registry, vec![pods::disruption_controller])),
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(Vec::new()),
             address,
@@ -246,8 +246,9 @@ impl FakeApiServer {
     }
 
     /// One round of kube-scheduler and kubelet: starts bound pending pods, binds each pending
-    /// unbound pod to the first node (by name) where it fits and starts it, and marks the rest
-    /// PodScheduled=False/Unschedulable.
+    /// unbound pod, by priority then age, to the least allocated node where it fits (the
+    /// simulator's kube-scheduler, [`nodewright_sim::kube_scheduler`]) and starts it, and marks
+    /// the rest PodScheduled=False/Unschedulable with the scheduler's message.
     pub fn schedule_pending(&self) -> Result<ScheduleReport> {
         sim::schedule_pending(&mut lock(&self.shared.state))
     }

@@ -5,12 +5,13 @@
 //! (the real controller asks the pods' controllers for their scale when the budget uses
 //! `maxUnavailable` or a percentage).
 
+use nodewright_core::pod::LabelSelector;
 use serde_json::{Value, json};
 
 use crate::error::{Cause, Error, GroupResource, Result};
 use crate::object::{child, condition_is_true, is_deleting, labels_of, name_of, set_condition};
 use crate::registry::ResourceType;
-use crate::selectors::LabelSelector;
+use crate::selectors::{label_map, label_selector_object};
 use crate::store::State;
 
 const PDB_VIOLATION: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
@@ -44,7 +45,12 @@ fn selector_of(pdb: &Value) -> Option<LabelSelector> {
     if selector.is_null() {
         return None;
     }
-    LabelSelector::from_object(selector).ok()
+    // Validation let only valid selectors in.
+    label_selector_object("PodDisruptionBudget", "spec.selector", selector).ok()
+}
+
+fn selects(selector: &LabelSelector, pod: &Value) -> bool {
+    selector.matches(&label_map(labels_of(pod)))
 }
 
 fn is_healthy(pod: &Value) -> bool {
@@ -56,7 +62,7 @@ fn budget(state: &State, pods: &ResourceType, pdb: &Value) -> Budget {
     let matching: Vec<&Value> = match selector_of(pdb) {
         Some(selector) => state
             .objects(pods, Some(namespace))
-            .filter(|p| selector.matches(labels_of(p)))
+            .filter(|p| selects(&selector, p))
             .collect(),
         None => Vec::new(),
     };
@@ -87,8 +93,15 @@ fn budget(state: &State, pods: &ResourceType, pdb: &Value) -> Budget {
     }
 }
 
+/// The disruption controller's status half, run after every write to a pod or a budget.
+pub(crate) fn disruption_controller(state: &mut State, rt: &ResourceType, namespace: &str) {
+    if rt.is_pods() || rt.is_pdbs() {
+        refresh_disruption_budgets(state, namespace);
+    }
+}
+
 /// Rewrites the status of every budget in the namespace whose numbers changed.
-pub(crate) fn refresh_disruption_budgets(state: &mut State, namespace: &str) {
+fn refresh_disruption_budgets(state: &mut State, namespace: &str) {
     let Ok((pods, pdbs)) = resources(state) else {
         return;
     };
@@ -143,7 +156,7 @@ pub(crate) fn evict(state: &mut State, namespace: &str, name: &str, body: &Value
     if !ignores_budgets {
         let covering: Vec<Value> = state
             .objects(&pdbs, Some(namespace))
-            .filter(|pdb| selector_of(pdb).is_some_and(|s| s.matches(labels_of(&pod))))
+            .filter(|pdb| selector_of(pdb).is_some_and(|s| selects(&s, &pod)))
             .cloned()
             .collect();
         match covering.as_slice() {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::patch::PatchType;
 use crate::pods;
 use crate::registry::ResourceType;
-use crate::selectors::{FieldSelector, LabelSelector};
+use crate::selectors::{FieldSelector, parse_label_query};
 use crate::store::{ListQuery, Origin, Part, State, apply_unsupported};
 
 /// The API verb of a request, as audit logs and RBAC name it.
@@ -239,7 +239,7 @@ fn list_query(call: &Call) -> Result<ListQuery> {
         })?),
     };
     Ok(ListQuery {
-        labels: LabelSelector::parse(call.param("labelSelector").unwrap_or_default())?,
+        labels: parse_label_query(call.param("labelSelector").unwrap_or_default())?,
         fields: FieldSelector::parse(call.param("fieldSelector").unwrap_or_default())?,
         limit,
         continue_token: call

@@ -2,22 +2,29 @@
 //! bound where they fit and start, and pods that fit nowhere are marked
 //! `PodScheduled=False, reason=Unschedulable` as the real scheduler marks them.
 //!
-//! The scheduler checks, in the real filter order: node unschedulable, NoSchedule/NoExecute
-//! taints against tolerations, nodeSelector and required node affinity, then resource requests
-//! against allocatable less what bound pods request. It picks the first fitting node by name.
-//! Pod (anti-)affinity, topology spread, host ports and volumes are not simulated.
+//! The scheduler is the simulator's ([`nodewright_sim::kube_scheduler`], whose documentation
+//! says what it checks and what it leaves out), over pods and nodes read as the kube adapter
+//! reads them ([`nodewright_manifests`]): taints, node selection, resources, required topology
+//! spread and pod (anti-)affinity, and the volumes' zones. Like the real scheduler it prefers
+//! the least allocated node; this fake used to take the first that fit by name. No controller
+//! provisions volumes: a test stores the volumes its claims are bound to.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Taint;
-use nodewright_core::quantity;
-use serde_json::{Map, Value, json};
+use k8s_openapi::api::core::v1::{Node as K8sNode, Pod as K8sPod, Taint};
+use nodewright_core::pod::{Node, Pod};
+use nodewright_core::volumes::Volumes;
+use nodewright_manifests::{
+    claim_from_k8s, node_from_k8s, pod_from_k8s, storage_class_from_k8s, volume_from_k8s,
+};
+use nodewright_sim::kube_scheduler;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::object::{child, is_deleting, labels_of, name_of, namespace_of, set_condition};
+use crate::object::{child, is_deleting, name_of, namespace_of, set_condition};
 use crate::pods;
 use crate::registry::ResourceType;
-use crate::selectors::Requirement;
 use crate::store::{Origin, State};
 
 /// A node as its kubelet registers it. Built with defaults: `pods: 110` allocatable and the
@@ -214,138 +221,6 @@ pub(crate) fn set_node_ready(state: &mut State, name: &str, ready: bool) -> Resu
     })
 }
 
-/// Requested amounts per resource, in nano-units (`pods` counts the pod itself).
-type Amounts = HashMap<String, i128>;
-
-fn nanos(value: &Value) -> i128 {
-    value
-        .as_str()
-        .and_then(|s| quantity::parse(s).ok())
-        .map_or(0, |q| q.nanos())
-}
-
-fn pod_requests(pod: &Value) -> Amounts {
-    let spec = &pod["spec"];
-    let mut total = Amounts::new();
-    for container in spec["containers"].as_array().into_iter().flatten() {
-        for (resource, amount) in container["resources"]["requests"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            *total.entry(resource.clone()).or_default() += nanos(amount);
-        }
-    }
-    // Init containers run one at a time before the others: the pod needs the largest of them.
-    for container in spec["initContainers"].as_array().into_iter().flatten() {
-        for (resource, amount) in container["resources"]["requests"]
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            let slot = total.entry(resource.clone()).or_default();
-            *slot = (*slot).max(nanos(amount));
-        }
-    }
-    for (resource, amount) in spec["overhead"].as_object().into_iter().flatten() {
-        *total.entry(resource.clone()).or_default() += nanos(amount);
-    }
-    *total.entry("pods".into()).or_default() += 1_000_000_000;
-    total
-}
-
-fn tolerates(pod: &Value, taint: &Value) -> bool {
-    pod["spec"]["tolerations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|t| {
-            let effect_ok = t["effect"]
-                .as_str()
-                .is_none_or(|e| e.is_empty() || taint["effect"] == e);
-            let key = t["key"].as_str().unwrap_or_default();
-            let key_ok = key.is_empty() || taint["key"] == key;
-            let value_ok = match t["operator"].as_str().unwrap_or("Equal") {
-                "Exists" => true,
-                _ => t["value"].as_str().unwrap_or_default() == taint["value"].as_str().unwrap_or_default(),
-            };
-            effect_ok && key_ok && value_ok
-        })
-}
-
-fn matches_node_selection(pod: &Value, node: &Value) -> bool {
-    let labels = labels_of(node);
-    let selector_ok = pod["spec"]["nodeSelector"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let terms = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
-    // Terms are ORed, the expressions of a term ANDed; a term with nothing in it matches nothing.
-    let affinity_ok = terms.as_array().is_none_or(|terms| {
-        terms.iter().any(|term| {
-            let expressions = term["matchExpressions"].as_array().cloned().unwrap_or_default();
-            let fields = term["matchFields"].as_array().cloned().unwrap_or_default();
-            let mut node_fields = Map::new();
-            node_fields.insert("metadata.name".into(), json!(name_of(node)));
-            (!expressions.is_empty() || !fields.is_empty())
-                && expressions
-                    .iter()
-                    .all(|e| Requirement::from_node_selector(e).is_ok_and(|r| r.matches(labels)))
-                && fields
-                    .iter()
-                    .all(|e| Requirement::from_node_selector(e).is_ok_and(|r| r.matches(&node_fields)))
-        })
-    });
-    selector_ok && affinity_ok
-}
-
-/// Why the pod does not fit the node, in the scheduler's words; empty when it fits.
-fn misfits(pod: &Value, requests: &Amounts, node: &Value, free: &Amounts) -> Vec<String> {
-    if node["spec"]["unschedulable"] == true
-        && !tolerates(
-            pod,
-            &json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}),
-        )
-    {
-        return vec!["node(s) were unschedulable".into()];
-    }
-    for taint in node["spec"]["taints"].as_array().into_iter().flatten() {
-        let blocking = matches!(taint["effect"].as_str(), Some("NoSchedule" | "NoExecute"));
-        if blocking && !tolerates(pod, taint) {
-            return vec![format!(
-                "node(s) had untolerated taint {{{}: {}}}",
-                taint["key"].as_str().unwrap_or_default(),
-                taint["value"].as_str().unwrap_or_default()
-            )];
-        }
-    }
-    if !matches_node_selection(pod, node) {
-        return vec!["node(s) didn't match Pod's node affinity/selector".into()];
-    }
-    let mut reasons = Vec::new();
-    let mut names: Vec<&String> = requests.keys().collect();
-    names.sort();
-    for resource in names {
-        let want = requests[resource];
-        if want <= 0 {
-            continue;
-        }
-        if free.get(resource).copied().unwrap_or(0) < want {
-            reasons.push(if resource == "pods" {
-                "Too many pods".to_string()
-            } else {
-                format!("Insufficient {resource}")
-            });
-        }
-    }
-    reasons
-}
-
-fn is_terminal(pod: &Value) -> bool {
-    matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
-}
-
 /// The pods the kube-scheduler tries: unbound, Pending and not being deleted (the shared rule,
 /// [`nodewright_core::pending::unbound_and_pending`]), for the default scheduler, not gated.
 fn is_pending_unbound(pod: &Value) -> bool {
@@ -364,29 +239,67 @@ fn is_pending_unbound(pod: &Value) -> bool {
             .is_none_or(Vec::is_empty)
 }
 
+/// A pod as the kube adapter reads it (the one conversion, in the manifests crate).
+fn read_pod(pod: &Value) -> std::result::Result<Pod, String> {
+    let typed: K8sPod = serde_json::from_value(pod.clone()).map_err(|e| e.to_string())?;
+    pod_from_k8s(&typed).map_err(|e| nodewright_core::error::chain(&e))
+}
+
+/// The nodes the scheduler sees; one that cannot be read (no allocatable, which the kubelet
+/// always reports) takes no pods.
+fn read_nodes(nodes: &[Value]) -> BTreeMap<String, Node> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            let typed: K8sNode = serde_json::from_value(n.clone()).ok()?;
+            match node_from_k8s(&typed) {
+                Ok(node) => Some((node.name.clone(), node)),
+                Err(e) => {
+                    tracing::warn!(node = name_of(n), error = %nodewright_core::error::chain(&e), "the scheduler skips a node it cannot read");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// The claims, volumes and classes stored, for the scheduler's volume binding check. There is
+/// no provisioner here: a test stores the volumes its claims are bound to.
+fn read_volumes(state: &State) -> Volumes {
+    fn read<K: DeserializeOwned, T>(
+        state: &State,
+        resource: &str,
+        convert: impl Fn(&K) -> nodewright_manifests::Result<T>,
+    ) -> Vec<T> {
+        let Some(rt) = state.resource(resource) else {
+            return Vec::new();
+        };
+        state
+            .objects(&rt, None)
+            .filter_map(|o| serde_json::from_value::<K>(o.clone()).ok())
+            .filter_map(|k| convert(&k).ok())
+            .collect()
+    }
+    Volumes::new(
+        read(state, "persistentvolumeclaims", claim_from_k8s),
+        read(state, "persistentvolumes", volume_from_k8s),
+        read(state, "storageclasses.storage.k8s.io", storage_class_from_k8s),
+    )
+}
+
+/// One round of kube-scheduler and kubelet (see [`crate::FakeApiServer::schedule_pending`]).
 pub(crate) fn schedule_pending(state: &mut State) -> Result<ScheduleReport> {
     let (pods_rt, nodes_rt) = kinds(state)?;
-    let nodes: Vec<Value> = state.objects(&nodes_rt, None).cloned().collect();
-    let node_named = |name: &str| nodes.iter().find(|n| name_of(n) == name);
-    let pods: Vec<Value> = state.objects(&pods_rt, None).cloned().collect();
+    let node_objects: Vec<Value> = state.objects(&nodes_rt, None).cloned().collect();
+    let pod_objects: Vec<Value> = state.objects(&pods_rt, None).cloned().collect();
     let mut report = ScheduleReport::default();
 
-    // What each node has left: allocatable less what its non-terminal pods request.
-    let mut free: HashMap<String, Amounts> = nodes
-        .iter()
-        .map(|n| {
-            let allocatable = n["status"]["allocatable"].as_object().into_iter().flatten();
-            let amounts = allocatable.map(|(r, q)| (r.clone(), nanos(q))).collect();
-            (name_of(n).to_string(), amounts)
-        })
-        .collect();
-    for pod in pods.iter().filter(|p| !is_terminal(p)) {
+    // The kubelet starts what a client bound.
+    for pod in &pod_objects {
         let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
-        if node.is_empty() {
-            continue;
-        }
-        take(free.entry(node.to_string()).or_default(), &pod_requests(pod));
-        if let Some(node) = node_named(node)
+        if let Some(node) = node_objects
+            .iter()
+            .find(|n| !node.is_empty() && name_of(n) == node)
             && pod["status"]["phase"] == "Pending"
             && !is_deleting(pod)
         {
@@ -395,34 +308,35 @@ pub(crate) fn schedule_pending(state: &mut State) -> Result<ScheduleReport> {
         }
     }
 
-    let mut pending: Vec<&Value> = pods.iter().filter(|p| is_pending_unbound(p)).collect();
-    pending.sort_by_key(|p| {
-        (
-            std::cmp::Reverse(p["spec"]["priority"].as_i64().unwrap_or(0)),
-            p["metadata"]["creationTimestamp"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            PodKey::of(p),
-        )
-    });
-    let nothing = Amounts::new();
-    for pod in pending {
-        let requests = pod_requests(pod);
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        let chosen = nodes.iter().find(|node| {
-            let left = free.get(name_of(node)).unwrap_or(&nothing);
-            let problems = misfits(pod, &requests, node, left);
-            for reason in &problems {
-                *reasons.entry(reason.clone()).or_default() += 1;
+    let nodes = read_nodes(&node_objects);
+    let bound: Vec<Pod> = pod_objects
+        .iter()
+        .filter(|p| !p["spec"]["nodeName"].as_str().unwrap_or_default().is_empty())
+        .filter_map(|p| match read_pod(p) {
+            Ok(pod) => Some(pod),
+            Err(e) => {
+                tracing::warn!(pod = name_of(p), error = %e, "the scheduler does not count a bound pod it cannot read");
+                None
             }
-            problems.is_empty()
-        });
-        let key = PodKey::of(pod);
-        match chosen {
-            Some(node) => {
-                let node_name = name_of(node).to_string();
-                take(free.entry(node_name.clone()).or_default(), &requests);
+        })
+        .collect();
+    let mut pending = Vec::new();
+    let mut unreadable = Vec::new();
+    for object in pod_objects.iter().filter(|p| is_pending_unbound(p)) {
+        match read_pod(object) {
+            Ok(pod) => pending.push(pod),
+            Err(e) => unreadable.push((PodKey::of(object), e)),
+        }
+    }
+    let volumes = read_volumes(state);
+
+    for (pod, placement) in kube_scheduler::schedule(&pending, &nodes, &bound, &volumes) {
+        let key = PodKey {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+        };
+        match placement {
+            Ok(node_name) => {
                 let bound = pods::assign(
                     state,
                     &pods_rt,
@@ -431,33 +345,23 @@ pub(crate) fn schedule_pending(state: &mut State) -> Result<ScheduleReport> {
                     &node_name,
                     &Value::Null,
                 )?;
-                start(state, &pods_rt, &bound, node)?;
+                if let Some(node) = node_objects.iter().find(|n| name_of(n) == node_name) {
+                    start(state, &pods_rt, &bound, node)?;
+                }
                 report.bound.push((key, node_name));
             }
-            None => {
-                let message = unschedulable_message(nodes.len(), &reasons);
+            Err(message) => {
                 mark_unschedulable(state, &pods_rt, &key, &message)?;
                 report.unschedulable.push((key, message));
             }
         }
     }
+    // Admission lets in what the conversion may still refuse; such a pod stays pending, saying why.
+    for (key, message) in unreadable {
+        mark_unschedulable(state, &pods_rt, &key, &message)?;
+        report.unschedulable.push((key, message));
+    }
     Ok(report)
-}
-
-fn take(free: &mut Amounts, requests: &Amounts) {
-    for (resource, amount) in requests {
-        *free.entry(resource.clone()).or_default() -= amount;
-    }
-}
-
-/// The scheduler's FitError text: counts per reason, sorted as strings.
-fn unschedulable_message(nodes: usize, reasons: &BTreeMap<String, usize>) -> String {
-    if nodes == 0 {
-        return "no nodes available to schedule pods".into();
-    }
-    let mut parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-    parts.sort();
-    format!("0/{nodes} nodes are available: {}.", parts.join(", "))
 }
 
 fn mark_unschedulable(state: &mut State, pods: &ResourceType, key: &PodKey, message: &str) -> Result<()> {

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use nodewright_core::requirements::Requirements;
 use serde_json::{Map, Value, json};
 
 use crate::admission;
@@ -16,11 +17,14 @@ use crate::object::{
     child, finalizers_of, format_time, is_deleting, labels_of, name_of, namespace_of, resource_version_of,
 };
 use crate::patch::{self, PatchType};
-use crate::pods;
 use crate::registry::{Registry, ResourceType};
-use crate::selectors::{FieldSelector, LabelSelector};
+use crate::selectors::{FieldSelector, label_map};
 
 pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// A controller that runs after every write to a resource in a namespace, as controllers in a
+/// real control plane would soon after (the disruption controller keeping budgets' status).
+pub(crate) type Controller = fn(&mut State, &ResourceType, &str);
 
 /// Which part of an object a write addresses: the object, or its `/status` subresource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +43,7 @@ pub(crate) enum Origin {
 /// What a list asks for.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ListQuery {
-    pub labels: LabelSelector,
+    pub labels: Requirements,
     pub fields: FieldSelector,
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
@@ -75,6 +79,7 @@ pub(crate) struct State {
     revision: u64,
     serial: u64,
     clock: Clock,
+    controllers: Vec<Controller>,
 }
 
 /// What `/version` says unless a test sets another.
@@ -83,7 +88,8 @@ fn discovery_default_minor() -> u32 {
 }
 
 impl State {
-    pub fn new(registry: Registry) -> Self {
+    /// A store with the default namespaces, running `controllers` after every write.
+    pub fn new(registry: Registry, controllers: Vec<Controller>) -> Self {
         let mut state = State {
             registry,
             minor_version: discovery_default_minor(),
@@ -91,6 +97,7 @@ impl State {
             revision: 0,
             serial: 0,
             clock: Arc::new(SystemTime::now),
+            controllers,
         };
         for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             state.ensure_namespace(namespace);
@@ -162,7 +169,7 @@ impl State {
                     .as_ref()
                     .is_none_or(|(ns, name)| (namespace_of(o), name_of(o)) > (ns.as_str(), name.as_str()))
             })
-            .filter(|o| query.labels.matches(labels_of(o)) && query.fields.matches(o))
+            .filter(|o| query.labels.matches_labels(&label_map(labels_of(o))) && query.fields.matches(o))
             .collect();
         let mut metadata = Map::new();
         metadata.insert("resourceVersion".into(), json!(revision.to_string()));
@@ -577,10 +584,11 @@ impl State {
         object
     }
 
-    /// What runs after each write, as controllers in a real control plane would soon after.
+    /// What runs after each write: the controllers.
     fn after_write(&mut self, rt: &ResourceType, namespace: &str) {
-        if rt.is_pods() || rt.is_pdbs() {
-            pods::refresh_disruption_budgets(self, namespace);
+        for i in 0..self.controllers.len() {
+            let controller = self.controllers[i];
+            controller(self, rt, namespace);
         }
     }
 

@@ -62,6 +62,14 @@ async fn label_selectors_filter_with_every_operator() {
         ("tier", vec!["web-0", "web-1"]),
         ("!app", vec!["lonely"]),
         ("app=web,tier=front", vec!["web-0", "web-1"]),
+        // Each requirement holds on its own: `app` needs the label beside `app!=web`.
+        ("app,app!=web", vec!["db-0", "batch-0"]),
+        // `()` is the empty value, which no pod's app label has.
+        (
+            "app notin ()",
+            vec!["db-0", "web-0", "web-1", "batch-0", "lonely"],
+        ),
+        ("app in ()", vec![]),
     ];
     for (selector, expected) in cases {
         let listed = all

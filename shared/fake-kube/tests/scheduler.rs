@@ -287,3 +287,115 @@ async fn pods_on_deleted_nodes_are_garbage_collected() {
     assert_eq!(server.gc_orphaned_pods().expect("gc"), vec![key("web-0")]);
     assert!(server.get::<Pod>(Some("default"), "web-0").is_none());
 }
+
+#[tokio::test]
+async fn a_cordoned_node_takes_pods_that_tolerate_its_taint() {
+    let (server, client) = server().await;
+    server.register_node(small_node("n1")).expect("register");
+    let nodes: Api<Node> = Api::all(client);
+    nodes
+        .patch(
+            "n1",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .expect("cordon");
+    server
+        .insert(
+            &pod("tolerant")
+                .tolerate("node.kubernetes.io/unschedulable", "NoSchedule")
+                .build(),
+        )
+        .expect("insert");
+    let report = server.schedule_pending().expect("schedule");
+    assert_eq!(report.bound, vec![(key("tolerant"), "n1".to_string())]);
+}
+
+#[tokio::test]
+async fn pods_go_to_the_least_allocated_node_as_the_real_scheduler_prefers() {
+    let (server, _client) = server().await;
+    for name in ["n1", "n2"] {
+        server.register_node(small_node(name)).expect("register");
+    }
+    for name in ["a", "b"] {
+        server
+            .insert(&pod(name).cpu("500m").memory("1Gi").build())
+            .expect("insert");
+    }
+    let report = server.schedule_pending().expect("schedule");
+    // The tie on empty nodes goes to the first by name; the second pod then finds n2 emptier.
+    assert_eq!(
+        report.bound,
+        vec![(key("a"), "n1".to_string()), (key("b"), "n2".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn required_pod_anti_affinity_keeps_replicas_apart() {
+    let (server, _client) = server().await;
+    server.register_node(small_node("n1")).expect("register");
+    for name in ["web-0", "web-1"] {
+        let mut replica = pod(name).label("app", "web").build();
+        let affinity = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}
+        ]}});
+        if let Some(spec) = replica.spec.as_mut() {
+            spec.affinity = Some(serde_json::from_value(affinity).expect("affinity"));
+        }
+        server.insert(&replica).expect("insert");
+    }
+    let report = server.schedule_pending().expect("schedule");
+    assert_eq!(report.bound, vec![(key("web-0"), "n1".to_string())]);
+    assert_eq!(
+        report.unschedulable,
+        vec![(
+            key("web-1"),
+            "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules.".to_string()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn a_pod_goes_to_the_zone_of_its_bound_volume_and_waits_for_a_missing_claim() {
+    let (server, _client) = server().await;
+    for (name, zone) in [("a1", "us-east-1a"), ("c1", "us-east-1c")] {
+        server
+            .register_node(small_node(name).label("topology.kubernetes.io/zone", zone))
+            .expect("register");
+    }
+    for object in [
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv-1"},
+               "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                        "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"},
+                        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1c"]}]}]}}}}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "data", "namespace": "default"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": "pv-1",
+                        "resources": {"requests": {"storage": "1Gi"}}}}),
+    ] {
+        server.insert(&object).expect("insert");
+    }
+    for (name, claim) in [("db-0", "data"), ("db-1", "missing")] {
+        let mut db = pod(name).build();
+        if let Some(spec) = db.spec.as_mut() {
+            spec.volumes = Some(vec![
+                serde_json::from_value(
+                    json!({"name": "data", "persistentVolumeClaim": {"claimName": claim}}),
+                )
+                .expect("volume"),
+            ]);
+        }
+        server.insert(&db).expect("insert");
+    }
+    let report = server.schedule_pending().expect("schedule");
+    assert_eq!(report.bound, vec![(key("db-0"), "c1".to_string())]);
+    assert_eq!(
+        report.unschedulable,
+        vec![(
+            key("db-1"),
+            "0/2 nodes are available: PersistentVolumeClaim default/missing does not exist.".to_string()
+        )]
+    );
+}

@@ -10,9 +10,9 @@ use nodewright_core::pod::{
     TopologySpread, Weighted, WhenUnsatisfiable,
 };
 use nodewright_core::requirements::{Operator, Requirement, Requirements};
+use nodewright_core::selector::{validate_label_key, validate_label_value};
 
-use crate::error::Result;
-use crate::pod::At;
+use crate::error::{At, Result};
 
 /// What a pod (anti-)affinity term without a `labelSelector` means. Kubernetes reads a missing
 /// selector as "matches no pod": required affinity can then never be met, while anti-affinity
@@ -125,7 +125,8 @@ pub(crate) fn node_term(
     Ok(out)
 }
 
-/// A `metav1.LabelSelector`: `matchLabels` and `matchExpressions` ANDed.
+/// A `metav1.LabelSelector`: `matchLabels` and `matchExpressions` ANDed, keys and values
+/// validated as the API server validates them.
 pub(crate) fn label_selector(
     at: At<'_>,
     field: &str,
@@ -133,10 +134,18 @@ pub(crate) fn label_selector(
 ) -> Result<LabelSelector> {
     let mut out = LabelSelector::default();
     for (k, v) in selector.match_labels.iter().flatten() {
+        let field = format!("{field}.matchLabels");
+        label_key(at, &field, k)?;
+        validate_label_value(v).map_err(|reason| at.invalid(&field, format!("value {v:?}: {reason}")))?;
         out.requirements.add(k, Requirement::is_in([v.clone()]));
     }
     for (i, e) in selector.match_expressions.iter().flatten().enumerate() {
         let field = format!("{field}.matchExpressions[{i}]");
+        label_key(at, &format!("{field}.key"), &e.key)?;
+        for (j, v) in e.values.iter().flatten().enumerate() {
+            validate_label_value(v)
+                .map_err(|reason| at.invalid(&format!("{field}.values[{j}]"), format!("{v:?}: {reason}")))?;
+        }
         let op = match e.operator.as_str() {
             "In" => Operator::In,
             "NotIn" => Operator::NotIn,
@@ -153,6 +162,21 @@ pub(crate) fn label_selector(
             .map_err(|err| at.value(&field, err))?;
     }
     Ok(out)
+}
+
+/// A `metav1.LabelSelector` of `object` at `field` (a PodDisruptionBudget's or a workload's
+/// `spec.selector`), validated as the API server validates it; errors name the object and
+/// the field.
+pub fn label_selector_from_k8s(
+    object: &str,
+    field: &str,
+    selector: &meta::LabelSelector,
+) -> Result<LabelSelector> {
+    label_selector(At { object, prefix: "" }, field, selector)
+}
+
+fn label_key(at: At<'_>, field: &str, key: &str) -> Result<()> {
+    validate_label_key(key).map_err(|reason| at.invalid(field, format!("key {key:?}: {reason}")))
 }
 
 pub(crate) fn tolerations(at: At<'_>, tolerations: Option<&[k8s::Toleration]>) -> Result<Vec<Toleration>> {

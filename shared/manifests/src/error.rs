@@ -103,6 +103,24 @@ pub enum Error {
     },
 }
 
+/// Names the object being converted and where the part being read sits, for error messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub object: &'a str,
+    /// Path of the part's parent: `""` for a Pod, `"spec.template."` for a workload's pod spec.
+    pub prefix: &'a str,
+}
+
+impl At<'_> {
+    pub fn invalid(&self, field: &str, reason: impl Into<String>) -> Error {
+        Error::invalid(self.object, format!("{}{field}", self.prefix), reason)
+    }
+
+    pub fn value(&self, field: &str, source: nodewright_core::Error) -> Error {
+        Error::value(self.object, format!("{}{field}", self.prefix), source)
+    }
+}
+
 impl Error {
     pub(crate) fn invalid(object: &str, field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid {

@@ -6,6 +6,8 @@
 //! into [`Manifests`], and [`Manifests::to_input`] turns them into a scheduling round for the
 //! offline planner. Conversion is strict: every error names the object and the field.
 //! [`yaml`] reads and writes YAML for this crate and the others that read what people write.
+//! [`label_selector_from_k8s`] reads a `metav1.LabelSelector` on its own, for callers that
+//! match objects by one (the fake API server's PodDisruptionBudgets and workloads).
 
 mod constraints;
 pub mod convert;
@@ -21,6 +23,7 @@ mod volume;
 pub mod workload;
 pub mod yaml;
 
+pub use constraints::label_selector_from_k8s;
 pub use convert::{Conversion, ConvertWarning, convert_documents};
 pub use error::{Error, Result};
 pub use node::node_from_k8s;

@@ -5,8 +5,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use nodewright_core::pdb::{Budget, IntOrPercent, PodDisruptionBudget};
 
 use crate::constraints::label_selector;
-use crate::error::{Error, Result};
-use crate::pod::At;
+use crate::error::{At, Error, Result};
 
 /// Converts a budget; one without exactly one of `minAvailable` and `maxUnavailable`, or with
 /// a selector the core cannot read, is an error naming the field.

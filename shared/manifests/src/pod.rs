@@ -9,25 +9,7 @@ use nodewright_core::resources::{ResourceName, Resources};
 use nodewright_core::volumes::PodVolumeClaim;
 
 use crate::constraints;
-use crate::error::{Error, Result};
-
-/// Names the object being converted and where its pod spec sits, for error messages.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct At<'a> {
-    pub object: &'a str,
-    /// Path of the pod spec's parent: `""` for a Pod, `"spec.template."` for a workload.
-    pub prefix: &'a str,
-}
-
-impl At<'_> {
-    pub fn invalid(&self, field: &str, reason: impl Into<String>) -> Error {
-        Error::invalid(self.object, format!("{}{field}", self.prefix), reason)
-    }
-
-    pub fn value(&self, field: &str, source: nodewright_core::Error) -> Error {
-        Error::value(self.object, format!("{}{field}", self.prefix), source)
-    }
-}
+use crate::error::{At, Error, Result};
 
 /// Converts a pod, validating every field the scheduler reads.
 ///
@@ -616,6 +598,14 @@ mod tests {
             (
                 "  topologySpreadConstraints: [{maxSkew: 1, topologyKey: a, whenUnsatisfiable: ScheduleAnyway, minDomains: 2}]\n",
                 "spec.topologySpreadConstraints[0].minDomains",
+            ),
+            (
+                "  topologySpreadConstraints: [{maxSkew: 1, topologyKey: a, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {'bad key': x}}}]\n",
+                "spec.topologySpreadConstraints[0].labelSelector.matchLabels: key \"bad key\"",
+            ),
+            (
+                "  topologySpreadConstraints: [{maxSkew: 1, topologyKey: a, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchExpressions: [{key: app, operator: In, values: ['-x']}]}}]\n",
+                "spec.topologySpreadConstraints[0].labelSelector.matchExpressions[0].values[0]: \"-x\"",
             ),
         ];
         for (spec, expected) in cases {

@@ -7,8 +7,8 @@ use nodewright_core::requirements::{Requirement, Requirements};
 use nodewright_core::volumes::{PersistentVolume, PersistentVolumeClaim, StorageClass, VolumeBindingMode};
 
 use crate::constraints::node_term;
-use crate::error::{Error, Result};
-use crate::pod::{At, namespace_of};
+use crate::error::{At, Error, Result};
+use crate::pod::namespace_of;
 
 const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 

@@ -12,8 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use nodewright_core::pod::Pod;
 use nodewright_core::volumes::PodVolumeClaim;
 
-use crate::error::{Error, Result};
-use crate::pod::{At, from_spec, millis, namespace_of};
+use crate::error::{At, Error, Result};
+use crate::pod::{from_spec, millis, namespace_of};
 
 /// `spec.replicas` pods (default 1).
 pub fn pods_from_deployment(d: &Deployment) -> Result<Vec<Pod>> {

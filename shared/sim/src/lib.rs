@@ -7,6 +7,9 @@
 //! instances as Nodes, a simulated kube-scheduler binds pods or marks them Unschedulable, and
 //! the core's own passes run as the Lambdas run them: the disruption sweep every minute and the
 //! provisioner's pass (reconciliation, node lifecycle, provisioning round). The output is a [`Report`]: a timeline and a cost and latency summary.
+//!
+//! [`kube_scheduler`] is the simulated kube-scheduler on its own, over the core's pods and
+//! nodes; the fake API server schedules with it too.
 
 mod baseline;
 mod calls;
@@ -15,7 +18,7 @@ mod cloud;
 mod cluster;
 mod error;
 mod ids;
-mod kube_scheduler;
+pub mod kube_scheduler;
 mod kubelet;
 mod report;
 mod scenario;
@@ -29,10 +32,9 @@ pub use cloud::{
     CapacityFailure, CloudWorld, ImageArch, OfferingPattern, SimCloud, SimImage, SimInstance, SimProfile,
     SimSubnet,
 };
-pub use cluster::{PodRecord, PodStatus, SimCluster, Workload};
+pub use cluster::{PodRecord, PodStatus, SchedulingPass, SimCluster, Workload};
 pub use error::{Error, Result};
 pub use ids::SeededIds;
-pub use kube_scheduler::SchedulingPass;
 pub use kubelet::{Kubelet, Registration};
 pub use report::{Event, Latency, Replacement, Report, Summary, TimelineEvent, format_offset};
 pub use scenario::{DeleteNode, Interrupt, InterruptKind, Objects, Scenario, Step};

@@ -208,7 +208,7 @@ fn the_scheduler_respects_taints_and_cordons() {
         Some(PodStatus::Unschedulable { reason }) => {
             assert!(reason.contains("1 node(s) were unschedulable"), "{reason}");
             assert!(
-                reason.contains("1 node(s) had untolerated taint {dedicated=gpu:NoSchedule}"),
+                reason.contains("1 node(s) had untolerated taint {dedicated: gpu}"),
                 "{reason}"
             );
         }

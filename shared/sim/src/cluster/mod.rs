@@ -1,10 +1,12 @@
 //! The embedded cluster: the Kubernetes API as the provisioner sees it, plus the controllers a
 //! real cluster runs beside it — a ReplicaSet controller that keeps each workload at its
 //! replica count and recreates evicted pods, and a DaemonSet controller that puts a daemon pod
-//! on every node it matches. The kube-scheduler is in `kube_scheduler.rs`.
+//! on every node it matches. Its kube-scheduler (`scheduling.rs`) runs the shared one in
+//! [`crate::kube_scheduler`].
 
 mod pdbs;
 mod port;
+mod scheduling;
 mod volumes;
 mod workloads;
 
@@ -21,6 +23,7 @@ use nodewright_core::volumes::Volumes;
 use crate::calls::{Call, ClusterOp, Recorder};
 use crate::clock::VirtualClock;
 use crate::ids::SplitMix64;
+pub use scheduling::SchedulingPass;
 use workloads::owned_by_workload;
 
 /// Where a pod is, as its `PodScheduled` condition and `nodeName` say.
