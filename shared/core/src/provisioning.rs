@@ -14,9 +14,7 @@ use crate::api::{Ec2NodeClass, NodePool};
 use crate::catalog::CapacityType;
 use crate::nodeclaim::{AuditRecord, ClaimState, LaunchedInstance, NodeClaim};
 use crate::pod::{Millis, Pod};
-use crate::ports::{
-    ClaimStore, Clock, Cloud, Cluster, ErrorKind, LaunchRequest, PortError, PortResult,
-};
+use crate::ports::{ClaimStore, Clock, Cloud, Cluster, ErrorKind, LaunchRequest, PortError, PortResult};
 use crate::scheduler::{self, ExistingNode, Input, Plan, PlannedClaim, PoolInput, Unschedulable};
 use crate::unavailable::UnavailableOfferings;
 

@@ -44,9 +44,7 @@ fn a_cold_sweeper_plans_replacements_without_the_offerings_the_store_holds_unava
             .requirement(labels::INSTANCE_TYPE, Operator::In, &["m5.large", "m5.xlarge"])
             .build(),
     );
-    cluster
-        .create_pod(pod("web").cpu("1").build())
-        .expect("new pod");
+    cluster.create_pod(pod("web").cpu("1").build()).expect("new pod");
     for _ in 0..3 {
         cluster.run_scheduler();
         block_on(run_pass(
@@ -74,7 +72,11 @@ fn a_cold_sweeper_plans_replacements_without_the_offerings_the_store_holds_unava
     cloud.release_ami();
     let catalog = block_on(cloud.catalog(&nodeclass("default"))).expect("catalog");
     let now = clock.now();
-    for o in catalog.get("m5.large").map(|t| t.offerings.clone()).unwrap_or_default() {
+    for o in catalog
+        .get("m5.large")
+        .map(|t| t.offerings.clone())
+        .unwrap_or_default()
+    {
         let key = OfferingKey {
             instance_type: "m5.large".into(),
             zone: o.zone,

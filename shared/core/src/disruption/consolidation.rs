@@ -93,8 +93,7 @@ fn cheaper_only(planned: &PlannedClaim, limit: f64) -> Option<PlannedClaim> {
         return None;
     }
     let mut out = planned.clone();
-    out.instance_types
-        .retain(|name| cheaper.contains(&name.as_str()));
+    out.instance_types.retain(|name| cheaper.contains(&name.as_str()));
     out.overrides
         .retain(|o| cheaper.contains(&o.instance_type.as_str()));
     out.capacity_types = vec![planned.chosen.capacity_type];

@@ -334,11 +334,14 @@ fn skips_offerings_that_recently_ran_out_of_capacity() {
         "us-east-1e",
         "us-east-1f",
     ] {
-        inp.unavailable.mark(crate::ports::OfferingKey {
-            instance_type: first.instance_type.clone(),
-            zone: zone.into(),
-            capacity_type: first.capacity_type,
-        }, inp.now);
+        inp.unavailable.mark(
+            crate::ports::OfferingKey {
+                instance_type: first.instance_type.clone(),
+                zone: zone.into(),
+                capacity_type: first.capacity_type,
+            },
+            inp.now,
+        );
     }
     let second = &schedule(&inp).new_claims[0];
     assert_ne!(second.chosen.instance_type, first.instance_type);

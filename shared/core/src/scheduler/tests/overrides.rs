@@ -36,7 +36,11 @@ fn a_claim_sends_at_most_sixty_instance_types_the_cheapest_in_every_zone() {
         "the overrides are the claim's candidates"
     );
     assert!(overrides.windows(2).all(|w| w[0].price <= w[1].price));
-    assert!(overrides.iter().all(|o| o.capacity_type == CapacityType::OnDemand));
+    assert!(
+        overrides
+            .iter()
+            .all(|o| o.capacity_type == CapacityType::OnDemand)
+    );
     let first = &overrides[0];
     assert_eq!(
         (first.instance_type.as_str(), first.zone.as_str(), first.price),
@@ -90,7 +94,12 @@ fn a_claim_that_may_use_spot_sends_spot_offerings_only() {
     let claim = &plan.new_claims[0];
     assert_eq!(claim.capacity_types, vec![CapacityType::Spot]);
     assert!(!claim.overrides.is_empty());
-    assert!(claim.overrides.iter().all(|o| o.capacity_type == CapacityType::Spot));
+    assert!(
+        claim
+            .overrides
+            .iter()
+            .all(|o| o.capacity_type == CapacityType::Spot)
+    );
 }
 
 #[test]

@@ -140,8 +140,7 @@ fn overrides_are_the_offerings(
     c: &PlannedClaim,
     mut offered: Vec<(&str, &str, f64)>,
 ) -> Result<(), String> {
-    if c
-        .overrides
+    if c.overrides
         .iter()
         .any(|o| o.capacity_type != c.chosen.capacity_type)
     {
