@@ -110,8 +110,8 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// The NodePool of Karpenter's getting-started guide (`infra/examples/default-nodepool.yaml`;
-    /// nodewright-manifests checks that the two agree).
+    /// The NodePool of Karpenter's getting-started guide, as `infra/examples/default-nodepool.yaml`
+    /// writes it (nodewright-manifests reads the file itself).
     pub(crate) fn getting_started_nodepool() -> Value {
         json!({
             "apiVersion": "karpenter.sh/v1",
