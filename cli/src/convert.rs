@@ -8,7 +8,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use nodewright_manifests::convert::{convert_documents, parse_documents};
+use nodewright_manifests::convert::convert_documents;
+use nodewright_manifests::yaml;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,7 +33,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for file in &args.files {
         let text = read(file)?;
         let parsed =
-            parse_documents(&text).with_context(|| format!("{} is not valid YAML", file.display()))?;
+            yaml::all_documents(&text).with_context(|| format!("{} is not valid YAML", file.display()))?;
         documents.extend(parsed);
     }
     let conversion = convert_documents(&documents);

@@ -373,6 +373,7 @@ mod tests {
                 capacity_type: CapacityType::OnDemand,
                 price: 0.0765,
             },
+            overrides: Vec::new(),
             pods: pods.iter().map(|p| p.to_string()).collect(),
             requests: Default::default(),
             labels: Default::default(),

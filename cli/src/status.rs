@@ -5,8 +5,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
+use nodewright_core::assemble::split_pods;
 use nodewright_core::ports::{ClaimStore, Cluster};
-use nodewright_core::provisioning::existing_nodes;
 use nodewright_core::status::{FleetStatus, fleet_status, render};
 
 use crate::live::{ConnectArgs, Live};
@@ -61,10 +61,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// One snapshot: the live claims and the nodes with their pods, now.
 async fn read(live: &Live) -> nodewright_core::ports::PortResult<FleetStatus> {
     let claims = live.store.list_live().await?;
-    let nodes = existing_nodes(
+    let nodes = split_pods(
         live.cluster.list_nodes().await?,
         live.cluster.list_bound_pods().await?,
-    );
+    )
+    .nodes;
     Ok(fleet_status(&nodes, &claims, live.clock.now()))
 }
 

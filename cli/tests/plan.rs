@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::resources::Resources;
 use nodewright_core::scheduler::{ChosenOffering, Plan, PlannedClaim, Unschedulable};
-use nodewright_core::testing::plan_check::check;
+use nodewright_core::testing::plan_check::check_printed;
 use serde_json::Value;
 
 const EXAMPLE: [&str; 2] = ["infra/examples/default-nodepool.yaml", "infra/examples/plan/"];
@@ -126,7 +126,7 @@ fn the_example_plan_breaks_no_hard_constraint() {
     let plan = plan_of(&json);
     assert!(plan.unschedulable.is_empty(), "the example fits: {json:#}");
     assert!(plan.existing.is_empty(), "the example has no nodes: {json:#}");
-    if let Err(violation) = check(&input, &plan) {
+    if let Err(violation) = check_printed(&input, &plan) {
         panic!("{violation}\nplan: {json:#}");
     }
 }
@@ -209,6 +209,7 @@ fn plan_of(json: &Value) -> Plan {
                 capacity_type: capacity_type(&c["chosen"]["capacity_type"]),
                 price: number(&c["chosen"]["price"]),
             },
+            overrides: Vec::new(),
             pods: owned(&c["pods"]),
             requests: Resources::new(),
             labels: BTreeMap::new(),

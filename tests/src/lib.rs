@@ -23,9 +23,9 @@ use nodewright_core::ports::{CLAIM_TAG, Cloud, Instance};
 use nodewright_fake_kube::builders;
 use nodewright_fake_kube::{FakeApiServer, NodeRegistration};
 use nodewright_kube::{ClusterInfo, KubeCluster};
+use nodewright_manifests::yaml;
 use nodewright_provisioner::{LiveProvisioner, ProvisionerConfig, assemble};
 use nodewright_webhook::{Webhook, WebhookConfig};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The Kubernetes groups the stack's access entries put the functions in (`template.yaml`).
@@ -49,10 +49,10 @@ pub fn getting_started(cluster: &str, cpu_limit: u32) -> Vec<Value> {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{path}: {e}"))
         .replace("my-cluster", cluster);
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| {
-            let mut value = serde_json::to_value(serde_yaml::Value::deserialize(doc).expect("YAML document"))
-                .expect("JSON");
+    yaml::all_documents(&text)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .into_iter()
+        .map(|mut value| {
             if value["kind"] == "NodePool" {
                 value["spec"]["limits"]["cpu"] = json!(cpu_limit);
             }
@@ -429,17 +429,13 @@ impl World {
         let parts = nodewright_aws::userdata::mime::parse(&text).expect("MIME user data");
         let mut flags = BTreeMap::new();
         for part in parts {
-            let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(&part.body) else {
+            let Ok(doc) = yaml::from_str::<Value>(&part.body) else {
                 continue;
             };
             if doc["kind"].as_str() != Some("NodeConfig") {
                 continue;
             }
-            for flag in doc["spec"]["kubelet"]["flags"]
-                .as_sequence()
-                .into_iter()
-                .flatten()
-            {
+            for flag in doc["spec"]["kubelet"]["flags"].as_array().into_iter().flatten() {
                 if let Some((k, v)) = flag.as_str().and_then(|f| f.split_once('=')) {
                     flags.insert(k.to_string(), v.to_string());
                 }
@@ -514,7 +510,7 @@ fn nanos() -> u128 {
 /// Parses a manifest the way the cluster's strict reader does (used to check the example).
 pub fn parses(object: &Value) -> bool {
     matches!(
-        parse_config_object(&object.to_string(), "example"),
+        parse_config_object(object),
         Ok(ConfigObject::NodePool(_) | ConfigObject::Ec2NodeClass(_))
     )
 }
@@ -523,9 +519,7 @@ pub fn parses(object: &Value) -> bool {
 /// a subresource written `pods/eviction`.
 pub fn rbac_grants(group: &str) -> std::collections::BTreeSet<(String, String, String)> {
     let text = include_str!("../../infra/rbac.yaml");
-    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(text)
-        .map(|d| Value::deserialize(d).expect("rbac.yaml is YAML"))
-        .collect();
+    let docs = yaml::all_documents(text).expect("rbac.yaml is YAML");
     let roles: Vec<&str> = docs
         .iter()
         .filter(|d| d["kind"] == "ClusterRoleBinding")

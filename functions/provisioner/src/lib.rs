@@ -57,7 +57,8 @@ pub struct Provisioner<K, C, S> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
     pub ids: Box<dyn IdSource>,
-    /// Offerings EC2 could not fill, kept across warm invocations.
+    /// Offerings EC2 could not fill, kept across warm invocations: this process's one record of
+    /// them (the EC2 adapter keeps none).
     pub unavailable: Mutex<UnavailableOfferings>,
     pub pass: PassConfig,
     /// Where the handlers print their EMF metrics: stdout in Lambda ([`from_env`]), nowhere

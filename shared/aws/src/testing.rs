@@ -551,11 +551,12 @@ fn launcher_path() -> PathBuf {
 pub fn getting_started_nodeclass(cluster: &str) -> Ec2NodeClass {
     const EXAMPLE: &str = include_str!("../../../infra/examples/default-nodepool.yaml");
     let yaml = EXAMPLE.replace("my-cluster", cluster);
-    let doc = yaml
-        .split("\n---")
-        .find(|d| d.lines().any(|l| l.trim_end() == "kind: EC2NodeClass"))
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml).expect("the example is YAML");
+    let doc = documents
+        .iter()
+        .find(|d| d["kind"] == "EC2NodeClass")
         .expect("the example has an EC2NodeClass");
-    match parse_config_object(doc, "getting-started") {
+    match parse_config_object(doc) {
         Ok(ConfigObject::Ec2NodeClass(nc)) => *nc,
         other => panic!("the getting-started EC2NodeClass does not parse: {other:?}"),
     }

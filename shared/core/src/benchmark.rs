@@ -120,15 +120,30 @@ pub fn pods(count: usize, mix: Mix, seed: u64) -> Vec<Pod> {
 
 /// The NodePool the benchmark launches from: Karpenter's getting-started pool (on-demand,
 /// amd64, categories c/m/r, generation > 2) without its 1000-CPU limit, which 10,000 pods exceed.
+/// nodewright-manifests checks that it is `infra/examples/default-nodepool.yaml`'s pool.
 pub fn nodepool() -> NodePool {
-    let yaml = include_str!("../../../infra/examples/default-nodepool.yaml");
-    let doc = yaml.split("\n---").next().unwrap_or(yaml);
-    match parse_config_object(doc, "default-nodepool.yaml") {
-        Ok(ConfigObject::NodePool(mut np)) => {
-            np.spec.limits.clear();
-            *np
+    let pool = serde_json::json!({
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "default"},
+        "spec": {
+            "template": {"spec": {
+                "requirements": [
+                    {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                    {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+                    {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m", "r"]},
+                    {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["2"]}
+                ],
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                "expireAfter": "720h"
+            }},
+            "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1m"}
         }
-        other => panic!("the embedded example NodePool must parse: {other:?}"),
+    });
+    match parse_config_object(&pool) {
+        Ok(ConfigObject::NodePool(np)) => *np,
+        other => panic!("the getting-started NodePool must parse: {other:?}"),
     }
 }
 

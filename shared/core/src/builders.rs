@@ -232,10 +232,13 @@ impl PodBuilder {
 /// capacity types unless narrowed.
 pub fn nodepool(name: &str) -> NodePoolBuilder {
     NodePoolBuilder {
-        yaml: serde_yaml::from_str(&format!(
-            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {{name: {name}}}\n\
-             spec:\n  template:\n    spec:\n      requirements: []\n      nodeClassRef: {{group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}}\n"
-        ))
+        yaml: serde_json::from_value(serde_json::json!({
+            "apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": name},
+            "spec": {"template": {"spec": {
+                "requirements": [],
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"}
+            }}}
+        }))
         .unwrap_or_else(|e| panic!("builder nodepool: {e}")),
     }
 }
@@ -338,12 +341,7 @@ impl NodePoolBuilder {
 
 /// The getting-started EC2NodeClass (`al2023@latest`, discovery-tag selectors).
 pub fn nodeclass(name: &str) -> Ec2NodeClass {
-    let yaml = format!(
-        "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {{name: {name}}}\nspec:\n  role: KarpenterNodeRole-test\n  \
-         amiSelectorTerms: [{{alias: al2023@latest}}]\n  subnetSelectorTerms: [{{tags: {{karpenter.sh/discovery: test}}}}]\n  \
-         securityGroupSelectorTerms: [{{tags: {{karpenter.sh/discovery: test}}}}]\n"
-    );
-    match api::parse_config_object(&yaml, "builder") {
+    match api::parse_config_object(&nodeclass_json(name, "al2023@latest")) {
         Ok(api::ConfigObject::Ec2NodeClass(nc)) => *nc,
         other => panic!("builder nodeclass: {other:?}"),
     }
@@ -507,12 +505,21 @@ impl PodBuilder {
 /// validation refuses Windows classes (it launches Linux nodes only), so this one is read
 /// without it: the scheduler's handling of the OS label is tested on its own.
 pub fn windows_nodeclass(name: &str) -> Ec2NodeClass {
-    let yaml = format!(
-        "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {{name: {name}}}\nspec:\n  role: KarpenterNodeRole-test\n  \
-         amiSelectorTerms: [{{alias: windows2022@latest}}]\n  subnetSelectorTerms: [{{tags: {{karpenter.sh/discovery: test}}}}]\n  \
-         securityGroupSelectorTerms: [{{tags: {{karpenter.sh/discovery: test}}}}]\n"
-    );
-    serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("builder nodeclass: {e}"))
+    serde_json::from_value(nodeclass_json(name, "windows2022@latest"))
+        .unwrap_or_else(|e| panic!("builder nodeclass: {e}"))
+}
+
+/// A node class with the getting-started selectors and the AMI `alias`.
+fn nodeclass_json(name: &str, alias: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": name},
+        "spec": {
+            "role": "KarpenterNodeRole-test",
+            "amiSelectorTerms": [{"alias": alias}],
+            "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "test"}}],
+            "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "test"}}]
+        }
+    })
 }
 
 /// A pool input over the embedded us-east-1 catalog with the node settings of `nodeclass`.

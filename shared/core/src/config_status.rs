@@ -95,12 +95,17 @@ pub fn statuses(
     for pool in nodepools {
         let class_name = &pool.spec.template.spec.node_class_ref.name;
         let own = problem("NodePool", pool.name());
-        let class_issue = if nodeclasses.iter().any(|c| c.name() == class_name) {
-            problem("EC2NodeClass", class_name)
-        } else {
-            Some(format!("EC2NodeClass {class_name} not found"))
+        // The round pairs pools with node classes by the same rule (`assemble`).
+        let unusable = crate::assemble::node_class_for(pool, nodeclasses).err();
+        let class_issue = match &unusable {
+            Some(why) => Some(why.reason()),
+            None => problem("EC2NodeClass", class_name),
         };
-        let validation = own.as_ref().filter(|p| !p.contains("EC2NodeClass"));
+        // The round lists an unusable pool under the pool's name; that is the node class's
+        // condition, not the pool's validation.
+        let validation = own
+            .as_ref()
+            .filter(|p| unusable.as_ref().is_none_or(|why| **p != why.reason()));
         let ready_issue = validation.cloned().or_else(|| class_issue.clone());
         let conditions = [
             (
@@ -334,5 +339,40 @@ mod tests {
             120_000,
         );
         assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn a_pool_whose_node_class_ref_names_another_kind_is_valid_but_its_node_class_not_ready() {
+        let mut pool = nodepool("default").build();
+        pool.spec.template.spec.node_class_ref.kind = "AKSNodeClass".into();
+        // What the round lists for it.
+        let problems = [crate::assemble::node_class_for(&pool, &[])
+            .expect_err("foreign")
+            .to_string()];
+        let out = statuses(
+            &[pool],
+            &[nodeclass("default")],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &[],
+            &problems,
+            0,
+        );
+        let np = out
+            .iter()
+            .find(|s| s.kind == ConfigKind::NodePool)
+            .expect("the pool");
+        let conditions = np.status["conditions"].as_array().expect("conditions");
+        let condition = |kind: &str| conditions.iter().find(|c| c["type"] == kind).expect("condition");
+        assert_eq!(condition("ValidationSucceeded")["status"], "True");
+        let class = condition("NodeClassReady");
+        assert_eq!(class["status"], "False");
+        assert!(
+            class["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("AKSNodeClass")),
+            "{class}"
+        );
+        assert_eq!(condition("Ready")["status"], "False");
     }
 }

@@ -19,12 +19,9 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("cannot parse {what}: {source}")]
-    Yaml {
-        what: String,
-        #[source]
-        source: serde_yaml::Error,
-    },
+    /// A NodePool or EC2NodeClass refused; it names itself and the field.
+    #[error(transparent)]
+    Config(#[from] crate::api::ConfigError),
 
     #[error("cannot parse {what}: {source}")]
     Json {

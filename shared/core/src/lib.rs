@@ -3,6 +3,7 @@
 //! implements. Nothing here performs I/O, reads a clock or draws randomness.
 
 pub mod api;
+pub mod assemble;
 pub mod catalog;
 pub mod clock;
 pub mod config_status;

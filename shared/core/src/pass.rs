@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
+use crate::assemble::split_pods;
 use crate::events;
 use crate::lifecycle::{self, LifecyclePolicy, LifecycleReport, Observed};
 use crate::nodeclaim::NodeClaim;
@@ -163,10 +164,7 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     let actor = config.round.actor.as_str();
 
     let now = clock.now();
-    // Offerings other functions marked (an interrupted spot offering) steer this pass too.
-    for (key, until) in store.list_unavailable(now).await? {
-        lock(unavailable).mark_until(key, until);
-    }
+    seed_unavailable(store, unavailable, now).await?;
     let claims = store.list_live().await?;
     let instances = cloud.list_instances().await?;
     let actions = reconcile::reconcile(&claims, &instances, now, &config.reconcile);
@@ -192,7 +190,7 @@ async fn under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
         .collect();
     let nodes = cluster.list_nodes().await?;
     let bound = cluster.list_bound_pods().await?;
-    let mut nodes = provisioning::existing_nodes(nodes, bound);
+    let mut nodes = split_pods(nodes, bound).nodes;
 
     let alive: BTreeSet<String> = instances
         .iter()
@@ -274,7 +272,7 @@ async fn read_config<C: Cluster, K: Cloud>(cluster: &C, cloud: &K) -> PortResult
     let all_classes_read = bad_classes.is_empty();
     let mut invalid = bad_pools;
     invalid.extend(bad_classes);
-    let pools = provisioning::pool_inputs(cloud, nodepools.clone(), &nodeclasses, &mut invalid).await?;
+    let pools = provisioning::pool_inputs(cloud, &nodepools, &nodeclasses, &mut invalid).await?;
     Ok(ReadConfig {
         nodepools,
         nodeclasses,
@@ -330,19 +328,16 @@ pub async fn preview_round<C: Cluster, K: Cloud, S: ClaimStore>(
     store: &S,
     clock: &dyn Clock,
 ) -> PortResult<RoundPreview> {
-    let now = clock.now();
-    let mut unavailable = UnavailableOfferings::new();
-    for (key, until) in store.list_unavailable(now).await? {
-        unavailable.mark_until(key, until);
-    }
+    let unavailable = Mutex::new(UnavailableOfferings::new());
+    seed_unavailable(store, &unavailable, clock.now()).await?;
     let claims = store.list_live().await?;
     let config = read_config(cluster, cloud).await?;
-    let nodes = provisioning::existing_nodes(cluster.list_nodes().await?, cluster.list_bound_pods().await?);
+    let nodes = split_pods(cluster.list_nodes().await?, cluster.list_bound_pods().await?).nodes;
     let view = round_view(cluster, nodes, claims, config.pools).await?;
     let mut round = provisioning::round_input(cluster, view).await?;
     let now = clock.now();
     Ok(RoundPreview {
-        plan: provisioning::decide(&mut round, now, unavailable.current(now)),
+        plan: provisioning::decide(&mut round, now, lock(&unavailable).snapshot(now)),
         pods_pending: round.pods_pending,
         invalid_config: config.invalid,
     })
@@ -365,14 +360,19 @@ pub async fn preview_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
     store: &S,
     clock: &dyn Clock,
 ) -> PortResult<SweepPreview> {
-    let now = clock.now();
     let unavailable = Mutex::new(UnavailableOfferings::new());
-    for (key, until) in store.list_unavailable(now).await? {
-        lock(&unavailable).mark_until(key, until);
-    }
     let claims = store.list_live().await?;
     let mut invalid_config = Vec::new();
-    let (input, _) = sweep_input(cluster, cloud, claims, &unavailable, clock, &mut invalid_config).await?;
+    let (input, _) = sweep_input(
+        cluster,
+        cloud,
+        store,
+        claims,
+        &unavailable,
+        clock,
+        &mut invalid_config,
+    )
+    .await?;
     Ok(SweepPreview {
         plan: crate::disruption::plan_sweep(&input),
         invalid_config,
@@ -443,6 +443,7 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
     let (input, nodeclasses) = sweep_input(
         cluster,
         cloud,
+        store,
         claims,
         unavailable,
         clock,
@@ -472,10 +473,12 @@ async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
 /// What a sweep decides over, read from the cluster: nodes as planning sees them with their
 /// pods (kept to their volumes' zones), pools, DaemonSets, PodDisruptionBudgets, pending pods,
 /// the AMIs node classes resolve to; and the node classes, when every one parsed (for instance
-/// profile hygiene). Read-only. Problems with the configuration go to `invalid_config`.
-async fn sweep_input<C: Cluster, K: Cloud>(
+/// profile hygiene). Read-only but for `unavailable`, which takes in the store's marks as a
+/// pass's does. Problems with the configuration go to `invalid_config`.
+async fn sweep_input<C: Cluster, K: Cloud, S: ClaimStore>(
     cluster: &C,
     cloud: &K,
+    store: &S,
     claims: Vec<NodeClaim>,
     unavailable: &Mutex<UnavailableOfferings>,
     clock: &dyn Clock,
@@ -484,13 +487,16 @@ async fn sweep_input<C: Cluster, K: Cloud>(
     crate::disruption::SweepInput,
     Option<Vec<crate::api::Ec2NodeClass>>,
 )> {
+    // Replacements must not be planned on an offering the interruption function found
+    // interrupted.
+    seed_unavailable(store, unavailable, clock.now()).await?;
     let config = read_config(cluster, cloud).await?;
     let nodeclasses = config.all_classes_read.then_some(config.nodeclasses);
     invalid_config.extend(config.invalid);
     let pools = config.pools;
     let nodes = cluster.list_nodes().await?;
     let bound = cluster.list_bound_pods().await?;
-    let mut nodes = provisioning::existing_nodes(nodes, bound);
+    let mut nodes = split_pods(nodes, bound).nodes;
     lifecycle::planning_view(&mut nodes, &claims, &pools);
     // Pods keep their volumes' zones wherever a consolidation would move them.
     if nodes
@@ -539,7 +545,7 @@ async fn sweep_input<C: Cluster, K: Cloud>(
         daemonsets,
         pdbs,
         pending,
-        unavailable: lock(unavailable).current(now),
+        unavailable: lock(unavailable).snapshot(now),
         namespace_labels,
         images,
         now,
@@ -615,6 +621,19 @@ async fn prune_launch_templates<K: Cloud>(
                 .push(format!("deleting launch template {}: {e}", t.name)),
         }
     }
+}
+
+/// Takes the offerings the store holds as out of capacity (an interrupted spot offering, marked
+/// by the interruption function) into `unavailable`, so that they steer this pass or sweep too.
+async fn seed_unavailable<S: ClaimStore>(
+    store: &S,
+    unavailable: &Mutex<UnavailableOfferings>,
+    now: Millis,
+) -> PortResult<()> {
+    for (key, until) in store.list_unavailable(now).await? {
+        lock(unavailable).mark_until(key, until);
+    }
+    Ok(())
 }
 
 fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, UnavailableOfferings> {

@@ -111,7 +111,8 @@ pub struct LaunchOverride {
 pub struct LaunchRequest {
     pub claim: NodeClaim,
     pub nodeclass: Ec2NodeClass,
-    /// At most 60, cheapest first; all of one capacity type.
+    /// At most 60 instance types, cheapest first; all of one capacity type; none the caller
+    /// knows to be out of capacity (the cloud tries them as given and remembers nothing).
     pub overrides: Vec<LaunchOverride>,
 }
 
@@ -213,6 +214,7 @@ pub struct Launched {
     pub price: f64,
     /// The name of the launch template the instance came from, where there is one.
     pub launch_template: Option<String>,
+    /// Offerings tried first and found out of capacity (the caller marks them unavailable).
     pub unavailable: Vec<OfferingKey>,
 }
 

@@ -14,9 +14,7 @@ use crate::api::{Ec2NodeClass, NodePool};
 use crate::catalog::CapacityType;
 use crate::nodeclaim::{AuditRecord, ClaimState, LaunchedInstance, NodeClaim};
 use crate::pod::{Millis, Pod};
-use crate::ports::{
-    ClaimStore, Clock, Cloud, Cluster, ErrorKind, LaunchOverride, LaunchRequest, PortError, PortResult,
-};
+use crate::ports::{ClaimStore, Clock, Cloud, Cluster, ErrorKind, LaunchRequest, PortError, PortResult};
 use crate::scheduler::{self, ExistingNode, Input, Plan, PlannedClaim, PoolInput, Unschedulable};
 use crate::unavailable::UnavailableOfferings;
 
@@ -202,7 +200,7 @@ pub async fn round_input<C: Cluster>(cluster: &C, view: ClusterView) -> PortResu
             in_flight,
             daemonsets: view.daemonsets,
             pools: view.pools,
-            unavailable: Vec::new(),
+            unavailable: UnavailableOfferings::new(),
             namespace_labels,
             now: 0,
         },
@@ -213,7 +211,7 @@ pub async fn round_input<C: Cluster>(cluster: &C, view: ClusterView) -> PortResu
 
 /// The round's decision at `now` with `unavailable` offerings left out: the plan for the pods
 /// still pending, the pods waiting on volumes listed first among the unschedulable. Pure.
-pub fn decide(round: &mut RoundInput, now: Millis, unavailable: Vec<crate::ports::OfferingKey>) -> Plan {
+pub fn decide(round: &mut RoundInput, now: Millis, unavailable: UnavailableOfferings) -> Plan {
     round.input.now = now;
     round.input.unavailable = unavailable;
     let mut plan = scheduler::schedule(&round.input);
@@ -260,7 +258,7 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
     }
     for attempt in 0..=config.max_replans {
         let now = clock.now();
-        let plan = decide(&mut round, now, lock(unavailable).current(now));
+        let plan = decide(&mut round, now, lock(unavailable).snapshot(now));
         report.pods_absorbed_in_flight = plan.in_flight.iter().map(|(_, p)| p.len()).sum();
         report.pods_on_existing_nodes = plan.existing.iter().map(|(_, p)| p.len()).sum();
         report.unschedulable = plan.unschedulable.clone();
@@ -343,68 +341,32 @@ fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, Unavailabl
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The pools with their node classes and catalogs; pools whose node class is missing or
-/// unusable are reported in `invalid_config` and left out, and the others still provision.
+/// The pools with their node classes and catalogs (see [`crate::assemble`]); pools whose node
+/// class is foreign, missing or unusable are reported in `invalid_config` and left out, and the
+/// others still provision.
 pub async fn pool_inputs<K: Cloud>(
     cloud: &K,
-    nodepools: Vec<NodePool>,
+    nodepools: &[NodePool],
     nodeclasses: &[Ec2NodeClass],
     invalid_config: &mut Vec<String>,
 ) -> PortResult<Vec<PoolInput>> {
-    // `None`: the node class is misconfigured (already reported).
-    let mut catalogs: BTreeMap<String, Option<Arc<Vec<_>>>> = BTreeMap::new();
-    let mut pools = Vec::new();
-    for nodepool in nodepools {
-        let class_name = &nodepool.spec.template.spec.node_class_ref.name;
-        let Some(nodeclass) = nodeclasses.iter().find(|c| c.name() == class_name) else {
-            invalid_config.push(format!(
-                "NodePool {}: EC2NodeClass {class_name:?} not found",
-                nodepool.name()
-            ));
-            continue;
-        };
-        let types = match catalogs.get(class_name) {
-            Some(t) => t.clone(),
-            None => {
-                let types = match cloud.catalog(nodeclass).await {
-                    Ok(catalog) => Some(Arc::new(catalog.types)),
-                    // A node class the cloud cannot use (selectors that resolve nothing, bad
-                    // kubelet settings) stops its own pools, not the whole round.
-                    Err(e) if e.kind == ErrorKind::Invalid => {
-                        invalid_config.push(format!("EC2NodeClass {class_name}: {e}"));
-                        None
-                    }
-                    Err(e) => return Err(e),
-                };
-                catalogs.insert(class_name.clone(), types.clone());
-                types
+    let pairing = crate::assemble::pair_pools(nodepools, nodeclasses);
+    invalid_config.extend(pairing.unusable.iter().map(ToString::to_string));
+    let mut catalogs = BTreeMap::new();
+    for nodeclass in pairing.nodeclasses() {
+        match cloud.catalog(nodeclass).await {
+            Ok(catalog) => {
+                catalogs.insert(nodeclass.name().to_string(), Arc::new(catalog.types));
             }
-        };
-        let Some(types) = types else { continue };
-        pools.push(PoolInput {
-            nodepool,
-            nodeclass: nodeclass.clone(),
-            instance_types: types,
-        });
-    }
-    Ok(pools)
-}
-
-/// The nodes with the pods bound to each.
-pub fn existing_nodes(nodes: Vec<crate::pod::Node>, bound: Vec<crate::pod::Pod>) -> Vec<ExistingNode> {
-    let mut by_node: BTreeMap<String, Vec<crate::pod::Pod>> = BTreeMap::new();
-    for pod in bound {
-        if let Some(node) = pod.node_name.clone() {
-            by_node.entry(node).or_default().push(pod);
+            // A node class the cloud cannot use (selectors that resolve nothing, bad kubelet
+            // settings) stops its own pools, not the whole round.
+            Err(e) if e.kind == ErrorKind::Invalid => {
+                invalid_config.push(format!("EC2NodeClass {}: {e}", nodeclass.name()));
+            }
+            Err(e) => return Err(e),
         }
     }
-    nodes
-        .into_iter()
-        .map(|node| {
-            let pods = by_node.remove(&node.name).unwrap_or_default();
-            ExistingNode { node, pods }
-        })
-        .collect()
+    Ok(pairing.into_pool_inputs(&catalogs))
 }
 
 /// Live claims whose instance has not yet become a Node: their capacity is coming.
@@ -469,7 +431,8 @@ pub(crate) async fn launch_claim<K: Cloud, S: ClaimStore>(
     let request = LaunchRequest {
         claim: claim.clone(),
         nodeclass: pool.nodeclass.clone(),
-        overrides: launch_overrides(pool, planned, &lock(unavailable), now),
+        // Planned with the offerings out of capacity already left out: sent as they are.
+        overrides: planned.overrides.clone(),
     };
     let launched = match cloud.launch(&request).await {
         Ok(l) => l,
@@ -529,125 +492,4 @@ pub(crate) async fn launch_claim<K: Cloud, S: ClaimStore>(
         price: launched.price,
         pods: planned.pods.len(),
     })
-}
-
-/// The offerings to send to the cloud: every (type, zone) the claim allows in its preferred
-/// capacity type — spot when allowed — cheapest first, without the ones out of capacity.
-fn launch_overrides(
-    pool: &PoolInput,
-    planned: &PlannedClaim,
-    unavailable: &UnavailableOfferings,
-    now: Millis,
-) -> Vec<LaunchOverride> {
-    let capacity_type = if planned.capacity_types.contains(&CapacityType::Spot) {
-        CapacityType::Spot
-    } else {
-        CapacityType::OnDemand
-    };
-    let mut out = Vec::new();
-    for name in &planned.instance_types {
-        let Some(it) = pool.instance_types.iter().find(|t| &t.name == name) else {
-            continue;
-        };
-        for o in &it.offerings {
-            let key = crate::ports::OfferingKey {
-                instance_type: name.clone(),
-                zone: o.zone.clone(),
-                capacity_type: o.capacity_type,
-            };
-            if o.capacity_type == capacity_type
-                && planned.zones.contains(&o.zone)
-                && !unavailable.is_unavailable(&key, now)
-            {
-                out.push(LaunchOverride {
-                    instance_type: name.clone(),
-                    zone: o.zone.clone(),
-                    capacity_type,
-                    price: o.price,
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| {
-        a.price
-            .total_cmp(&b.price)
-            .then(a.instance_type.cmp(&b.instance_type))
-    });
-    // At most MAX_INSTANCE_TYPES types, the cheapest, with every zone each is offered in.
-    let mut kept_types: Vec<&str> = Vec::new();
-    let mut capped = Vec::with_capacity(out.len());
-    for o in &out {
-        if !kept_types.contains(&o.instance_type.as_str()) {
-            if kept_types.len() == crate::scheduler::MAX_INSTANCE_TYPES {
-                continue;
-            }
-            kept_types.push(&o.instance_type);
-        }
-        capped.push(o.clone());
-    }
-    capped
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::builders::{nodepool, pool_input};
-    use crate::scheduler::{ChosenOffering, MAX_INSTANCE_TYPES};
-
-    #[test]
-    fn a_launch_sends_at_most_sixty_instance_types_the_cheapest_in_every_zone() {
-        let pool = pool_input(nodepool("default").on_demand_only().build());
-        let zones: BTreeSet<String> = pool
-            .instance_types
-            .iter()
-            .flat_map(|t| t.offerings.iter().map(|o| o.zone.clone()))
-            .collect();
-        let planned = PlannedClaim {
-            nodepool: "default".into(),
-            nodeclass: "default".into(),
-            instance_types: pool.instance_types.iter().map(|t| t.name.clone()).collect(),
-            zones: zones.iter().cloned().collect(),
-            capacity_types: vec![CapacityType::OnDemand],
-            chosen: ChosenOffering {
-                instance_type: String::new(),
-                zone: String::new(),
-                capacity_type: CapacityType::OnDemand,
-                price: 0.0,
-            },
-            pods: Vec::new(),
-            requests: crate::resources::Resources::new(),
-            labels: BTreeMap::new(),
-            taints: Vec::new(),
-            startup_taints: Vec::new(),
-        };
-        assert!(planned.instance_types.len() > MAX_INSTANCE_TYPES);
-        let overrides = launch_overrides(&pool, &planned, &UnavailableOfferings::new(), 0);
-        let types: BTreeSet<&str> = overrides.iter().map(|o| o.instance_type.as_str()).collect();
-        assert_eq!(types.len(), MAX_INSTANCE_TYPES);
-        assert!(overrides.windows(2).all(|w| w[0].price <= w[1].price));
-        // Every zone a kept type is offered in stays: EC2 picks the zone.
-        let first = &overrides[0].instance_type;
-        let first_zones = overrides.iter().filter(|o| &o.instance_type == first).count();
-        let offered = pool.instance_types.iter().find(|t| &t.name == first).map(|t| {
-            t.offerings
-                .iter()
-                .filter(|o| o.capacity_type == CapacityType::OnDemand)
-                .count()
-        });
-        assert_eq!(Some(first_zones), offered);
-        // The most expensive override is no dearer than the cheapest type left out.
-        let max_kept = overrides.iter().map(|o| o.price).fold(0.0, f64::max);
-        let cheapest_left_out = pool
-            .instance_types
-            .iter()
-            .filter(|t| !types.contains(t.name.as_str()))
-            .flat_map(|t| {
-                t.offerings
-                    .iter()
-                    .filter(|o| o.capacity_type == CapacityType::OnDemand)
-            })
-            .map(|o| o.price)
-            .fold(f64::INFINITY, f64::min);
-        assert!(max_kept <= cheapest_left_out, "{max_kept} > {cheapest_left_out}");
-    }
 }

@@ -707,13 +707,15 @@ mod tests {
     }
 
     #[test]
-    fn parses_yaml_requirements_and_names_unknown_fields() {
+    fn parses_requirements_and_names_unknown_fields() {
         let ok: Vec<NodeSelectorRequirement> =
-            serde_yaml::from_str("- key: a\n  operator: In\n  values: [x]\n  minValues: 1\n").expect("valid");
+            serde_json::from_str(r#"[{"key": "a", "operator": "In", "values": ["x"], "minValues": 1}]"#)
+                .expect("valid");
         assert!(from_selector_requirements(&ok).is_ok());
-        let err =
-            serde_yaml::from_str::<Vec<NodeSelectorRequirement>>("- key: a\n  operator: In\n  valuez: [x]\n")
-                .expect_err("unknown field");
+        let err = serde_json::from_str::<Vec<NodeSelectorRequirement>>(
+            r#"[{"key": "a", "operator": "In", "valuez": ["x"]}]"#,
+        )
+        .expect_err("unknown field");
         assert!(err.to_string().contains("valuez"));
     }
 }

@@ -1,4 +1,9 @@
 //! Offerings that recently failed with insufficient capacity, skipped for a while.
+//!
+//! The one record of this fact: whoever runs passes owns one (the provisioner's warm state,
+//! the simulator), seeds it from the claim store each pass and marks it from the cloud's
+//! answers; the scheduler leaves these offerings out of everything it plans, launch overrides
+//! included, so nothing downstream filters for capacity again.
 
 use std::collections::BTreeMap;
 
@@ -34,10 +39,16 @@ impl UnavailableOfferings {
         self.until.get(key).is_some_and(|until| now < *until)
     }
 
-    /// The offerings still unavailable at `now`, forgetting the expired ones.
-    pub fn current(&mut self, now: Millis) -> Vec<OfferingKey> {
+    /// Nothing is marked (expired marks count until [`Self::snapshot`] forgets them).
+    pub fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+
+    /// The offerings still unavailable at `now`, for one decision; the expired ones are
+    /// forgotten here too.
+    pub fn snapshot(&mut self, now: Millis) -> UnavailableOfferings {
         self.until.retain(|_, until| now < *until);
-        self.until.keys().cloned().collect()
+        self.clone()
     }
 }
 
@@ -60,7 +71,8 @@ mod tests {
         u.mark(key(), 1_000);
         assert!(u.is_unavailable(&key(), 1_000 + UNAVAILABLE_FOR_MS - 1));
         assert!(!u.is_unavailable(&key(), 1_000 + UNAVAILABLE_FOR_MS));
-        assert_eq!(u.current(1_000).len(), 1);
-        assert!(u.current(1_000 + UNAVAILABLE_FOR_MS).is_empty());
+        assert!(!u.snapshot(1_000).is_empty());
+        assert!(u.snapshot(1_000 + UNAVAILABLE_FOR_MS).is_empty());
+        assert!(u.is_empty(), "the expired mark is forgotten");
     }
 }

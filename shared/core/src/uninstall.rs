@@ -28,6 +28,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::NodePool;
+use crate::assemble::split_pods;
 use crate::launch_templates::LAUNCH_TEMPLATE_TAG;
 use crate::lifecycle::{self, LifecyclePolicy, LifecycleReport};
 use crate::nodeclaim::{ClaimState, NodeClaim};
@@ -36,7 +37,6 @@ use crate::ports::{
     ClaimStore, Clock, Cloud, Cluster, ErrorKind, Instance, InstanceProfile, InstanceState, LaunchTemplate,
     PortResult,
 };
-use crate::provisioning;
 
 /// The reason uninstalled claims are terminated with (audit log, events).
 pub const REASON: &str = "uninstall";
@@ -405,7 +405,7 @@ pub async fn apply<C: Cluster, K: Cloud, S: ClaimStore>(
     // Graceful termination, by the lifecycle's own decisions over the claims as stored now.
     let claims = store.list_live().await?;
     let instances = cloud.list_instances().await?;
-    let nodes = provisioning::existing_nodes(cluster.list_nodes().await?, cluster.list_bound_pods().await?);
+    let nodes = split_pods(cluster.list_nodes().await?, cluster.list_bound_pods().await?).nodes;
     let alive: BTreeSet<String> = instances
         .iter()
         .filter(|i| !i.state.is_gone())

@@ -347,8 +347,8 @@ fn same_taint(a: &K8sTaint, b: &K8sTaint) -> bool {
     a.key == b.key && a.effect == b.effect
 }
 
-/// Parses each object with the core's strict parser; one that fails goes to the second list,
-/// named, and the rest still load.
+/// Parses each object with the core's strict parser; one that fails goes to the second list
+/// (the core's error names it), and the rest still load.
 fn parse_objects<T>(
     objects: Vec<DynamicObject>,
     gvk: &GroupVersionKind,
@@ -367,15 +367,14 @@ fn parse_objects<T>(
                 kind: gvk.kind.clone(),
             });
         }
-        let parsed = serde_json::to_string(&object)
-            .map_err(|e| e.to_string())
-            .and_then(|json| {
-                parse_config_object(&json, &format!("{kind} {name}")).map_err(|e| e.to_string())
-            });
+        let parsed = match serde_json::to_value(&object) {
+            Ok(value) => parse_config_object(&value).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{kind} {name}: {e}")),
+        };
         match parsed.map(&pick) {
             Ok(Some(t)) => good.push(t),
             Ok(None) => bad.push(format!("{kind} {name}: not a {kind}")),
-            Err(e) => bad.push(format!("{kind} {name}: {e}")),
+            Err(e) => bad.push(e),
         }
     }
     (good, bad)

@@ -400,8 +400,9 @@ async fn a_bad_nodepool_is_reported_by_name_while_the_good_ones_load() {
         vec!["default"]
     );
     assert_eq!(errors.len(), 1);
+    // The core's message, which names the object and the field, as it is.
     assert!(
-        errors[0].contains("typo") && errors[0].contains("requirments"),
+        errors[0].starts_with("NodePool typo: spec.template.spec.requirments: unknown field"),
         "{errors:?}"
     );
     let (classes, errors) = cluster.list_nodeclasses().await.expect("nodeclasses");

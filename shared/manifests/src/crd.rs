@@ -48,7 +48,7 @@ impl Crd {
     /// The file's text: a header naming the generator, then the object as YAML with its keys
     /// sorted (so the text does not depend on serde_json's map order).
     pub fn to_yaml(&self) -> String {
-        let body = serde_yaml::to_string(&sorted(&self.object)).expect("a JSON value serializes as YAML");
+        let body = crate::yaml::to_string(&Sorted(&self.object)).expect("a JSON value serializes as YAML");
         format!(
             "# Generated from nodewright-core's types (shared/core/src/api.rs) by\n\
              #   {REGENERATE}\n\
@@ -282,20 +282,32 @@ pub fn structural(schema: &Value, path: &str) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
-/// `value` with every map's keys in order (as serde_yaml writes a `Mapping` in insertion order).
-fn sorted(value: &Value) -> serde_yaml::Value {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let mut out = serde_yaml::Mapping::new();
-            for k in keys {
-                out.insert(serde_yaml::Value::String(k.clone()), sorted(&map[k]));
+/// A JSON value that serializes every map with its keys in order, whatever order serde_json
+/// keeps them in (insertion order where a crate turns on `preserve_order`).
+struct Sorted<'a>(&'a Value);
+
+impl serde::Serialize for Sorted<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let mut out = serializer.serialize_map(Some(keys.len()))?;
+                for k in keys {
+                    out.serialize_entry(k, &Sorted(&map[k]))?;
+                }
+                out.end()
             }
-            serde_yaml::Value::Mapping(out)
+            Value::Array(items) => {
+                let mut out = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    out.serialize_element(&Sorted(item))?;
+                }
+                out.end()
+            }
+            scalar => scalar.serialize(serializer),
         }
-        Value::Array(items) => serde_yaml::Value::Sequence(items.iter().map(sorted).collect()),
-        other => serde_yaml::to_value(other).expect("a JSON scalar is YAML"),
     }
 }
 

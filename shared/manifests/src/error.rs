@@ -25,7 +25,7 @@ pub enum Error {
     #[error("not valid YAML")]
     Yaml {
         #[source]
-        source: serde_yaml::Error,
+        source: crate::yaml::YamlError,
     },
 
     /// An object does not match its Kubernetes schema (a wrong type, a missing required field).
@@ -34,14 +34,6 @@ pub enum Error {
         object: String,
         #[source]
         source: serde_json::Error,
-    },
-
-    /// A NodePool or EC2NodeClass does not match its schema (unknown fields included).
-    #[error("{object} does not match its schema")]
-    ConfigSchema {
-        object: String,
-        #[source]
-        source: serde_yaml::Error,
     },
 
     /// A field the Kubernetes schema does not define (kubectl's strict field validation).
@@ -65,13 +57,9 @@ pub enum Error {
         source: nodewright_core::Error,
     },
 
-    /// A NodePool or EC2NodeClass the core rejects as a whole.
-    #[error("invalid {object}")]
-    Config {
-        object: String,
-        #[source]
-        source: nodewright_core::Error,
-    },
+    /// A NodePool or EC2NodeClass the core refuses; it names the object and the field.
+    #[error(transparent)]
+    Config(#[from] nodewright_core::api::ConfigError),
 
     /// Two documents define the same object.
     #[error("{object} is defined more than once")]
@@ -80,6 +68,10 @@ pub enum Error {
     /// A pod's `spec.nodeName` names a node no manifest defines.
     #[error("{pod} is bound to node {node:?}, which no manifest defines")]
     UnknownNode { pod: String, node: String },
+
+    /// A NodePool that cannot be planned with (its `nodeClassRef` names another kind).
+    #[error(transparent)]
+    UnusablePool(nodewright_core::assemble::UnusablePool),
 
     /// A NodePool's `nodeClassRef` names an EC2NodeClass no manifest defines.
     #[error("NodePool {nodepool} refers to EC2NodeClass {nodeclass:?}, which no manifest defines")]

@@ -5,6 +5,7 @@
 //! pods their controllers would create; [`read_manifests`] reads files and directories of YAML
 //! into [`Manifests`], and [`Manifests::to_input`] turns them into a scheduling round for the
 //! offline planner. Conversion is strict: every error names the object and the field.
+//! [`yaml`] reads and writes YAML for this crate and the others that read what people write.
 //! [`label_selector_from_k8s`] reads a `metav1.LabelSelector` on its own, for callers that
 //! match objects by one (the fake API server's PodDisruptionBudgets and workloads).
 
@@ -20,6 +21,7 @@ mod pod;
 mod read;
 mod volume;
 pub mod workload;
+pub mod yaml;
 
 pub use constraints::label_selector_from_k8s;
 pub use convert::{Conversion, ConvertWarning, convert_documents};
@@ -37,7 +39,7 @@ mod testing {
 
     /// Decodes a YAML fixture strictly, as [`crate::read_manifests`] does.
     pub fn k8s<T: DeserializeOwned + Serialize>(yaml: &str) -> T {
-        let value: serde_json::Value = serde_yaml::from_str(yaml).expect("fixture is YAML");
+        let value: serde_json::Value = crate::yaml::from_str(yaml).expect("fixture is YAML");
         crate::decode::decode(&value, "fixture").expect("fixture matches the schema")
     }
 

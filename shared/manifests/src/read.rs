@@ -1,6 +1,6 @@
 //! Reading manifest files and directories, and turning them into a scheduling round.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,11 +9,11 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1 as k8s;
 use nodewright_core::api::{self, ConfigObject, Ec2NodeClass, NodePool};
-use nodewright_core::catalog::{InstanceType, NodeSettings, embedded};
+use nodewright_core::assemble::{UnusablePool, pair_pools, split_pods};
+use nodewright_core::catalog::{NodeSettings, embedded};
 use nodewright_core::pod::{Node, Pod};
-use nodewright_core::scheduler::{self, ExistingNode, Input, Plan, PoolInput, Unschedulable};
+use nodewright_core::scheduler::{self, Input, Plan, Unschedulable};
 use nodewright_core::volumes::Volumes;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::decode::decode;
@@ -45,7 +45,7 @@ pub struct Manifests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     pub file: PathBuf,
-    /// Counts from 1.
+    /// Counts from 1, empty documents not counted.
     pub document: usize,
     pub message: String,
 }
@@ -149,13 +149,13 @@ const KINDS: &[(&str, &str)] = &[
 impl Manifests {
     /// Adds every document of one file's text (YAML or JSON); `file` names it in errors.
     pub fn add_yaml(&mut self, text: &str, file: &Path) -> Result<()> {
-        for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        for (i, document) in crate::yaml::documents(text).into_iter().enumerate() {
             let at = |source: Error| Error::Document {
                 file: file.to_path_buf(),
                 document: i + 1,
                 source: Box::new(source),
             };
-            let value = yaml_to_json(document).map_err(at)?;
+            let value = document.map_err(|source| at(Error::Yaml { source }))?;
             let mut warnings = Vec::new();
             self.add_value(&value, &mut warnings).map_err(at)?;
             self.warnings.extend(warnings.into_iter().map(|message| Warning {
@@ -168,7 +168,7 @@ impl Manifests {
     }
 
     fn add_value(&mut self, value: &Value, warnings: &mut Vec<String>) -> Result<()> {
-        // Empty documents (a trailing `---`, comments only) hold nothing.
+        // A null list item holds nothing.
         if value.is_null() {
             return Ok(());
         }
@@ -295,18 +295,7 @@ impl Manifests {
     }
 
     fn add_config(&mut self, value: &Value, object: &str) -> Result<()> {
-        // The core parses NodePools and EC2NodeClasses strictly from YAML text.
-        let yaml = serde_yaml::to_string(value).map_err(|source| Error::Yaml { source })?;
-        let parsed = api::parse_config_object(&yaml, object).map_err(|e| match e {
-            nodewright_core::Error::Yaml { source, .. } => Error::ConfigSchema {
-                object: object.to_string(),
-                source,
-            },
-            source => Error::Config {
-                object: object.to_string(),
-                source,
-            },
-        })?;
+        let parsed = api::parse_config_object(value)?;
         self.claim(object)?;
         match parsed {
             ConfigObject::NodePool(np) => self.nodepools.push(*np),
@@ -373,86 +362,44 @@ impl Manifests {
     /// hold nothing and are left out. Each NodePool is paired with its EC2NodeClass and the
     /// embedded catalog sized for that class's settings.
     pub fn to_input(&self) -> Result<Input> {
-        let mut nodes: Vec<ExistingNode> = self
-            .nodes
-            .iter()
-            .map(|node| ExistingNode {
-                node: node.clone(),
-                pods: Vec::new(),
-            })
-            .collect();
-        let by_name: HashMap<&str, usize> = self
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.as_str(), i))
-            .collect();
-        let mut pending = Vec::new();
-        for pod in self.pods.iter().filter(|p| !p.terminal) {
-            match &pod.node_name {
-                Some(node) => {
-                    let i = by_name.get(node.as_str()).ok_or_else(|| Error::UnknownNode {
-                        pod: format!("Pod {}", pod.key()),
-                        node: node.clone(),
-                    })?;
-                    nodes[*i].pods.push(pod.clone());
-                }
-                None if pod.is_daemon() => {}
-                None => pending.push(pod.clone()),
-            }
+        let split = split_pods(self.nodes.clone(), self.pods.iter().cloned());
+        if let Some(pod) = split.on_unknown_nodes.first() {
+            return Err(Error::UnknownNode {
+                pod: format!("Pod {}", pod.key()),
+                node: pod.node_name.clone().unwrap_or_default(),
+            });
         }
+        let mut pending = split.pending;
         // Pods take their volumes' zones; those waiting for a volume are left out (see
         // `volume_waits`).
         nodewright_core::volumes::constrain_pending(&self.volumes, &mut pending);
-        let mut catalogs: HashMap<&str, Arc<Vec<InstanceType>>> = HashMap::new();
-        let mut pools = Vec::new();
-        for nodepool in &self.nodepools {
-            let class_ref = &nodepool.spec.template.spec.node_class_ref;
-            if class_ref.group != "karpenter.k8s.aws" || class_ref.kind != "EC2NodeClass" {
-                return Err(Error::invalid(
-                    &format!("NodePool {}", nodepool.name()),
-                    "spec.template.spec.nodeClassRef",
-                    format!(
-                        "refers to {} {}, but only karpenter.k8s.aws EC2NodeClass is supported",
-                        class_ref.group, class_ref.kind
-                    ),
-                ));
-            }
-            let nodeclass = self
-                .nodeclasses
-                .iter()
-                .find(|c| c.name() == class_ref.name)
-                .ok_or_else(|| Error::MissingNodeClass {
-                    nodepool: nodepool.name().to_string(),
-                    nodeclass: class_ref.name.clone(),
-                })?;
-            let instance_types = match catalogs.get(nodeclass.name()) {
-                Some(types) => types.clone(),
-                None => {
-                    let catalog = NodeSettings::for_nodeclass(nodeclass)
-                        .and_then(|settings| embedded::catalog(&settings))
-                        .map_err(|source| Error::Catalog {
-                            nodeclass: nodeclass.name().to_string(),
-                            source,
-                        })?;
-                    let types = Arc::new(catalog.types);
-                    catalogs.insert(nodeclass.name(), types.clone());
-                    types
-                }
-            };
-            pools.push(PoolInput {
-                nodepool: nodepool.clone(),
-                nodeclass: nodeclass.clone(),
-                instance_types,
+        let pairing = pair_pools(&self.nodepools, &self.nodeclasses);
+        if let Some(unusable) = pairing.unusable.first() {
+            return Err(match unusable {
+                UnusablePool::MissingNodeClass { nodepool, nodeclass } => Error::MissingNodeClass {
+                    nodepool: nodepool.clone(),
+                    nodeclass: nodeclass.clone(),
+                },
+                UnusablePool::ForeignNodeClass { .. } => Error::UnusablePool(unusable.clone()),
             });
+        }
+        let mut catalogs = BTreeMap::new();
+        for nodeclass in pairing.nodeclasses() {
+            let catalog = NodeSettings::for_nodeclass(nodeclass)
+                .and_then(|settings| embedded::catalog(&settings))
+                .map_err(|source| Error::Catalog {
+                    nodeclass: nodeclass.name().to_string(),
+                    source,
+                })?;
+            catalogs.insert(nodeclass.name().to_string(), Arc::new(catalog.types));
         }
         Ok(Input {
             pending,
-            nodes,
+            nodes: split.nodes,
             in_flight: Vec::new(),
             daemonsets: self.daemonsets.clone(),
-            pools,
-            unavailable: Vec::new(),
+            pools: pairing.into_pool_inputs(&catalogs),
+            unavailable: Default::default(),
             namespace_labels: self.namespace_labels.clone(),
             now: 0,
         })
@@ -490,14 +437,6 @@ fn describe(kind: &str, value: &Value) -> String {
         _ if namespace.is_empty() => format!("{kind} {name}"),
         _ => format!("{kind} {namespace}/{name}"),
     }
-}
-
-/// One YAML document as JSON, with merge keys (`<<: *anchor`) applied.
-fn yaml_to_json(document: serde_yaml::Deserializer<'_>) -> Result<Value> {
-    let yaml = |source| Error::Yaml { source };
-    let mut value = serde_yaml::Value::deserialize(document).map_err(yaml)?;
-    value.apply_merge().map_err(yaml)?;
-    Value::deserialize(value).map_err(yaml)
 }
 
 #[cfg(test)]
@@ -610,10 +549,11 @@ mod tests {
     fn an_unknown_field_in_a_nodepool_is_an_error_naming_it() {
         let err = error(&NODEPOOL.replace("expireAfter: 720h", "expireAftr: 720h"));
         assert!(
-            err.starts_with("app.yaml document 1: NodePool default does not match its schema: "),
+            err.starts_with(
+                "app.yaml document 1: NodePool default: spec.template.spec.expireAftr: unknown field `expireAftr`"
+            ),
             "{err}"
         );
-        assert!(err.contains("expireAftr"), "{err}");
     }
 
     #[test]
@@ -655,6 +595,20 @@ mod tests {
         assert_eq!(
             chain(&err),
             "NodePool default refers to EC2NodeClass \"default\", which no manifest defines"
+        );
+    }
+
+    #[test]
+    fn a_pool_whose_node_class_ref_names_another_kind_is_an_error() {
+        let text = NODEPOOL.replace(
+            "kind: EC2NodeClass\n        name: default",
+            "kind: AKSNodeClass\n        name: default",
+        );
+        let err = read(&text).expect("reads").to_input().expect_err("foreign class");
+        assert_eq!(
+            chain(&err),
+            "NodePool default: nodeClassRef refers to karpenter.k8s.aws AKSNodeClass, but only \
+             karpenter.k8s.aws EC2NodeClass is supported"
         );
     }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use nodewright_core::api::{Ec2NodeClass, NodePool};
 use nodewright_manifests::convert_documents;
 use nodewright_manifests::crd::{self, Crd, REGENERATE, validate};
+use nodewright_manifests::yaml;
 use serde_json::{Value, json};
 
 fn repo() -> PathBuf {
@@ -148,10 +149,7 @@ fn the_schemas_are_structural() {
 
 fn yaml_documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .filter(|v: &Value| !v.is_null())
-        .collect()
+    yaml::all_documents(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -381,7 +379,7 @@ fn uncovered(
 #[test]
 fn the_schemas_and_serde_agree_field_by_field() {
     fn check<T: serde::de::DeserializeOwned>(yaml: &str, crd: Crd, allowed_missing: &[&str]) {
-        let object: Value = serde_yaml::from_str(yaml).expect("YAML");
+        let object: Value = yaml::from_str(yaml).expect("YAML");
         serde_json::from_value::<T>(object.clone()).expect("serde reads every field");
         assert_eq!(validate(&object, crd.schema()), Vec::<String>::new());
         let (mut missing, mut enums) = (Vec::new(), Vec::new());
@@ -410,7 +408,7 @@ fn the_schemas_and_serde_agree_field_by_field() {
         &["/spec/associatePublicIpAddress"],
     );
     let old = EVERY_EC2NODECLASS_FIELD.replace("associatePublicIPAddress", "associatePublicIpAddress");
-    let object: Value = serde_yaml::from_str(&old).expect("YAML");
+    let object: Value = yaml::from_str(&old).expect("YAML");
     serde_json::from_value::<Ec2NodeClass>(object.clone()).expect("serde reads the old spelling");
     assert_eq!(
         validate(&object, crd::ec2nodeclass_crd().schema()),

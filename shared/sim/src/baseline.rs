@@ -175,7 +175,7 @@ fn misfit(scenario: &Scenario) -> Result<Option<String>> {
     let mut invalid = Vec::new();
     let pools = pollster::block_on(provisioning::pool_inputs(
         &cloud,
-        scenario.nodepools.clone(),
+        &scenario.nodepools,
         &scenario.nodeclasses,
         &mut invalid,
     ))

@@ -20,7 +20,7 @@ pub enum Error {
     ScenarioSyntax {
         file: String,
         #[source]
-        source: serde_yaml::Error,
+        source: nodewright_manifests::yaml::YamlError,
     },
 
     /// A scenario field has a value the simulator cannot use.
@@ -45,7 +45,7 @@ pub enum Error {
     Config {
         file: String,
         #[source]
-        source: nodewright_core::Error,
+        source: nodewright_core::api::ConfigError,
     },
 
     /// No baseline can be made for a simulation report: the instance type is unknown, or some

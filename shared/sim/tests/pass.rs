@@ -248,3 +248,31 @@ fn a_burst_of_pods_is_launched_in_one_pass() {
     assert_eq!(placed, 300);
     assert_eq!(report.round.deferred, 0);
 }
+
+#[test]
+fn a_pool_whose_node_class_ref_names_another_kind_is_skipped_and_reported() {
+    let w = World::new(2);
+    // Weighted above the default pool, so the scheduler would try it first were it kept.
+    let mut foreign = nodepool("foreign").weight(100).build();
+    let class_ref = &mut foreign.spec.template.spec.node_class_ref;
+    class_ref.group = "karpenter.azure.com".into();
+    class_ref.kind = "AKSNodeClass".into();
+    w.cluster.apply_nodepool(foreign);
+
+    let report = w.pass();
+    assert_eq!(
+        report.round.invalid_config,
+        [
+            "NodePool foreign: nodeClassRef refers to karpenter.azure.com AKSNodeClass, but only \
+          karpenter.k8s.aws EC2NodeClass is supported"
+        ]
+    );
+    assert!(!report.round.launched.is_empty(), "{:?}", report.round);
+    assert!(
+        report.round.launched.iter().all(|l| l.nodepool == "default"),
+        "{:?}",
+        report.round.launched
+    );
+    let placed: usize = report.round.launched.iter().map(|l| l.pods).sum();
+    assert_eq!(placed, 2);
+}

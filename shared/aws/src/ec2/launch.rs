@@ -1,5 +1,6 @@
-//! A launch of a new instance for a claim: its offerings narrowed to those worth trying,
-//! grouped by AMI under launch templates, one `CreateFleet`, and what EC2 answered.
+//! A launch of a new instance for a claim: its offerings (as the core planned them, none out of
+//! capacity) narrowed to those with a subnet and an AMI, grouped by AMI under launch
+//! templates, one `CreateFleet`, and what EC2 answered.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -20,7 +21,6 @@ use super::fleet_outcome::{self, FleetLaunch, FleetResponse, offering_key};
 use super::launch_template::{self, TemplateSpec};
 use super::resolution::ami_needs;
 use super::{Ec2Cloud, core_invalid, instances, network};
-use crate::cache::lock;
 use crate::errors::from_sdk;
 use crate::userdata::Bootstrap;
 
@@ -32,25 +32,19 @@ impl Ec2Cloud {
         let family = nodeclass.ami_family().map_err(core_invalid)?;
 
         let capacity_type = single_capacity_type(&request.overrides)?;
-        let allowed: Vec<&LaunchOverride> = request
+        let candidates: Vec<&LaunchOverride> = request
             .overrides
             .iter()
             .filter(|o| claim.zones.is_empty() || claim.zones.contains(&o.zone))
             .collect();
-        let (skipped, candidates): (Vec<&LaunchOverride>, Vec<&LaunchOverride>) = {
-            let unavailable = lock(&self.unavailable);
-            allowed
-                .into_iter()
-                .partition(|o| unavailable.is_unavailable(&offering_key(o), now))
-        };
         if candidates.is_empty() {
             return Err(PortError::insufficient_capacity(
                 format!(
-                    "claim {}: every offering ({}) is out of capacity or outside the claim's zones",
+                    "claim {}: none of its {} offerings is in the claim's zones",
                     claim.id,
                     request.overrides.len()
                 ),
-                skipped.into_iter().map(offering_key).collect(),
+                Vec::new(),
             ));
         }
 
@@ -166,7 +160,7 @@ impl Ec2Cloud {
                     .collect();
                 tried.sort();
                 tried.dedup();
-                self.mark_unavailable(&claim.id, &tried, now);
+                log_out_of_capacity(&claim.id, &tried);
                 e.unavailable = tried;
                 return Err(e);
             }
@@ -184,7 +178,7 @@ impl Ec2Cloud {
             // Made again (or found) by the next launch, in case it was deleted meanwhile.
             self.profiles.clear();
         }
-        self.mark_unavailable(&claim.id, &outcome.out_of_capacity, now);
+        log_out_of_capacity(&claim.id, &outcome.out_of_capacity);
         let FleetLaunch {
             instance_id,
             offering: key,
@@ -231,21 +225,6 @@ impl Ec2Cloud {
             launch_template,
             unavailable: out_of_capacity,
         })
-    }
-
-    /// Remembers offerings EC2 had no capacity for, so that launches skip them for a while.
-    pub(super) fn mark_unavailable(&self, claim_id: &str, offerings: &[OfferingKey], now: Millis) {
-        let mut unavailable = lock(&self.unavailable);
-        for key in offerings {
-            warn!(
-                nodeclaim = %claim_id,
-                instance_type = %key.instance_type,
-                zone = %key.zone,
-                capacity_type = %key.capacity_type,
-                "offering out of capacity; skipping it for three minutes"
-            );
-            unavailable.mark(key.clone(), now);
-        }
     }
 
     /// Creates the template unless it exists; returns its name.
@@ -345,6 +324,19 @@ impl Ec2Cloud {
         tags.insert(CLAIM_TAG.to_string(), claim.id.clone());
         tags.insert("Name".to_string(), claim.id.clone());
         tags
+    }
+}
+
+/// Logs the offerings EC2 had no capacity for; the core, which gets them back, marks them.
+fn log_out_of_capacity(claim_id: &str, offerings: &[OfferingKey]) {
+    for key in offerings {
+        warn!(
+            nodeclaim = %claim_id,
+            instance_type = %key.instance_type,
+            zone = %key.zone,
+            capacity_type = %key.capacity_type,
+            "offering out of capacity"
+        );
     }
 }
 

@@ -9,17 +9,18 @@
 //!    alias or selector for each architecture (and NVIDIA variant) EC2's types need. These
 //!    lookups are cached for a minute (AMIs five), so a round launching many claims asks once.
 //! 3. Each offering becomes one fleet override: its type in the best subnet (most free
-//!    addresses) of its zone, under the launch template of its AMI; offerings that recently
-//!    ran out of capacity are skipped. On-demand overrides carry their price rank as priority.
+//!    addresses) of its zone, under the launch template of its AMI. The offerings come as the
+//!    core planned them, those recently out of capacity already left out; the adapter keeps no
+//!    such state. On-demand overrides carry their price rank as priority.
 //! 4. `CreateFleet` (instant, one instance, price-capacity-optimized for spot, lowest-price for
-//!    on-demand). Overrides EC2 reports out of capacity are marked unavailable for three
-//!    minutes and returned; no instance at all is an `InsufficientCapacity` error.
+//!    on-demand). Overrides EC2 reports out of capacity are returned (the core marks them
+//!    unavailable); no instance at all is an `InsufficientCapacity` error naming them.
 //!
 //! # The catalog
 //!
 //! A node class's catalog is EC2's, narrowed by the same resolution (and caches) as step 2 to
-//! what a launch can use: offerings in zones of its subnets, types with an AMI for their
-//! architecture and variant, and no offering recently out of capacity.
+//! what a launch can use: offerings in zones of its subnets and types with an AMI for their
+//! architecture and variant. Offerings out of capacity stay in it: the core leaves them out.
 //!
 //! # Instance profile
 //!
@@ -44,7 +45,7 @@ mod network;
 mod resolution;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use aws_config::{Region, SdkConfig};
 use nodewright_core::api::Ec2NodeClass;
@@ -53,12 +54,11 @@ use nodewright_core::catalog::allocatable::NodeSettings;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
     Clock, Cloud, ErrorKind, Instance, InstanceProfile, LaunchRequest, LaunchTemplate, Launched,
-    NodeClassResolution, OfferingKey, PortError, PortResult,
+    NodeClassResolution, PortError, PortResult,
 };
-use nodewright_core::unavailable::UnavailableOfferings;
 use tracing::{info, warn};
 
-use crate::cache::{TtlCache, lock};
+use crate::cache::TtlCache;
 use crate::catalog::LiveCatalog;
 use crate::config::AwsConfig;
 use crate::errors::from_sdk;
@@ -82,7 +82,6 @@ pub struct Ec2Cloud {
     config: AwsConfig,
     clock: Arc<dyn Clock>,
     catalog: LiveCatalog,
-    unavailable: Mutex<UnavailableOfferings>,
     templates: TtlCache<String, ()>,
     /// Instance profiles known to exist holding their role, by `profile|role`.
     profiles: TtlCache<String, ()>,
@@ -145,7 +144,6 @@ impl Ec2Cloud {
             config,
             clock,
             catalog,
-            unavailable: Mutex::new(UnavailableOfferings::new()),
             templates: TtlCache::new(TEMPLATE_TTL),
             profiles: TtlCache::new(TEMPLATE_TTL),
             subnets: TtlCache::new(NETWORK_TTL),
@@ -327,24 +325,12 @@ impl Cloud for Ec2Cloud {
                 .get(t.name.as_str())
                 .is_some_and(|need| amis.contains_key(need))
         });
-        let mut unavailable = lock(&self.unavailable);
-        let any_unavailable = !unavailable.current(now).is_empty();
-        catalog.retain_offerings(|name, o| {
-            zones.contains(o.zone.as_str())
-                && !(any_unavailable
-                    && unavailable.is_unavailable(
-                        &OfferingKey {
-                            instance_type: name.to_string(),
-                            zone: o.zone.clone(),
-                            capacity_type: o.capacity_type,
-                        },
-                        now,
-                    ))
-        });
+        catalog.retain_offerings(|_, o| zones.contains(o.zone.as_str()));
         Ok(catalog)
     }
 }
 
-fn core_invalid(e: nodewright_core::Error) -> PortError {
+fn core_invalid(e: impl Into<nodewright_core::Error>) -> PortError {
+    let e = e.into();
     PortError::new(ErrorKind::Invalid, e.to_string()).with_source(e)
 }

@@ -85,8 +85,11 @@ pub(super) fn render(b: &Bootstrap) -> PortResult<String> {
             },
         },
     };
-    let yaml =
-        serde_yaml::to_string(&config).map_err(|e| invalid(format!("cannot write the NodeConfig: {e}")))?;
+    // Nothing folded: the CA bundle stays one base64 token. Strings YAML 1.1 would read as
+    // something else are quoted, as nodeadm's Go YAML reader needs.
+    let options = serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX };
+    let yaml = serde_saphyr::to_string_with_options(&config, options)
+        .map_err(|e| invalid(format!("cannot write the NodeConfig: {e}")))?;
 
     let mut parts = custom_parts(b.custom.as_deref(), |custom| {
         if is_yaml_mapping(custom) {
@@ -101,5 +104,5 @@ pub(super) fn render(b: &Bootstrap) -> PortResult<String> {
 
 /// A bare NodeConfig is YAML holding a mapping; a shell script is at best a YAML scalar.
 fn is_yaml_mapping(s: &str) -> bool {
-    serde_yaml::from_str::<serde_yaml::Mapping>(s).is_ok()
+    serde_saphyr::from_str::<serde_json::Value>(s).is_ok_and(|v| v.is_object())
 }

@@ -1,9 +1,12 @@
 //! Karpenter v1's configuration objects, `karpenter.sh/v1 NodePool` and
-//! `karpenter.k8s.aws/v1 EC2NodeClass`, deserialized from their own YAML schema so that a
-//! Karpenter user's manifests apply unchanged. Unknown fields are errors that name the field,
-//! as `kubectl --validate=strict` reports them.
+//! `karpenter.k8s.aws/v1 EC2NodeClass`, deserialized from their own schema so that a
+//! Karpenter user's manifests apply unchanged. Objects come in as JSON values (the Kubernetes
+//! adapter lists JSON; readers of YAML files turn each document into one), and are parsed and
+//! validated in one step, [`parse_config_object`]. Unknown fields are errors that name the
+//! field, as `kubectl --validate=strict` reports them.
 
 mod durations;
+mod error;
 mod nodeclass;
 mod nodepool;
 
@@ -11,9 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-
 pub use durations::parse_duration;
+pub use error::ConfigError;
 pub use nodeclass::{
     AmiFamily, AmiSelectorTerm, BlockDeviceMapping, Ebs, Ec2NodeClass, Ec2NodeClassSpec, KubeletOverrides,
     MetadataOptions, SecurityGroupSelectorTerm, SelectorTerm,
@@ -76,57 +78,89 @@ pub enum ConfigObject {
     Ec2NodeClass(Box<Ec2NodeClass>),
 }
 
-/// Parses one YAML document holding a NodePool or an EC2NodeClass, strictly.
-pub fn parse_config_object(yaml: &str, what: &str) -> Result<ConfigObject> {
-    let value: serde_yaml::Value = serde_yaml::from_str(yaml).map_err(|source| Error::Yaml {
-        what: what.to_string(),
-        source,
-    })?;
-    let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-    match kind {
-        "NodePool" => {
-            let np: NodePool = serde_yaml::from_value(value).map_err(|source| Error::Yaml {
-                what: what.to_string(),
-                source,
-            })?;
+/// Parses a NodePool or an EC2NodeClass from its JSON value, strictly (unknown fields are
+/// errors), and validates it: what comes back is fit to plan and launch with.
+pub fn parse_config_object(value: &serde_json::Value) -> Result<ConfigObject, ConfigError> {
+    let object = error::describe(value);
+    match value.get("kind").and_then(serde_json::Value::as_str) {
+        Some("NodePool") => {
+            let np: NodePool = error::from_value(value, &object)?;
             np.validate()?;
             Ok(ConfigObject::NodePool(Box::new(np)))
         }
-        "EC2NodeClass" => {
-            let nc: Ec2NodeClass = serde_yaml::from_value(value).map_err(|source| Error::Yaml {
-                what: what.to_string(),
-                source,
-            })?;
+        Some("EC2NodeClass") => {
+            let nc: Ec2NodeClass = error::from_value(value, &object)?;
             nc.validate()?;
             Ok(ConfigObject::Ec2NodeClass(Box::new(nc)))
         }
-        other => Err(Error::invalid(
-            "object",
-            what,
-            format!("expected NodePool or EC2NodeClass, got kind {other:?}"),
+        other => Err(ConfigError::new(
+            object,
+            "kind",
+            format!(
+                "expected NodePool or EC2NodeClass, got {:?}",
+                other.unwrap_or_default()
+            ),
         )),
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
-    /// The NodePool and EC2NodeClass from Karpenter's getting-started guide.
-    pub const GETTING_STARTED: &str = include_str!("../../../../infra/examples/default-nodepool.yaml");
+    /// The NodePool of Karpenter's getting-started guide, as `infra/examples/default-nodepool.yaml`
+    /// writes it (nodewright-manifests reads the file itself).
+    pub(crate) fn getting_started_nodepool() -> Value {
+        json!({
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodePool",
+            "metadata": {"name": "default"},
+            "spec": {
+                "template": {"spec": {
+                    "requirements": [
+                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+                        {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m", "r"]},
+                        {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["2"]}
+                    ],
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                    "expireAfter": "720h"
+                }},
+                "limits": {"cpu": 1000},
+                "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1m"}
+            }
+        })
+    }
 
-    fn documents(yaml: &str) -> Vec<ConfigObject> {
-        yaml.split("\n---")
-            .filter(|d| !d.trim().is_empty())
-            .map(|d| parse_config_object(d, "getting-started").expect("parses"))
-            .collect()
+    /// The EC2NodeClass of Karpenter's getting-started guide.
+    pub(crate) fn getting_started_nodeclass() -> Value {
+        json!({
+            "apiVersion": "karpenter.k8s.aws/v1",
+            "kind": "EC2NodeClass",
+            "metadata": {"name": "default"},
+            "spec": {
+                "role": "KarpenterNodeRole-my-cluster",
+                "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "my-cluster"}}],
+                "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "my-cluster"}}]
+            }
+        })
+    }
+
+    fn error(value: &Value) -> String {
+        parse_config_object(value).expect_err("refused").to_string()
     }
 
     #[test]
     fn parses_karpenters_getting_started_nodepool_and_nodeclass() {
-        let docs = documents(GETTING_STARTED);
-        let [ConfigObject::NodePool(np), ConfigObject::Ec2NodeClass(nc)] = docs.as_slice() else {
-            panic!("expected a NodePool then an EC2NodeClass, got {docs:?}");
+        let Ok(ConfigObject::NodePool(np)) = parse_config_object(&getting_started_nodepool()) else {
+            panic!("the NodePool parses");
+        };
+        let Ok(ConfigObject::Ec2NodeClass(nc)) = parse_config_object(&getting_started_nodeclass()) else {
+            panic!("the EC2NodeClass parses");
         };
         assert_eq!(np.name(), "default");
         assert_eq!(np.expire_after().expect("valid"), Some(720 * 3600 * 1000));
@@ -153,24 +187,72 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_are_errors_that_name_the_field() {
-        let yaml = GETTING_STARTED.replace("expireAfter: 720h", "expireAftr: 720h");
-        let err =
-            parse_config_object(yaml.split("\n---").next().expect("doc"), "np").expect_err("unknown field");
-        assert!(err.to_string().contains("expireAftr"), "{err}");
-        let yaml = GETTING_STARTED.replace("role:", "rolle:");
-        let nc = yaml.split("\n---").nth(1).expect("doc");
-        let err = parse_config_object(nc, "nc").expect_err("unknown field");
-        assert!(err.to_string().contains("rolle"), "{err}");
+    fn unknown_fields_are_errors_that_name_the_object_and_the_path() {
+        let mut np = getting_started_nodepool();
+        let spec = &mut np["spec"]["template"]["spec"];
+        spec["expireAftr"] = spec["expireAfter"].take();
+        let err = error(&np);
+        assert!(
+            err.starts_with("NodePool default: spec.template.spec.expireAftr: unknown field `expireAftr`"),
+            "{err}"
+        );
+        let mut nc = getting_started_nodeclass();
+        nc["spec"]["rolle"] = nc["spec"]["role"].take();
+        let err = error(&nc);
+        assert!(
+            err.starts_with("EC2NodeClass default: spec.rolle: unknown field `rolle`"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn rejects_invalid_values_with_a_clear_message() {
-        let yaml = GETTING_STARTED.replace("cpu: 1000", "cpu: lots");
-        let err = parse_config_object(yaml.split("\n---").next().expect("doc"), "np").expect_err("bad limit");
-        assert!(err.to_string().contains("lots"), "{err}");
-        let yaml = GETTING_STARTED.replace("operator: Gt", "operator: Bigger");
-        let err = parse_config_object(yaml.split("\n---").next().expect("doc"), "np").expect_err("bad op");
-        assert!(err.to_string().contains("Bigger"), "{err}");
+    fn rejects_invalid_values_naming_the_field_and_the_value() {
+        let mut np = getting_started_nodepool();
+        np["spec"]["limits"]["cpu"] = json!("lots");
+        let err = error(&np);
+        assert!(err.starts_with("NodePool default: spec.limits.cpu: "), "{err}");
+        assert!(err.contains("lots"), "{err}");
+
+        let mut np = getting_started_nodepool();
+        np["spec"]["template"]["spec"]["requirements"][4]["operator"] = json!("Bigger");
+        let err = error(&np);
+        assert!(
+            err.starts_with("NodePool default: spec.template.spec.requirements[4].operator: "),
+            "{err}"
+        );
+        assert!(err.contains("Bigger"), "{err}");
+
+        let mut np = getting_started_nodepool();
+        np["spec"]["template"]["spec"]["expireAfter"] = json!("a month");
+        assert_eq!(
+            error(&np),
+            "NodePool default: spec.template.spec.expireAfter: invalid duration \"a month\""
+        );
+
+        let mut np = getting_started_nodepool();
+        np["spec"]["disruption"]["budgets"] = json!([{"nodes": "10%"}, {"nodes": "150%"}]);
+        assert_eq!(
+            error(&np),
+            "NodePool default: spec.disruption.budgets[1].nodes: \"150%\" is over 100%"
+        );
+    }
+
+    #[test]
+    fn an_object_of_another_kind_or_without_a_name_is_refused_as_such() {
+        let mut np = getting_started_nodepool();
+        np["kind"] = json!("Provisioner");
+        assert_eq!(
+            error(&np),
+            "Provisioner default: kind: expected NodePool or EC2NodeClass, got \"Provisioner\""
+        );
+        let mut np = getting_started_nodepool();
+        np["metadata"] = json!({});
+        assert_eq!(error(&np), "NodePool: metadata.name: is required");
+        let mut np = getting_started_nodepool();
+        np["apiVersion"] = json!("karpenter.sh/v1beta1");
+        assert_eq!(
+            error(&np),
+            "NodePool default: apiVersion: expected karpenter.sh/v1, got \"karpenter.sh/v1beta1\""
+        );
     }
 }

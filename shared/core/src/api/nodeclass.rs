@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
 use crate::quantity::Quantity;
 
-use super::ObjectMeta;
+use super::{ConfigError, EC2NODECLASS_API_VERSION, ObjectMeta};
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -244,6 +245,16 @@ impl Ec2NodeClass {
         &self.metadata.name
     }
 
+    /// An error about `field` of this node class.
+    fn error(&self, field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        let object = if self.name().is_empty() {
+            "EC2NodeClass".to_string()
+        } else {
+            format!("EC2NodeClass {}", self.name())
+        };
+        ConfigError::new(object, field, reason)
+    }
+
     pub fn ami_family(&self) -> Result<AmiFamily> {
         let alias_family = self
             .spec
@@ -251,15 +262,11 @@ impl Ec2NodeClass {
             .iter()
             .find_map(|t| t.alias.as_deref())
             .map(|alias| alias.split('@').next().unwrap_or(alias).to_ascii_lowercase());
-        let raw = match (&self.spec.ami_family, alias_family) {
-            (Some(f), _) => f.to_ascii_lowercase(),
-            (None, Some(a)) => a,
+        let (field, raw) = match (&self.spec.ami_family, alias_family) {
+            (Some(f), _) => ("spec.amiFamily", f.to_ascii_lowercase()),
+            (None, Some(a)) => ("spec.amiSelectorTerms", a),
             (None, None) => {
-                return Err(Error::invalid(
-                    "EC2NodeClass",
-                    self.name(),
-                    "amiFamily or an alias is required",
-                ));
+                return Err(self.error("spec.amiFamily", "amiFamily or an alias is required"));
             }
         };
         Ok(match raw.as_str() {
@@ -269,13 +276,7 @@ impl Ec2NodeClass {
             "windows2019" => AmiFamily::Windows2019,
             "windows2022" => AmiFamily::Windows2022,
             "custom" => AmiFamily::Custom,
-            other => {
-                return Err(Error::invalid(
-                    "EC2NodeClass",
-                    self.name(),
-                    format!("unknown amiFamily {other:?}"),
-                ));
-            }
+            other => return Err(self.error(field, format!("unknown amiFamily {other:?}"))),
         })
     }
 
@@ -284,13 +285,7 @@ impl Ec2NodeClass {
         let Some(k) = &self.spec.kubelet else {
             return Ok(out);
         };
-        let bad = |field: &str| {
-            Error::invalid(
-                "EC2NodeClass",
-                self.name(),
-                format!("kubelet.{field} is malformed"),
-            )
-        };
+        let bad = |field: &str| self.error(format!("spec.kubelet.{field}"), "is malformed");
         let map = |field: &str| -> Result<BTreeMap<String, String>> {
             match k.get(field) {
                 None => Ok(BTreeMap::new()),
@@ -311,56 +306,60 @@ impl Ec2NodeClass {
         Ok(out)
     }
 
+    /// Checks what the CRD's schema and CEL rules check beyond the shape, and refuses what
+    /// nodewright cannot launch.
     pub fn validate(&self) -> Result<()> {
-        if self.spec.ami_selector_terms.is_empty() {
-            return Err(Error::invalid(
-                "EC2NodeClass",
-                self.name(),
-                "amiSelectorTerms is required",
+        if self.api_version != EC2NODECLASS_API_VERSION {
+            return Err(self.error(
+                "apiVersion",
+                format!("expected {EC2NODECLASS_API_VERSION}, got {:?}", self.api_version),
             ));
         }
-        if self.spec.subnet_selector_terms.is_empty() {
-            return Err(Error::invalid(
-                "EC2NodeClass",
-                self.name(),
-                "subnetSelectorTerms is required",
-            ));
+        if self.kind != "EC2NodeClass" {
+            return Err(self.error("kind", format!("expected EC2NodeClass, got {:?}", self.kind)));
         }
-        if self.spec.security_group_selector_terms.is_empty() {
-            return Err(Error::invalid(
-                "EC2NodeClass",
-                self.name(),
-                "securityGroupSelectorTerms is required",
-            ));
+        if self.metadata.name.is_empty() {
+            return Err(self.error("metadata.name", "is required"));
         }
-        if self.spec.role.is_some() == self.spec.instance_profile.is_some() {
-            return Err(Error::invalid(
-                "EC2NodeClass",
-                self.name(),
-                "exactly one of role or instanceProfile is required",
-            ));
+        let spec = &self.spec;
+        for (field, empty) in [
+            ("spec.amiSelectorTerms", spec.ami_selector_terms.is_empty()),
+            ("spec.subnetSelectorTerms", spec.subnet_selector_terms.is_empty()),
+            (
+                "spec.securityGroupSelectorTerms",
+                spec.security_group_selector_terms.is_empty(),
+            ),
+        ] {
+            if empty {
+                return Err(self.error(field, "is required"));
+            }
+        }
+        if spec.role.is_some() == spec.instance_profile.is_some() {
+            return Err(self.error("spec", "exactly one of role or instanceProfile is required"));
         }
         let family = self.ami_family()?;
         if matches!(family, AmiFamily::Windows2019 | AmiFamily::Windows2022) {
-            return Err(Error::invalid(
-                "EC2NodeClass",
-                self.name(),
+            let field = if spec.ami_family.is_some() {
+                "spec.amiFamily"
+            } else {
+                "spec.amiSelectorTerms"
+            };
+            return Err(self.error(
+                field,
                 "Windows AMI families are not supported: nodewright launches Linux nodes only",
             ));
         }
-        let terms = &self.spec.ami_selector_terms;
+        let terms = &spec.ami_selector_terms;
         if terms.iter().any(|t| t.alias.is_some()) && terms.len() > 1 {
-            return Err(Error::invalid(
-                "EC2NodeClass",
-                self.name(),
-                "amiSelectorTerms: an alias cannot be combined with other terms",
+            return Err(self.error(
+                "spec.amiSelectorTerms",
+                "an alias cannot be combined with other terms",
             ));
         }
         let unsupported = self.unsupported_fields();
         if !unsupported.is_empty() {
-            return Err(Error::invalid(
-                "EC2NodeClass",
-                self.name(),
+            return Err(self.error(
+                "spec",
                 format!(
                     "{} not supported by nodewright yet: remove {} or serve these pools from \
                      another EC2NodeClass",
@@ -407,46 +406,60 @@ impl Ec2NodeClass {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
+    use super::super::tests::getting_started_nodeclass;
     use super::super::{ConfigObject, parse_config_object};
     use super::*;
 
-    fn nodeclass_with(extra: &str) -> Result<ConfigObject> {
-        let yaml = format!(
-            "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {{name: x}}\nspec:\n  role: R\n  \
-             amiSelectorTerms: [{{alias: al2023@latest}}]\n  subnetSelectorTerms: [{{tags: {{a: b}}}}]\n  \
-             securityGroupSelectorTerms: [{{tags: {{a: b}}}}]\n{extra}"
-        );
-        parse_config_object(&yaml, "test")
+    /// The getting-started node class with `extra` set in its spec.
+    fn nodeclass_with(extra: Value) -> Result<ConfigObject> {
+        let mut nc = getting_started_nodeclass();
+        if let (Some(spec), Value::Object(extra)) = (nc["spec"].as_object_mut(), extra) {
+            spec.extend(extra);
+        }
+        parse_config_object(&nc)
     }
 
     #[test]
     fn a_node_class_that_could_never_launch_as_asked_is_refused_up_front() {
-        assert!(nodeclass_with("").is_ok());
+        assert!(nodeclass_with(json!({})).is_ok());
         for (extra, expected) in [
-            ("  placementGroupSelector: {name: pg}\n", "placementGroupSelector"),
             (
-                "  capacityReservationSelectorTerms: [{id: cr-1}]\n",
-                "capacityReservationSelectorTerms",
+                json!({"placementGroupSelector": {"name": "pg"}}),
+                "EC2NodeClass default: spec: placementGroupSelector not supported by nodewright yet",
             ),
-            ("  cpuOptions: {coreCount: 2}\n", "cpuOptions"),
-            ("  amiFamily: Windows2022\n", "Linux nodes only"),
+            (
+                json!({"capacityReservationSelectorTerms": [{"id": "cr-1"}]}),
+                "EC2NodeClass default: spec: capacityReservationSelectorTerms not supported",
+            ),
+            (json!({"cpuOptions": {"coreCount": 2}}), "cpuOptions"),
+            (
+                json!({"amiFamily": "Windows2022"}),
+                "EC2NodeClass default: spec.amiFamily: Windows AMI families are not supported",
+            ),
+            (
+                json!({"amiSelectorTerms": [{"alias": "al2023@latest"}, {"id": "ami-1"}]}),
+                "EC2NodeClass default: spec.amiSelectorTerms: an alias cannot be combined",
+            ),
+            (
+                json!({"instanceProfile": "p"}),
+                "EC2NodeClass default: spec: exactly one of role or instanceProfile is required",
+            ),
+            (
+                json!({"kubelet": {"maxPods": "many"}}),
+                "EC2NodeClass default: spec.kubelet.maxPods: is malformed",
+            ),
         ] {
-            let err = nodeclass_with(extra).expect_err(extra).to_string();
+            let err = nodeclass_with(extra.clone()).expect_err("refused").to_string();
             assert!(err.contains(expected), "{extra}: {err}");
         }
-        let mixed = "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata: {name: x}\nspec:\n  role: R\n  \
-             amiSelectorTerms: [{alias: al2023@latest}, {id: ami-1}]\n  subnetSelectorTerms: [{tags: {a: b}}]\n  \
-             securityGroupSelectorTerms: [{tags: {a: b}}]\n";
-        let err = parse_config_object(mixed, "test")
-            .expect_err("alias with others")
-            .to_string();
-        assert!(err.contains("alias cannot be combined"), "{err}");
     }
 
     #[test]
     fn a_node_class_asking_for_public_addresses_is_read_with_karpenters_spelling() {
         for key in ["associatePublicIPAddress", "associatePublicIpAddress"] {
-            let Ok(ConfigObject::Ec2NodeClass(nc)) = nodeclass_with(&format!("  {key}: false\n")) else {
+            let Ok(ConfigObject::Ec2NodeClass(nc)) = nodeclass_with(json!({key: false})) else {
                 panic!("{key} is accepted");
             };
             assert_eq!(nc.spec.associate_public_ip_address, Some(false), "{key}");

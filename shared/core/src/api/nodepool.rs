@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
 use crate::pod::{Millis, Taint};
 use crate::quantity::Quantity;
-use crate::requirements::{self, NodeSelectorRequirement, Requirements};
+use crate::requirements::{NodeSelectorRequirement, Requirements};
 use crate::resources::Resources;
 
-use super::{NODEPOOL_API_VERSION, ObjectMeta, parse_duration};
+use super::{ConfigError, NODEPOOL_API_VERSION, ObjectMeta, parse_duration};
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -221,10 +222,25 @@ impl NodePool {
         self.spec.weight.unwrap_or(0)
     }
 
+    /// An error about `field` of this pool.
+    fn error(&self, field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        let object = if self.name().is_empty() {
+            "NodePool".to_string()
+        } else {
+            format!("NodePool {}", self.name())
+        };
+        ConfigError::new(object, field, reason)
+    }
+
     /// The pool's requirements plus its template labels as `In` requirements.
     pub fn requirements(&self) -> Result<Requirements> {
-        let mut reqs = requirements::from_selector_requirements(&self.spec.template.spec.requirements)
-            .map_err(|e| Error::invalid("NodePool", self.name(), e.to_string()))?;
+        let mut reqs = Requirements::new();
+        for (i, r) in self.spec.template.spec.requirements.iter().enumerate() {
+            let requirement = r
+                .to_requirement()
+                .map_err(|e| self.error(format!("spec.template.spec.requirements[{i}]"), e.to_string()))?;
+            reqs.add(&r.key, requirement);
+        }
         reqs.add_all(&Requirements::from_labels(&self.spec.template.metadata.labels));
         Ok(reqs)
     }
@@ -237,7 +253,7 @@ impl NodePool {
         let mut out = Resources::new();
         for (name, q) in &self.spec.limits {
             out.add_named(name, *q, &q.to_string())
-                .map_err(|e| Error::invalid("NodePool", self.name(), format!("limits.{name}: {e}")))?;
+                .map_err(|e| self.error(format!("spec.limits.{name}"), e.to_string()))?;
         }
         Ok(Some(out))
     }
@@ -245,41 +261,39 @@ impl NodePool {
     /// `expireAfter` in milliseconds; `None` for `Never`. Karpenter's default is 720h.
     pub fn expire_after(&self) -> Result<Option<Millis>> {
         let raw = self.spec.template.spec.expire_after.as_deref().unwrap_or("720h");
-        parse_duration(raw).map_err(|e| Error::invalid("NodePool", self.name(), format!("expireAfter: {e}")))
+        parse_duration(raw).map_err(|e| self.error("spec.template.spec.expireAfter", e))
     }
 
     pub fn consolidate_after(&self) -> Result<Option<Millis>> {
         parse_duration(&self.spec.disruption.consolidate_after)
-            .map_err(|e| Error::invalid("NodePool", self.name(), format!("consolidateAfter: {e}")))
+            .map_err(|e| self.error("spec.disruption.consolidateAfter", e))
     }
 
     /// Checks what the CRD's schema and CEL rules check beyond the shape.
     pub fn validate(&self) -> Result<()> {
-        if self.api_version != NODEPOOL_API_VERSION || self.kind != "NodePool" {
-            return Err(Error::invalid(
-                "NodePool",
-                self.name(),
-                format!(
-                    "expected {NODEPOOL_API_VERSION} NodePool, got {} {}",
-                    self.api_version, self.kind
-                ),
+        if self.api_version != NODEPOOL_API_VERSION {
+            return Err(self.error(
+                "apiVersion",
+                format!("expected {NODEPOOL_API_VERSION}, got {:?}", self.api_version),
             ));
         }
+        if self.kind != "NodePool" {
+            return Err(self.error("kind", format!("expected NodePool, got {:?}", self.kind)));
+        }
         if self.metadata.name.is_empty() {
-            return Err(Error::invalid("NodePool", "", "metadata.name is required"));
+            return Err(self.error("metadata.name", "is required"));
         }
         self.requirements()?;
         self.limits()?;
         self.expire_after()?;
         self.consolidate_after()?;
-        for b in &self.spec.disruption.budgets {
+        for (i, b) in self.spec.disruption.budgets.iter().enumerate() {
             parse_budget_nodes(&b.nodes)
-                .map_err(|e| Error::invalid("NodePool", self.name(), format!("budgets.nodes: {e}")))?;
+                .map_err(|e| self.error(format!("spec.disruption.budgets[{i}].nodes"), e))?;
             if b.schedule.is_some() != b.duration.is_some() {
-                return Err(Error::invalid(
-                    "NodePool",
-                    self.name(),
-                    "a budget's schedule and duration must be set together",
+                return Err(self.error(
+                    format!("spec.disruption.budgets[{i}]"),
+                    "schedule and duration must be set together",
                 ));
             }
         }

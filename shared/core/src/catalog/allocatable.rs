@@ -447,6 +447,8 @@ fn efas(info: &InstanceTypeInfo) -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::catalog::ec2::{MemoryInfo, NetworkCardInfo, NetworkInfo, ProcessorInfo, VCpuInfo};
 
@@ -673,41 +675,44 @@ mod tests {
         assert!(err.to_string().contains("test.type"), "{err}");
     }
 
-    fn nodeclass(spec_yaml: &str) -> Ec2NodeClass {
-        let yaml = format!(
-            "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: nc\nspec:\n{spec_yaml}"
-        );
-        serde_yaml::from_str(&yaml).expect("valid node class")
+    fn nodeclass(spec: serde_json::Value) -> Ec2NodeClass {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "nc"},
+            "spec": spec
+        }))
+        .expect("valid node class")
     }
 
     #[test]
     fn node_settings_read_the_root_volume_from_block_device_mappings() {
-        let nc = nodeclass(
-            "  amiFamily: AL2023\n  blockDeviceMappings:\n  - deviceName: /dev/xvdb\n    ebs: {volumeSize: 200Gi}\n  - deviceName: /dev/xvda\n    ebs: {volumeSize: 100Gi}\n",
-        );
+        let nc = nodeclass(json!({"amiFamily": "AL2023", "blockDeviceMappings": [
+            {"deviceName": "/dev/xvdb", "ebs": {"volumeSize": "200Gi"}},
+            {"deviceName": "/dev/xvda", "ebs": {"volumeSize": "100Gi"}}
+        ]}));
         assert_eq!(
             NodeSettings::for_nodeclass(&nc).expect("valid").root_volume_bytes,
             100 * GI
         );
-        let nc = nodeclass(
-            "  amiFamily: AL2023\n  blockDeviceMappings:\n  - deviceName: /dev/xvdz\n    rootVolume: true\n    ebs: {volumeSize: 50Gi}\n",
-        );
+        let nc = nodeclass(json!({"amiFamily": "AL2023", "blockDeviceMappings": [
+            {"deviceName": "/dev/xvdz", "rootVolume": true, "ebs": {"volumeSize": "50Gi"}}
+        ]}));
         assert_eq!(
             NodeSettings::for_nodeclass(&nc).expect("valid").root_volume_bytes,
             50 * GI
         );
-        let nc = nodeclass("  amiSelectorTerms:\n  - alias: bottlerocket@latest\n");
+        let nc = nodeclass(json!({"amiSelectorTerms": [{"alias": "bottlerocket@latest"}]}));
         let s = NodeSettings::for_nodeclass(&nc).expect("valid");
         assert_eq!(s.ami_family, AmiFamily::Bottlerocket);
         assert_eq!(s.root_volume_bytes, 20 * GI);
-        let nc = nodeclass(
-            "  amiFamily: Custom\n  blockDeviceMappings:\n  - deviceName: /dev/sdb\n    ebs: {volumeSize: 30Gi}\n  - deviceName: /dev/sdc\n    ebs: {volumeSize: 40Gi}\n",
-        );
+        let nc = nodeclass(json!({"amiFamily": "Custom", "blockDeviceMappings": [
+            {"deviceName": "/dev/sdb", "ebs": {"volumeSize": "30Gi"}},
+            {"deviceName": "/dev/sdc", "ebs": {"volumeSize": "40Gi"}}
+        ]}));
         assert_eq!(
             NodeSettings::for_nodeclass(&nc).expect("valid").root_volume_bytes,
             40 * GI
         );
-        let nc = nodeclass("  amiFamily: Windows2022\n");
+        let nc = nodeclass(json!({"amiFamily": "Windows2022"}));
         assert_eq!(
             NodeSettings::for_nodeclass(&nc).expect("valid").root_volume_bytes,
             50 * GI
@@ -716,13 +721,14 @@ mod tests {
 
     #[test]
     fn node_settings_carry_kubelet_overrides_and_instance_store_policy() {
-        let nc = nodeclass(
-            "  amiFamily: AL2023\n  instanceStorePolicy: RAID0\n  kubelet:\n    maxPods: 20\n    evictionHard: {memory.available: 5%}\n",
-        );
+        let nc = nodeclass(json!({
+            "amiFamily": "AL2023", "instanceStorePolicy": "RAID0",
+            "kubelet": {"maxPods": 20, "evictionHard": {"memory.available": "5%"}}
+        }));
         let s = NodeSettings::for_nodeclass(&nc).expect("valid");
         assert_eq!(s.kubelet.max_pods, Some(20));
         assert_eq!(s.instance_store_policy, Some(InstanceStorePolicy::Raid0));
-        let nc = nodeclass("  amiFamily: AL2023\n  instanceStorePolicy: RAID5\n");
+        let nc = nodeclass(json!({"amiFamily": "AL2023", "instanceStorePolicy": "RAID5"}));
         assert!(NodeSettings::for_nodeclass(&nc).is_err());
     }
 }

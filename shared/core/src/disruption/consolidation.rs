@@ -59,7 +59,7 @@ fn replace(input: &SweepInput, candidates: &[&Candidate]) -> Option<Decision> {
         return None;
     };
     let current: f64 = candidates.iter().map(|c| c.price).sum();
-    let replacement = cheaper_only(replacement, current, &input.pools)?;
+    let replacement = cheaper_only(replacement, current)?;
     let any_spot = candidates.iter().any(|c| c.capacity_type == CapacityType::Spot);
     if any_spot
         && replacement.chosen.capacity_type == CapacityType::Spot
@@ -75,38 +75,28 @@ fn replace(input: &SweepInput, candidates: &[&Candidate]) -> Option<Decision> {
     })
 }
 
-/// The replacement with only the instance types whose price (in its capacity type, in its
-/// zones) is below `limit`, so that whichever EC2 picks saves money; `None` if none is.
-fn cheaper_only(planned: &PlannedClaim, limit: f64, pools: &[PoolInput]) -> Option<PlannedClaim> {
+/// The replacement with only the instance types whose price (their cheapest override: in its
+/// capacity type, in its zones, available) is below `limit`, so that whichever EC2 picks saves
+/// money; `None` if none is.
+fn cheaper_only(planned: &PlannedClaim, limit: f64) -> Option<PlannedClaim> {
     if planned.chosen.price >= limit {
         return None;
     }
-    let pool = pools.iter().find(|p| p.nodepool.name() == planned.nodepool)?;
-    let capacity = planned.chosen.capacity_type;
-    let cheaper: Vec<String> = planned
-        .instance_types
-        .iter()
-        .filter(|name| {
-            pool.instance_types
-                .iter()
-                .find(|t| &t.name == *name)
-                .and_then(|t| {
-                    t.offerings
-                        .iter()
-                        .filter(|o| o.capacity_type == capacity && planned.zones.contains(&o.zone))
-                        .map(|o| o.price)
-                        .reduce(f64::min)
-                })
-                .is_some_and(|p| p < limit)
-        })
-        .cloned()
-        .collect();
+    // Overrides are cheapest first: a type's first one is its price.
+    let mut cheaper: Vec<&str> = Vec::new();
+    for o in &planned.overrides {
+        if o.price < limit && !cheaper.contains(&o.instance_type.as_str()) {
+            cheaper.push(&o.instance_type);
+        }
+    }
     if cheaper.is_empty() {
         return None;
     }
     let mut out = planned.clone();
-    out.instance_types = cheaper;
-    out.capacity_types = vec![capacity];
+    out.instance_types.retain(|name| cheaper.contains(&name.as_str()));
+    out.overrides
+        .retain(|o| cheaper.contains(&o.instance_type.as_str()));
+    out.capacity_types = vec![planned.chosen.capacity_type];
     Some(out)
 }
 

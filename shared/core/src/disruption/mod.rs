@@ -32,7 +32,6 @@ pub use candidates::{Candidate, candidates};
 use crate::nodeclaim::NodeClaim;
 use crate::pdb::PodDisruptionBudget;
 use crate::pod::{Millis, Pod};
-use crate::ports::OfferingKey;
 use crate::scheduler::{ExistingNode, PlannedClaim, PoolInput};
 
 /// Karpenter's minimum of cheaper instance types for replacing a spot node with a spot node.
@@ -52,7 +51,8 @@ pub struct SweepInput {
     pub pdbs: Vec<PodDisruptionBudget>,
     /// Pods waiting for capacity (they count as unhealthy for PodDisruptionBudgets).
     pub pending: Vec<Pod>,
-    pub unavailable: Vec<OfferingKey>,
+    /// Offerings recently out of capacity: replacements are planned without them.
+    pub unavailable: crate::unavailable::UnavailableOfferings,
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     /// Per node class, the AMIs its selector resolves to now (see [`drift`]).
     pub images: BTreeMap<String, std::collections::BTreeSet<String>>,

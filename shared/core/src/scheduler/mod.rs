@@ -17,7 +17,11 @@
 //!    the types the lower bound (`lower_bound.rs`) buys, kept only when cheaper.
 //! 5. **Splitting** (`split.rs`): half-empty claims split in two when two smaller nodes cost less.
 //! 6. **The plan** (`plan.rs`): each claim priced at the offering EC2 would most likely pick, its
-//!    candidates capped for the launch; pods that fit nowhere get a reason (`explain.rs`).
+//!    candidates capped for the launch and priced as the launch's overrides; pods that fit
+//!    nowhere get a reason (`explain.rs`).
+//!
+//! Offerings recently out of capacity (`Input::unavailable`) are left out once, when the pools
+//! are prepared: nothing planned, priced or sent to the cloud includes them.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +29,9 @@ use crate::api::{Ec2NodeClass, NodePool};
 use crate::catalog::{CapacityType, InstanceType};
 use crate::nodeclaim::NodeClaim;
 use crate::pod::{Millis, Node, Pod, Taint};
-use crate::ports::OfferingKey;
+use crate::ports::LaunchOverride;
 use crate::resources::Resources;
+use crate::unavailable::UnavailableOfferings;
 
 /// A NodePool with what the scheduler needs to launch from it.
 #[derive(Debug, Clone)]
@@ -54,8 +59,8 @@ pub struct Input {
     /// DaemonSet pod templates: overhead on every node they would land on.
     pub daemonsets: Vec<Pod>,
     pub pools: Vec<PoolInput>,
-    /// Offerings recently out of capacity.
-    pub unavailable: Vec<OfferingKey>,
+    /// Offerings recently out of capacity (as of `now`): no claim plans or launches on them.
+    pub unavailable: UnavailableOfferings,
     /// Labels of the cluster's namespaces, for pod (anti-)affinity namespace selectors.
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
     pub now: Millis,
@@ -80,6 +85,9 @@ pub struct PlannedClaim {
     pub zones: Vec<String>,
     pub capacity_types: Vec<CapacityType>,
     pub chosen: ChosenOffering,
+    /// What the launch sends: every available offering of `instance_types` in `zones` and the
+    /// one capacity type of `capacity_types`, priced, cheapest first.
+    pub overrides: Vec<LaunchOverride>,
     /// Pods planned onto it (`namespace/name`).
     pub pods: Vec<String>,
     /// Pods' requests plus daemonset overhead for the chosen type.

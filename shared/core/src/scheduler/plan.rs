@@ -12,6 +12,7 @@ use super::solver::Solver;
 use super::{ChosenOffering, Input, MAX_INSTANCE_TYPES, Plan, PlannedClaim, Unschedulable};
 use crate::catalog::CapacityType;
 use crate::labels;
+use crate::ports::LaunchOverride;
 use crate::requirements::Requirements;
 use crate::resources::Resources;
 
@@ -152,6 +153,27 @@ pub(super) fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: 
         })
         .map(|z| zones[z as usize].clone())
         .collect();
+    // The launch's overrides: every offering the kept types have in the claim's zones and
+    // capacity type (`offers` holds no unavailable one), cheapest first, as the cloud tries them.
+    let mut overrides: Vec<LaunchOverride> = kept
+        .iter()
+        .flat_map(|(_, pt, _)| {
+            pt.offers
+                .iter()
+                .filter(|(bit, _, _)| bit & preferred != 0)
+                .map(|&(_, price, oi)| LaunchOverride {
+                    instance_type: pt.it.name.clone(),
+                    zone: pt.it.offerings[oi as usize].zone.clone(),
+                    capacity_type: ct_of(prefer),
+                    price,
+                })
+        })
+        .collect();
+    overrides.sort_by(|a, b| {
+        a.price
+            .total_cmp(&b.price)
+            .then(a.instance_type.cmp(&b.instance_type))
+    });
     PlannedClaim {
         nodepool: pool.name.to_string(),
         nodeclass: pool.nodeclass.to_string(),
@@ -164,6 +186,7 @@ pub(super) fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: 
             capacity_type,
             price,
         },
+        overrides,
         pods: c.pods.iter().map(|i| input.pending[*i].key()).collect(),
         requests,
         labels,

@@ -200,13 +200,24 @@ pub(super) fn claim_label(pool: &Pool, reqs: &Requirements, key: &str) -> Option
     (!r.is_complement() && r.values().len() == 1).then(|| r.values()[0].clone())
 }
 
-/// The valid and broken pools of the round, heaviest weight first (ties by name).
+/// The valid and broken pools of the round, heaviest weight first (ties by name). Offerings
+/// out of capacity are left out here, the one place planning looks at them.
 pub(super) fn prepare<'a>(
     input: &'a Input,
     zones: &[String],
     zone_index: &HashMap<&str, u32>,
-    unavailable: &std::collections::HashSet<&OfferingKey>,
 ) -> Vec<Pool<'a>> {
+    let unavailable = |it: &InstanceType, o: &crate::catalog::Offering| {
+        !input.unavailable.is_empty()
+            && input.unavailable.is_unavailable(
+                &OfferingKey {
+                    instance_type: it.name.clone(),
+                    zone: o.zone.clone(),
+                    capacity_type: o.capacity_type,
+                },
+                input.now,
+            )
+    };
     let mut pools: Vec<Pool<'a>> = Vec::new();
     let mut order: Vec<&super::PoolInput> = input.pools.iter().collect();
     order.sort_by(|a, b| {
@@ -247,12 +258,7 @@ pub(super) fn prepare<'a>(
                     continue;
                 };
                 let bit = offering_bit(*z, ct_index(o.capacity_type));
-                let key = OfferingKey {
-                    instance_type: it.name.clone(),
-                    zone: o.zone.clone(),
-                    capacity_type: o.capacity_type,
-                };
-                if bit & allowed != 0 && !unavailable.contains(&key) {
+                if bit & allowed != 0 && !unavailable(it, o) {
                     offer_mask |= bit;
                     price = price.min(o.price);
                     offers.push((bit, o.price, oi as u32));

@@ -20,7 +20,6 @@ use super::view::*;
 use super::{Input, Plan, Unschedulable};
 use crate::labels;
 use crate::pod::TaintEffect;
-use crate::ports::OfferingKey;
 use crate::requirements::Requirements;
 
 pub(super) struct Solver<'a> {
@@ -105,7 +104,6 @@ pub(super) fn solve(input: &Input) -> Plan {
 
 impl<'a> Solver<'a> {
     pub(super) fn new(input: &'a Input) -> Self {
-        let unavailable: std::collections::HashSet<&OfferingKey> = input.unavailable.iter().collect();
         let mut zones: Vec<String> = input
             .pools
             .iter()
@@ -137,7 +135,7 @@ impl<'a> Solver<'a> {
             .map(|(i, z)| (z.as_str(), i as u32))
             .collect();
 
-        let pools = pools::prepare(input, &zones, &zone_index, &unavailable);
+        let pools = pools::prepare(input, &zones, &zone_index);
         let mut fixed = hosts::existing(input, &pools, &zone_index);
         fixed.extend(hosts::in_flight(input, &pools, &zone_index));
         let mut universe = (0u64, 0u8);

@@ -10,6 +10,7 @@ use nodewright_core::ports::OfferingKey;
 use nodewright_core::requirements::Operator;
 use nodewright_core::scheduler::{ExistingNode, Input, PoolInput};
 use nodewright_core::testing::claim;
+use nodewright_core::unavailable::UnavailableOfferings;
 
 use super::specs::*;
 
@@ -261,10 +262,9 @@ pub fn build_input(w: &World) -> Input {
         })
         .collect();
     let types = catalog();
-    let unavailable = w
-        .unavailable
-        .iter()
-        .map(|(t, zone, spot)| OfferingKey {
+    let mut unavailable = UnavailableOfferings::new();
+    for (t, zone, spot) in &w.unavailable {
+        let key = OfferingKey {
             instance_type: types[t % types.len()].name.clone(),
             zone: zone.to_string(),
             capacity_type: if *spot {
@@ -272,8 +272,9 @@ pub fn build_input(w: &World) -> Input {
             } else {
                 CapacityType::OnDemand
             },
-        })
-        .collect();
+        };
+        unavailable.mark(key, 0);
+    }
     Input {
         pending,
         nodes,

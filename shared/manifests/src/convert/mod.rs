@@ -28,7 +28,6 @@ mod testing;
 use std::fmt;
 
 use nodewright_core::api;
-use serde::Deserialize;
 use serde_json::Value;
 
 use class_refs::{place_kubelets, rename_provider_classes};
@@ -80,28 +79,14 @@ pub struct Conversion {
 
 impl Conversion {
     /// The documents as one multi-document YAML stream.
-    pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
+    pub fn to_yaml(&self) -> Result<String, crate::yaml::WriteError> {
         let mut out = String::new();
         for doc in &self.documents {
             out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(doc)?);
+            out.push_str(&crate::yaml::to_string(doc)?);
         }
         Ok(out)
     }
-}
-
-/// Every document of a YAML (or JSON) stream, merge keys applied; empty documents are skipped.
-pub fn parse_documents(text: &str) -> Result<Vec<Value>, serde_yaml::Error> {
-    let mut out = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(text) {
-        let mut value = serde_yaml::Value::deserialize(document)?;
-        value.apply_merge()?;
-        let value = Value::deserialize(value)?;
-        if !value.is_null() {
-            out.push(value);
-        }
-    }
-    Ok(out)
 }
 
 /// Converts parsed documents (see the module documentation). `kind: List` documents are read
@@ -191,21 +176,13 @@ pub fn convert_documents(documents: &[Value]) -> Conversion {
 fn check(doc: &Value, warnings: &mut Vec<ConvertWarning>) {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
     let object = describe(kind, doc);
-    let refusal = match serde_yaml::to_string(doc) {
-        Ok(yaml) => api::parse_config_object(&yaml, &object).err().map(|e| chain(&e)),
-        Err(e) => Some(e.to_string()),
-    };
-    if let Some(why) = refusal {
+    if let Err(why) = api::parse_config_object(doc) {
         warnings.push(ConvertWarning {
             object,
             field: String::new(),
             message: format!("the converted object is not accepted by nodewright: {why}"),
         });
     }
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    nodewright_core::error::chain(err)
 }
 
 #[cfg(test)]
@@ -375,8 +352,8 @@ metadata: {name: cm}
         let yaml = include_str!("../../../../infra/examples/default-nodepool.yaml");
         let c = convert_yaml(yaml);
         assert!(c.warnings.is_empty(), "{:#?}", c.warnings);
-        assert_eq!(c.documents, parse_documents(yaml).expect("YAML"));
-        let again = parse_documents(&c.to_yaml().expect("YAML")).expect("round trip");
+        assert_eq!(c.documents, crate::yaml::all_documents(yaml).expect("YAML"));
+        let again = crate::yaml::all_documents(&c.to_yaml().expect("YAML")).expect("round trip");
         assert_eq!(again, c.documents);
     }
 }

@@ -4,10 +4,10 @@ use nodewright_core::api;
 use serde_json::Value;
 
 use super::fields::describe;
-use super::{Conversion, chain, convert_documents, parse_documents};
+use super::{Conversion, convert_documents};
 
 pub(super) fn convert_yaml(yaml: &str) -> Conversion {
-    convert_documents(&parse_documents(yaml).expect("fixture is YAML"))
+    convert_documents(&crate::yaml::all_documents(yaml).expect("fixture is YAML"))
 }
 
 pub(super) fn find<'a>(c: &'a Conversion, kind: &str, name: &str) -> &'a Value {
@@ -24,9 +24,8 @@ pub(super) fn warnings(c: &Conversion) -> Vec<String> {
 /// Every converted document parses with the core's strict parser.
 pub(super) fn assert_accepted(c: &Conversion) {
     for doc in &c.documents {
-        let yaml = serde_yaml::to_string(doc).expect("serializes");
-        if let Err(e) = api::parse_config_object(&yaml, "converted") {
-            panic!("{} refused: {}\n{yaml}", describe("", doc), chain(&e));
+        if let Err(e) = api::parse_config_object(doc) {
+            panic!("{} refused: {e}\n{doc:#}", describe("", doc));
         }
     }
     assert!(

@@ -188,18 +188,13 @@ impl Cluster for SimCluster {
 
     fn list_nodepools(&self) -> impl Future<Output = PortResult<(Vec<NodePool>, Vec<String>)>> + Send {
         std::future::ready(self.listing(ClusterOp::ListNodepools, |s| {
-            split_valid(&s.nodepools, |p| {
-                p.validate().map_err(|e| format!("NodePool {}: {e}", p.name()))
-            })
+            split_valid(&s.nodepools, |p| p.validate().map_err(|e| e.to_string()))
         }))
     }
 
     fn list_nodeclasses(&self) -> impl Future<Output = PortResult<(Vec<Ec2NodeClass>, Vec<String>)>> + Send {
         std::future::ready(self.listing(ClusterOp::ListNodeclasses, |s| {
-            split_valid(&s.nodeclasses, |c| {
-                c.validate()
-                    .map_err(|e| format!("EC2NodeClass {}: {e}", c.name()))
-            })
+            split_valid(&s.nodeclasses, |c| c.validate().map_err(|e| e.to_string()))
         }))
     }
 

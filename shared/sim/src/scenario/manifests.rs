@@ -15,18 +15,18 @@ use crate::error::{Error, Result};
 /// A workload's inline budget: `minAvailable` or `maxUnavailable`.
 #[derive(Debug)]
 pub(super) struct PdbSpec {
-    pub(super) min_available: Option<serde_yaml::Value>,
-    pub(super) max_unavailable: Option<serde_yaml::Value>,
+    pub(super) min_available: Option<serde_json::Value>,
+    pub(super) max_unavailable: Option<serde_json::Value>,
 }
 
 impl PdbSpec {
     /// `minAvailable` or `maxUnavailable`, exactly one.
     pub(super) fn budget(&self, file: &str, field: &str) -> Result<Budget> {
         let at = |f: &str| format!("{field}.{f}");
-        let amount = |v: &serde_yaml::Value, f: &str| {
+        let amount = |v: &serde_json::Value, f: &str| {
             let raw = match v {
-                serde_yaml::Value::Number(n) => n.to_string(),
-                serde_yaml::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::String(s) => s.clone(),
                 _ => String::new(),
             };
             IntOrPercent::parse(&raw).map_err(|e| Error::scenario(file, at(f), e))

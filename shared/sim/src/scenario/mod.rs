@@ -16,6 +16,7 @@ use nodewright_core::pdb::PodDisruptionBudget;
 use nodewright_core::pod::{LabelSelector, Millis};
 use nodewright_core::ports::DaemonSet;
 use nodewright_core::volumes::StorageClass;
+use nodewright_manifests::yaml;
 use serde::Deserialize;
 
 use crate::cloud::CloudWorld;
@@ -97,7 +98,7 @@ impl Scenario {
         file: &str,
         include: &dyn Fn(&str) -> std::io::Result<String>,
     ) -> Result<Scenario> {
-        let spec: ScenarioSpec = serde_yaml::from_str(text).map_err(|source| Error::ScenarioSyntax {
+        let spec: ScenarioSpec = yaml::from_str(text).map_err(|source| Error::ScenarioSyntax {
             file: file.to_string(),
             source,
         })?;
@@ -241,7 +242,7 @@ struct ScenarioSpec {
     boot_delay: Option<String>,
     end: String,
     #[serde(default)]
-    objects: Vec<serde_yaml::Value>,
+    objects: Vec<serde_json::Value>,
     #[serde(default)]
     workloads: Vec<WorkloadSpec>,
     #[serde(default)]

@@ -5,6 +5,8 @@ use nodewright_core::api::{self, ConfigObject, Ec2NodeClass, NodePool};
 use nodewright_core::pdb::PodDisruptionBudget;
 use nodewright_core::ports::DaemonSet;
 use nodewright_core::volumes::StorageClass;
+use nodewright_manifests::yaml;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
@@ -62,12 +64,12 @@ impl Objects {
     /// One entry of `objects`: `{include: path}` or an inline manifest.
     pub(super) fn add_entry(
         &mut self,
-        entry: &serde_yaml::Value,
+        entry: &Value,
         file: &str,
         field: &str,
         include: &dyn Fn(&str) -> std::io::Result<String>,
     ) -> Result<()> {
-        let Some(map) = entry.as_mapping() else {
+        let Some(map) = entry.as_object() else {
             return Err(Error::scenario(
                 file,
                 field,
@@ -75,11 +77,7 @@ impl Objects {
             ));
         };
         let Some(path) = map.get("include") else {
-            let text = serde_yaml::to_string(entry).map_err(|source| Error::ScenarioSyntax {
-                file: file.to_string(),
-                source,
-            })?;
-            return self.add_document(&text, file, field);
+            return self.add_document(entry, file, field);
         };
         let Some(path) = path.as_str().filter(|_| map.len() == 1) else {
             return Err(Error::scenario(
@@ -93,28 +91,29 @@ impl Objects {
             path: path.to_string(),
             source,
         })?;
-        for (i, doc) in documents(&text).iter().enumerate() {
-            self.add_document(doc, file, &format!("{field} ({path}, document {})", i + 1))?;
+        for (i, document) in yaml::documents(&text).into_iter().enumerate() {
+            let field = format!("{field} ({path}, document {})", i + 1);
+            let document = document.map_err(|source| Error::ScenarioSyntax {
+                file: format!("{file}: {field}"),
+                source,
+            })?;
+            self.add_document(&document, file, &field)?;
         }
         Ok(())
     }
 
-    fn add_document(&mut self, text: &str, file: &str, field: &str) -> Result<()> {
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|source| Error::ScenarioSyntax {
-                file: format!("{file}: {field}"),
-                source,
-            })?;
-        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-        let config = |source| Error::Config {
-            file: format!("{file}: {field}"),
-            source,
-        };
+    fn add_document(&mut self, value: &Value, file: &str, field: &str) -> Result<()> {
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
         match kind {
-            "NodePool" | "EC2NodeClass" => match api::parse_config_object(text, kind).map_err(config)? {
-                ConfigObject::NodePool(p) => self.nodepools.push(*p),
-                ConfigObject::Ec2NodeClass(c) => self.nodeclasses.push(*c),
-            },
+            "NodePool" | "EC2NodeClass" => {
+                match api::parse_config_object(value).map_err(|source| Error::Config {
+                    file: format!("{file}: {field}"),
+                    source,
+                })? {
+                    ConfigObject::NodePool(p) => self.nodepools.push(*p),
+                    ConfigObject::Ec2NodeClass(c) => self.nodeclasses.push(*c),
+                }
+            }
             // Kubernetes objects are read as `nodewright plan` and the functions read them.
             "DaemonSet" => {
                 let manifest: k8s_openapi::api::apps::v1::DaemonSet =
@@ -156,51 +155,19 @@ impl Objects {
     }
 }
 
-/// The documents of a multi-document YAML file, without the empty ones.
-fn documents(text: &str) -> Vec<String> {
-    let mut docs = vec![String::new()];
-    for line in text.lines() {
-        if line.trim_end() == "---" || line.starts_with("--- ") {
-            docs.push(String::new());
-        } else if let Some(doc) = docs.last_mut() {
-            doc.push_str(line);
-            doc.push('\n');
-        }
-    }
-    docs.retain(|d| {
-        d.lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-    });
-    docs
-}
-
 /// A Kubernetes object of `api_version`, as k8s-openapi reads it.
 fn kube_object<T: serde::de::DeserializeOwned>(
-    value: serde_yaml::Value,
+    value: &Value,
     api_version: &str,
     file: &str,
     field: &str,
 ) -> Result<T> {
-    if value.get("apiVersion").and_then(|v| v.as_str()) != Some(api_version) {
+    if value.get("apiVersion").and_then(Value::as_str) != Some(api_version) {
         return Err(Error::scenario(
             file,
             format!("{field}.apiVersion"),
             format!("expected {api_version}"),
         ));
     }
-    serde_yaml::from_value(value).map_err(|source| Error::ScenarioSyntax {
-        file: format!("{file}: {field}"),
-        source,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_multi_document_yaml_and_drops_empty_documents() {
-        let docs = documents("# header\n---\na: 1\n---\n# only a comment\n--- \nb: 2\n");
-        assert_eq!(docs, vec!["a: 1\n".to_string(), "b: 2\n".to_string()]);
-    }
+    T::deserialize(value).map_err(|e| Error::scenario(file, field, e.to_string()))
 }

@@ -95,7 +95,7 @@ pub(super) struct StepSpec {
     #[serde(default)]
     delete_node: Option<DeleteNode>,
     #[serde(default)]
-    apply: Vec<serde_yaml::Value>,
+    apply: Vec<serde_json::Value>,
     #[serde(default)]
     interrupt: Option<Interrupt>,
     #[serde(default)]

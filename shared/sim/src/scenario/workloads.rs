@@ -72,9 +72,9 @@ struct ClaimTemplateSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct WorkloadPdbSpec {
     #[serde(default)]
-    pub(super) min_available: Option<serde_yaml::Value>,
+    pub(super) min_available: Option<serde_json::Value>,
     #[serde(default)]
-    pub(super) max_unavailable: Option<serde_yaml::Value>,
+    pub(super) max_unavailable: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

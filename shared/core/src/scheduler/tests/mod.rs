@@ -310,11 +310,14 @@ fn skips_offerings_that_recently_ran_out_of_capacity() {
         "us-east-1e",
         "us-east-1f",
     ] {
-        inp.unavailable.push(crate::ports::OfferingKey {
-            instance_type: first.instance_type.clone(),
-            zone: zone.into(),
-            capacity_type: first.capacity_type,
-        });
+        inp.unavailable.mark(
+            crate::ports::OfferingKey {
+                instance_type: first.instance_type.clone(),
+                zone: zone.into(),
+                capacity_type: first.capacity_type,
+            },
+            inp.now,
+        );
     }
     let second = &schedule(&inp).new_claims[0];
     assert_ne!(second.chosen.instance_type, first.instance_type);
@@ -555,4 +558,5 @@ fn an_empty_round_costs_nothing_not_minus_nothing() {
 }
 
 mod configurations;
+mod overrides;
 mod packing;

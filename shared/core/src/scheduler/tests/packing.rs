@@ -131,11 +131,14 @@ fn an_in_flight_claim_whose_type_has_since_run_out_of_capacity_still_takes_its_p
         .find(|t| t.name == "m5.xlarge")
         .cloned();
     for o in m5.map(|t| t.offerings).unwrap_or_default() {
-        inp.unavailable.push(crate::ports::OfferingKey {
-            instance_type: "m5.xlarge".into(),
-            zone: o.zone,
-            capacity_type: o.capacity_type,
-        });
+        inp.unavailable.mark(
+            crate::ports::OfferingKey {
+                instance_type: "m5.xlarge".into(),
+                zone: o.zone,
+                capacity_type: o.capacity_type,
+            },
+            inp.now,
+        );
     }
     let plan = schedule(&inp);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");
@@ -245,11 +248,14 @@ fn a_claim_asks_for_spot_only_and_for_on_demand_once_spot_is_gone_where_it_must_
     let claim = schedule(&inp).new_claims[0].clone();
     assert_eq!(claim.capacity_types, vec![CapacityType::Spot]);
     assert_eq!(claim.chosen.capacity_type, CapacityType::Spot);
-    inp.unavailable.push(crate::ports::OfferingKey {
-        instance_type: "m5.large".into(),
-        zone: "us-east-1a".into(),
-        capacity_type: CapacityType::Spot,
-    });
+    inp.unavailable.mark(
+        crate::ports::OfferingKey {
+            instance_type: "m5.large".into(),
+            zone: "us-east-1a".into(),
+            capacity_type: CapacityType::Spot,
+        },
+        inp.now,
+    );
     let claim = schedule(&inp).new_claims[0].clone();
     assert_eq!(claim.capacity_types, vec![CapacityType::OnDemand]);
     assert_eq!(claim.chosen.capacity_type, CapacityType::OnDemand);

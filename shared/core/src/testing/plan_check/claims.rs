@@ -31,6 +31,7 @@ pub(super) fn new_claim_hosts(ctx: &Ctx, plan: &Plan, hosts: &mut Vec<Host>) -> 
         let mut reserve = Resources::new();
         let mut cheapest = f64::INFINITY;
         let mut chosen_offered = false;
+        let mut offered_here: Vec<(&str, &str, f64)> = Vec::new();
         // Each type at its cheapest offering of the chosen capacity type in the claim.
         let mut prices = Vec::new();
         for name in &c.instance_types {
@@ -56,6 +57,7 @@ pub(super) fn new_claim_hosts(ctx: &Ctx, plan: &Plan, hosts: &mut Vec<Host>) -> 
                     continue;
                 }
                 offered = true;
+                offered_here.push((name, &o.zone, o.price));
                 if o.capacity_type == chosen.capacity_type {
                     cheapest = cheapest.min(o.price);
                     price = price.min(o.price);
@@ -93,6 +95,9 @@ pub(super) fn new_claim_hosts(ctx: &Ctx, plan: &Plan, hosts: &mut Vec<Host>) -> 
         }
         if (chosen.price - cheapest).abs() > 1e-9 {
             return Err(format!("claim {ci} chose {chosen:?}, cheapest is {cheapest}"));
+        }
+        if ctx.overrides_given {
+            overrides_are_the_offerings(ci, c, offered_here)?;
         }
         if !prices.windows(2).all(|w| w[0] <= w[1]) {
             return Err(format!(
@@ -191,6 +196,37 @@ pub(super) fn limits_respected(ctx: &Ctx, pool_usage: &PoolUsage) -> Result<(), 
                 return Err(format!("{name} uses {have} {key}, over its limit {cap}"));
             }
         }
+    }
+    Ok(())
+}
+/// The launch's overrides are exactly the claim's available offerings (its types, zones and
+/// capacity type), at their catalog prices, cheapest first.
+fn overrides_are_the_offerings(
+    ci: usize,
+    c: &PlannedClaim,
+    mut offered: Vec<(&str, &str, f64)>,
+) -> Result<(), String> {
+    if c.overrides
+        .iter()
+        .any(|o| o.capacity_type != c.chosen.capacity_type)
+    {
+        return Err(format!("claim {ci}: an override of another capacity type"));
+    }
+    if c.overrides.windows(2).any(|w| w[0].price > w[1].price) {
+        return Err(format!("claim {ci}: overrides not cheapest first"));
+    }
+    let mut sent: Vec<(&str, &str, f64)> = c
+        .overrides
+        .iter()
+        .map(|o| (o.instance_type.as_str(), o.zone.as_str(), o.price))
+        .collect();
+    let order = |a: &(&str, &str, f64), b: &(&str, &str, f64)| (a.0, a.1).cmp(&(b.0, b.1));
+    sent.sort_by(order);
+    offered.sort_by(order);
+    if sent != offered {
+        return Err(format!(
+            "claim {ci} sends overrides {sent:?}, its available offerings are {offered:?}"
+        ));
     }
     Ok(())
 }

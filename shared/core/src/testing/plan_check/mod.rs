@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::catalog::{CapacityType, InstanceType};
 use crate::labels;
 use crate::pod::{Pod, Taint};
+use crate::ports::OfferingKey;
 use crate::requirements::Requirements;
 use crate::resources::Resources;
 use crate::scheduler::{Input, Plan, PoolInput};
@@ -35,7 +36,18 @@ type Labels = BTreeMap<String, String>;
 
 /// Checks `plan` against `input`; the first violation found, in words, is the error.
 pub fn check(input: &Input, plan: &Plan) -> Result<(), String> {
-    let ctx = Ctx::new(input)?;
+    check_with(input, plan, true)
+}
+
+/// [`check`] for a plan read back from what `nodewright plan` prints, which leaves each claim's
+/// launch overrides out (they are its types × zones at catalog prices): all but those.
+pub fn check_printed(input: &Input, plan: &Plan) -> Result<(), String> {
+    check_with(input, plan, false)
+}
+
+fn check_with(input: &Input, plan: &Plan, overrides_given: bool) -> Result<(), String> {
+    let mut ctx = Ctx::new(input)?;
+    ctx.overrides_given = overrides_given;
     each_pod_placed_once(&ctx, plan)?;
     let mut hosts = hosts::existing_hosts(&ctx, plan)?;
     hosts::in_flight_hosts(&ctx, plan, &mut hosts)?;
@@ -62,6 +74,8 @@ struct Ctx<'a> {
     pool_requirements: Vec<Requirements>,
     /// Every node a pool could launch now: each type at each available offering it allows.
     launchable: Vec<Launchable>,
+    /// Whether the plan carries each claim's launch overrides, to be checked.
+    overrides_given: bool,
 }
 
 /// A node a pool could launch: its labels and the room its daemonsets leave.
@@ -95,6 +109,7 @@ impl<'a> Ctx<'a> {
             index,
             pool_requirements,
             launchable: Vec::new(),
+            overrides_given: true,
         };
         ctx.launchable = ctx.launchable_nodes();
         Ok(ctx)
@@ -146,10 +161,12 @@ impl<'a> Ctx<'a> {
     }
 
     fn is_unavailable(&self, instance_type: &str, zone: &str, ct: CapacityType) -> bool {
-        self.input
-            .unavailable
-            .iter()
-            .any(|k| k.instance_type == instance_type && k.zone == zone && k.capacity_type == ct)
+        let key = OfferingKey {
+            instance_type: instance_type.to_string(),
+            zone: zone.to_string(),
+            capacity_type: ct,
+        };
+        self.input.unavailable.is_unavailable(&key, self.input.now)
     }
 
     /// What the daemonsets that would run on a node with these labels and taints request.
