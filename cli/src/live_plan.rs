@@ -124,7 +124,10 @@ fn write_sweep_json(out: &mut impl Write, plan: &SweepPlan) -> io::Result<()> {
         blocked: plan
             .blocked
             .iter()
-            .map(|(node, reason)| BlockedJson { node, reason })
+            .map(|p| BlockedJson {
+                node: &p.node,
+                reason: &p.reason,
+            })
             .collect(),
         savings_per_hour: total_savings(plan),
     };
@@ -194,7 +197,7 @@ fn write_sweep_table(out: &mut impl Write, plan: &SweepPlan) -> io::Result<()> {
         let rows: Vec<Vec<String>> = plan
             .blocked
             .iter()
-            .map(|(node, why)| vec![node.clone(), why.clone()])
+            .map(|p| vec![p.node.clone(), p.reason.clone()])
             .collect();
         write_rows(out, &["PROTECTED NODE", "WHY"], &rows, &[])?;
         writeln!(out)?;
@@ -213,7 +216,7 @@ fn write_sweep_table(out: &mut impl Write, plan: &SweepPlan) -> io::Result<()> {
 mod tests {
     use nodewright_core::builders::launched_claim;
     use nodewright_core::catalog::CapacityType;
-    use nodewright_core::disruption::{Candidate, Decision, Reason};
+    use nodewright_core::disruption::{Candidate, Decision, Protected, Reason};
 
     use super::*;
 
@@ -244,10 +247,10 @@ mod tests {
                 replacements: Vec::new(),
                 savings_per_hour: 0.192,
             }],
-            blocked: vec![(
-                "node-c".into(),
-                "pod default/db-0 has karpenter.sh/do-not-disrupt".into(),
-            )],
+            blocked: vec![Protected {
+                node: "node-c".into(),
+                reason: "pod default/db-0 has karpenter.sh/do-not-disrupt".into(),
+            }],
         }
     }
 

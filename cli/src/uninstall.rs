@@ -105,8 +105,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 .extend(report.instance_profiles_deleted.iter().cloned());
             if progress {
                 eprintln!("{}", report.progress_line());
-                for (pod, node, why) in &report.remaining.blocked_pods {
-                    eprintln!("  {pod} on {node}: {why}");
+                for held in &report.remaining.blocked_pods {
+                    eprintln!("  {} on {}: {}", held.pod, held.node, held.reason);
                 }
             }
             if report.done {

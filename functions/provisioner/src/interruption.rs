@@ -21,13 +21,27 @@ use crate::Provisioner;
 /// What one batch came to.
 #[derive(Debug)]
 pub struct Batch {
-    /// (message id, notice) for every message read.
-    pub notices: Vec<(String, Notice)>,
-    /// (message id, why) for messages acknowledged without action.
-    pub ignored: Vec<(String, String)>,
+    /// Every message read as a notice.
+    pub notices: Vec<NoticeMessage>,
+    /// Messages acknowledged without action.
+    pub ignored: Vec<IgnoredMessage>,
     /// The ids of those of `ignored` whose bodies could not be read.
     pub unreadable: Vec<String>,
     pub outcome: PortResult<InterruptionPassReport>,
+}
+
+/// A message of the batch and the notice it carries.
+#[derive(Debug, Clone)]
+pub struct NoticeMessage {
+    pub message_id: String,
+    pub notice: Notice,
+}
+
+/// A message acknowledged without action, and why.
+#[derive(Debug, Clone)]
+pub struct IgnoredMessage {
+    pub message_id: String,
+    pub why: String,
 }
 
 /// Reads and acts on one SQS batch.
@@ -44,29 +58,27 @@ pub async fn handle<K: Cluster, C: Cloud, S: ClaimStore>(
     for (i, record) in event.records.iter().enumerate() {
         let id = record.message_id.clone().unwrap_or_else(|| format!("#{i}"));
         match parse(record.body.as_deref().unwrap_or("")) {
-            Ok(Some(notice)) => notices.push((id, notice)),
-            Ok(None) => ignored.push((id, "nothing to do".to_string())),
+            Ok(Some(notice)) => notices.push(NoticeMessage {
+                message_id: id,
+                notice,
+            }),
+            Ok(None) => ignored.push(IgnoredMessage {
+                message_id: id,
+                why: "nothing to do".to_string(),
+            }),
             Err(e) => {
                 tracing::warn!(message_id = %id, error = %e, "unusable interruption message; acknowledged");
                 unreadable.push(id.clone());
-                ignored.push((id, e.to_string()));
+                ignored.push(IgnoredMessage {
+                    message_id: id,
+                    why: e.to_string(),
+                });
             }
         }
     }
     let config = adapters.pass_config("interruption", request_id, deadline);
-    let plain: Vec<Notice> = notices.iter().map(|(_, n)| n.clone()).collect();
-    let outcome = run_interruptions(
-        &plain,
-        rebalance,
-        &adapters.cluster,
-        &adapters.cloud,
-        &adapters.store,
-        adapters.clock.as_ref(),
-        adapters.ids.as_ref(),
-        &adapters.unavailable,
-        &config,
-    )
-    .await;
+    let plain: Vec<Notice> = notices.iter().map(|m| m.notice.clone()).collect();
+    let outcome = run_interruptions(&plain, rebalance, &adapters.ports(), &config).await;
     Batch {
         notices,
         ignored,
@@ -81,27 +93,27 @@ pub async fn handle<K: Cluster, C: Cloud, S: ClaimStore>(
 pub fn retries(batch: &Batch) -> Vec<String> {
     let report = match &batch.outcome {
         Ok(r) => r,
-        Err(_) => return batch.notices.iter().map(|(id, _)| id.clone()).collect(),
+        Err(_) => return batch.notices.iter().map(|m| m.message_id.clone()).collect(),
     };
     let i = &report.interruption;
     let instance = |claim: &str| i.instances.get(claim).cloned();
-    let failed: BTreeSet<String> = i.failures.iter().filter_map(|(c, _)| instance(c)).collect();
+    let failed: BTreeSet<String> = i.failures.iter().filter_map(|f| instance(&f.claim)).collect();
     let pass_missing = report.pass.as_ref().is_some_and(|p| !p.ran);
     let moved: BTreeSet<String> = i
         .draining
         .iter()
-        .map(|(c, _)| c)
+        .map(|n| &n.claim)
         .chain(i.gone.iter())
         .filter_map(|c| instance(c))
         .collect();
     batch
         .notices
         .iter()
-        .filter(|(_, n)| {
-            let mine = |set: &BTreeSet<String>| n.instance_ids.iter().any(|id| set.contains(id));
+        .filter(|m| {
+            let mine = |set: &BTreeSet<String>| m.notice.instance_ids.iter().any(|id| set.contains(id));
             mine(&failed) || (pass_missing && mine(&moved))
         })
-        .map(|(id, _)| id.clone())
+        .map(|m| m.message_id.clone())
         .collect()
 }
 
@@ -123,12 +135,12 @@ pub async fn function_handler<K: Cluster, C: Cloud, S: ClaimStore>(
             let i = &report.interruption;
             tracing::info!(
                 messages = sqs.records.len(),
-                notices = ?batch.notices.iter().map(|(id, n)| (id.as_str(), n.kind.as_str(), n.instance_ids.clone())).collect::<Vec<_>>(),
-                ignored = ?batch.ignored,
-                draining = ?i.draining.iter().map(|(c, k)| (c.as_str(), k.as_str())).collect::<Vec<_>>(),
+                notices = ?batch.notices.iter().map(|m| (m.message_id.as_str(), m.notice.kind.as_str(), m.notice.instance_ids.clone())).collect::<Vec<_>>(),
+                ignored = ?batch.ignored.iter().map(|m| (m.message_id.as_str(), m.why.as_str())).collect::<Vec<_>>(),
+                draining = ?i.draining.iter().map(|n| (n.claim.as_str(), n.kind.as_str())).collect::<Vec<_>>(),
                 gone = ?i.gone,
-                recorded = ?i.recorded.iter().map(|(c, k)| (c.as_str(), k.as_str())).collect::<Vec<_>>(),
-                failures = ?i.failures.iter().map(|(c, e)| format!("{c}: {e}")).collect::<Vec<_>>(),
+                recorded = ?i.recorded.iter().map(|n| (n.claim.as_str(), n.kind.as_str())).collect::<Vec<_>>(),
+                failures = ?i.failures.iter().map(|f| format!("{}: {}", f.claim, f.error)).collect::<Vec<_>>(),
                 pass_ran = report.pass.as_ref().map(|p| p.ran),
                 launched = report.pass.as_ref().map_or(0, |p| p.round.launched.len()),
                 retried = ?retry,

@@ -28,7 +28,9 @@ use nodewright_aws::{AwsConfig, Ec2Cloud, RetryPolicy};
 use nodewright_core::pass::{PassConfig, PassReport, run_pass};
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{ClaimStore, Clock, Cloud, Cluster, ErrorKind, PortError, PortResult};
-use nodewright_core::provisioning::{IdSource, RoundConfig};
+use nodewright_core::ports::IdSource;
+use nodewright_core::provisioning::RoundConfig;
+use nodewright_core::wiring::Ports;
 use nodewright_core::unavailable::UnavailableOfferings;
 use nodewright_kube::{ClusterInfo, KubeCluster, describe_cluster};
 use serde::Deserialize;
@@ -103,6 +105,18 @@ impl<K: Cluster, C: Cloud, S: ClaimStore> Provisioner<K, C, S> {
         }
     }
 
+    /// What a pass acts through: this process's clients and its warm state.
+    pub fn ports(&self) -> Ports<'_, K, C, S> {
+        Ports {
+            cluster: &self.cluster,
+            cloud: &self.cloud,
+            store: &self.store,
+            clock: self.clock.as_ref(),
+            ids: self.ids.as_ref(),
+            unavailable: &self.unavailable,
+        }
+    }
+
     /// The pass settings of one invocation of the function `actor`: the lease taken in the
     /// invocation's name, and no launch within [`DEADLINE_MARGIN_MS`] of its `deadline`
     /// (epoch millis, from the Lambda context).
@@ -140,16 +154,7 @@ impl<K: Cluster, C: Cloud, S: ClaimStore> Provisioner<K, C, S> {
             Trigger::Schedule(_) => ("schedule", Vec::new(), Vec::new()),
         };
         let config = self.pass_config("provisioner", request_id, deadline);
-        let result = run_pass(
-            &self.cluster,
-            &self.cloud,
-            &self.store,
-            self.clock.as_ref(),
-            self.ids.as_ref(),
-            &self.unavailable,
-            &config,
-        )
-        .await;
+        let result = run_pass(&self.ports(), &config).await;
         Invocation {
             trigger: name,
             messages,

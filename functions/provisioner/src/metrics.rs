@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use nodewright_core::disruption::Reason;
 use nodewright_core::interruption::Kind;
-use nodewright_core::lifecycle::{NODE_DELETED, REGISTRATION_TIMEOUT};
+use nodewright_core::lifecycle::{ClaimTerminated, NODE_DELETED, REGISTRATION_TIMEOUT};
 use nodewright_core::pass::{PassReport, SweepPassReport};
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::ErrorKind;
@@ -22,7 +22,7 @@ use serde_json::Value;
 pub use nodewright_aws::emf::{Metric, MetricsOut, NAMESPACE, Unit, document};
 
 use crate::Invocation;
-use crate::interruption::Batch;
+use crate::interruption::{Batch, NoticeMessage};
 
 /// Pods pending when a provisioning round listed them.
 pub const PENDING_PODS: &str = "PendingPods";
@@ -103,7 +103,7 @@ fn terminated(report: &PassReport, timestamp: Millis) -> Vec<Value> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     let l = &report.lifecycle;
     *counts.entry(REGISTRATION_TIMEOUT).or_default() += l.registration_timeouts.len();
-    for (_, _, reason) in &l.terminated {
+    for ClaimTerminated { reason, .. } in &l.terminated {
         *counts.entry(termination_reason(reason)).or_default() += 1;
     }
     *counts.entry("reconciled orphan").or_default() += report.reconciled.terminated.len();
@@ -181,7 +181,7 @@ pub fn invocation(invocation: &Invocation, timestamp: Millis) -> Vec<Value> {
 pub fn sweep(report: Option<&SweepPassReport>, duration_ms: u64, timestamp: Millis) -> Vec<Value> {
     let mut out = match report {
         Some(r) if !r.ran => return Vec::new(),
-        Some(r) => launched(r.sweep.replacements.iter().map(|(_, l)| l), timestamp),
+        Some(r) => launched(r.sweep.replacements.iter().map(|r| &r.launch), timestamp),
         None => Vec::new(),
     };
     out.push(duration(SWEEP_DURATION, duration_ms, timestamp));
@@ -203,7 +203,7 @@ pub fn message_kind(kind: Kind) -> &'static str {
 /// metrics of the pass it ran, if any.
 pub fn interruption(batch: &Batch, timestamp: Millis) -> Vec<Value> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for (_, notice) in &batch.notices {
+    for NoticeMessage { notice, .. } in &batch.notices {
         *counts.entry(message_kind(notice.kind)).or_default() += 1;
     }
     *counts.entry("unreadable").or_default() += batch.unreadable.len();
@@ -220,6 +220,7 @@ pub fn interruption(batch: &Batch, timestamp: Millis) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use nodewright_core::catalog::CapacityType;
+    use nodewright_core::disruption::LaunchedReplacement;
     use nodewright_core::interruption::Notice;
     use nodewright_core::lifecycle::LifecycleReport;
     use nodewright_core::pass::InterruptionPassReport;
@@ -229,6 +230,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::interruption::IgnoredMessage;
 
     const NOW: Millis = 1_795_342_530_000;
 
@@ -525,7 +527,10 @@ mod tests {
             ran: true,
             ..SweepPassReport::default()
         };
-        report.sweep.replacements = vec![(0, launch("default", CapacityType::Spot, 0.0351))];
+        report.sweep.replacements = vec![LaunchedReplacement {
+            decision: 0,
+            launch: launch("default", CapacityType::Spot, 0.0351),
+        }];
         let docs = sweep(Some(&report), 850, NOW);
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0]["NodePool"], "default");
@@ -546,15 +551,13 @@ mod tests {
 
     #[test]
     fn interruption_messages_are_counted_by_kind_with_state_changes_together() {
-        let notice = |id: &str, kind| {
-            (
-                format!("m-{id}"),
-                Notice {
-                    id: id.into(),
-                    kind,
-                    instance_ids: vec!["i-0b662ef9931388ba0".into()],
-                },
-            )
+        let notice = |id: &str, kind| NoticeMessage {
+            message_id: format!("m-{id}"),
+            notice: Notice {
+                id: id.into(),
+                kind,
+                instance_ids: vec!["i-0b662ef9931388ba0".into()],
+            },
         };
         let batch = Batch {
             notices: vec![
@@ -566,8 +569,14 @@ mod tests {
                 notice("6", Kind::Terminated),
             ],
             ignored: vec![
-                ("m-7".into(), "nothing to do".into()),
-                ("m-8".into(), "expected value at line 1 column 1".into()),
+                IgnoredMessage {
+                    message_id: "m-7".into(),
+                    why: "nothing to do".into(),
+                },
+                IgnoredMessage {
+                    message_id: "m-8".into(),
+                    why: "expected value at line 1 column 1".into(),
+                },
             ],
             unreadable: vec!["m-8".into()],
             outcome: Ok(InterruptionPassReport::default()),

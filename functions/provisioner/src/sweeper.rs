@@ -22,16 +22,7 @@ pub async fn sweep<K: Cluster, C: Cloud, S: ClaimStore>(
     deadline: Option<Millis>,
 ) -> PortResult<SweepPassReport> {
     let config = adapters.pass_config("sweeper", request_id, deadline);
-    run_sweep(
-        &adapters.cluster,
-        &adapters.cloud,
-        &adapters.store,
-        adapters.clock.as_ref(),
-        adapters.ids.as_ref(),
-        &adapters.unavailable,
-        &config,
-    )
-    .await
+    run_sweep(&adapters.ports(), &config).await
 }
 
 /// The Lambda handler: a scheduled event in, a summary out; a failed sweep is an error (the
@@ -79,8 +70,9 @@ pub fn log(report: &SweepPassReport) {
             .sweep
             .replacements
             .iter()
-            .filter(|(index, _)| *index == i)
-            .map(|(_, l)| {
+            .filter(|r| r.decision == i)
+            .map(|r| {
+                let l = &r.launch;
                 json!({
                     "claim": l.claim_id,
                     "type": l.instance_type,

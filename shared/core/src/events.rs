@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
 use crate::interruption::Kind;
+use crate::lifecycle::{ClaimReason, HeldEviction, PodOnClaim};
 use crate::pass::{PassReport, SweepPassReport};
 
 /// `Normal` or `Warning`, as Kubernetes types events.
@@ -171,13 +172,13 @@ pub fn limit(events: Vec<KubeEvent>) -> Vec<KubeEvent> {
 /// What a provisioning pass tells pods and nodes.
 pub fn of_pass(report: &PassReport) -> Vec<KubeEvent> {
     let mut out = Vec::new();
-    for (pod, target) in &report.round.nominated {
+    for n in &report.round.nominated {
         out.push(KubeEvent::pod(
-            pod,
+            &n.pod,
             EventType::Normal,
             "Nominated",
             "Scheduling",
-            format!("Pod should schedule on: {target}"),
+            format!("Pod should schedule on: {}", n.target),
         ));
     }
     for u in &report.round.unschedulable {
@@ -190,7 +191,7 @@ pub fn of_pass(report: &PassReport) -> Vec<KubeEvent> {
         ));
     }
     let lifecycle = &report.lifecycle;
-    for (pod, claim) in &lifecycle.registration_timeout_pods {
+    for PodOnClaim { pod, claim } in &lifecycle.registration_timeout_pods {
         out.push(KubeEvent::pod(
             pod,
             EventType::Warning,
@@ -201,16 +202,16 @@ pub fn of_pass(report: &PassReport) -> Vec<KubeEvent> {
             ),
         ));
     }
-    for (pod, node, why) in &lifecycle.eviction_blocked {
+    for HeldEviction { pod, node, reason } in &lifecycle.eviction_blocked {
         out.push(KubeEvent::node(
             node,
             EventType::Normal,
             "DisruptionBlocked",
             "Draining",
-            format!("Cannot evict pod {pod} yet: {why}"),
+            format!("Cannot evict pod {pod} yet: {reason}"),
         ));
     }
-    for (claim, reason) in &lifecycle.terminating {
+    for ClaimReason { claim, reason } in &lifecycle.terminating {
         if let Some(node) = lifecycle.nodes_of.get(claim) {
             out.push(KubeEvent::node(
                 node,
@@ -249,13 +250,13 @@ pub fn of_sweep(report: &SweepPassReport) -> Vec<KubeEvent> {
             ));
         }
     }
-    for (node, why) in &report.blocked {
+    for protected in &report.blocked {
         out.push(KubeEvent::node(
-            node,
+            &protected.node,
             EventType::Normal,
             "DisruptionBlocked",
             "Disrupting",
-            format!("Cannot disrupt Node: {why}"),
+            format!("Cannot disrupt Node: {}", protected.reason),
         ));
     }
     out
@@ -267,8 +268,8 @@ pub fn of_interruptions(
     nodes: &BTreeMap<String, String>,
 ) -> Vec<KubeEvent> {
     let mut out = Vec::new();
-    let acted = report.draining.iter().map(|(c, k)| (c, k, true));
-    let recorded = report.recorded.iter().map(|(c, k)| (c, k, false));
+    let acted = report.draining.iter().map(|n| (&n.claim, &n.kind, true));
+    let recorded = report.recorded.iter().map(|n| (&n.claim, &n.kind, false));
     for (claim, kind, draining) in acted.chain(recorded) {
         let Some(node) = nodes.get(claim) else {
             continue;

@@ -40,3 +40,4 @@ pub mod scheduler;
 pub mod unavailable;
 pub mod uninstall;
 pub mod volumes;
+pub mod wiring;

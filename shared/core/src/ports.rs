@@ -97,6 +97,20 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Millis;
 }
 
+/// Where new claim ids come from; randomness is injected so that tests and the simulator are
+/// deterministic.
+pub trait IdSource: Send + Sync {
+    /// A short lowercase suffix unique within the cluster (`7f3k2`).
+    fn next_suffix(&self) -> String;
+}
+
+/// An offering the store holds as out of capacity, and until when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnavailableMark {
+    pub offering: OfferingKey,
+    pub until: Millis,
+}
+
 /// One offering to try for a launch, in the order given (cheapest first).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LaunchOverride {
@@ -449,8 +463,5 @@ pub trait ClaimStore: Send + Sync {
     ) -> impl Future<Output = PortResult<()>> + Send;
 
     /// The offerings recorded unavailable whose time has not passed at `now`, with their end.
-    fn list_unavailable(
-        &self,
-        now: Millis,
-    ) -> impl Future<Output = PortResult<Vec<(OfferingKey, Millis)>>> + Send;
+    fn list_unavailable(&self, now: Millis) -> impl Future<Output = PortResult<Vec<UnavailableMark>>> + Send;
 }

@@ -6,7 +6,7 @@
 //! crash in between leaves behind.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::StreamExt;
 
@@ -14,16 +14,10 @@ use crate::api::{Ec2NodeClass, NodePool};
 use crate::catalog::CapacityType;
 use crate::nodeclaim::{AuditRecord, ClaimState, LaunchedInstance, NodeClaim};
 use crate::pod::{Millis, Pod};
-use crate::ports::{ClaimStore, Clock, Cloud, Cluster, ErrorKind, LaunchRequest, PortError, PortResult};
+use crate::ports::{ClaimStore, Cloud, Cluster, ErrorKind, LaunchRequest, PortError, PortResult};
 use crate::scheduler::{self, ExistingNode, Input, Plan, PlannedClaim, PoolInput, Unschedulable};
 use crate::unavailable::UnavailableOfferings;
-
-/// Where new claim ids come from; randomness is injected so that tests and the simulator are
-/// deterministic.
-pub trait IdSource: Send + Sync {
-    /// A short lowercase suffix unique within the cluster (`7f3k2`).
-    fn next_suffix(&self) -> String;
-}
+use crate::wiring::Ports;
 
 /// Settings of a round.
 #[derive(Debug, Clone)]
@@ -73,6 +67,24 @@ pub struct OutOfCapacity {
 }
 
 /// What a round did.
+/// A pod and where the round expects it to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nomination {
+    /// `namespace/name`.
+    pub pod: String,
+    /// `nodeclaim/<id>` or `node/<name>`, as Karpenter's Nominated events name them.
+    pub target: String,
+}
+
+impl Nomination {
+    fn of(pods: &[String], target: String) -> impl Iterator<Item = Nomination> + '_ {
+        pods.iter().map(move |pod| Nomination {
+            pod: pod.clone(),
+            target: target.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RoundReport {
     /// False when another round held the lease and this one did nothing.
@@ -81,8 +93,8 @@ pub struct RoundReport {
     pub pods_absorbed_in_flight: usize,
     pub pods_on_existing_nodes: usize,
     pub launched: Vec<LaunchSummary>,
-    /// (pod, where it goes: `nodeclaim/<id>` or `node/<name>`), for the pods' events.
-    pub nominated: Vec<(String, String)>,
+    /// Where each placed pod goes, for the pods' events.
+    pub nominated: Vec<Nomination>,
     pub unschedulable: Vec<Unschedulable>,
     /// Launches that failed for a reason other than capacity (logged, retried next round).
     pub failures: Vec<String>,
@@ -227,14 +239,8 @@ pub fn decide(round: &mut RoundInput, now: Millis, unavailable: UnavailableOffer
 /// Plans the pending pods over `view` and launches what the plan needs, re-planning (up to
 /// `max_replans` times) the pods whose launches found no capacity. Launches run
 /// `launch_concurrency` at a time; none starts at or after `deadline`.
-#[allow(clippy::too_many_arguments)]
 pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
-    cluster: &C,
-    cloud: &K,
-    store: &S,
-    clock: &dyn Clock,
-    ids: &dyn IdSource,
-    unavailable: &Mutex<UnavailableOfferings>,
+    ports: &Ports<'_, C, K, S>,
     config: &RoundConfig,
     view: ClusterView,
     deadline: Option<Millis>,
@@ -251,27 +257,26 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
         .filter_map(|c| c.instance.as_ref())
         .map(|i| i.price)
         .sum();
-    let mut round = round_input(cluster, view).await?;
+    let clock = ports.clock;
+    let mut round = round_input(ports.cluster, view).await?;
     report.pods_pending = round.pods_pending;
     if round.input.pending.is_empty() && round.waiting_on_volumes.is_empty() {
         return Ok(());
     }
     for attempt in 0..=config.max_replans {
         let now = clock.now();
-        let plan = decide(&mut round, now, lock(unavailable).snapshot(now));
+        let plan = decide(&mut round, now, ports.unavailable().snapshot(now));
         report.pods_absorbed_in_flight = plan.in_flight.iter().map(|(_, p)| p.len()).sum();
         report.pods_on_existing_nodes = plan.existing.iter().map(|(_, p)| p.len()).sum();
         report.unschedulable = plan.unschedulable.clone();
         report.lower_bound_per_hour = plan.lower_bound_per_hour;
         for (node, pods) in &plan.existing {
-            report
-                .nominated
-                .extend(pods.iter().map(|p| (p.clone(), format!("node/{node}"))));
+            report.nominated.extend(Nomination::of(pods, format!("node/{node}")));
         }
         for (claim, pods) in &plan.in_flight {
             report
                 .nominated
-                .extend(pods.iter().map(|p| (p.clone(), format!("nodeclaim/{claim}"))));
+                .extend(Nomination::of(pods, format!("nodeclaim/{claim}")));
         }
 
         let pools = &round.input.pools;
@@ -282,8 +287,7 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
                     if deadline.is_some_and(|d| clock.now() >= d) {
                         return (i, None);
                     }
-                    let result =
-                        launch_claim(cloud, store, clock, ids, pools, planned, unavailable, config).await;
+                    let result = launch_claim(ports, pools, planned, config).await;
                     (i, Some(result))
                 })
                 .buffered(config.launch_concurrency.max(1))
@@ -299,12 +303,8 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
                     // Launched pods are no longer pending for a re-plan.
                     let launched: std::collections::HashSet<&String> = planned.pods.iter().collect();
                     round.input.pending.retain(|p| !launched.contains(&p.key()));
-                    report.nominated.extend(
-                        planned
-                            .pods
-                            .iter()
-                            .map(|p| (p.clone(), format!("nodeclaim/{}", summary.claim_id))),
-                    );
+                    let target = format!("nodeclaim/{}", summary.claim_id);
+                    report.nominated.extend(Nomination::of(&planned.pods, target));
                     report.launched.push(summary);
                 }
                 Some(Err(e)) if e.kind == ErrorKind::InsufficientCapacity => {
@@ -334,11 +334,6 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
     report.cost_per_hour = report.launched.iter().fold(0.0, |sum, l| sum + l.price);
     report.fleet_cost_per_hour += report.cost_per_hour;
     Ok(())
-}
-
-fn lock(m: &Mutex<UnavailableOfferings>) -> std::sync::MutexGuard<'_, UnavailableOfferings> {
-    // A poisoned cache is still a valid cache: every write to it is a single insert.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The pools with their node classes and catalogs (see [`crate::assemble`]); pools whose node
@@ -380,17 +375,15 @@ pub(crate) fn in_flight_claims(claims: &[NodeClaim], nodes: &[ExistingNode]) -> 
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn launch_claim<K: Cloud, S: ClaimStore>(
-    cloud: &K,
-    store: &S,
-    clock: &dyn Clock,
-    ids: &dyn IdSource,
+pub(crate) async fn launch_claim<C, K: Cloud, S: ClaimStore>(
+    ports: &Ports<'_, C, K, S>,
     pools: &[PoolInput],
     planned: &PlannedClaim,
-    unavailable: &Mutex<UnavailableOfferings>,
     config: &RoundConfig,
 ) -> PortResult<LaunchSummary> {
+    let Ports {
+        cloud, store, clock, ids, ..
+    } = *ports;
     let pool = pools
         .iter()
         .find(|p| p.nodepool.name() == planned.nodepool)
@@ -441,7 +434,7 @@ pub(crate) async fn launch_claim<K: Cloud, S: ClaimStore>(
         Err(e) if e.kind == ErrorKind::Unavailable => return Err(e),
         Err(e) => {
             if e.kind == ErrorKind::InsufficientCapacity {
-                let mut cache = lock(unavailable);
+                let mut cache = ports.unavailable();
                 for key in &e.unavailable {
                     cache.mark(key.clone(), now);
                 }
@@ -454,7 +447,7 @@ pub(crate) async fn launch_claim<K: Cloud, S: ClaimStore>(
         }
     };
     {
-        let mut cache = lock(unavailable);
+        let mut cache = ports.unavailable();
         for key in &launched.unavailable {
             cache.mark(key.clone(), now);
         }

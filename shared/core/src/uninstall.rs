@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::api::NodePool;
 use crate::assemble::split_pods;
 use crate::launch_templates::LAUNCH_TEMPLATE_TAG;
-use crate::lifecycle::{self, LifecyclePolicy, LifecycleReport};
+use crate::lifecycle::{self, HeldEviction, LifecyclePolicy, LifecycleReport};
 use crate::nodeclaim::{ClaimState, NodeClaim};
 use crate::pod::Millis;
 use crate::ports::{
@@ -197,16 +197,30 @@ fn template_needed_by(
 /// What is left after a step, and why.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Remaining {
-    /// (instance, why)
-    pub instances: Vec<(String, String)>,
-    /// (claim, why): claims not yet closed.
-    pub claims: Vec<(String, String)>,
-    /// (launch template name, why)
-    pub launch_templates: Vec<(String, String)>,
-    /// (instance profile, why)
-    pub instance_profiles: Vec<(String, String)>,
-    /// (pod, node, why): pods a drain is waiting for (a PodDisruptionBudget, do-not-disrupt).
-    pub blocked_pods: Vec<(String, String, String)>,
+    pub instances: Vec<Leftover>,
+    /// Claims not yet closed.
+    pub claims: Vec<Leftover>,
+    pub launch_templates: Vec<Leftover>,
+    pub instance_profiles: Vec<Leftover>,
+    /// Pods a drain is waiting for (a PodDisruptionBudget, do-not-disrupt).
+    pub blocked_pods: Vec<HeldEviction>,
+}
+
+/// Something an uninstall has not removed yet (an instance or claim by id, a launch template or
+/// instance profile by name), and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leftover {
+    pub name: String,
+    pub why: String,
+}
+
+impl Leftover {
+    fn new(name: &str, why: String) -> Leftover {
+        Leftover {
+            name: name.to_string(),
+            why,
+        }
+    }
 }
 
 impl Remaining {
@@ -468,8 +482,8 @@ pub fn remaining(
         lifecycle
             .eviction_blocked
             .iter()
-            .fold(BTreeMap::new(), |mut m, (_, node, _)| {
-                *m.entry(node.as_str()).or_default() += 1;
+            .fold(BTreeMap::new(), |mut m, held| {
+                *m.entry(held.node.as_str()).or_default() += 1;
                 m
             });
     let claim_of: BTreeMap<&str, &NodeClaim> =
@@ -488,7 +502,7 @@ pub fn remaining(
             None if c.state == ClaimState::Terminating => "terminating".to_string(),
             None => format!("{} (entering termination)", c.state),
         };
-        out.claims.push((c.id.clone(), why));
+        out.claims.push(Leftover::new(&c.id, why));
     }
     for i in instances.iter().filter(|i| i.state != InstanceState::Terminated) {
         let why = if i.state == InstanceState::ShuttingDown {
@@ -498,11 +512,11 @@ pub fn remaining(
         } else {
             "no claim: being terminated".to_string()
         };
-        out.instances.push((i.id.clone(), why));
+        out.instances.push(Leftover::new(&i.id, why));
     }
     for t in launch_templates {
         let why = template_needed_by(t, instances, &live).unwrap_or_else(|| "to be deleted".to_string());
-        out.launch_templates.push((t.name.clone(), why));
+        out.launch_templates.push(Leftover::new(&t.name, why));
     }
     for p in instance_profiles {
         let why = if crate::instance_profiles::in_use(p, instances, &live) {
@@ -510,7 +524,7 @@ pub fn remaining(
         } else {
             "to be deleted".to_string()
         };
-        out.instance_profiles.push((p.name.clone(), why));
+        out.instance_profiles.push(Leftover::new(&p.name, why));
     }
     out
 }

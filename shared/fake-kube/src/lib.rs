@@ -48,7 +48,7 @@ pub use error::{Cause, Error, GroupKind, GroupResource, Result};
 pub use registry::{Registry, ResourceType};
 pub use router::Verb;
 pub use server::{RequestMatcher, RequestRecord};
-pub use sim::{NodeRegistration, PodKey, ScheduleReport};
+pub use sim::{Bound, NodeRegistration, PodKey, Refused, ScheduleReport};
 
 use server::{Fault, Shared, lock};
 use store::State;

@@ -117,11 +117,25 @@ impl PodKey {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScheduleReport {
     /// Pods bound by this round, with their node.
-    pub bound: Vec<(PodKey, String)>,
+    pub bound: Vec<Bound>,
     /// Pods already bound (by a client's binding) that the kubelet started this round.
     pub started: Vec<PodKey>,
     /// Pods that fit no node, with the scheduler's message.
-    pub unschedulable: Vec<(PodKey, String)>,
+    pub unschedulable: Vec<Refused>,
+}
+
+/// A pod the round bound, and its node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bound {
+    pub pod: PodKey,
+    pub node: String,
+}
+
+/// A pod that fits no node, with the scheduler's message (its `PodScheduled` condition's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub pod: PodKey,
+    pub message: String,
 }
 
 fn kinds(state: &State) -> Result<(ResourceType, ResourceType)> {
@@ -348,18 +362,21 @@ pub(crate) fn schedule_pending(state: &mut State) -> Result<ScheduleReport> {
                 if let Some(node) = node_objects.iter().find(|n| name_of(n) == node_name) {
                     start(state, &pods_rt, &bound, node)?;
                 }
-                report.bound.push((key, node_name));
+                report.bound.push(Bound {
+                    pod: key,
+                    node: node_name,
+                });
             }
             Err(message) => {
                 mark_unschedulable(state, &pods_rt, &key, &message)?;
-                report.unschedulable.push((key, message));
+                report.unschedulable.push(Refused { pod: key, message });
             }
         }
     }
     // Admission lets in what the conversion may still refuse; such a pod stays pending, saying why.
     for (key, message) in unreadable {
         mark_unschedulable(state, &pods_rt, &key, &message)?;
-        report.unschedulable.push((key, message));
+        report.unschedulable.push(Refused { pod: key, message });
     }
     Ok(report)
 }

@@ -6,7 +6,7 @@ use common::server;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use nodewright_fake_kube::builders::pod;
-use nodewright_fake_kube::{FakeApiServer, NodeRegistration, PodKey};
+use nodewright_fake_kube::{Bound, FakeApiServer, NodeRegistration, PodKey, Refused};
 use serde_json::json;
 
 fn key(name: &str) -> PodKey {
@@ -103,7 +103,13 @@ async fn pods_that_fit_nowhere_are_marked_unschedulable() {
     let report = server.schedule_pending().expect("schedule");
     assert!(report.bound.is_empty());
     let message = "0/1 nodes are available: 1 Insufficient cpu.";
-    assert_eq!(report.unschedulable, vec![(key("big"), message.to_string())]);
+    assert_eq!(
+        report.unschedulable,
+        vec![Refused {
+            pod: key("big"),
+            message: message.to_string()
+        }]
+    );
     let (status, reason, text) = condition(&stored(&server, "big"), "PodScheduled").expect("condition");
     assert_eq!(
         (status.as_str(), reason.as_deref(), text.as_deref()),
@@ -141,7 +147,7 @@ async fn requests_add_up_against_allocatable_across_pods() {
     let report = server.schedule_pending().expect("schedule");
     assert_eq!(report.bound.len(), 2);
     assert_eq!(report.unschedulable.len(), 1);
-    assert_eq!(report.unschedulable[0].0, key("c"));
+    assert_eq!(report.unschedulable[0].pod, key("c"));
 
     server.register_node(small_node("n2")).expect("register");
     let report = server.schedule_pending().expect("schedule");
@@ -220,8 +226,14 @@ async fn node_selector_and_required_affinity_pick_the_node() {
     assert_eq!(
         report.bound,
         vec![
-            (key("affinity"), "arm".to_string()),
-            (key("selector"), "x86".to_string())
+            Bound {
+                pod: key("affinity"),
+                node: "arm".to_string()
+            },
+            Bound {
+                pod: key("selector"),
+                node: "x86".to_string()
+            }
         ]
     );
     assert_eq!(

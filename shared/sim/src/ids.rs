@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use nodewright_core::provisioning::IdSource;
+use nodewright_core::ports::IdSource;
 
 /// SplitMix64 (Steele, Lea and Flood): tiny, fast and good enough to name things.
 #[derive(Debug, Clone)]

@@ -53,6 +53,14 @@ const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 /// Where a pod goes (the node's name), or the scheduler's message saying why nowhere.
 pub type Placement = Result<String, String>;
 
+/// A pod bound to a node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Binding {
+    /// `namespace/name`.
+    pub pod: String,
+    pub node: String,
+}
+
 /// The queue order: higher priority first, then older, then by `namespace/name`.
 pub fn queue_key(pod: &Pod) -> (Reverse<i32>, Millis, String) {
     (Reverse(pod.priority), pod.created_at, pod.key())

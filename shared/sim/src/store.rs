@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult};
+use nodewright_core::ports::{ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult, UnavailableMark};
 
 use crate::calls::{Call, Recorder, StoreOp};
 
@@ -216,14 +216,17 @@ impl SimClaimStore {
         Ok(())
     }
 
-    fn list_unavailable_now(&self, now: Millis) -> PortResult<Vec<(OfferingKey, Millis)>> {
+    fn list_unavailable_now(&self, now: Millis) -> PortResult<Vec<UnavailableMark>> {
         let mut state = self.state();
         state.recorder.call(StoreOp::ListUnavailable, "")?;
         Ok(state
             .unavailable
             .iter()
             .filter(|(_, until)| **until > now)
-            .map(|(k, until)| (k.clone(), *until))
+            .map(|(k, until)| UnavailableMark {
+                offering: k.clone(),
+                until: *until,
+            })
             .collect())
     }
 
@@ -291,10 +294,7 @@ impl ClaimStore for SimClaimStore {
         std::future::ready(self.mark_unavailable_now(key, until))
     }
 
-    fn list_unavailable(
-        &self,
-        now: Millis,
-    ) -> impl Future<Output = PortResult<Vec<(OfferingKey, Millis)>>> + Send {
+    fn list_unavailable(&self, now: Millis) -> impl Future<Output = PortResult<Vec<UnavailableMark>>> + Send {
         std::future::ready(self.list_unavailable_now(now))
     }
 }

@@ -195,7 +195,7 @@ fn uninstall_drains_every_node_respecting_the_pdb_and_leaves_no_instance_or_prof
             .lifecycle
             .eviction_blocked
             .iter()
-            .any(|(_, _, why)| why == "PodDisruptionBudget")),
+            .any(|held| held.reason == "PodDisruptionBudget")),
         "the budget held a drain at least once"
     );
     assert!(
@@ -254,7 +254,7 @@ fn without_room_elsewhere_the_pdb_holds_the_drain_until_force_and_a_pass_meanwhi
         last.remaining
             .blocked_pods
             .iter()
-            .any(|(_, _, why)| why == "PodDisruptionBudget"),
+            .any(|held| held.reason == "PodDisruptionBudget"),
         "{last:#?}"
     );
     assert!(

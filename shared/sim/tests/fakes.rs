@@ -301,6 +301,7 @@ fn invalid_nodepools_are_listed_as_errors_beside_the_valid_ones() {
 fn a_round_reports_each_launch_that_found_no_capacity_with_its_offerings() {
     use nodewright_core::pass::{PassConfig, run_pass};
     use nodewright_core::unavailable::UnavailableOfferings;
+    use nodewright_core::wiring::Ports;
     let (clock, cloud, cluster, store) = world();
     cluster.apply_nodepool(
         nodewright_core::builders::nodepool("default")
@@ -318,15 +319,16 @@ fn a_round_reports_each_launch_that_found_no_capacity_with_its_offerings() {
     cluster.run_scheduler();
     cloud.set_out_of_capacity(OfferingPattern::default());
     let unavailable = std::sync::Mutex::new(UnavailableOfferings::new());
-    let report = block_on(run_pass(
-        &cluster,
-        &cloud,
-        &store,
-        clock.as_ref(),
-        &nodewright_sim::SeededIds::new(1),
-        &unavailable,
-        &PassConfig::default(),
-    ))
+    let ids = nodewright_sim::SeededIds::new(1);
+    let ports = Ports {
+        cluster: &cluster,
+        cloud: &cloud,
+        store: &store,
+        clock: clock.as_ref(),
+        ids: &ids,
+        unavailable: &unavailable,
+    };
+    let report = block_on(run_pass(&ports, &PassConfig::default()))
     .expect("pass")
     .round;
     assert!(report.launched.is_empty());

@@ -10,6 +10,7 @@ use nodewright_core::nodeclaim::{ClaimState, LaunchedInstance};
 use nodewright_core::pod::{Taint, TaintEffect};
 use nodewright_core::ports::{ClaimStore, Cloud, Cluster};
 use nodewright_sim::{Kubelet, PodStatus};
+use nodewright_sim::kube_scheduler::Binding;
 use pollster::block_on;
 use support::{START, claim, node, request, world};
 
@@ -147,7 +148,7 @@ fn the_scheduler_binds_what_fits_and_marks_the_rest_unschedulable() {
     );
 
     let pass = cluster.run_scheduler();
-    assert_eq!(pass.bound, vec![("default/small".to_string(), "n1".to_string())]);
+    assert_eq!(pass.bound, vec![binding("default/small", "n1")]);
     assert_eq!(pass.newly_unschedulable.len(), 2);
     let reason = |key: &str| match cluster.pod(key).map(|(_, s)| s) {
         Some(PodStatus::Unschedulable { reason }) => reason,
@@ -202,7 +203,7 @@ fn the_scheduler_respects_taints_and_cordons() {
     let pass = cluster.run_scheduler();
     assert_eq!(
         pass.bound,
-        vec![("default/tolerant".to_string(), "tainted".to_string())]
+        vec![binding("default/tolerant", "tainted")]
     );
     match cluster.pod("default/plain").map(|(_, s)| s) {
         Some(PodStatus::Unschedulable { reason }) => {
@@ -233,7 +234,7 @@ fn the_scheduler_honours_hostname_anti_affinity_and_zone_spread() {
             .expect("created");
     }
     let pass = cluster.run_scheduler();
-    let nodes: std::collections::BTreeSet<&str> = pass.bound.iter().map(|(_, n)| n.as_str()).collect();
+    let nodes: std::collections::BTreeSet<&str> = pass.bound.iter().map(|b| b.node.as_str()).collect();
     assert_eq!(nodes.len(), 2, "one per node: {:?}", pass.bound);
     assert_eq!(pass.newly_unschedulable, ["default/c"]);
 
@@ -249,7 +250,7 @@ fn the_scheduler_honours_hostname_anti_affinity_and_zone_spread() {
     }
     let pass = cluster.run_scheduler();
     assert_eq!(pass.bound.len(), 4);
-    let on_n1 = pass.bound.iter().filter(|(_, n)| n == "n1").count();
+    let on_n1 = pass.bound.iter().filter(|b| b.node == "n1").count();
     assert_eq!(on_n1, 2, "two per zone: {:?}", pass.bound);
 }
 
@@ -271,4 +272,11 @@ fn daemon_pods_land_on_every_matching_node_as_it_registers() {
     cluster.create_pod(pod("web").cpu("1").build()).expect("created");
     let pass = cluster.run_scheduler();
     assert_eq!(pass.newly_unschedulable, ["default/web"]);
+}
+
+fn binding(pod: &str, node: &str) -> Binding {
+    Binding {
+        pod: pod.to_string(),
+        node: node.to_string(),
+    }
 }

@@ -113,7 +113,7 @@ fn graceful_termination_killed_at_any_step_is_finished_by_the_next_passes_with_n
             assert!(sim.terminated_at.is_some(), "{why}: instance left running");
             // Each pod moved once; the claim closed once; at most one audit record for it (a
             // failed audit write is the one thing a kill may lose).
-            let mut pods: Vec<&String> = evicted.iter().map(|(p, _)| p).collect();
+            let mut pods: Vec<&String> = evicted.iter().map(|e| &e.pod).collect();
             pods.sort();
             pods.dedup();
             assert_eq!(pods.len(), evicted.len(), "{why}: {evicted:?}");

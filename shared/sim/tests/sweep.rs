@@ -12,6 +12,7 @@ use nodewright_core::ports::{ClaimStore, Clock, Cloud, OfferingKey};
 use nodewright_core::provisioning::RoundConfig;
 use nodewright_core::requirements::Operator;
 use nodewright_core::unavailable::{UNAVAILABLE_FOR_MS, UnavailableOfferings};
+use nodewright_core::wiring::Ports;
 use nodewright_sim::{Kubelet, SeededIds, SimClaimStore, SimCloud, SimCluster, VirtualClock};
 use pollster::block_on;
 
@@ -36,6 +37,15 @@ fn a_cold_sweeper_plans_replacements_without_the_offerings_the_store_holds_unava
     let store = SimClaimStore::new();
     let ids = SeededIds::new(7);
     let mut kubelet = Kubelet::new(45_000);
+    // The provisioner and the sweeper are separate processes, each with its own warm record.
+    let ports = |unavailable| Ports {
+        cluster: &cluster,
+        cloud: &cloud,
+        store: &store,
+        clock: clock.as_ref(),
+        ids: &ids,
+        unavailable,
+    };
     let provisioner_memory = Mutex::new(UnavailableOfferings::new());
     cluster.apply_nodeclass(nodeclass("default"));
     cluster.apply_nodepool(
@@ -47,16 +57,7 @@ fn a_cold_sweeper_plans_replacements_without_the_offerings_the_store_holds_unava
     cluster.create_pod(pod("web").cpu("1").build()).expect("new pod");
     for _ in 0..3 {
         cluster.run_scheduler();
-        block_on(run_pass(
-            &cluster,
-            &cloud,
-            &store,
-            clock.as_ref(),
-            &ids,
-            &provisioner_memory,
-            &config(),
-        ))
-        .expect("pass");
+        block_on(run_pass(&ports(&provisioner_memory), &config())).expect("pass");
         clock.advance(MINUTE);
         kubelet
             .register_booted(&cloud, &cluster, &store)
@@ -86,21 +87,12 @@ fn a_cold_sweeper_plans_replacements_without_the_offerings_the_store_holds_unava
     }
 
     let sweeper_memory = Mutex::new(UnavailableOfferings::new());
-    let report = block_on(run_sweep(
-        &cluster,
-        &cloud,
-        &store,
-        clock.as_ref(),
-        &ids,
-        &sweeper_memory,
-        &config(),
-    ))
-    .expect("sweep");
+    let report = block_on(run_sweep(&ports(&sweeper_memory), &config())).expect("sweep");
     let replacements: Vec<&str> = report
         .sweep
         .replacements
         .iter()
-        .map(|(_, l)| l.instance_type.as_str())
+        .map(|r| r.launch.instance_type.as_str())
         .collect();
     assert_eq!(replacements, ["m5.xlarge"], "{:#?}", report.sweep);
     let planned = &report.sweep.decisions[0].replacements[0];

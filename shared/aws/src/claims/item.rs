@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ErrorKind, OfferingKey, PortError, PortResult};
+use nodewright_core::ports::{ErrorKind, OfferingKey, PortError, PortResult, UnavailableMark};
 
 use super::{AUDIT_RETENTION_SECS, PARTITION_KEY, SORT_KEY, TERMINATED_RETENTION_SECS, TTL_ATTRIBUTE};
 
@@ -143,13 +143,16 @@ pub(super) fn unavailable_sk(key: &OfferingKey) -> String {
 }
 
 /// An unavailable offering's row: the offering and until when; `None` if incomplete.
-pub(super) fn decode_unavailable(item: &Item) -> Option<(OfferingKey, Millis)> {
+pub(super) fn decode_unavailable(item: &Item) -> Option<UnavailableMark> {
     let key = OfferingKey {
         instance_type: string(item, "instance_type")?.to_string(),
         zone: string(item, "zone")?.to_string(),
         capacity_type: string(item, "capacity_type").and_then(CapacityType::parse)?,
     };
-    Some((key, number(item, "until")?))
+    Some(UnavailableMark {
+        offering: key,
+        until: number(item, "until")?,
+    })
 }
 
 /// Whether TTL should already have deleted the row.

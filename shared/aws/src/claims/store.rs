@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
 use nodewright_core::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult};
+use nodewright_core::ports::{ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult, UnavailableMark};
 use tracing::{debug, info};
 
 use super::item::{
@@ -331,7 +331,7 @@ impl ClaimStore for DynamoClaimStore {
         self.mark_offering_unavailable(key, until).await
     }
 
-    async fn list_unavailable(&self, now: Millis) -> PortResult<Vec<(OfferingKey, Millis)>> {
+    async fn list_unavailable(&self, now: Millis) -> PortResult<Vec<UnavailableMark>> {
         self.unavailable_offerings(now).await
     }
 

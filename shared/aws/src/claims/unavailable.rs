@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{OfferingKey, PortResult};
+use nodewright_core::ports::{OfferingKey, PortResult, UnavailableMark};
 
 use super::item::{UNAVAILABLE_PREFIX, decode_unavailable, epoch_secs, n, names, s, unavailable_sk};
 use super::query::Query;
@@ -51,7 +51,7 @@ impl DynamoClaimStore {
     }
 
     /// The offerings marked out of capacity beyond `now`, with until when.
-    pub(super) async fn unavailable_offerings(&self, now: Millis) -> PortResult<Vec<(OfferingKey, Millis)>> {
+    pub(super) async fn unavailable_offerings(&self, now: Millis) -> PortResult<Vec<UnavailableMark>> {
         let items = self
             .query_all(Query {
                 what: "unavailable offerings",

@@ -17,10 +17,23 @@ use super::Ec2Cloud;
 use super::network::Subnet;
 use crate::errors::from_sdk;
 
-/// One fleet override, before it becomes an SDK request.
-pub(super) struct Planned<'a> {
+/// One CreateFleet override, before it becomes an SDK request: an offering, in the subnet
+/// chosen for its zone.
+pub(super) struct FleetOverride<'a> {
     pub offering: &'a LaunchOverride,
     pub subnet: &'a Subnet,
+}
+
+/// The overrides that boot one AMI, and so launch through one launch template.
+pub(super) struct ImageGroup<'a> {
+    pub image_id: String,
+    pub overrides: Vec<FleetOverride<'a>>,
+}
+
+/// One launch template config of the request: the template and the overrides it launches.
+pub(super) struct TemplateConfig<'g, 'a> {
+    pub template: String,
+    pub overrides: &'g [FleetOverride<'a>],
 }
 
 impl Ec2Cloud {
@@ -30,14 +43,15 @@ impl Ec2Cloud {
         &self,
         claim: &NodeClaim,
         capacity_type: CapacityType,
-        templates: &[(String, &Vec<Planned<'_>>)],
+        templates: &[TemplateConfig<'_, '_>],
         nodeclass: &Ec2NodeClass,
     ) -> PortResult<CreateFleetOutput> {
         let mut rank = 0.0;
         let configs = templates
             .iter()
-            .map(|(name, group)| {
-                let overrides = group
+            .map(|config| {
+                let overrides = config
+                    .overrides
                     .iter()
                     .map(|p| {
                         let o = FleetLaunchTemplateOverridesRequest::builder()
@@ -54,7 +68,7 @@ impl Ec2Cloud {
                 FleetLaunchTemplateConfigRequest::builder()
                     .launch_template_specification(
                         FleetLaunchTemplateSpecificationRequest::builder()
-                            .launch_template_name(name)
+                            .launch_template_name(&config.template)
                             .version("$Latest")
                             .build(),
                     )

@@ -16,7 +16,7 @@ use nodewright_core::ports::{
 };
 use tracing::{info, warn};
 
-use super::fleet::Planned;
+use super::fleet::{FleetOverride, ImageGroup, TemplateConfig};
 use super::fleet_outcome::{self, FleetLaunch, FleetResponse, offering_key};
 use super::launch_template::{self, TemplateSpec};
 use super::resolution::ami_needs;
@@ -65,7 +65,7 @@ impl Ec2Cloud {
         let amis = self.amis_for_types(nodeclass, &needs_by_type, now).await?;
 
         // Group the offerings by AMI, each group one launch template, keeping price order.
-        let mut groups: Vec<(String, Vec<Planned>)> = Vec::new();
+        let mut groups: Vec<ImageGroup> = Vec::new();
         let mut dropped = Vec::new();
         for offering in &candidates {
             let ami = needs_by_type
@@ -75,10 +75,13 @@ impl Ec2Cloud {
                 dropped.push(format!("{}/{}", offering.instance_type, offering.zone));
                 continue;
             };
-            let planned = Planned { offering, subnet };
-            match groups.iter_mut().find(|(id, _)| *id == ami.id) {
-                Some((_, group)) => group.push(planned),
-                None => groups.push((ami.id.clone(), vec![planned])),
+            let placed = FleetOverride { offering, subnet };
+            match groups.iter_mut().find(|g| g.image_id == ami.id) {
+                Some(group) => group.overrides.push(placed),
+                None => groups.push(ImageGroup {
+                    image_id: ami.id.clone(),
+                    overrides: vec![placed],
+                }),
             }
         }
         if !dropped.is_empty() {
@@ -107,9 +110,9 @@ impl Ec2Cloud {
         let profile = self.instance_profile(nodeclass, now).await?;
         let specs = groups
             .iter()
-            .map(|(image_id, _)| {
+            .map(|group| {
                 Ok(TemplateSpec {
-                    image_id: image_id.clone(),
+                    image_id: group.image_id.clone(),
                     user_data: user_data.clone(),
                     instance_profile: profile.clone(),
                     security_group_ids: security_groups.to_vec(),
@@ -122,8 +125,11 @@ impl Ec2Cloud {
             })
             .collect::<PortResult<Vec<_>>>()?;
         let mut templates = Vec::new();
-        for (spec, (_, group)) in specs.iter().zip(&groups) {
-            templates.push((self.ensure_template(spec, now).await?, group));
+        for (spec, group) in specs.iter().zip(&groups) {
+            templates.push(TemplateConfig {
+                template: self.ensure_template(spec, now).await?,
+                overrides: &group.overrides,
+            });
         }
 
         let zone_of: HashMap<&str, &str> = subnets.iter().map(|s| (s.id.as_str(), s.zone.as_str())).collect();
@@ -156,7 +162,7 @@ impl Ec2Cloud {
             Err(mut e) if e.kind == ErrorKind::InsufficientCapacity => {
                 let mut tried: Vec<OfferingKey> = groups
                     .iter()
-                    .flat_map(|(_, group)| group.iter().map(|p| offering_key(p.offering)))
+                    .flat_map(|g| g.overrides.iter().map(|o| offering_key(o.offering)))
                     .collect();
                 tried.sort();
                 tried.dedup();
@@ -197,12 +203,12 @@ impl Ec2Cloud {
         );
         let launch_template = templates
             .iter()
-            .find(|(_, group)| {
-                group
+            .find(|t| {
+                t.overrides
                     .iter()
-                    .any(|p| p.offering.instance_type == key.instance_type)
+                    .any(|o| o.offering.instance_type == key.instance_type)
             })
-            .map(|(name, _)| name.clone());
+            .map(|t| t.template.clone());
         let image_id = needs_by_type
             .get(key.instance_type.as_str())
             .and_then(|need| amis.get(need))

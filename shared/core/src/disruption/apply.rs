@@ -2,41 +2,42 @@
 //! termination; nodes that need one wait in `Disrupting` while it launches, and the lifecycle
 //! drains them once it is initialized (or calls the disruption off if it fails).
 
-use std::sync::Mutex;
-
 use super::{Decision, SweepPlan};
 use crate::lifecycle::{start_termination, termination_grace};
 use crate::nodeclaim::{AuditRecord, ClaimState, DisruptionStarted, NodeClaim};
 use crate::pod::Millis;
-use crate::ports::{ClaimStore, Clock, Cloud, ErrorKind, PortResult};
-use crate::provisioning::{IdSource, LaunchSummary, RoundConfig};
+use crate::ports::{ClaimStore, Cloud, ErrorKind, PortResult};
+use crate::provisioning::{LaunchSummary, RoundConfig};
 use crate::scheduler::PoolInput;
-use crate::unavailable::UnavailableOfferings;
+use crate::wiring::Ports;
 
 /// What [`apply`] did.
 #[derive(Debug, Clone, Default)]
 pub struct SweepReport {
     /// The decisions carried out (those whose replacement could not launch are left out).
     pub decisions: Vec<Decision>,
-    /// Replacements launched: (decision index, launch).
-    pub replacements: Vec<(usize, LaunchSummary)>,
+    pub replacements: Vec<LaunchedReplacement>,
     /// Claims that moved since the sweep read them; the next sweep decides again.
     pub stale: Vec<String>,
     pub failures: Vec<String>,
 }
 
+/// A replacement launched for one of [`SweepReport::decisions`].
+#[derive(Debug, Clone)]
+pub struct LaunchedReplacement {
+    /// The decision's index in [`SweepReport::decisions`].
+    pub decision: usize,
+    pub launch: LaunchSummary,
+}
+
 /// Writes the pod events, then carries out each decision. Never stops early.
-#[allow(clippy::too_many_arguments)]
-pub async fn apply<K: Cloud, S: ClaimStore>(
+pub async fn apply<C, K: Cloud, S: ClaimStore>(
     plan: SweepPlan,
     pools: &[PoolInput],
-    cloud: &K,
-    store: &S,
-    clock: &dyn Clock,
-    ids: &dyn IdSource,
-    unavailable: &Mutex<UnavailableOfferings>,
+    ports: &Ports<'_, C, K, S>,
     config: &RoundConfig,
 ) -> SweepReport {
+    let Ports { store, clock, .. } = *ports;
     let mut report = SweepReport::default();
     let mut written: Vec<NodeClaim> = Vec::new();
     for claim in plan.pod_events {
@@ -55,18 +56,7 @@ pub async fn apply<K: Cloud, S: ClaimStore>(
         let mut launched = Vec::new();
         let mut failed = false;
         for planned in &decision.replacements {
-            match crate::provisioning::launch_claim(
-                cloud,
-                store,
-                clock,
-                ids,
-                pools,
-                planned,
-                unavailable,
-                config,
-            )
-            .await
-            {
+            match crate::provisioning::launch_claim(ports, pools, planned, config).await {
                 Ok(summary) => launched.push(summary),
                 Err(e) => {
                     report
@@ -124,7 +114,10 @@ pub async fn apply<K: Cloud, S: ClaimStore>(
         }
         report
             .replacements
-            .extend(launched.into_iter().map(|l| (index, l)));
+            .extend(launched.into_iter().map(|launch| LaunchedReplacement {
+                decision: index,
+                launch,
+            }));
         report.decisions.push(decision);
     }
     report

@@ -25,7 +25,7 @@ pub mod drift;
 
 use std::collections::BTreeMap;
 
-pub use apply::{SweepReport, apply};
+pub use apply::{LaunchedReplacement, SweepReport, apply};
 pub use budgets::Reason;
 pub use candidates::{Candidate, candidates};
 
@@ -84,8 +84,16 @@ pub struct SweepPlan {
     /// and event time (`consolidateAfter` counts from it).
     pub pod_events: Vec<NodeClaim>,
     pub decisions: Vec<Decision>,
-    /// Settled nodes a voluntary disruption may not take, and why: (node, reason).
-    pub blocked: Vec<(String, String)>,
+    /// Settled nodes a voluntary disruption may not take, and why.
+    pub blocked: Vec<Protected>,
+}
+
+/// A node no voluntary disruption may take, and what protects it (a do-not-disrupt pod or
+/// annotation, a PodDisruptionBudget, a pod that fits nowhere else).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Protected {
+    pub node: String,
+    pub reason: String,
 }
 
 /// Decides one sweep.
@@ -98,7 +106,12 @@ pub fn plan_sweep(input: &SweepInput) -> SweepPlan {
     plan.blocked = all
         .iter()
         .filter(|c| c.settled)
-        .filter_map(|c| Some((c.node.clone(), c.blocked_by.clone()?)))
+        .filter_map(|c| {
+            Some(Protected {
+                node: c.node.clone(),
+                reason: c.blocked_by.clone()?,
+            })
+        })
         .collect();
     let mut budget = candidates::Budgets::new(input);
     let mut taken: Vec<String> = Vec::new();

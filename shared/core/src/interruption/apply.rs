@@ -13,18 +13,32 @@ pub const INTERRUPTED: &str = "interrupted";
 /// What [`apply`] did.
 #[derive(Debug, Default)]
 pub struct InterruptionReport {
-    /// (claim, kind): claims moved to graceful termination.
-    pub draining: Vec<(String, Kind)>,
+    /// Claims moved to graceful termination.
+    pub draining: Vec<ClaimNotice>,
     /// Claims whose instance is gone: only the Node and the claim are left to close.
     pub gone: Vec<String>,
-    /// (claim, kind): notices recorded without action (rebalance recommendations).
-    pub recorded: Vec<(String, Kind)>,
+    /// Notices recorded without action (rebalance recommendations).
+    pub recorded: Vec<ClaimNotice>,
     /// Claims that moved since they were read (another function acted first).
     pub stale: Vec<String>,
-    /// (claim, error): actions that failed and must be retried.
-    pub failures: Vec<(String, PortError)>,
+    /// Actions that failed and must be retried.
+    pub failures: Vec<ClaimFailure>,
     /// The instance of every claim acted on, to trace actions back to messages.
     pub instances: std::collections::BTreeMap<String, String>,
+}
+
+/// A claim and the kind of notice about its instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimNotice {
+    pub claim: String,
+    pub kind: Kind,
+}
+
+/// A claim whose action failed, and the error.
+#[derive(Debug)]
+pub struct ClaimFailure {
+    pub claim: String,
+    pub error: PortError,
 }
 
 /// Writes each action. A claim that moved meanwhile is left (whoever moved it acted).
@@ -37,7 +51,10 @@ pub async fn apply(actions: Vec<Action>, store: &impl ClaimStore, now: Millis) -
             report.instances.insert(claim.id.clone(), instance.to_string());
         }
         match action {
-            Action::Record { claim_id, kind } => report.recorded.push((claim_id, kind)),
+            Action::Record { claim_id, kind } => report.recorded.push(ClaimNotice {
+                claim: claim_id,
+                kind,
+            }),
             Action::Drain {
                 claim,
                 kind,
@@ -48,7 +65,10 @@ pub async fn apply(actions: Vec<Action>, store: &impl ClaimStore, now: Millis) -
                 if let Some(key) = &unavailable
                     && let Err(e) = store.mark_unavailable(key, now + UNAVAILABLE_FOR_MS).await
                 {
-                    report.failures.push((claim.id.clone(), e));
+                    report.failures.push(ClaimFailure {
+                        claim: claim.id.clone(),
+                        error: e,
+                    });
                     continue;
                 }
                 let mut next = start_termination(&claim, INTERRUPTED, None, now);
@@ -56,11 +76,17 @@ pub async fn apply(actions: Vec<Action>, store: &impl ClaimStore, now: Millis) -
                     t.deadline = deadline;
                 }
                 match store.update(&next).await {
-                    Ok(_) => report.draining.push((claim.id, kind)),
+                    Ok(_) => report.draining.push(ClaimNotice {
+                        claim: claim.id,
+                        kind,
+                    }),
                     Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {
                         report.stale.push(claim.id)
                     }
-                    Err(e) => report.failures.push((claim.id, e)),
+                    Err(error) => report.failures.push(ClaimFailure {
+                        claim: claim.id,
+                        error,
+                    }),
                 }
             }
             Action::Gone { claim } => {
@@ -80,7 +106,10 @@ pub async fn apply(actions: Vec<Action>, store: &impl ClaimStore, now: Millis) -
                     Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::NotFound) => {
                         report.stale.push(claim.id)
                     }
-                    Err(e) => report.failures.push((claim.id, e)),
+                    Err(error) => report.failures.push(ClaimFailure {
+                        claim: claim.id,
+                        error,
+                    }),
                 }
             }
         }

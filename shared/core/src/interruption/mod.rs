@@ -24,7 +24,7 @@ mod parse;
 
 use std::collections::BTreeMap;
 
-pub use apply::{InterruptionReport, apply};
+pub use apply::{ClaimFailure, ClaimNotice, InterruptionReport, apply};
 pub use parse::{ParseError, parse};
 
 use crate::catalog::CapacityType;

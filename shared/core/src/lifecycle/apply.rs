@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use super::termination::{DrainStep, disrupted_taint};
 use super::{LifecycleAction, REGISTRATION_TIMEOUT};
 use crate::labels;
@@ -9,35 +11,84 @@ use crate::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use crate::pod::Millis;
 use crate::ports::{ClaimStore, Cloud, Cluster, ErrorKind, Eviction, NodePatch, PortError, PortResult};
 
-/// What [`apply`] did. Each list names claims, nodes or pods (`namespace/name`).
+/// What [`apply`] did. Claims are named by id, pods as `namespace/name`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LifecycleReport {
-    /// (claim, node)
-    pub registered: Vec<(String, String)>,
-    /// (claim, node)
-    pub initialized: Vec<(String, String)>,
+    pub registered: Vec<ClaimNode>,
+    pub initialized: Vec<ClaimNode>,
     /// Claims whose node never joined; their instances were terminated.
     pub registration_timeouts: Vec<String>,
-    /// (pod, claim): pods planned onto a claim that timed out.
-    pub registration_timeout_pods: Vec<(String, String)>,
+    /// Pods planned onto a claim that timed out.
+    pub registration_timeout_pods: Vec<PodOnClaim>,
     /// The node of each claim this pass acted on, when it has one (for events).
     pub nodes_of: std::collections::BTreeMap<String, String>,
-    /// (claim, reason): claims that entered graceful termination this pass.
-    pub terminating: Vec<(String, String)>,
-    /// (pod, node)
-    pub evicted: Vec<(String, String)>,
-    /// (pod, node, why): evictions a PodDisruptionBudget refused or do-not-disrupt holds.
-    pub eviction_blocked: Vec<(String, String, String)>,
-    /// (claim, instance, reason): claims closed after their instance was terminated.
-    pub terminated: Vec<(String, Option<String>, String)>,
-    /// (node, reason): Nodes deleted.
-    pub nodes_deleted: Vec<(String, String)>,
-    /// (claim, why): disruptions called off because a replacement failed.
-    pub called_off: Vec<(String, String)>,
+    /// Claims that entered graceful termination this pass, and why.
+    pub terminating: Vec<ClaimReason>,
+    pub evicted: Vec<PodOnNode>,
+    /// Evictions a PodDisruptionBudget refused or do-not-disrupt holds.
+    pub eviction_blocked: Vec<HeldEviction>,
+    /// Claims closed after their instance was terminated.
+    pub terminated: Vec<ClaimTerminated>,
+    pub nodes_deleted: Vec<NodeDeleted>,
+    /// Disruptions called off because a replacement failed, and why.
+    pub called_off: Vec<ClaimReason>,
     /// Claims that moved since they were read; the next pass re-decides them.
     pub stale: Vec<String>,
     /// Steps that failed (throttling, outages); the next pass retries them.
     pub failures: Vec<String>,
+}
+
+/// A claim and its node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimNode {
+    pub claim: String,
+    pub node: String,
+}
+
+/// A claim and the reason for what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimReason {
+    pub claim: String,
+    pub reason: String,
+}
+
+/// A pod and the claim it was planned onto.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodOnClaim {
+    pub pod: String,
+    pub claim: String,
+}
+
+/// A pod and the node it ran on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodOnNode {
+    pub pod: String,
+    pub node: String,
+}
+
+/// A pod the drain of its node cannot evict yet, and what holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldEviction {
+    pub pod: String,
+    pub node: String,
+    /// `PodDisruptionBudget`, or the do-not-disrupt annotation's words.
+    pub reason: String,
+}
+
+/// A claim closed once its instance was terminated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClaimTerminated {
+    pub claim: String,
+    /// `None` when the claim never had an instance.
+    pub instance: Option<String>,
+    pub reason: String,
+}
+
+/// A Node deleted, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeDeleted {
+    pub node: String,
+    pub reason: String,
 }
 
 /// Carries out `actions`, each to the end or to its first failure (recorded; the rest still
@@ -83,7 +134,10 @@ pub async fn apply(
                 claim.disruption.started = None;
                 match write(&claim, store, &mut report).await {
                     Ok(Some(_)) => {
-                        report.called_off.push((claim.id, why));
+                        report.called_off.push(ClaimReason {
+                            claim: claim.id,
+                            reason: why,
+                        });
                         Ok(())
                     }
                     Ok(None) => Ok(()),
@@ -92,7 +146,7 @@ pub async fn apply(
             }
             LifecycleAction::DeleteNode { node, reason } => match cluster.delete_node(&node).await {
                 Ok(()) => {
-                    report.nodes_deleted.push((node, reason));
+                    report.nodes_deleted.push(NodeDeleted { node, reason });
                     Ok(())
                 }
                 Err(e) => Err(e),
@@ -155,9 +209,12 @@ async fn register(
         claim.initialized_at = Some(now);
     }
     if write(&claim, store, report).await?.is_some() {
-        report.registered.push((claim.id.clone(), node.clone()));
+        report.registered.push(ClaimNode {
+            claim: claim.id.clone(),
+            node: node.clone(),
+        });
         if initialized {
-            report.initialized.push((claim.id, node));
+            report.initialized.push(ClaimNode { claim: claim.id, node });
         }
     }
     Ok(())
@@ -179,7 +236,7 @@ async fn initialize(
     claim.state = ClaimState::Initialized;
     claim.initialized_at = Some(now);
     if write(&claim, store, report).await?.is_some() {
-        report.initialized.push((claim.id, node));
+        report.initialized.push(ClaimNode { claim: claim.id, node });
     }
     Ok(())
 }
@@ -203,7 +260,10 @@ async fn timeout(
     report.registration_timeouts.push(claim.id.clone());
     report
         .registration_timeout_pods
-        .extend(claim.pods.iter().map(|p| (p.clone(), claim.id.clone())));
+        .extend(claim.pods.iter().map(|p| PodOnClaim {
+            pod: p.clone(),
+            claim: claim.id.clone(),
+        }));
     audit(store, actor, &claim, REGISTRATION_TIMEOUT, now).await
 }
 
@@ -223,7 +283,10 @@ async fn drain(
     let mut claim = if begin {
         match write(&claim, store, report).await? {
             Some(c) => {
-                report.terminating.push((c.id.clone(), reason.clone()));
+                report.terminating.push(ClaimReason {
+                    claim: c.id.clone(),
+                    reason: reason.clone(),
+                });
                 if let Some(node) = &c.node_name {
                     report.nodes_of.insert(c.id.clone(), node.clone());
                 }
@@ -245,11 +308,18 @@ async fn drain(
         for (namespace, name) in &step.evict {
             let key = format!("{namespace}/{name}");
             match cluster.evict(namespace, name).await? {
-                Eviction::Evicted => report.evicted.push((key, node.clone())),
+                Eviction::Evicted => report.evicted.push(PodOnNode {
+                    pod: key,
+                    node: node.clone(),
+                }),
                 Eviction::Blocked => {
                     report
                         .eviction_blocked
-                        .push((key, node.clone(), "PodDisruptionBudget".into()))
+                        .push(HeldEviction {
+                    pod: key,
+                    node: node.clone(),
+                    reason: "PodDisruptionBudget".into(),
+                })
                 }
                 Eviction::Gone => {}
             }
@@ -257,7 +327,11 @@ async fn drain(
         for (pod, why) in &step.waiting {
             report
                 .eviction_blocked
-                .push((pod.clone(), node.clone(), why.clone()));
+                .push(HeldEviction {
+                pod: pod.clone(),
+                node: node.clone(),
+                reason: why.clone(),
+            });
         }
     }
     if !step.finish {
@@ -281,7 +355,10 @@ async fn drain(
     }
     if let Some(node) = &step.node {
         cluster.delete_node(node).await?;
-        report.nodes_deleted.push((node.clone(), reason.clone()));
+        report.nodes_deleted.push(NodeDeleted {
+            node: node.clone(),
+            reason: reason.clone(),
+        });
     }
     claim.state = ClaimState::Terminated;
     let Some(claim) = write(&claim, store, report).await? else {
@@ -289,7 +366,11 @@ async fn drain(
     };
     report
         .terminated
-        .push((claim.id.clone(), instance, reason.clone()));
+        .push(ClaimTerminated {
+            claim: claim.id.clone(),
+            instance,
+            reason: reason.clone(),
+        });
     audit(store, actor, &claim, &reason, now).await
 }
 

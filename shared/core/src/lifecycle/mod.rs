@@ -27,7 +27,9 @@ use crate::pod::{Millis, Node};
 use crate::ports::NodePatch;
 use crate::scheduler::{ExistingNode, PoolInput};
 
-pub use apply::{LifecycleReport, apply};
+pub use apply::{
+    ClaimNode, ClaimReason, ClaimTerminated, HeldEviction, LifecycleReport, NodeDeleted, PodOnClaim, PodOnNode, apply,
+};
 pub use termination::DrainStep;
 
 /// Karpenter's default: a claim whose node has not joined 15 minutes after launch is given up.

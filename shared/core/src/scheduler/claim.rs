@@ -11,8 +11,10 @@ use crate::pod::{HostPort, Pod};
 use crate::requirements::Requirements;
 use crate::resources::Resources;
 
+/// A claim the solver is still building this round; the finished ones become
+/// [`super::PlannedClaim`]s.
 #[derive(Clone)]
-pub(super) struct NewClaim {
+pub(super) struct DraftClaim {
     pub(super) pool: usize,
     pub(super) host_id: u32,
     pub(super) reqs: Requirements,
@@ -27,7 +29,7 @@ pub(super) struct NewClaim {
     pub(super) cts: u8,
     pub(super) zone_pinned: bool,
     pub(super) ct_pinned: bool,
-    pub(super) reserved: LimitVec,
+    pub(super) limit_charge: LimitVec,
     pub(super) pods: Vec<usize>,
     pub(super) host_ports: Vec<HostPort>,
 }
@@ -41,7 +43,7 @@ pub(super) struct Placement {
     pub(super) ct_pinned: bool,
 }
 
-impl NewClaim {
+impl DraftClaim {
     /// A claim of pool `p` holding `pods`, with candidates `types` (all of which fit them).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn of(
@@ -53,19 +55,19 @@ impl NewClaim {
         place: Placement,
         pods: Vec<usize>,
         pending: &[Pod],
-    ) -> NewClaim {
+    ) -> DraftClaim {
         let mut requests = Resources::new();
         let mut host_ports = Vec::new();
         for i in &pods {
             requests.add(&pending[*i].requests);
             host_ports.extend(pending[*i].host_ports.iter().cloned());
         }
-        let mut claim = NewClaim {
+        let mut claim = DraftClaim {
             pool: p,
             host_id,
             reqs,
             max_over: 0,
-            reserved: NOTHING,
+            limit_charge: NOTHING,
             types: Vec::new(),
             requests,
             max_usable: Resources::new(),
@@ -89,7 +91,7 @@ impl NewClaim {
         }
         self.max_usable = max_usable;
         self.max_over = types.len();
-        self.reserved = pool.reserved_by(&types);
+        self.limit_charge = pool.limit_charge_of(&types);
         self.types = types;
     }
 
@@ -120,7 +122,7 @@ pub(super) enum Fit {
 pub(super) const BALANCE_SLACK: f64 = 0.1;
 
 impl<'a> Solver<'a> {
-    pub(super) fn empty_claim(&self, p: usize) -> NewClaim {
+    pub(super) fn empty_claim(&self, p: usize) -> DraftClaim {
         let pool = &self.pools[p];
         let types: Vec<u32> = (0..pool.types.len() as u32)
             .filter(|t| pool.budget.admits(&pool.types[*t as usize].limit, &NOTHING))
@@ -132,9 +134,9 @@ impl<'a> Solver<'a> {
             zone_pinned: false,
             ct_pinned: false,
         };
-        let mut claim = NewClaim::of(p, pool, host_id, pool.reqs.clone(), types, place, Vec::new(), &[]);
-        // Nothing is reserved until a pod is committed to it.
-        claim.reserved = NOTHING;
+        let mut claim = DraftClaim::of(p, pool, host_id, pool.reqs.clone(), types, place, Vec::new(), &[]);
+        // Nothing counts against the limits until a pod is committed to it.
+        claim.limit_charge = NOTHING;
         claim
     }
 
@@ -160,7 +162,7 @@ impl<'a> Solver<'a> {
 
     /// The claim as it would be with the pod added, or `None` if the pod cannot go there.
     /// How far the claim may change (see [`Fit`]).
-    pub(super) fn try_add(&mut self, c: usize, pod: &Pod, view: &PodView, fit: Fit) -> Option<NewClaim> {
+    pub(super) fn try_add(&mut self, c: usize, pod: &Pod, view: &PodView, fit: Fit) -> Option<DraftClaim> {
         let claim = &self.claims[c];
         // The cheapest test first: a pod anti-affine by hostname to pods already on the claim
         // (most claims, for such a pod) is turned away by one lookup.
@@ -307,16 +309,16 @@ impl<'a> Solver<'a> {
             .collect();
         // Under limits, candidates too large for what is left are dropped (the pod is refused
         // only when none is left), and the claim reserves the largest of the rest.
-        let mut reserved = NOTHING;
+        let mut limit_charge = NOTHING;
         if pool.budget.is_limited() {
             types.retain(|t| {
                 pool.budget
-                    .admits(&pool.types[*t as usize].limit, &claim.reserved)
+                    .admits(&pool.types[*t as usize].limit, &claim.limit_charge)
             });
             if pool.budget.tight {
                 types = pool.tightest(&types);
             }
-            reserved = pool.reserved_by(&types);
+            limit_charge = pool.limit_charge_of(&types);
         }
         let mut narrowed = narrowed;
         if !view.label_keys.is_empty() {
@@ -345,7 +347,7 @@ impl<'a> Solver<'a> {
         };
         let mut host_ports = claim.host_ports.clone();
         host_ports.extend(pod.host_ports.iter().cloned());
-        Some(NewClaim {
+        Some(DraftClaim {
             reqs: narrowed.unwrap_or_else(|| claim.reqs.clone()),
             types,
             requests,
@@ -355,7 +357,7 @@ impl<'a> Solver<'a> {
             cts,
             zone_pinned,
             ct_pinned,
-            reserved,
+            limit_charge,
             host_ports,
             pods: Vec::new(),
             pool: claim.pool,
@@ -379,10 +381,10 @@ impl<'a> Solver<'a> {
         self.rooms.set(c, cheapest, widest);
     }
 
-    pub(super) fn commit_claim(&mut self, c: usize, mut update: NewClaim, i: usize, view: &PodView) {
+    pub(super) fn commit_claim(&mut self, c: usize, mut update: DraftClaim, i: usize, view: &PodView) {
         self.pools[update.pool]
             .budget
-            .exchange(&self.claims[c].reserved, &update.reserved);
+            .exchange(&self.claims[c].limit_charge, &update.limit_charge);
         update.pods = std::mem::take(&mut self.claims[c].pods);
         update.pods.push(i);
         self.claims[c] = update;

@@ -27,13 +27,13 @@ pub(super) struct FixedHost {
     pub(super) host_ports: Vec<HostPort>,
     pub(super) placed: Vec<usize>,
     /// Pods (`ns/name`) an in-flight claim was launched for.
-    pub(super) reserved_for: Vec<String>,
+    pub(super) launched_for: Vec<String>,
 }
 
 impl<'a> Solver<'a> {
-    pub(super) fn reserved_host(&self, pod: &Pod) -> Option<usize> {
+    pub(super) fn host_launched_for(&self, pod: &Pod) -> Option<usize> {
         let key = pod.key();
-        self.fixed.iter().position(|h| h.reserved_for.contains(&key))
+        self.fixed.iter().position(|h| h.launched_for.contains(&key))
     }
 
     pub(super) fn fits_fixed(&mut self, h: usize, pod: &Pod, view: &PodView) -> bool {
@@ -128,7 +128,7 @@ pub(super) fn existing(input: &Input, pools: &[Pool], zone_index: &HashMap<&str,
             unschedulable: n.node.unschedulable || n.node.deleting,
             host_ports,
             placed: Vec::new(),
-            reserved_for: Vec::new(),
+            launched_for: Vec::new(),
         });
     }
     fixed
@@ -228,7 +228,7 @@ pub(super) fn in_flight(input: &Input, pools: &[Pool], zone_index: &HashMap<&str
                 .flat_map(|d| d.host_ports.iter().cloned())
                 .collect(),
             placed: Vec::new(),
-            reserved_for: claim.pods.clone(),
+            launched_for: claim.pods.clone(),
         });
     }
     fixed

@@ -100,7 +100,7 @@ fn shapes_of<'r>(pods: &[&'r Resources]) -> Vec<(&'r Resources, usize)> {
     out
 }
 
-pub(super) fn planned_claim(pool: &Pool, c: &NewClaim, zones: &[String], input: &Input) -> PlannedClaim {
+pub(super) fn planned_claim(pool: &Pool, c: &DraftClaim, zones: &[String], input: &Input) -> PlannedClaim {
     let zone_names: Vec<&str> = bits(c.zones).map(|z| zones[z as usize].as_str()).collect();
     // Spot where the claim allows it and some candidate still has it in the claim's zones,
     // on-demand otherwise; the launch asks for that capacity type only, so the candidates

@@ -61,8 +61,9 @@ pub(super) struct Pool<'a> {
 }
 
 impl Pool<'_> {
-    /// What a claim with these candidates reserves of the pool's limits.
-    pub(super) fn reserved_by(&self, types: &[u32]) -> LimitVec {
+    /// What a claim with these candidates counts against the pool's limits: its largest
+    /// candidate, resource by resource.
+    pub(super) fn limit_charge_of(&self, types: &[u32]) -> LimitVec {
         if !self.budget.is_limited() {
             return NOTHING;
         }

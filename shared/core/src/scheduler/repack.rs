@@ -1,4 +1,4 @@
-//! Repacking: free pods (no constraints) moved off the claims first-fit filled lopsidedly and
+//! Repacking: unconstrained pods moved off the claims first-fit filled lopsidedly and
 //! packed again to the CPU:memory balance of the types the lower bound buys.
 
 use std::collections::HashMap;
@@ -25,9 +25,9 @@ pub(super) const REPACK_BAND: f64 = 0.02;
 impl<'a> Solver<'a> {
     /// Whether a pod may go on any node of its pool: no node requirements or preferences, no
     /// topology of its own, no host ports, and no other pod's topology counts it.
-    pub(super) fn is_free(&mut self, i: usize) -> bool {
+    pub(super) fn is_unconstrained(&mut self, i: usize) -> bool {
         let p = &self.input.pending[i];
-        let free = p.node_selector.is_empty()
+        let unconstrained = p.node_selector.is_empty()
             && p.required_affinity.is_empty()
             && p.preferred_affinity.is_empty()
             && p.topology_spread.is_empty()
@@ -36,18 +36,18 @@ impl<'a> Solver<'a> {
             && p.preferred_pod_affinity.is_empty()
             && p.preferred_pod_anti_affinity.is_empty()
             && p.host_ports.is_empty();
-        free && self.topology.matching_groups(p).is_empty()
+        unconstrained && self.topology.matching_groups(p).is_empty()
     }
 
     /// First-fit in CPU order fills claims to whatever shape the pods arrive in, so memory-heavy
-    /// and CPU-heavy nodes end up half used in the other resource. Per pool, the free pods (see
-    /// [`Self::is_free`]) are taken out of every claim; a claim left with other pods shrinks to
-    /// the types that take what remains, and its cheapest type's room is filled with free pods
-    /// again, largest first; the free pods left over are packed from scratch (see
-    /// [`Self::pack_free`]). The result replaces the pool's claims only if it saves
+    /// and CPU-heavy nodes end up half used in the other resource. Per pool, the unconstrained pods (see
+    /// [`Self::is_unconstrained`]) are taken out of every claim; a claim left with other pods shrinks to
+    /// the types that take what remains, and its cheapest type's room is filled with unconstrained pods
+    /// again, largest first; the unconstrained pods left over are packed from scratch (see
+    /// [`Self::pack_unconstrained`]). The result replaces the pool's claims only if it saves
     /// [`REPACK_SAVING`] and stays within the pool's limits, so it never makes a plan worse.
     pub(super) fn repack(&mut self) {
-        let free_pod: Vec<bool> = (0..self.input.pending.len()).map(|i| self.is_free(i)).collect();
+        let unconstrained_pod: Vec<bool> = (0..self.input.pending.len()).map(|i| self.is_unconstrained(i)).collect();
         let mut compat: TypeCache = TypeCache::new();
         'pools: for p in 0..self.pools.len() {
             let involved: Vec<usize> = (0..self.claims.len())
@@ -58,34 +58,34 @@ impl<'a> Solver<'a> {
             if involved.is_empty() {
                 continue;
             }
-            let mut free = Vec::new();
-            let mut kept: Vec<NewClaim> = Vec::new();
+            let mut unconstrained = Vec::new();
+            let mut kept: Vec<DraftClaim> = Vec::new();
             for &c in &involved {
                 let (f, rest): (Vec<usize>, Vec<usize>) =
-                    self.claims[c].pods.iter().partition(|i| free_pod[**i]);
+                    self.claims[c].pods.iter().partition(|i| unconstrained_pod[**i]);
                 if rest.is_empty() {
-                    free.extend(f);
+                    unconstrained.extend(f);
                 } else if f.is_empty() {
                     kept.push(self.claims[c].clone());
                 } else {
                     let Some(shrunk) = self.shrink(c, rest, &mut compat) else {
                         continue 'pools;
                     };
-                    free.extend(f);
+                    unconstrained.extend(f);
                     kept.push(shrunk);
                 }
             }
-            if free.is_empty() {
+            if unconstrained.is_empty() {
                 continue;
             }
-            let Some(left) = self.fill_slack(p, &mut kept, &free) else {
+            let Some(left) = self.fill_slack(p, &mut kept, &unconstrained) else {
                 continue;
             };
             let packed = if left.is_empty() {
                 Vec::new()
             } else {
                 // Both ways of choosing types; the cheaper plan is kept.
-                let price = |claims: &Vec<NewClaim>| -> f64 {
+                let price = |claims: &Vec<DraftClaim>| -> f64 {
                     let pool = &self.pools[p];
                     claims
                         .iter()
@@ -96,8 +96,8 @@ impl<'a> Solver<'a> {
                         })
                         .sum()
                 };
-                let by_lp = self.pack_free(p, &left, NodeChoice::LpType);
-                let by_worth = self.pack_free(p, &left, NodeChoice::Worth);
+                let by_lp = self.pack_unconstrained(p, &left, NodeChoice::LpType);
+                let by_worth = self.pack_unconstrained(p, &left, NodeChoice::Worth);
                 let Some(packed) = [by_lp, by_worth]
                     .into_iter()
                     .flatten()
@@ -108,7 +108,7 @@ impl<'a> Solver<'a> {
                 packed
             };
             let pool = &self.pools[p];
-            let cost = |claims: &mut dyn Iterator<Item = &NewClaim>| -> f64 {
+            let cost = |claims: &mut dyn Iterator<Item = &DraftClaim>| -> f64 {
                 claims
                     .map(|c| {
                         c.types
@@ -119,8 +119,8 @@ impl<'a> Solver<'a> {
             };
             let old_cost = cost(&mut involved.iter().map(|c| &self.claims[*c]));
             let new_cost = cost(&mut kept.iter().chain(&packed));
-            let old: Vec<&LimitVec> = involved.iter().map(|c| &self.claims[*c].reserved).collect();
-            let new: Vec<&LimitVec> = kept.iter().chain(&packed).map(|c| &c.reserved).collect();
+            let old: Vec<&LimitVec> = involved.iter().map(|c| &self.claims[*c].limit_charge).collect();
+            let new: Vec<&LimitVec> = kept.iter().chain(&packed).map(|c| &c.limit_charge).collect();
             if new_cost >= old_cost * (1.0 - REPACK_SAVING) || !pool.budget.admits_exchange(&old, &new) {
                 continue;
             }
@@ -146,7 +146,7 @@ impl<'a> Solver<'a> {
 
     /// Claim `c` holding only `pods` (a subset of its own): every type its requirements allow
     /// in its zones and capacity types that takes them, smaller ones included.
-    pub(super) fn shrink(&self, c: usize, pods: Vec<usize>, compat: &mut TypeCache) -> Option<NewClaim> {
+    pub(super) fn shrink(&self, c: usize, pods: Vec<usize>, compat: &mut TypeCache) -> Option<DraftClaim> {
         let claim = &self.claims[c];
         let pool = &self.pools[claim.pool];
         let compatible = pool.compatible_types(claim.pool, &claim.reqs, compat);
@@ -166,7 +166,7 @@ impl<'a> Solver<'a> {
         if types.is_empty() || !min_values_hold(pool, &claim.reqs, &types) {
             return None;
         }
-        Some(NewClaim::of(
+        Some(DraftClaim::of(
             claim.pool,
             pool,
             claim.host_id,
@@ -178,12 +178,12 @@ impl<'a> Solver<'a> {
         ))
     }
 
-    /// Fills the room left on each kept claim's cheapest type with free pods, largest first;
-    /// returns the free pods left over (`None` with too many distinct shapes).
-    pub(super) fn fill_slack(&self, p: usize, kept: &mut [NewClaim], free: &[usize]) -> Option<Vec<usize>> {
+    /// Fills the room left on each kept claim's cheapest type with unconstrained pods, largest first;
+    /// returns the unconstrained pods left over (`None` with too many distinct shapes).
+    pub(super) fn fill_slack(&self, p: usize, kept: &mut [DraftClaim], unconstrained: &[usize]) -> Option<Vec<usize>> {
         let pool = &self.pools[p];
         let pending = &self.input.pending;
-        let shapes = shapes_of(pending, free)?;
+        let shapes = shapes_of(pending, unconstrained)?;
         let mut next = vec![0usize; shapes.len()];
         for claim in kept.iter_mut() {
             let Some(&cheapest) = claim.types.first() else {
@@ -224,9 +224,9 @@ impl<'a> Solver<'a> {
         )
     }
 
-    /// Packs free pods of pool `p` into new claims (see [`Self::repack`]); `None` when it
+    /// Packs unconstrained pods of pool `p` into new claims (see [`Self::repack`]); `None` when it
     /// cannot (too many shapes, or a pod fits no type).
-    pub(super) fn pack_free(&self, p: usize, pods: &[usize], choice: NodeChoice) -> Option<Vec<NewClaim>> {
+    pub(super) fn pack_unconstrained(&self, p: usize, pods: &[usize], choice: NodeChoice) -> Option<Vec<DraftClaim>> {
         let pool = &self.pools[p];
         let pending = &self.input.pending;
         let offer = expand(pool.zone_mask, pool.ct_mask);
@@ -349,19 +349,19 @@ impl<'a> Solver<'a> {
             }
             demand.sub(&used);
             left -= taken.len();
-            out.push(self.claim_of_free(p, &candidates, taken, used)?);
+            out.push(self.claim_of_unconstrained(p, &candidates, taken, used)?);
         }
         Some(out)
     }
 
-    /// A claim of pool `p` holding free pods: every candidate type that takes them.
-    pub(super) fn claim_of_free(
+    /// A claim of pool `p` holding unconstrained pods: every candidate type that takes them.
+    pub(super) fn claim_of_unconstrained(
         &self,
         p: usize,
         candidates: &[u32],
         pods: Vec<usize>,
         requests: Resources,
-    ) -> Option<NewClaim> {
+    ) -> Option<DraftClaim> {
         let pool = &self.pools[p];
         let types: Vec<u32> = candidates
             .iter()
@@ -378,7 +378,7 @@ impl<'a> Solver<'a> {
             ct_pinned: false,
         };
         // Host ids are given out again once the repacked claims replace the old ones.
-        Some(NewClaim::of(
+        Some(DraftClaim::of(
             p,
             pool,
             0,
@@ -428,7 +428,7 @@ struct Memo {
     uses: usize,
 }
 
-/// How [`Solver::pack_free`] picks the type of each whole node.
+/// How [`Solver::pack_unconstrained`] picks the type of each whole node.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum NodeChoice {
     /// The type the LP cover buys most of: best where one type suits the whole mix.

@@ -30,7 +30,7 @@ pub(super) struct Solver<'a> {
     pub(super) pools: Vec<Pool<'a>>,
     pub(super) topology: Topology,
     pub(super) fixed: Vec<FixedHost>,
-    pub(super) claims: Vec<NewClaim>,
+    pub(super) claims: Vec<DraftClaim>,
     /// Room left on each claim, kept while placing (see [`Rooms`]).
     pub(super) rooms: Rooms,
     /// Some pool or host has a PreferNoSchedule taint (see [`Relaxation`]).
@@ -57,12 +57,12 @@ pub(super) fn solve(input: &Input) -> Plan {
     solver.count_existing();
 
     // Pods an in-flight claim was launched for go back to it first.
-    let (reserved, rest): (Vec<usize>, Vec<usize>) = pods
+    let (promised, rest): (Vec<usize>, Vec<usize>) = pods
         .into_iter()
-        .partition(|i| solver.reserved_host(&input.pending[*i]).is_some());
+        .partition(|i| solver.host_launched_for(&input.pending[*i]).is_some());
     let mut failed: Vec<(usize, String)> = Vec::new();
     let mut waiting: Vec<bool> = vec![false; input.pending.len()];
-    for i in reserved.into_iter().chain(rest) {
+    for i in promised.into_iter().chain(rest) {
         if let Err(reason) = solver.place(i) {
             waiting[i] = solver.affinity_target_missing(i);
             failed.push((i, reason));
@@ -193,9 +193,9 @@ impl<'a> Solver<'a> {
                 if types.is_empty() || !min_values_hold(pool, &claim.reqs, &types) {
                     continue;
                 }
-                let before = claim.reserved;
+                let before = claim.limit_charge;
                 claim.set_types(pool, types);
-                self.pools[p].budget.exchange(&before, &claim.reserved);
+                self.pools[p].budget.exchange(&before, &claim.limit_charge);
             }
             for c in 0..self.claims.len() {
                 if self.claims[c].pool == p {
@@ -236,11 +236,11 @@ impl<'a> Solver<'a> {
     pub(super) fn place_with(&mut self, i: usize, view: &PodView) -> bool {
         let pod = &self.input.pending[i];
         let skip = self.hosts_to_skip(view);
-        // 1. Existing nodes, then in-flight claims (reserved pods go to their claim first).
-        let reserved = self.reserved_host(pod);
-        let order: Vec<usize> = reserved
+        // 1. Existing nodes, then in-flight claims (a pod an in-flight claim was launched for goes to it first).
+        let promised = self.host_launched_for(pod);
+        let order: Vec<usize> = promised
             .into_iter()
-            .chain((0..self.fixed.len()).filter(|h| Some(*h) != reserved))
+            .chain((0..self.fixed.len()).filter(|h| Some(*h) != promised))
             .collect();
         for h in order {
             if self.fits_fixed(h, pod, view) {

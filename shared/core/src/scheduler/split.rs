@@ -32,10 +32,10 @@ impl<'a> Solver<'a> {
             if let Some((a, b)) = self.split(c, &mut compat) {
                 // Two nodes reserve more of the pool's limits than one: split only within them.
                 let budget = &mut self.pools[a.pool].budget;
-                let whole = self.claims[c].reserved;
-                if budget.admits_exchange(&[&whole], &[&a.reserved, &b.reserved]) {
-                    budget.exchange(&whole, &a.reserved);
-                    budget.exchange(&NOTHING, &b.reserved);
+                let whole = self.claims[c].limit_charge;
+                if budget.admits_exchange(&[&whole], &[&a.limit_charge, &b.limit_charge]) {
+                    budget.exchange(&whole, &a.limit_charge);
+                    budget.exchange(&NOTHING, &b.limit_charge);
                     self.claims[c] = a;
                     self.claims.push(b);
                 }
@@ -44,7 +44,7 @@ impl<'a> Solver<'a> {
         }
     }
 
-    pub(super) fn split(&self, c: usize, compat: &mut TypeCache) -> Option<(NewClaim, NewClaim)> {
+    pub(super) fn split(&self, c: usize, compat: &mut TypeCache) -> Option<(DraftClaim, DraftClaim)> {
         let claim = &self.claims[c];
         let pool = &self.pools[claim.pool];
         if claim.pods.len() < 2 {
@@ -129,7 +129,7 @@ impl<'a> Solver<'a> {
         if cost >= price(current) * (1.0 - SPLIT_SAVING) {
             return None;
         }
-        let half = |pods: Vec<usize>, host_id: u32| -> NewClaim {
+        let half = |pods: Vec<usize>, host_id: u32| -> DraftClaim {
             let mut requests = Resources::new();
             for i in &pods {
                 requests.add(&pending[*i].requests);
@@ -139,7 +139,7 @@ impl<'a> Solver<'a> {
                 .map(|t| t as u32)
                 .collect();
             let reqs = claim.reqs.clone();
-            NewClaim::of(
+            DraftClaim::of(
                 claim.pool,
                 pool,
                 host_id,

@@ -171,12 +171,12 @@ pub fn claim_spec() -> impl Strategy<Value = ClaimSpec> {
         prop::bool::weighted(0.6),
         prop::collection::vec(0..64usize, 0..=3),
     )
-        .prop_map(|(instance_type, zones, spot, launched, reserved)| ClaimSpec {
+        .prop_map(|(instance_type, zones, spot, launched, launched_for)| ClaimSpec {
             instance_type,
             zones,
             spot,
             launched,
-            reserved,
+            launched_for,
         })
 }
 

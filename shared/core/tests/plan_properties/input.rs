@@ -241,14 +241,14 @@ pub fn build_input(w: &World) -> Input {
             } else {
                 CapacityType::OnDemand
             };
-            let reserved: Vec<String> = c.reserved.iter().map(|r| pod_key(r % w.pods.len())).collect();
+            let launched_for: Vec<String> = c.launched_for.iter().map(|r| pod_key(r % w.pods.len())).collect();
             let mut b = claim(&claim_id(i))
                 .nodepool("pool0")
                 .without_labels()
                 .instance_types(&[c.instance_type])
                 .zones(&c.zones)
                 .capacity_types(&[ct])
-                .pods(&reserved);
+                .pods(&launched_for);
             if let Some(team) = pool0.team {
                 b = b.label(TEAM_KEY, team);
             }

@@ -169,7 +169,7 @@ pub struct ClaimSpec {
     pub spot: bool,
     pub launched: bool,
     /// Pending pods (indices modulo the pods drawn) the claim was launched for.
-    pub reserved: Vec<usize>,
+    pub launched_for: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]

@@ -6,13 +6,13 @@ use nodewright_core::pod::Millis;
 use nodewright_core::ports::Clock;
 
 use super::{ClusterState, PodStatus, SimCluster};
-use crate::kube_scheduler::{KubeScheduler, queue_key};
+use crate::kube_scheduler::{Binding, KubeScheduler, queue_key};
 
 /// What one pass of the kube-scheduler did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SchedulingPass {
     /// Pods bound in this pass, with their node.
-    pub bound: Vec<(String, String)>,
+    pub bound: Vec<Binding>,
     /// Pods marked Unschedulable in this pass that were not before: the admission webhook
     /// fires for these.
     pub newly_unschedulable: Vec<String>,
@@ -65,7 +65,7 @@ fn schedule(state: &mut ClusterState, now: Millis, pass: &mut SchedulingPass) {
             Ok(node) => {
                 scheduler.bind(&pod, &node, &state.nodes);
                 state.bind(&key, &node, now);
-                pass.bound.push((key, node));
+                pass.bound.push(Binding { pod: key, node });
             }
             Err(reason) => {
                 if let Some(entry) = state.pods.get_mut(&key) {

@@ -14,6 +14,7 @@ use nodewright_core::pod::Millis;
 use nodewright_core::ports::Clock;
 use nodewright_core::provisioning::RoundConfig;
 use nodewright_core::unavailable::UnavailableOfferings;
+use nodewright_core::wiring::Ports;
 
 use crate::cloud::SimCloud;
 use crate::cluster::SimCluster;
@@ -219,7 +220,7 @@ impl Simulation {
 
         let pass = self.cluster.run_scheduler();
         if !pass.bound.is_empty() {
-            let nodes: BTreeSet<&String> = pass.bound.iter().map(|(_, n)| n).collect();
+            let nodes: BTreeSet<&String> = pass.bound.iter().map(|b| &b.node).collect();
             self.record(Event::PodsBound {
                 pods: pass.bound.len(),
                 nodes: nodes.len(),
@@ -269,16 +270,20 @@ impl Simulation {
         self.cluster.workload_pods_per_node().values().sum()
     }
 
+    /// The in-memory cluster, cloud and store, wired as the functions wire the real ones.
+    fn ports(&self) -> Ports<'_, SimCluster, SimCloud, SimClaimStore> {
+        Ports {
+            cluster: &self.cluster,
+            cloud: &self.cloud,
+            store: &self.store,
+            clock: self.clock.as_ref(),
+            ids: &self.ids,
+            unavailable: &self.unavailable,
+        }
+    }
+
     fn round(&mut self) {
-        let result = pollster::block_on(pass::run_pass(
-            &self.cluster,
-            &self.cloud,
-            &self.store,
-            self.clock.as_ref(),
-            &self.ids,
-            &self.unavailable,
-            &self.config,
-        ));
+        let result = pollster::block_on(pass::run_pass(&self.ports(), &self.config));
         // The round's report does not list launches that ran out of capacity after its last
         // re-plan; the cloud does.
         let failures = self.cloud.capacity_failures();
@@ -310,12 +315,7 @@ impl Simulation {
         let result = pollster::block_on(pass::run_interruptions(
             notices,
             Rebalance::Record,
-            &self.cluster,
-            &self.cloud,
-            &self.store,
-            self.clock.as_ref(),
-            &self.ids,
-            &self.unavailable,
+            &self.ports(),
             &self.config,
         ));
         match result {
@@ -333,15 +333,7 @@ impl Simulation {
     }
 
     fn sweep(&mut self) {
-        let result = pollster::block_on(pass::run_sweep(
-            &self.cluster,
-            &self.cloud,
-            &self.store,
-            self.clock.as_ref(),
-            &self.ids,
-            &self.unavailable,
-            &self.config,
-        ));
+        let result = pollster::block_on(pass::run_sweep(&self.ports(), &self.config));
         let report = match result {
             Ok(r) if r.ran => r.sweep,
             Ok(_) => return,
@@ -356,8 +348,9 @@ impl Simulation {
             let replacement = report
                 .replacements
                 .iter()
-                .filter(|(d, _)| *d == i)
-                .map(|(_, l)| Replacement {
+                .filter(|r| r.decision == i)
+                .map(|r| &r.launch)
+                .map(|l| Replacement {
                     claim: l.claim_id.clone(),
                     instance_type: l.instance_type.clone(),
                     capacity_type: l.capacity_type,

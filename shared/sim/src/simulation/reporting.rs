@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use nodewright_core::lifecycle::LifecycleReport;
+use nodewright_core::lifecycle::{
+    ClaimNode, ClaimReason, ClaimTerminated, HeldEviction, LifecycleReport, NodeDeleted, PodOnNode,
+};
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::Clock;
 use nodewright_core::provisioning::RoundReport;
@@ -14,32 +16,37 @@ use super::{START, Simulation};
 
 impl Simulation {
     pub(super) fn record_lifecycle(&mut self, report: LifecycleReport) {
-        for (claim, node) in report.registered {
+        for ClaimNode { claim, node } in report.registered {
             self.record(Event::Registered { node, claim });
         }
-        for (claim, node) in report.initialized {
+        for ClaimNode { claim, node } in report.initialized {
             self.record(Event::Initialized { node, claim });
         }
         for claim in report.registration_timeouts {
             self.record(Event::RegistrationTimeout { claim });
         }
-        for (claim, reason) in report.terminating {
+        for ClaimReason { claim, reason } in report.terminating {
             self.record(Event::Terminating { claim, reason });
         }
-        for (pod, node) in report.evicted {
+        for PodOnNode { pod, node } in report.evicted {
             self.pods_evicted += 1;
             self.blocked_reported.remove(&pod);
             self.record(Event::Evicted { pod, node });
         }
-        for (pod, node, by) in report.eviction_blocked {
+        for HeldEviction { pod, node, reason: by } in report.eviction_blocked {
             if self.blocked_reported.insert(pod.clone()) {
                 self.record(Event::EvictionBlocked { pod, node, by });
             }
         }
-        for (node, reason) in report.nodes_deleted {
+        for NodeDeleted { node, reason } in report.nodes_deleted {
             self.record(Event::NodeDeleted { node, reason });
         }
-        for (claim, instance, reason) in report.terminated {
+        for ClaimTerminated {
+            claim,
+            instance,
+            reason,
+        } in report.terminated
+        {
             self.record(Event::Terminated {
                 claim,
                 instance,

@@ -13,6 +13,7 @@ use nodewright_core::ports::{Cloud, LaunchOverride, LaunchRequest, PortResult};
 use nodewright_core::provisioning::RoundConfig;
 use nodewright_core::testing;
 use nodewright_core::unavailable::UnavailableOfferings;
+use nodewright_core::wiring::Ports;
 use nodewright_sim::{Kubelet, SeededIds, SimClaimStore, SimCloud, SimCluster, VirtualClock};
 use pollster::block_on;
 
@@ -95,16 +96,20 @@ impl World {
         }
     }
 
-    pub fn pass_with(&self, cloud: &impl Cloud, config: &PassConfig) -> PortResult<PassReport> {
-        block_on(run_pass(
-            &self.cluster,
+    /// The world's ports, launching through `cloud`.
+    pub fn ports<'a, K>(&'a self, cloud: &'a K) -> Ports<'a, SimCluster, K, SimClaimStore> {
+        Ports {
+            cluster: &self.cluster,
             cloud,
-            &self.store,
-            self.clock.as_ref(),
-            &self.ids,
-            &self.unavailable,
-            config,
-        ))
+            store: &self.store,
+            clock: self.clock.as_ref(),
+            ids: &self.ids,
+            unavailable: &self.unavailable,
+        }
+    }
+
+    pub fn pass_with(&self, cloud: &impl Cloud, config: &PassConfig) -> PortResult<PassReport> {
+        block_on(run_pass(&self.ports(cloud), config))
     }
 
     pub fn pass(&self) -> PassReport {
@@ -124,15 +129,6 @@ impl World {
     }
 
     pub fn sweep(&self) -> SweepPassReport {
-        block_on(run_sweep(
-            &self.cluster,
-            &self.cloud,
-            &self.store,
-            self.clock.as_ref(),
-            &self.ids,
-            &self.unavailable,
-            &self.config(),
-        ))
-        .expect("sweep")
+        block_on(run_sweep(&self.ports(&self.cloud), &self.config())).expect("sweep")
     }
 }

@@ -113,13 +113,13 @@ fn absorbs_pending_pods_into_in_flight_claims_instead_of_launching_again() {
         pods(4, |i| pod(&format!("p{i}")).cpu("1").build()),
         vec![default_pool()],
     );
-    let reserved: Vec<String> = (0..4).map(|i| format!("default/p{i}")).collect();
+    let launched_for: Vec<String> = (0..4).map(|i| format!("default/p{i}")).collect();
     inp.in_flight.push(
         claim("default-abc")
             .without_labels()
             .version(2)
             .instance_types(&["m5.2xlarge"])
-            .pods(&reserved)
+            .pods(&launched_for)
             .launched("i-1", 0)
             .price(0.384)
             .build(),

@@ -158,7 +158,7 @@ fn in_flight_claims_count_against_limits_even_when_the_pool_no_longer_allows_the
     inp.in_flight
         .push(in_flight("default-x", "m5.4xlarge", &["us-east-1a"], true, &[]));
     let plan = schedule(&inp);
-    let reserved: i64 = plan
+    let charged: i64 = plan
         .new_claims
         .iter()
         .map(|c| {
@@ -171,8 +171,8 @@ fn in_flight_claims_count_against_limits_even_when_the_pool_no_longer_allows_the
         })
         .sum();
     assert!(
-        reserved <= 4000,
-        "{reserved}m reserved beside 16 vCPU in flight: {plan:#?}"
+        charged <= 4000,
+        "{charged}m charged to the limit beside 16 vCPU in flight: {plan:#?}"
     );
 }
 
@@ -298,7 +298,7 @@ fn an_in_flight_claim_in_a_zone_that_lost_its_subnet_still_takes_its_pods() {
 }
 
 #[test]
-fn free_pods_sharing_zone_pinned_claims_of_a_spot_and_on_demand_pool_are_packed_within_ten_percent() {
+fn unconstrained_pods_sharing_zone_pinned_claims_of_a_spot_and_on_demand_pool_are_packed_within_ten_percent() {
     // A few pods spread over zones pin the claims they open to one zone; the many pods without
     // constraints that join those claims must still be packed to the bound, whatever the
     // pool's capacity types and architectures.

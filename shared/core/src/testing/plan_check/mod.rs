@@ -10,7 +10,7 @@
 //! checked in this order; the first violation is the error.
 //!
 //! Spread and pod affinity are checked by replaying the placements in the order the scheduler
-//! places pods (pods reserved by in-flight claims first, then largest CPU, then memory, then
+//! places pods (pods an in-flight claim was launched for first, then largest CPU, then memory, then
 //! creation), against the domains each pod could possibly use: a narrower set than any
 //! scheduler counts, so the skew measured over it is never stricter than the scheduler's own.
 //!

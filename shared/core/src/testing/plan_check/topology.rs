@@ -149,7 +149,7 @@ pub(super) fn spread_and_affinity_replayed(
     hosts: &[Host],
     host_of: &[Option<usize>],
 ) -> Result<(), String> {
-    let reserved: BTreeSet<&str> = ctx
+    let promised: BTreeSet<&str> = ctx
         .input
         .in_flight
         .iter()
@@ -159,7 +159,7 @@ pub(super) fn spread_and_affinity_replayed(
     order.sort_by_key(|&p| {
         let pod = ctx.pods[p];
         (
-            !reserved.contains(pod.key().as_str()),
+            !promised.contains(pod.key().as_str()),
             -pod.requests.cpu(),
             -pod.requests.memory(),
             pod.created_at,
