@@ -81,11 +81,32 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
             e.into_inner()
         })
     })
-    .map_err(|source| YamlError {
+    .map_err(|source| {
         // The root's path prints as ".": no field to name.
-        path: if path == "." { String::new() } else { path },
-        source: Box::new(source),
+        let path = if path == "." { String::new() } else { path };
+        YamlError {
+            path: without_unknown_field(path, &source.to_string()),
+            source: Box::new(source),
+        }
     })
+}
+
+/// The path of an unknown field ends with the field, which the error already names: the
+/// path of the object holding it says where without saying it twice.
+fn without_unknown_field(path: String, message: &str) -> String {
+    let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    else {
+        return path;
+    };
+    if path == field {
+        return String::new();
+    }
+    match path.strip_suffix(field).and_then(|p| p.strip_suffix('.')) {
+        Some(parent) => parent.to_string(),
+        None => path,
+    }
 }
 
 /// `value` as one YAML document.
@@ -163,7 +184,7 @@ mod tests {
         let err = from_str::<List>("items:\n- name: a\n- name: b\n  nmae: c\n")
             .expect_err("unknown field")
             .to_string();
-        assert!(err.starts_with("items[1].nmae: unknown field `nmae`"), "{err}");
+        assert!(err.starts_with("items[1]: unknown field `nmae`"), "{err}");
         assert!(err.contains("line 4"), "{err}");
     }
 

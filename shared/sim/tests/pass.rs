@@ -251,7 +251,7 @@ fn a_burst_of_pods_is_launched_in_one_pass() {
 
 #[test]
 fn a_pool_whose_node_class_ref_names_another_kind_is_skipped_and_reported() {
-    let w = World::new(2);
+    let w = world_with_pods(2);
     // Weighted above the default pool, so the scheduler would try it first were it kept.
     let mut foreign = nodepool("foreign").weight(100).build();
     let class_ref = &mut foreign.spec.template.spec.node_class_ref;

@@ -4,6 +4,7 @@
 use super::check;
 use crate::builders::{nodepool, pod, pool_input};
 use crate::labels;
+use crate::ports::LaunchOverride;
 use crate::scheduler::{Input, Plan, schedule};
 use crate::testing::node;
 
@@ -57,9 +58,34 @@ fn a_claim_too_small_for_its_pods_is_found() {
     claim.chosen.instance_type = small.name.clone();
     claim.chosen.zone = offering.zone.clone();
     claim.chosen.price = offering.price;
+    claim.overrides = vec![LaunchOverride {
+        instance_type: small.name.clone(),
+        zone: offering.zone.clone(),
+        capacity_type: claim.chosen.capacity_type,
+        price: offering.price,
+    }];
     plan.cost_per_hour = offering.price;
     plan.lower_bound_per_hour = 0.0;
     assert!(violation(&input, &plan).contains("holds"), "{plan:#?}");
+}
+
+#[test]
+fn launch_overrides_that_are_not_the_claims_offerings_are_found() {
+    let input = input(vec![pod("a").cpu("1").build()]);
+    let plan = checked_plan(&input);
+    assert!(plan.new_claims[0].overrides.len() > 1, "{plan:#?}");
+
+    let mut dropped = plan.clone();
+    dropped.new_claims[0].overrides.pop();
+    assert!(violation(&input, &dropped).contains("sends overrides"));
+
+    let mut reordered = plan.clone();
+    reordered.new_claims[0].overrides.reverse();
+    assert!(violation(&input, &reordered).contains("not cheapest first"));
+
+    let mut printed = plan;
+    printed.new_claims[0].overrides.clear();
+    assert_eq!(super::check_printed(&input, &printed), Ok(()));
 }
 
 #[test]
