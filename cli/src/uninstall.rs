@@ -92,7 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     .lifecycle
                     .terminated
                     .iter()
-                    .filter_map(|(_, instance, _)| instance.clone()),
+                    .filter_map(|t| t.instance.clone()),
             );
             removed
                 .instances

@@ -359,18 +359,21 @@ mod tests {
             ran: true,
             lifecycle: LifecycleReport {
                 registration_timeouts: vec!["default-aaaaa".into()],
-                terminated: vec![
-                    ("default-bbbbb".into(), Some("i-1".into()), "node deleted".into()),
-                    ("default-ccccc".into(), Some("i-2".into()), "underutilized".into()),
-                    ("default-ddddd".into(), Some("i-3".into()), "underutilized".into()),
-                    ("default-eeeee".into(), Some("i-4".into()), "interrupted".into()),
-                    ("default-fffff".into(), None, "drifted".into()),
-                    (
-                        "default-ggggg".into(),
-                        Some("i-5".into()),
-                        "some future reason".into(),
-                    ),
-                ],
+                terminated: [
+                    ("default-bbbbb", Some("i-1"), "node deleted"),
+                    ("default-ccccc", Some("i-2"), "underutilized"),
+                    ("default-ddddd", Some("i-3"), "underutilized"),
+                    ("default-eeeee", Some("i-4"), "interrupted"),
+                    ("default-fffff", None, "drifted"),
+                    ("default-ggggg", Some("i-5"), "some future reason"),
+                ]
+                .into_iter()
+                .map(|(claim, instance, reason)| ClaimTerminated {
+                    claim: claim.into(),
+                    instance: instance.map(Into::into),
+                    reason: reason.into(),
+                })
+                .collect(),
                 ..LifecycleReport::default()
             },
             reconciled: ReconcileReport {

@@ -271,7 +271,9 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
         report.unschedulable = plan.unschedulable.clone();
         report.lower_bound_per_hour = plan.lower_bound_per_hour;
         for (node, pods) in &plan.existing {
-            report.nominated.extend(Nomination::of(pods, format!("node/{node}")));
+            report
+                .nominated
+                .extend(Nomination::of(pods, format!("node/{node}")));
         }
         for (claim, pods) in &plan.in_flight {
             report
@@ -382,7 +384,11 @@ pub(crate) async fn launch_claim<C, K: Cloud, S: ClaimStore>(
     config: &RoundConfig,
 ) -> PortResult<LaunchSummary> {
     let Ports {
-        cloud, store, clock, ids, ..
+        cloud,
+        store,
+        clock,
+        ids,
+        ..
     } = *ports;
     let pool = pools
         .iter()

@@ -77,7 +77,7 @@ async fn scheduler_binds_a_pending_pod_and_the_kubelet_runs_it() {
         .expect("create");
 
     let report = server.schedule_pending().expect("schedule");
-    assert_eq!(report.bound, vec![(key("web-0"), "n1".to_string())]);
+    assert_eq!(report.bound, vec![bound("web-0", "n1")]);
 
     let running = pods.get("web-0").await.expect("get");
     assert_eq!(
@@ -103,13 +103,7 @@ async fn pods_that_fit_nowhere_are_marked_unschedulable() {
     let report = server.schedule_pending().expect("schedule");
     assert!(report.bound.is_empty());
     let message = "0/1 nodes are available: 1 Insufficient cpu.";
-    assert_eq!(
-        report.unschedulable,
-        vec![Refused {
-            pod: key("big"),
-            message: message.to_string()
-        }]
-    );
+    assert_eq!(report.unschedulable, vec![refused("big", message)]);
     let (status, reason, text) = condition(&stored(&server, "big"), "PodScheduled").expect("condition");
     assert_eq!(
         (status.as_str(), reason.as_deref(), text.as_deref()),
@@ -151,7 +145,7 @@ async fn requests_add_up_against_allocatable_across_pods() {
 
     server.register_node(small_node("n2")).expect("register");
     let report = server.schedule_pending().expect("schedule");
-    assert_eq!(report.bound, vec![(key("c"), "n2".to_string())]);
+    assert_eq!(report.bound, vec![bound("c", "n2")]);
 }
 
 #[tokio::test]
@@ -165,12 +159,12 @@ async fn taints_keep_out_pods_without_a_matching_toleration() {
         .insert(&pod("tolerant").tolerate("nvidia.com/gpu", "NoSchedule").build())
         .expect("insert");
     let report = server.schedule_pending().expect("schedule");
-    assert_eq!(report.bound, vec![(key("tolerant"), "gpu".to_string())]);
+    assert_eq!(report.bound, vec![bound("tolerant", "gpu")]);
     assert_eq!(
         report.unschedulable,
-        vec![(
-            key("plain"),
-            "0/1 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: }.".to_string()
+        vec![refused(
+            "plain",
+            "0/1 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: }."
         )]
     );
 }
@@ -225,19 +219,10 @@ async fn node_selector_and_required_affinity_pick_the_node() {
     report.bound.sort();
     assert_eq!(
         report.bound,
-        vec![
-            Bound {
-                pod: key("affinity"),
-                node: "arm".to_string()
-            },
-            Bound {
-                pod: key("selector"),
-                node: "x86".to_string()
-            }
-        ]
+        vec![bound("affinity", "arm"), bound("selector", "x86")]
     );
     assert_eq!(
-        report.unschedulable[0].1,
+        report.unschedulable[0].message,
         "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."
     );
 }
@@ -258,7 +243,7 @@ async fn cordoned_nodes_take_no_new_pods() {
     server.insert(&pod("web-0").build()).expect("insert");
     let report = server.schedule_pending().expect("schedule");
     assert_eq!(
-        report.unschedulable[0].1,
+        report.unschedulable[0].message,
         "0/1 nodes are available: 1 node(s) were unschedulable."
     );
 }
@@ -322,7 +307,7 @@ async fn a_cordoned_node_takes_pods_that_tolerate_its_taint() {
         )
         .expect("insert");
     let report = server.schedule_pending().expect("schedule");
-    assert_eq!(report.bound, vec![(key("tolerant"), "n1".to_string())]);
+    assert_eq!(report.bound, vec![bound("tolerant", "n1")]);
 }
 
 #[tokio::test]
@@ -338,10 +323,7 @@ async fn pods_go_to_the_least_allocated_node_as_the_real_scheduler_prefers() {
     }
     let report = server.schedule_pending().expect("schedule");
     // The tie on empty nodes goes to the first by name; the second pod then finds n2 emptier.
-    assert_eq!(
-        report.bound,
-        vec![(key("a"), "n1".to_string()), (key("b"), "n2".to_string())]
-    );
+    assert_eq!(report.bound, vec![bound("a", "n1"), bound("b", "n2")]);
 }
 
 #[tokio::test]
@@ -359,12 +341,12 @@ async fn required_pod_anti_affinity_keeps_replicas_apart() {
         server.insert(&replica).expect("insert");
     }
     let report = server.schedule_pending().expect("schedule");
-    assert_eq!(report.bound, vec![(key("web-0"), "n1".to_string())]);
+    assert_eq!(report.bound, vec![bound("web-0", "n1")]);
     assert_eq!(
         report.unschedulable,
-        vec![(
-            key("web-1"),
-            "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules.".to_string()
+        vec![refused(
+            "web-1",
+            "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules."
         )]
     );
 }
@@ -403,12 +385,26 @@ async fn a_pod_goes_to_the_zone_of_its_bound_volume_and_waits_for_a_missing_clai
         server.insert(&db).expect("insert");
     }
     let report = server.schedule_pending().expect("schedule");
-    assert_eq!(report.bound, vec![(key("db-0"), "c1".to_string())]);
+    assert_eq!(report.bound, vec![bound("db-0", "c1")]);
     assert_eq!(
         report.unschedulable,
-        vec![(
-            key("db-1"),
-            "0/2 nodes are available: PersistentVolumeClaim default/missing does not exist.".to_string()
+        vec![refused(
+            "db-1",
+            "0/2 nodes are available: PersistentVolumeClaim default/missing does not exist."
         )]
     );
+}
+
+fn bound(pod: &str, node: &str) -> Bound {
+    Bound {
+        pod: key(pod),
+        node: node.to_string(),
+    }
+}
+
+fn refused(pod: &str, message: &str) -> Refused {
+    Refused {
+        pod: key(pod),
+        message: message.to_string(),
+    }
 }

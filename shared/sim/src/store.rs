@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_core::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult, UnavailableMark};
+use nodewright_core::ports::{
+    ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult, UnavailableMark,
+};
 
 use crate::calls::{Call, Recorder, StoreOp};
 

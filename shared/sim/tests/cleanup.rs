@@ -261,7 +261,7 @@ fn without_room_elsewhere_the_pdb_holds_the_drain_until_force_and_a_pass_meanwhi
         last.remaining
             .claims
             .iter()
-            .any(|(_, why)| why.contains("cannot be evicted")),
+            .any(|left| left.why.contains("cannot be evicted")),
         "{last:#?}"
     );
     assert!(

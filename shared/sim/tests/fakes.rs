@@ -329,8 +329,8 @@ fn a_round_reports_each_launch_that_found_no_capacity_with_its_offerings() {
         unavailable: &unavailable,
     };
     let report = block_on(run_pass(&ports, &PassConfig::default()))
-    .expect("pass")
-    .round;
+        .expect("pass")
+        .round;
     assert!(report.launched.is_empty());
     // One launch; every m5.large offering it tried is named, so the next plan skips them.
     assert_eq!(report.out_of_capacity.len(), 1, "{report:#?}");

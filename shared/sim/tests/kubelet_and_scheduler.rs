@@ -9,8 +9,8 @@ use nodewright_core::labels;
 use nodewright_core::nodeclaim::{ClaimState, LaunchedInstance};
 use nodewright_core::pod::{Taint, TaintEffect};
 use nodewright_core::ports::{ClaimStore, Cloud, Cluster};
-use nodewright_sim::{Kubelet, PodStatus};
 use nodewright_sim::kube_scheduler::Binding;
+use nodewright_sim::{Kubelet, PodStatus};
 use pollster::block_on;
 use support::{START, claim, node, request, world};
 
@@ -201,10 +201,7 @@ fn the_scheduler_respects_taints_and_cordons() {
         )
         .expect("created");
     let pass = cluster.run_scheduler();
-    assert_eq!(
-        pass.bound,
-        vec![binding("default/tolerant", "tainted")]
-    );
+    assert_eq!(pass.bound, vec![binding("default/tolerant", "tainted")]);
     match cluster.pod("default/plain").map(|(_, s)| s) {
         Some(PodStatus::Unschedulable { reason }) => {
             assert!(reason.contains("1 node(s) were unschedulable"), "{reason}");

@@ -262,7 +262,10 @@ mod tests {
         item.insert("zone".into(), s("us-east-1a"));
         item.insert("capacity_type".into(), s(CapacityType::Spot.as_str()));
         item.insert("until".into(), n(42));
-        assert_eq!(decode_unavailable(&item), Some((offering, 42)));
+        assert_eq!(
+            decode_unavailable(&item),
+            Some(UnavailableMark { offering, until: 42 })
+        );
         item.remove("zone");
         assert_eq!(decode_unavailable(&item), None);
     }

@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
 use nodewright_core::nodeclaim::{AuditRecord, ClaimState, NodeClaim};
 use nodewright_core::pod::Millis;
-use nodewright_core::ports::{ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult, UnavailableMark};
+use nodewright_core::ports::{
+    ClaimStore, ErrorKind, Lease, OfferingKey, PortError, PortResult, UnavailableMark,
+};
 use tracing::{debug, info};
 
 use super::item::{

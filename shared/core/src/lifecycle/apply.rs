@@ -214,7 +214,10 @@ async fn register(
             node: node.clone(),
         });
         if initialized {
-            report.initialized.push(ClaimNode { claim: claim.id, node });
+            report.initialized.push(ClaimNode {
+                claim: claim.id,
+                node,
+            });
         }
     }
     Ok(())
@@ -236,7 +239,10 @@ async fn initialize(
     claim.state = ClaimState::Initialized;
     claim.initialized_at = Some(now);
     if write(&claim, store, report).await?.is_some() {
-        report.initialized.push(ClaimNode { claim: claim.id, node });
+        report.initialized.push(ClaimNode {
+            claim: claim.id,
+            node,
+        });
     }
     Ok(())
 }
@@ -312,22 +318,16 @@ async fn drain(
                     pod: key,
                     node: node.clone(),
                 }),
-                Eviction::Blocked => {
-                    report
-                        .eviction_blocked
-                        .push(HeldEviction {
+                Eviction::Blocked => report.eviction_blocked.push(HeldEviction {
                     pod: key,
                     node: node.clone(),
                     reason: "PodDisruptionBudget".into(),
-                })
-                }
+                }),
                 Eviction::Gone => {}
             }
         }
         for (pod, why) in &step.waiting {
-            report
-                .eviction_blocked
-                .push(HeldEviction {
+            report.eviction_blocked.push(HeldEviction {
                 pod: pod.clone(),
                 node: node.clone(),
                 reason: why.clone(),
@@ -364,13 +364,11 @@ async fn drain(
     let Some(claim) = write(&claim, store, report).await? else {
         return Ok(());
     };
-    report
-        .terminated
-        .push(ClaimTerminated {
-            claim: claim.id.clone(),
-            instance,
-            reason: reason.clone(),
-        });
+    report.terminated.push(ClaimTerminated {
+        claim: claim.id.clone(),
+        instance,
+        reason: reason.clone(),
+    });
     audit(store, actor, &claim, &reason, now).await
 }
 

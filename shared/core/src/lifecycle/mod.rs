@@ -28,7 +28,8 @@ use crate::ports::NodePatch;
 use crate::scheduler::{ExistingNode, PoolInput};
 
 pub use apply::{
-    ClaimNode, ClaimReason, ClaimTerminated, HeldEviction, LifecycleReport, NodeDeleted, PodOnClaim, PodOnNode, apply,
+    ClaimNode, ClaimReason, ClaimTerminated, HeldEviction, LifecycleReport, NodeDeleted, PodOnClaim,
+    PodOnNode, apply,
 };
 pub use termination::DrainStep;
 

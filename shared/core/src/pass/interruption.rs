@@ -32,7 +32,10 @@ pub async fn run_interruptions<C: Cluster, K: Cloud, S: ClaimStore>(
     config: &PassConfig,
 ) -> PortResult<InterruptionPassReport> {
     let Ports {
-        cluster, store, clock, ..
+        cluster,
+        store,
+        clock,
+        ..
     } = *ports;
     let claims = store.list_live().await?;
     let by_instance: BTreeMap<String, NodeClaim> = claims
@@ -64,4 +67,3 @@ pub async fn run_interruptions<C: Cluster, K: Cloud, S: ClaimStore>(
     }
     Ok(report)
 }
-

@@ -50,7 +50,6 @@ async fn release<S: ClaimStore>(store: &S, lease: &Lease) {
     let _ = store.release_lease(lease).await;
 }
 
-
 /// Polls a future, catching a panic so that the lease can be released before it goes on.
 struct CatchUnwind<F>(Pin<Box<F>>);
 

@@ -258,7 +258,6 @@ async fn round_view<C: Cluster>(
     })
 }
 
-
 /// Takes the offerings the store holds as out of capacity (an interrupted spot offering, marked
 /// by the interruption function) into `unavailable`, so that they steer this pass or sweep too.
 async fn seed_unavailable<S: ClaimStore>(
@@ -271,4 +270,3 @@ async fn seed_unavailable<S: ClaimStore>(
     }
     Ok(())
 }
-

@@ -81,4 +81,3 @@ pub async fn preview_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
         invalid_config,
     })
 }
-

@@ -245,4 +245,3 @@ async fn prune_launch_templates<K: Cloud>(
         }
     }
 }
-

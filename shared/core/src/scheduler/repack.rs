@@ -47,7 +47,9 @@ impl<'a> Solver<'a> {
     /// [`Self::pack_unconstrained`]). The result replaces the pool's claims only if it saves
     /// [`REPACK_SAVING`] and stays within the pool's limits, so it never makes a plan worse.
     pub(super) fn repack(&mut self) {
-        let unconstrained_pod: Vec<bool> = (0..self.input.pending.len()).map(|i| self.is_unconstrained(i)).collect();
+        let unconstrained_pod: Vec<bool> = (0..self.input.pending.len())
+            .map(|i| self.is_unconstrained(i))
+            .collect();
         let mut compat: TypeCache = TypeCache::new();
         'pools: for p in 0..self.pools.len() {
             let involved: Vec<usize> = (0..self.claims.len())
@@ -180,7 +182,12 @@ impl<'a> Solver<'a> {
 
     /// Fills the room left on each kept claim's cheapest type with unconstrained pods, largest first;
     /// returns the unconstrained pods left over (`None` with too many distinct shapes).
-    pub(super) fn fill_slack(&self, p: usize, kept: &mut [DraftClaim], unconstrained: &[usize]) -> Option<Vec<usize>> {
+    pub(super) fn fill_slack(
+        &self,
+        p: usize,
+        kept: &mut [DraftClaim],
+        unconstrained: &[usize],
+    ) -> Option<Vec<usize>> {
         let pool = &self.pools[p];
         let pending = &self.input.pending;
         let shapes = shapes_of(pending, unconstrained)?;
@@ -226,7 +233,12 @@ impl<'a> Solver<'a> {
 
     /// Packs unconstrained pods of pool `p` into new claims (see [`Self::repack`]); `None` when it
     /// cannot (too many shapes, or a pod fits no type).
-    pub(super) fn pack_unconstrained(&self, p: usize, pods: &[usize], choice: NodeChoice) -> Option<Vec<DraftClaim>> {
+    pub(super) fn pack_unconstrained(
+        &self,
+        p: usize,
+        pods: &[usize],
+        choice: NodeChoice,
+    ) -> Option<Vec<DraftClaim>> {
         let pool = &self.pools[p];
         let pending = &self.input.pending;
         let offer = expand(pool.zone_mask, pool.ct_mask);

@@ -241,7 +241,8 @@ pub fn build_input(w: &World) -> Input {
             } else {
                 CapacityType::OnDemand
             };
-            let launched_for: Vec<String> = c.launched_for.iter().map(|r| pod_key(r % w.pods.len())).collect();
+            let launched_for: Vec<String> =
+                c.launched_for.iter().map(|r| pod_key(r % w.pods.len())).collect();
             let mut b = claim(&claim_id(i))
                 .nodepool("pool0")
                 .without_labels()

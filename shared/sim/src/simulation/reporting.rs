@@ -33,7 +33,12 @@ impl Simulation {
             self.blocked_reported.remove(&pod);
             self.record(Event::Evicted { pod, node });
         }
-        for HeldEviction { pod, node, reason: by } in report.eviction_blocked {
+        for HeldEviction {
+            pod,
+            node,
+            reason: by,
+        } in report.eviction_blocked
+        {
             if self.blocked_reported.insert(pod.clone()) {
                 self.record(Event::EvictionBlocked { pod, node, by });
             }

@@ -298,7 +298,8 @@ fn an_in_flight_claim_in_a_zone_that_lost_its_subnet_still_takes_its_pods() {
 }
 
 #[test]
-fn unconstrained_pods_sharing_zone_pinned_claims_of_a_spot_and_on_demand_pool_are_packed_within_ten_percent() {
+fn unconstrained_pods_sharing_zone_pinned_claims_of_a_spot_and_on_demand_pool_are_packed_within_ten_percent()
+{
     // A few pods spread over zones pin the claims they open to one zone; the many pods without
     // constraints that join those claims must still be packed to the bound, whatever the
     // pool's capacity types and architectures.
