@@ -195,13 +195,19 @@ fn write_json(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
         existing: plan
             .existing
             .iter()
-            .map(|(node, pods)| ExistingJson { node, pods })
+            .map(|a| ExistingJson {
+                node: &a.host,
+                pods: &a.pods,
+            })
             .collect(),
         in_flight: plan
             .in_flight
             .iter()
-            .filter(|(_, pods)| !pods.is_empty())
-            .map(|(nodeclaim, pods)| InFlightJson { nodeclaim, pods })
+            .filter(|a| !a.pods.is_empty())
+            .map(|a| InFlightJson {
+                nodeclaim: &a.host,
+                pods: &a.pods,
+            })
             .collect(),
         unschedulable: plan
             .unschedulable
@@ -277,7 +283,7 @@ fn write_table(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
         let rows: Vec<Vec<String>> = plan
             .existing
             .iter()
-            .map(|(node, pods)| vec![node.clone(), pods.len().to_string(), pods.join(", ")])
+            .map(|a| vec![a.host.clone(), a.pods.len().to_string(), a.pods.join(", ")])
             .collect();
         write_rows(out, &["EXISTING NODE", "TAKES", "PODS"], &rows, &[1])?;
         writeln!(out)?;
@@ -285,8 +291,8 @@ fn write_table(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
     let in_flight: Vec<Vec<String>> = plan
         .in_flight
         .iter()
-        .filter(|(_, pods)| !pods.is_empty())
-        .map(|(claim, pods)| vec![claim.clone(), pods.len().to_string(), pods.join(", ")])
+        .filter(|a| !a.pods.is_empty())
+        .map(|a| vec![a.host.clone(), a.pods.len().to_string(), a.pods.join(", ")])
         .collect();
     if !in_flight.is_empty() {
         write_rows(out, &["IN-FLIGHT NODECLAIM", "TAKES", "PODS"], &in_flight, &[1])?;
@@ -315,7 +321,7 @@ fn write_table(out: &mut impl Write, plan: &Plan) -> io::Result<()> {
         plan.new_claims.len(),
         positive_zero(plan.cost_per_hour),
         positive_zero(plan.lower_bound_per_hour),
-        plan.existing.iter().map(|(_, pods)| pods.len()).sum::<usize>(),
+        plan.existing.iter().map(|a| a.pods.len()).sum::<usize>(),
         plan.unschedulable.len(),
     )
 }
@@ -359,6 +365,7 @@ mod tests {
     use nodewright_core::scheduler::{ChosenOffering, Unschedulable};
 
     use super::*;
+    use nodewright_core::scheduler::Assignment;
 
     fn claim(nodepool: &str, chosen: &str, types: &[&str], pods: &[&str]) -> PlannedClaim {
         PlannedClaim {
@@ -394,7 +401,7 @@ mod tests {
                 claim("batch", "m5.large", &["m5.large"], &["shop/report-0"]),
                 claim("default", "c6a.large", &["c6a.large"], &["shop/web-2"]),
             ],
-            existing: vec![("ip-10-0-1-10".into(), vec!["shop/api-0".into()])],
+            existing: vec![Assignment::new("ip-10-0-1-10", &["shop/api-0"])],
             in_flight: Vec::new(),
             unschedulable: vec![Unschedulable {
                 pod: "shop/huge".into(),

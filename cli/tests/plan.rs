@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use nodewright_core::catalog::CapacityType;
 use nodewright_core::resources::Resources;
-use nodewright_core::scheduler::{ChosenOffering, Plan, PlannedClaim, Unschedulable};
+use nodewright_core::scheduler::{Assignment, ChosenOffering, Plan, PlannedClaim, Unschedulable};
 use nodewright_core::testing::plan_check::check_printed;
 use serde_json::Value;
 
@@ -176,11 +176,14 @@ fn plan_of(json: &Value) -> Plan {
     let capacity_type =
         |v: &Value| CapacityType::parse(v.as_str().expect("a string")).expect("a capacity type");
     let owned = |v: &Value| strings(v).into_iter().map(str::to_string).collect::<Vec<_>>();
-    let placements = |list: &Value, host: &str| -> Vec<(String, Vec<String>)> {
+    let placements = |list: &Value, host: &str| -> Vec<Assignment> {
         list.as_array()
             .map(|a| {
                 a.iter()
-                    .map(|e| (e[host].as_str().expect(host).to_string(), owned(&e["pods"])))
+                    .map(|e| Assignment {
+                        host: e[host].as_str().expect(host).to_string(),
+                        pods: owned(&e["pods"]),
+                    })
                     .collect()
             })
             .unwrap_or_default()

@@ -266,19 +266,17 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
     for attempt in 0..=config.max_replans {
         let now = clock.now();
         let plan = decide(&mut round, now, ports.unavailable().snapshot(now));
-        report.pods_absorbed_in_flight = plan.in_flight.iter().map(|(_, p)| p.len()).sum();
-        report.pods_on_existing_nodes = plan.existing.iter().map(|(_, p)| p.len()).sum();
+        report.pods_absorbed_in_flight = plan.in_flight.iter().map(|a| a.pods.len()).sum();
+        report.pods_on_existing_nodes = plan.existing.iter().map(|a| a.pods.len()).sum();
         report.unschedulable = plan.unschedulable.clone();
         report.lower_bound_per_hour = plan.lower_bound_per_hour;
-        for (node, pods) in &plan.existing {
-            report
-                .nominated
-                .extend(Nomination::of(pods, format!("node/{node}")));
+        for a in &plan.existing {
+            let target = format!("node/{}", a.host);
+            report.nominated.extend(Nomination::of(&a.pods, target));
         }
-        for (claim, pods) in &plan.in_flight {
-            report
-                .nominated
-                .extend(Nomination::of(pods, format!("nodeclaim/{claim}")));
+        for a in &plan.in_flight {
+            let target = format!("nodeclaim/{}", a.host);
+            report.nominated.extend(Nomination::of(&a.pods, target));
         }
 
         let pools = &round.input.pools;
@@ -431,7 +429,7 @@ pub(crate) async fn launch_claim<C, K: Cloud, S: ClaimStore>(
         claim: claim.clone(),
         nodeclass: pool.nodeclass.clone(),
         // Planned with the offerings out of capacity already left out: sent as they are.
-        overrides: planned.overrides.clone(),
+        overrides: planned.launch_overrides(),
     };
     let launched = match cloud.launch(&request).await {
         Ok(l) => l,

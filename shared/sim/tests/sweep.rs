@@ -97,8 +97,11 @@ fn a_cold_sweeper_plans_replacements_without_the_offerings_the_store_holds_unava
     assert_eq!(replacements, ["m5.xlarge"], "{:#?}", report.sweep);
     let planned = &report.sweep.decisions[0].replacements[0];
     assert!(
-        planned.overrides.iter().all(|o| o.instance_type != "m5.large"),
+        planned
+            .launch_overrides()
+            .iter()
+            .all(|o| o.instance_type != "m5.large"),
         "{:?}",
-        planned.overrides
+        planned.launch_overrides()
     );
 }

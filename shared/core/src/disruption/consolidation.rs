@@ -7,7 +7,7 @@ use super::candidates::Budgets;
 use super::{Candidate, Decision, MAX_MULTI_NODE_CANDIDATES, MIN_SPOT_TO_SPOT_TYPES, SweepInput};
 use crate::catalog::CapacityType;
 use crate::pod::Pod;
-use crate::scheduler::{self, Input, Plan, PlannedClaim, PoolInput};
+use crate::scheduler::{self, Input, Plan, PlannedClaim, PlannedOverride, PoolInput};
 
 /// Plans the candidates' pods over the rest of the cluster; `None` if any cannot be placed.
 fn simulate(input: &SweepInput, candidates: &[&Candidate], pools: Vec<PoolInput>) -> Option<Plan> {
@@ -83,19 +83,35 @@ fn cheaper_only(planned: &PlannedClaim, limit: f64) -> Option<PlannedClaim> {
         return None;
     }
     // Overrides are cheapest first: a type's first one is its price.
-    let mut cheaper: Vec<&str> = Vec::new();
+    let mut cheaper = vec![false; planned.instance_types.len()];
     for o in &planned.overrides {
-        if o.price < limit && !cheaper.contains(&o.instance_type.as_str()) {
-            cheaper.push(&o.instance_type);
+        if o.price < limit
+            && let Some(c) = cheaper.get_mut(o.instance_type as usize)
+        {
+            *c = true;
         }
     }
-    if cheaper.is_empty() {
+    if !cheaper.contains(&true) {
         return None;
     }
+    // The types kept, and where each kept type's overrides now point.
+    let mut position = vec![None; cheaper.len()];
     let mut out = planned.clone();
-    out.instance_types.retain(|name| cheaper.contains(&name.as_str()));
-    out.overrides
-        .retain(|o| cheaper.contains(&o.instance_type.as_str()));
+    out.instance_types.clear();
+    for (i, name) in planned.instance_types.iter().enumerate() {
+        if cheaper[i] {
+            position[i] = Some(out.instance_types.len() as u16);
+            out.instance_types.push(name.clone());
+        }
+    }
+    out.overrides = planned
+        .overrides
+        .iter()
+        .filter_map(|o| {
+            let instance_type = (*position.get(o.instance_type as usize)?)?;
+            Some(PlannedOverride { instance_type, ..*o })
+        })
+        .collect();
     out.capacity_types = vec![planned.chosen.capacity_type];
     Some(out)
 }

@@ -157,11 +157,8 @@ fn a_lone_underused_node_is_replaced_by_a_cheaper_one() {
         assert!(cheapest < 0.096, "{name} at {cheapest}");
     }
     // The launch sends those types and no other.
-    let sent: std::collections::BTreeSet<&str> = replacement
-        .overrides
-        .iter()
-        .map(|o| o.instance_type.as_str())
-        .collect();
+    let overrides = replacement.launch_overrides();
+    let sent: std::collections::BTreeSet<&str> = overrides.iter().map(|o| o.instance_type.as_str()).collect();
     let kept: std::collections::BTreeSet<&str> =
         replacement.instance_types.iter().map(String::as_str).collect();
     assert_eq!(sent, kept);

@@ -86,8 +86,9 @@ pub struct PlannedClaim {
     pub capacity_types: Vec<CapacityType>,
     pub chosen: ChosenOffering,
     /// What the launch sends: every available offering of `instance_types` in `zones` and the
-    /// one capacity type of `capacity_types`, priced, cheapest first.
-    pub overrides: Vec<LaunchOverride>,
+    /// one capacity type of `capacity_types`, priced, cheapest first
+    /// ([`PlannedClaim::launch_overrides`] spells them out).
+    pub overrides: Vec<PlannedOverride>,
     /// Pods planned onto it (`namespace/name`).
     pub pods: Vec<String>,
     /// Pods' requests plus daemonset overhead for the chosen type.
@@ -104,14 +105,59 @@ pub struct Unschedulable {
     pub reason: String,
 }
 
+/// One launch override of a [`PlannedClaim`], by position in its `instance_types` and `zones`:
+/// a plan of thousands of claims carries hundreds of overrides each, and names would be a
+/// string each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedOverride {
+    pub instance_type: u16,
+    pub zone: u16,
+    pub price: f64,
+}
+
+impl PlannedClaim {
+    /// The overrides the launch sends, cheapest first, as the cloud tries them.
+    pub fn launch_overrides(&self) -> Vec<LaunchOverride> {
+        let capacity_type = self.chosen.capacity_type;
+        self.overrides
+            .iter()
+            .filter_map(|o| {
+                Some(LaunchOverride {
+                    instance_type: self.instance_types.get(o.instance_type as usize)?.clone(),
+                    zone: self.zones.get(o.zone as usize)?.clone(),
+                    capacity_type,
+                    price: o.price,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Pending pods the plan puts on a node or an in-flight claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub host: String,
+    /// `namespace/name`.
+    pub pods: Vec<String>,
+}
+
+impl Assignment {
+    pub fn new(host: &str, pods: &[&str]) -> Assignment {
+        Assignment {
+            host: host.to_string(),
+            pods: pods.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+}
+
 /// The scheduler's answer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub new_claims: Vec<PlannedClaim>,
-    /// Existing nodes that take pending pods: (node name, pods).
-    pub existing: Vec<(String, Vec<String>)>,
-    /// In-flight claims that absorb pending pods: (claim id, pods).
-    pub in_flight: Vec<(String, Vec<String>)>,
+    /// Existing nodes that take pending pods (hosts named by node name).
+    pub existing: Vec<Assignment>,
+    /// In-flight claims that absorb pending pods (hosts named by claim id).
+    pub in_flight: Vec<Assignment>,
     pub unschedulable: Vec<Unschedulable>,
     /// Hourly cost of the new claims at their chosen offerings.
     pub cost_per_hour: f64,

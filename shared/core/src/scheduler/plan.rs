@@ -9,10 +9,11 @@ use super::offerings::*;
 use super::packing_bound;
 use super::pools::*;
 use super::solver::Solver;
-use super::{ChosenOffering, Input, MAX_INSTANCE_TYPES, Plan, PlannedClaim, Unschedulable};
+use super::{
+    Assignment, ChosenOffering, Input, MAX_INSTANCE_TYPES, Plan, PlannedClaim, PlannedOverride, Unschedulable,
+};
 use crate::catalog::CapacityType;
 use crate::labels;
-use crate::ports::LaunchOverride;
 use crate::requirements::Requirements;
 use crate::resources::Resources;
 
@@ -23,13 +24,19 @@ impl<'a> Solver<'a> {
             .fixed
             .iter()
             .filter(|h| !h.in_flight && !h.placed.is_empty())
-            .map(|h| (h.name.clone(), h.placed.iter().map(key).collect()))
+            .map(|h| Assignment {
+                host: h.name.clone(),
+                pods: h.placed.iter().map(key).collect(),
+            })
             .collect();
         let in_flight = self
             .fixed
             .iter()
             .filter(|h| h.in_flight && !h.placed.is_empty())
-            .map(|h| (h.name.clone(), h.placed.iter().map(key).collect()))
+            .map(|h| Assignment {
+                host: h.name.clone(),
+                pods: h.placed.iter().map(key).collect(),
+            })
             .collect();
         let new_claims: Vec<PlannedClaim> = self
             .claims
@@ -155,20 +162,23 @@ pub(super) fn planned_claim(pool: &Pool, c: &DraftClaim, zones: &[String], input
         .collect();
     // The launch's overrides: every offering the kept types have in the claim's zones and
     // capacity type (`offers` holds no unavailable one), cheapest first, as the cloud tries them.
-    let mut overrides: Vec<LaunchOverride> = kept
-        .iter()
-        .flat_map(|(_, pt, _)| {
-            pt.offers
-                .iter()
-                .filter(|(bit, _, _)| bit & preferred != 0)
-                .map(|&(_, price, oi)| LaunchOverride {
-                    instance_type: pt.it.name.clone(),
-                    zone: pt.it.offerings[oi as usize].zone.clone(),
-                    capacity_type: ct_of(prefer),
+    let zone_index = |zone: &str| used_zones.iter().position(|z| z == zone);
+    let mut overrides: Vec<PlannedOverride> = Vec::new();
+    for (ti, (_, pt, _)) in kept.iter().enumerate() {
+        for &(bit, price, oi) in &pt.offers {
+            if bit & preferred == 0 {
+                continue;
+            }
+            if let Some(zi) = zone_index(&pt.it.offerings[oi as usize].zone) {
+                overrides.push(PlannedOverride {
+                    instance_type: ti as u16,
+                    zone: zi as u16,
                     price,
-                })
-        })
-        .collect();
+                });
+            }
+        }
+    }
+    // Ties in price go by type name, which is the order of `kept` among equal prices.
     overrides.sort_by(|a, b| {
         a.price
             .total_cmp(&b.price)

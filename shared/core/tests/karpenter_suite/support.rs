@@ -92,14 +92,14 @@ impl Round {
         if let Some(i) = self.plan.new_claims.iter().position(|c| c.pods.contains(&key)) {
             return Some(Host::New(i));
         }
-        if let Some((n, _)) = self.plan.existing.iter().find(|(_, p)| p.contains(&key)) {
-            return Some(Host::Existing(n.clone()));
+        if let Some(a) = self.plan.existing.iter().find(|a| a.pods.contains(&key)) {
+            return Some(Host::Existing(a.host.clone()));
         }
         self.plan
             .in_flight
             .iter()
-            .find(|(_, p)| p.contains(&key))
-            .map(|(c, _)| Host::InFlight(c.clone()))
+            .find(|a| a.pods.contains(&key))
+            .map(|a| Host::InFlight(a.host.clone()))
     }
 
     /// Where a pod went; panics with the plan when it went nowhere.

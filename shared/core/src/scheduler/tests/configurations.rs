@@ -162,10 +162,7 @@ fn a_pod_selecting_a_hostname_goes_only_to_the_node_of_that_name() {
     inp.nodes
         .push(existing_node("n1", "m5.xlarge", "us-east-1a", "3"));
     let plan = schedule(&inp);
-    assert_eq!(
-        plan.existing,
-        vec![("n1".to_string(), vec!["default/here".to_string()])]
-    );
+    assert_eq!(plan.existing, vec![Assignment::new("n1", &["default/here"])]);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");
     assert_eq!(plan.unschedulable.len(), 1, "{plan:#?}");
     assert!(
@@ -449,7 +446,7 @@ fn a_namespace_selector_covers_the_pods_own_namespace_only_when_it_matches() {
     let plan = schedule(&inp);
     assert_eq!(
         plan.existing,
-        vec![("n1".to_string(), vec!["blog/b".to_string()])],
+        vec![Assignment::new("n1", &["blog/b"])],
         "{plan:#?}"
     );
     // Labelled team=shop, the namespace is covered and the node is off limits.

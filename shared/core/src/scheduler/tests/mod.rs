@@ -84,10 +84,7 @@ fn places_pods_on_existing_nodes_with_room_before_launching() {
         .push(existing_node("n1", "m5.xlarge", "us-east-1a", "3"));
     let plan = schedule(&inp);
     assert!(plan.new_claims.is_empty());
-    assert_eq!(
-        plan.existing,
-        vec![("n1".to_string(), vec!["default/a".to_string()])]
-    );
+    assert_eq!(plan.existing, vec![Assignment::new("n1", &["default/a"])]);
 }
 
 #[test]
@@ -127,7 +124,7 @@ fn absorbs_pending_pods_into_in_flight_claims_instead_of_launching_again() {
     let plan = schedule(&inp);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");
     assert_eq!(plan.in_flight.len(), 1);
-    assert_eq!(plan.in_flight[0].1.len(), 4);
+    assert_eq!(plan.in_flight[0].pods.len(), 4);
 }
 
 #[test]

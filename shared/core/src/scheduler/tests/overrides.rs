@@ -26,7 +26,7 @@ fn a_claim_sends_at_most_sixty_instance_types_the_cheapest_in_every_zone() {
         ..Input::default()
     });
     let claim = &plan.new_claims[0];
-    let overrides = &claim.overrides;
+    let overrides = &claim.launch_overrides();
     let types: BTreeSet<&str> = overrides.iter().map(|o| o.instance_type.as_str()).collect();
     assert!(pool.instance_types.len() > MAX_INSTANCE_TYPES);
     assert_eq!(types.len(), MAX_INSTANCE_TYPES);
@@ -96,7 +96,7 @@ fn a_claim_that_may_use_spot_sends_spot_offerings_only() {
     assert!(!claim.overrides.is_empty());
     assert!(
         claim
-            .overrides
+            .launch_overrides()
             .iter()
             .all(|o| o.capacity_type == CapacityType::Spot)
     );
@@ -118,7 +118,7 @@ fn an_offering_out_of_capacity_is_not_sent_while_its_type_keeps_its_other_zones(
     inp.unavailable.mark(out.clone(), inp.now);
     let claim = schedule(&inp).new_claims[0].clone();
     let sent: Vec<OfferingKey> = claim
-        .overrides
+        .launch_overrides()
         .iter()
         .map(|o| OfferingKey {
             instance_type: o.instance_type.clone(),
@@ -138,10 +138,10 @@ fn an_offering_out_of_capacity_is_not_sent_while_its_type_keeps_its_other_zones(
     let later = schedule(&inp).new_claims[0].clone();
     assert!(
         later
-            .overrides
+            .launch_overrides()
             .iter()
             .any(|o| o.instance_type == out.instance_type && o.zone == out.zone),
         "{:?}",
-        later.overrides
+        later.launch_overrides()
     );
 }

@@ -107,7 +107,7 @@ fn an_in_flight_claim_that_may_still_land_in_two_zones_takes_no_zone_spread_pods
     // Its zone is not settled, so the spread pod cannot be counted there; the plain pod can.
     assert_eq!(
         plan.in_flight,
-        vec![("default-x".to_string(), vec!["default/plain".to_string()])]
+        vec![Assignment::new("default-x", &["default/plain"])]
     );
     assert_eq!(claim_of(&plan, "spread").zones.len(), 1);
 }
@@ -142,7 +142,7 @@ fn an_in_flight_claim_whose_type_has_since_run_out_of_capacity_still_takes_its_p
     }
     let plan = schedule(&inp);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");
-    assert_eq!(plan.in_flight[0].1.len(), 2);
+    assert_eq!(plan.in_flight[0].pods.len(), 2);
 }
 
 #[test]
@@ -294,7 +294,7 @@ fn an_in_flight_claim_in_a_zone_that_lost_its_subnet_still_takes_its_pods() {
     let plan = schedule(&inp);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");
     assert_eq!(plan.in_flight.len(), 1);
-    assert_eq!(plan.in_flight[0].1.len(), 4);
+    assert_eq!(plan.in_flight[0].pods.len(), 4);
 }
 
 #[test]
@@ -347,5 +347,5 @@ fn an_in_flight_claim_whose_nodepool_was_deleted_still_takes_its_pods() {
     let plan = schedule(&inp);
     assert!(plan.new_claims.is_empty(), "{plan:#?}");
     assert_eq!(plan.in_flight.len(), 1);
-    assert_eq!(plan.in_flight[0].1.len(), 4);
+    assert_eq!(plan.in_flight[0].pods.len(), 4);
 }

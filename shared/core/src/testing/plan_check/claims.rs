@@ -199,6 +199,7 @@ pub(super) fn limits_respected(ctx: &Ctx, pool_usage: &PoolUsage) -> Result<(), 
     }
     Ok(())
 }
+
 /// The launch's overrides are exactly the claim's available offerings (its types, zones and
 /// capacity type), at their catalog prices, cheapest first.
 fn overrides_are_the_offerings(
@@ -206,17 +207,17 @@ fn overrides_are_the_offerings(
     c: &PlannedClaim,
     mut offered: Vec<(&str, &str, f64)>,
 ) -> Result<(), String> {
-    if c.overrides
-        .iter()
-        .any(|o| o.capacity_type != c.chosen.capacity_type)
-    {
+    let launch = c.launch_overrides();
+    if launch.len() != c.overrides.len() {
+        return Err(format!("claim {ci}: an override outside its types or zones"));
+    }
+    if launch.iter().any(|o| o.capacity_type != c.chosen.capacity_type) {
         return Err(format!("claim {ci}: an override of another capacity type"));
     }
-    if c.overrides.windows(2).any(|w| w[0].price > w[1].price) {
+    if launch.windows(2).any(|w| w[0].price > w[1].price) {
         return Err(format!("claim {ci}: overrides not cheapest first"));
     }
-    let mut sent: Vec<(&str, &str, f64)> = c
-        .overrides
+    let mut sent: Vec<(&str, &str, f64)> = launch
         .iter()
         .map(|o| (o.instance_type.as_str(), o.zone.as_str(), o.price))
         .collect();

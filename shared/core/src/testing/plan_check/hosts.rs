@@ -77,11 +77,11 @@ pub(super) fn existing_hosts(ctx: &Ctx, plan: &Plan) -> Result<Vec<Host>, String
         for p in &bound {
             room.sub(&ctx.pods[*p].requests);
         }
-        let placed = match plan.existing.iter().find(|(name, _)| name == &node.name) {
-            Some((_, pods)) if !pods.is_empty() && node.unschedulable => {
+        let placed = match plan.existing.iter().find(|a| a.host == node.name) {
+            Some(a) if !a.pods.is_empty() && node.unschedulable => {
                 return Err(format!("pods placed on cordoned {}", node.name));
             }
-            Some((_, pods)) => indices(ctx, pods)?,
+            Some(a) => indices(ctx, &a.pods)?,
             None => Vec::new(),
         };
         hosts.push(Host {
@@ -98,12 +98,12 @@ pub(super) fn existing_hosts(ctx: &Ctx, plan: &Plan) -> Result<Vec<Host>, String
             },
         });
     }
-    if let Some((name, _)) = plan
+    if let Some(a) = plan
         .existing
         .iter()
-        .find(|(name, _)| !hosts.iter().any(|h| &h.name == name))
+        .find(|a| !hosts.iter().any(|h| h.name == a.host))
     {
-        return Err(format!("the plan uses unknown node {name}"));
+        return Err(format!("the plan uses unknown node {}", a.host));
     }
     Ok(hosts)
 }
@@ -147,8 +147,8 @@ pub(super) fn in_flight_hosts(ctx: &Ctx, plan: &Plan, hosts: &mut Vec<Host>) -> 
                 room,
             });
         }
-        let placed = match plan.in_flight.iter().find(|(id, _)| id == &c.id) {
-            Some((_, pods)) => indices(ctx, pods)?,
+        let placed = match plan.in_flight.iter().find(|a| a.host == c.id) {
+            Some(a) => indices(ctx, &a.pods)?,
             None => Vec::new(),
         };
         if variants.is_empty() && !placed.is_empty() {
@@ -165,12 +165,12 @@ pub(super) fn in_flight_hosts(ctx: &Ctx, plan: &Plan, hosts: &mut Vec<Host>) -> 
             kind: Kind::InFlight,
         });
     }
-    if let Some((id, _)) = plan
+    if let Some(a) = plan
         .in_flight
         .iter()
-        .find(|(id, _)| !ctx.input.in_flight.iter().any(|c| &c.id == id))
+        .find(|a| !ctx.input.in_flight.iter().any(|c| c.id == a.host))
     {
-        return Err(format!("the plan uses unknown in-flight claim {id}"));
+        return Err(format!("the plan uses unknown in-flight claim {}", a.host));
     }
     Ok(())
 }

@@ -243,8 +243,8 @@ fn each_pod_placed_once(ctx: &Ctx, plan: &Plan) -> Result<(), String> {
         .new_claims
         .iter()
         .map(|c| &c.pods)
-        .chain(plan.existing.iter().map(|(_, p)| p))
-        .chain(plan.in_flight.iter().map(|(_, p)| p));
+        .chain(plan.existing.iter().map(|a| &a.pods))
+        .chain(plan.in_flight.iter().map(|a| &a.pods));
     for list in placed_lists {
         for p in list {
             *seen.entry(p).or_default() += 1;

@@ -4,8 +4,7 @@
 use super::check;
 use crate::builders::{nodepool, pod, pool_input};
 use crate::labels;
-use crate::ports::LaunchOverride;
-use crate::scheduler::{Input, Plan, schedule};
+use crate::scheduler::{Assignment, Input, Plan, PlannedOverride, schedule};
 use crate::testing::node;
 
 fn input(pending: Vec<crate::pod::Pod>) -> Input {
@@ -58,10 +57,9 @@ fn a_claim_too_small_for_its_pods_is_found() {
     claim.chosen.instance_type = small.name.clone();
     claim.chosen.zone = offering.zone.clone();
     claim.chosen.price = offering.price;
-    claim.overrides = vec![LaunchOverride {
-        instance_type: small.name.clone(),
-        zone: offering.zone.clone(),
-        capacity_type: claim.chosen.capacity_type,
+    claim.overrides = vec![PlannedOverride {
+        instance_type: 0,
+        zone: 0,
         price: offering.price,
     }];
     plan.cost_per_hour = offering.price;
@@ -112,7 +110,7 @@ fn a_broken_hostname_anti_affinity_is_found() {
     plan.new_claims.clear();
     plan.cost_per_hour = 0.0;
     plan.lower_bound_per_hour = 0.0;
-    plan.existing = vec![("n1".into(), vec!["default/a".into(), "default/b".into()])];
+    plan.existing = vec![Assignment::new("n1", &["default/a", "default/b"])];
     assert!(violation(&input, &plan).contains("against anti-affinity"));
 }
 
@@ -124,7 +122,7 @@ fn pods_on_a_cordoned_node_are_found() {
     plan.new_claims.clear();
     plan.cost_per_hour = 0.0;
     plan.lower_bound_per_hour = 0.0;
-    plan.existing = vec![("n1".into(), vec!["default/a".into()])];
+    plan.existing = vec![Assignment::new("n1", &["default/a"])];
     assert_eq!(violation(&input, &plan), "pods placed on cordoned n1");
 }
 
@@ -139,8 +137,11 @@ fn a_broken_zone_spread_is_found() {
         .collect();
     let mut plan = checked_plan(&input);
     assert_eq!(plan.existing.len(), 3, "one pod a zone: {plan:#?}");
-    let pods: Vec<String> = plan.existing.iter().flat_map(|(_, p)| p.clone()).collect();
-    plan.existing = vec![("n0".into(), pods)];
+    let pods: Vec<String> = plan.existing.iter().flat_map(|a| a.pods.clone()).collect();
+    plan.existing = vec![Assignment {
+        host: "n0".into(),
+        pods,
+    }];
     assert!(violation(&input, &plan).contains("spread (maxSkew 1)"));
 }
 

@@ -1,24 +1,26 @@
 //! The object store and the generic registry semantics of the API server: create, get, list,
 //! update, patch and delete with resourceVersion, uid, generation, finalizers and the
-//! main/status split.
+//! main/status split. Lists are `list.rs`; what a body must be before it is stored,
+//! `naming.rs`.
+
+mod list;
+mod naming;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use nodewright_core::requirements::Requirements;
 use serde_json::{Map, Value, json};
 
 use crate::admission;
 use crate::error::{Cause, Error, GroupResource, Result};
 use crate::object::{
-    child, finalizers_of, format_time, is_deleting, labels_of, name_of, namespace_of, resource_version_of,
+    child, finalizers_of, format_time, is_deleting, name_of, namespace_of, resource_version_of,
 };
 use crate::patch::{self, PatchType};
 use crate::registry::{Registry, ResourceType};
-use crate::selectors::{FieldSelector, label_map};
+pub(crate) use list::ListQuery;
+use naming::{check_name, place_in_namespace};
 
 pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -38,15 +40,6 @@ pub(crate) enum Part {
 pub(crate) enum Origin {
     Api,
     Test,
-}
-
-/// What a list asks for.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ListQuery {
-    pub labels: Requirements,
-    pub fields: FieldSelector,
-    pub limit: Option<usize>,
-    pub continue_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -136,77 +129,6 @@ impl State {
         self.lookup(rt, namespace, name)
             .cloned()
             .ok_or_else(|| Error::not_found(rt.group_resource(), name))
-    }
-
-    /// Stored objects of a resource, in the API server's order (namespace, then name).
-    pub fn objects<'a>(
-        &'a self,
-        rt: &ResourceType,
-        namespace: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a Value> + 'a {
-        let start = Key {
-            resource: rt.key(),
-            namespace: namespace.unwrap_or_default().to_string(),
-            name: String::new(),
-        };
-        let resource = start.resource.clone();
-        self.objects
-            .range(start..)
-            .take_while(move |(k, _)| k.resource == resource && namespace.is_none_or(|ns| k.namespace == ns))
-            .map(|(_, v)| v)
-    }
-
-    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>, query: &ListQuery) -> Result<Value> {
-        query.fields.check_supported(rt)?;
-        let (revision, after) = match &query.continue_token {
-            Some(token) => decode_continue(token)?,
-            None => (self.revision, None),
-        };
-        let mut matching: Vec<&Value> = self
-            .objects(rt, namespace)
-            .filter(|o| {
-                after
-                    .as_ref()
-                    .is_none_or(|(ns, name)| (namespace_of(o), name_of(o)) > (ns.as_str(), name.as_str()))
-            })
-            .filter(|o| query.labels.matches_labels(&label_map(labels_of(o))) && query.fields.matches(o))
-            .collect();
-        let mut metadata = Map::new();
-        metadata.insert("resourceVersion".into(), json!(revision.to_string()));
-        if let Some(limit) = query.limit.filter(|l| *l > 0 && matching.len() > *l) {
-            let remaining = matching.len() - limit;
-            matching.truncate(limit);
-            if let Some(last) = matching.last() {
-                metadata.insert(
-                    "continue".into(),
-                    json!(encode_continue(revision, namespace_of(last), name_of(last))),
-                );
-            }
-            // The real server can only count what is left when no selector filters it.
-            if query.labels.is_empty() && query.fields.is_empty() {
-                metadata.insert("remainingItemCount".into(), json!(remaining));
-            }
-        }
-        let items: Vec<Value> = matching
-            .into_iter()
-            .map(|o| {
-                let mut item = o.clone();
-                // Built-in list items come without apiVersion/kind; custom ones keep them.
-                if !rt.custom
-                    && let Some(map) = item.as_object_mut()
-                {
-                    map.remove("apiVersion");
-                    map.remove("kind");
-                }
-                item
-            })
-            .collect();
-        Ok(json!({
-            "kind": format!("{}List", rt.kind),
-            "apiVersion": rt.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
     }
 
     /// Creates an object. Through the API the server owns status on create and the namespace
@@ -591,130 +513,6 @@ impl State {
             controller(self, rt, namespace);
         }
     }
-
-    /// Checks the body's type and decodes built-in types through k8s-openapi.
-    fn decode(&self, rt: &ResourceType, body: Value) -> Result<Value> {
-        let Value::Object(mut map) = body else {
-            return Err(Error::BadRequest("the request body must be a JSON object".into()));
-        };
-        for (field, want) in [("apiVersion", rt.api_version()), ("kind", rt.kind.clone())] {
-            match map.get(field).and_then(Value::as_str) {
-                Some(have) if !have.is_empty() && have != want => {
-                    let what = if field == "kind" { "kind" } else { "API version" };
-                    return Err(Error::BadRequest(format!(
-                        "the {what} in the data ({have}) does not match the expected {what} ({want})"
-                    )));
-                }
-                _ => {
-                    map.insert(field.into(), json!(want));
-                }
-            }
-        }
-        if !map.get("metadata").is_none_or(|m| m.is_object() || m.is_null()) {
-            return Err(Error::BadRequest("metadata must be an object".into()));
-        }
-        let mut object = Value::Object(map);
-        if let Some(normalize) = rt.normalize {
-            object = normalize(object)
-                .map_err(|e| Error::BadRequest(format!("error decoding {}: {e}", rt.kind)))?;
-        }
-        admission::check_quantities(rt, &object).map_err(Error::BadRequest)?;
-        Ok(object)
-    }
-
-    fn generate_name(&mut self, rt: &ResourceType, namespace: &str, object: &mut Value) -> Result<()> {
-        let prefix = object["metadata"]["generateName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if prefix.is_empty() {
-            return Err(Error::invalid(
-                rt.group_kind(),
-                "",
-                vec![Cause::required(
-                    "metadata.name",
-                    "name or generateName is required",
-                )],
-            ));
-        }
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        loop {
-            let mut seed = self.next_serial();
-            let suffix: String = (0..5)
-                .map(|_| {
-                    let c = ALPHABET[(seed % ALPHABET.len() as u64) as usize];
-                    seed /= ALPHABET.len() as u64;
-                    c as char
-                })
-                .collect();
-            let name = format!("{prefix}{suffix}");
-            if self.lookup(rt, namespace, &name).is_none() {
-                if let Some(meta) = child(object, "metadata") {
-                    meta.insert("name".into(), json!(name));
-                }
-                return Ok(());
-            }
-        }
-    }
-
-    fn uid(&mut self) -> String {
-        let a = self.next_serial();
-        let b = self.next_serial();
-        format!(
-            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            b >> 52,
-            b & 0xffff_ffff_ffff
-        )
-    }
-
-    fn namespace_exists(&self, namespace: &str) -> bool {
-        self.registry
-            .find_key("namespaces")
-            .is_some_and(|rt| self.lookup(rt, "", namespace).is_some())
-    }
-
-    fn ensure_namespace(&mut self, namespace: &str) {
-        if self.namespace_exists(namespace) {
-            return;
-        }
-        if let Some(rt) = self.registry.find_key("namespaces").cloned() {
-            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
-            // Only an invalid name can fail here, and then the create that wanted it fails too.
-            let _ = self.create(&rt, "", body, Origin::Api);
-        }
-    }
-}
-
-fn place_in_namespace(rt: &ResourceType, namespace: &str, object: &mut Value) -> Result<()> {
-    let Some(meta) = child(object, "metadata") else {
-        return Err(Error::BadRequest("metadata must be an object".into()));
-    };
-    if !rt.namespaced {
-        meta.remove("namespace");
-        return Ok(());
-    }
-    match meta.get("namespace").and_then(Value::as_str) {
-        Some(have) if !have.is_empty() && have != namespace => Err(Error::BadRequest(
-            "the namespace of the provided object does not match the namespace sent on the request".into(),
-        )),
-        _ => {
-            meta.insert("namespace".into(), json!(namespace));
-            Ok(())
-        }
-    }
-}
-
-fn check_name(object: &Value, name: &str) -> Result<()> {
-    let have = name_of(object);
-    if have != name {
-        return Err(Error::BadRequest(format!(
-            "the name of the object ({have}) does not match the name on the URL ({name})"
-        )));
-    }
-    Ok(())
 }
 
 fn stale(rt: &ResourceType, name: &str) -> Error {
@@ -742,34 +540,6 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
         v
     };
     strip(old) != strip(new)
-}
-
-/// The real server's token shape: base64 of `{"v","rv","start"}`, where start is the key after
-/// which the next page begins.
-fn encode_continue(revision: u64, namespace: &str, name: &str) -> String {
-    let start = if namespace.is_empty() {
-        format!("{name}\u{0}")
-    } else {
-        format!("{namespace}/{name}\u{0}")
-    };
-    let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start});
-    BASE64.encode(token.to_string())
-}
-
-fn decode_continue(token: &str) -> Result<(u64, Option<(String, String)>)> {
-    let invalid = |detail: &str| Error::BadRequest(format!("continue key is not valid: {detail}"));
-    let bytes = BASE64.decode(token).map_err(|_| invalid("not base64"))?;
-    let token: Value = serde_json::from_slice(&bytes).map_err(|_| invalid("not JSON"))?;
-    if token["v"] != "meta.k8s.io/v1" {
-        return Err(invalid("unknown version"));
-    }
-    let revision = token["rv"]
-        .as_u64()
-        .ok_or_else(|| invalid("no resource version"))?;
-    let start = token["start"].as_str().ok_or_else(|| invalid("no start key"))?;
-    let start = start.trim_end_matches('\u{0}');
-    let (namespace, name) = start.rsplit_once('/').unwrap_or(("", start));
-    Ok((revision, Some((namespace.to_string(), name.to_string()))))
 }
 
 fn splitmix64(seed: u64) -> u64 {
