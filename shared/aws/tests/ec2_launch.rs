@@ -148,11 +148,12 @@ async fn launches_the_getting_started_nodeclass_with_every_tag_imdsv2_and_a_node
         .expect("resolves")
         .expect("EC2 says");
     assert!(
-        resolved.subnets.iter().any(|(id, zone)| zone == "us-east-1b"
-            && f.network.subnet_in("us-east-1b").is_some_and(|s| &s.id == id))
+        resolved.subnets.iter().any(
+            |r| r.zone == "us-east-1b" && f.network.subnet_in("us-east-1b").is_some_and(|s| s.id == r.id)
+        )
     );
     assert!(!resolved.security_groups.is_empty());
-    assert!(resolved.amis.iter().any(|(id, _)| *id == al2023), "{resolved:?}");
+    assert!(resolved.amis.iter().any(|a| a.id == al2023), "{resolved:?}");
     assert!(resolved.instance_profile.is_some());
     let images = f.cloud.images(&req.nodeclass).await.expect("images");
     assert!(images.contains(&al2023), "{images:?}");

@@ -72,13 +72,13 @@ pub fn statuses(
             status["subnets"] = r
                 .subnets
                 .iter()
-                .map(|(id, zone)| json!({"id": id, "zone": zone}))
+                .map(|s| json!({"id": s.id, "zone": s.zone}))
                 .collect();
             status["securityGroups"] = r.security_groups.iter().map(|id| json!({"id": id})).collect();
             status["amis"] = r
                 .amis
                 .iter()
-                .map(|(id, name)| json!({"id": id, "name": name}))
+                .map(|a| json!({"id": a.id, "name": a.name}))
                 .collect();
             if let Some(profile) = &r.instance_profile {
                 status["instanceProfile"] = json!(profile);
@@ -233,6 +233,7 @@ pub fn rfc3339(ms: Millis) -> String {
 mod tests {
     use super::*;
     use crate::builders::{launched_claim, nodeclass, nodepool, pool_input};
+    use crate::ports::{ResolvedImage, ResolvedSubnet};
 
     #[test]
     fn times_are_written_as_kubernetes_writes_them() {
@@ -249,9 +250,15 @@ mod tests {
         let resolved: BTreeMap<_, _> = [(
             "default".to_string(),
             NodeClassResolution {
-                subnets: vec![("subnet-a".into(), "us-east-1a".into())],
+                subnets: vec![ResolvedSubnet {
+                    id: "subnet-a".into(),
+                    zone: "us-east-1a".into(),
+                }],
                 security_groups: vec!["sg-1".into()],
-                amis: vec![("ami-1".into(), "al2023".into())],
+                amis: vec![ResolvedImage {
+                    id: "ami-1".into(),
+                    name: "al2023".into(),
+                }],
                 instance_profile: Some("nodewright-node-demo".into()),
             },
         )]

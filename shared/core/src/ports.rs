@@ -194,12 +194,24 @@ pub struct Instance {
 /// What an EC2NodeClass's selectors resolve to now (for its status).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeClassResolution {
-    /// (subnet id, zone)
-    pub subnets: Vec<(String, String)>,
+    pub subnets: Vec<ResolvedSubnet>,
     pub security_groups: Vec<String>,
-    /// (image id, name)
-    pub amis: Vec<(String, String)>,
+    pub amis: Vec<ResolvedImage>,
     pub instance_profile: Option<String>,
+}
+
+/// A subnet a node class selects, as its status lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResolvedSubnet {
+    pub id: String,
+    pub zone: String,
+}
+
+/// An AMI a node class resolves to, as its status lists it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResolvedImage {
+    pub id: String,
+    pub name: String,
 }
 
 /// A launch template of this cluster's.

@@ -54,7 +54,7 @@ use nodewright_core::catalog::allocatable::NodeSettings;
 use nodewright_core::pod::Millis;
 use nodewright_core::ports::{
     Clock, Cloud, ErrorKind, Instance, InstanceProfile, LaunchRequest, LaunchTemplate, Launched,
-    NodeClassResolution, PortError, PortResult,
+    NodeClassResolution, PortError, PortResult, ResolvedImage, ResolvedSubnet,
 };
 use tracing::{info, warn};
 
@@ -202,12 +202,23 @@ impl Cloud for Ec2Cloud {
         let security_groups = self.security_groups(nodeclass, now).await?;
         let types = self.catalog.instance_types(now).await?;
         let amis = self.amis_for_types(nodeclass, &ami_needs(&types), now).await?;
-        let mut images: Vec<(String, String)> =
-            amis.values().map(|a| (a.id.clone(), a.name.clone())).collect();
+        let mut images: Vec<ResolvedImage> = amis
+            .values()
+            .map(|a| ResolvedImage {
+                id: a.id.clone(),
+                name: a.name.clone(),
+            })
+            .collect();
         images.sort();
         images.dedup();
         Ok(Some(NodeClassResolution {
-            subnets: subnets.iter().map(|s| (s.id.clone(), s.zone.clone())).collect(),
+            subnets: subnets
+                .iter()
+                .map(|s| ResolvedSubnet {
+                    id: s.id.clone(),
+                    zone: s.zone.clone(),
+                })
+                .collect(),
             security_groups: security_groups.to_vec(),
             amis: images,
             instance_profile: self

@@ -311,9 +311,9 @@ async fn drain(
                 Err(e) => return Err(e),
             }
         }
-        for (namespace, name) in &step.evict {
-            let key = format!("{namespace}/{name}");
-            match cluster.evict(namespace, name).await? {
+        for pod in &step.evict {
+            let key = pod.key();
+            match cluster.evict(&pod.namespace, &pod.name).await? {
                 Eviction::Evicted => report.evicted.push(PodOnNode {
                     pod: key,
                     node: node.clone(),
@@ -326,11 +326,11 @@ async fn drain(
                 Eviction::Gone => {}
             }
         }
-        for (pod, why) in &step.waiting {
+        for held in &step.waiting {
             report.eviction_blocked.push(HeldEviction {
-                pod: pod.clone(),
+                pod: held.pod.clone(),
                 node: node.clone(),
-                reason: why.clone(),
+                reason: held.reason.clone(),
             });
         }
     }

@@ -13,6 +13,27 @@ use crate::nodeclaim::NodeClaim;
 use crate::pod::{Millis, Pod, Taint, TaintEffect};
 use crate::scheduler::ExistingNode;
 
+/// A pod by namespace and name, as the Eviction API names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl PodName {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A pod (`namespace/name`) the drain waits for without evicting it, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldPod {
+    pub pod: String,
+    pub reason: String,
+}
+
 /// What one pass does for a `Terminating` claim.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DrainStep {
@@ -20,10 +41,10 @@ pub struct DrainStep {
     pub node: Option<String>,
     /// Taint and cordon the Node (it is not yet).
     pub taint: bool,
-    /// Pods (`namespace`, `name`) to evict now.
-    pub evict: Vec<(String, String)>,
-    /// Pods that hold the drain and are not evicted: (`namespace/name`, why).
-    pub waiting: Vec<(String, String)>,
+    /// Pods to evict now.
+    pub evict: Vec<PodName>,
+    /// Pods that hold the drain and are not evicted.
+    pub waiting: Vec<HeldPod>,
     /// Drained (or out of time): terminate the instance, delete the Node, close the claim.
     pub finish: bool,
 }
@@ -80,10 +101,15 @@ pub fn step(claim: &NodeClaim, node: Option<&ExistingNode>, instance_gone: bool,
             continue;
         }
         if pod.do_not_disrupt {
-            step.waiting
-                .push((pod.key(), format!("{} is set", labels::DO_NOT_DISRUPT)));
+            step.waiting.push(HeldPod {
+                pod: pod.key(),
+                reason: format!("{} is set", labels::DO_NOT_DISRUPT),
+            });
         } else {
-            step.evict.push((pod.namespace.clone(), pod.name.clone()));
+            step.evict.push(PodName {
+                namespace: pod.namespace.clone(),
+                name: pod.name.clone(),
+            });
         }
     }
     step

@@ -2,6 +2,7 @@ use std::collections::BTreeSet;
 
 use super::*;
 use crate::builders::{kubelet_node, launched_claim, nodepool, pod, pool_input};
+use crate::lifecycle::termination::PodName;
 use crate::pod::{Taint, TaintEffect};
 use crate::requirements::Operator;
 use crate::scheduler::{self, Input};
@@ -170,9 +171,15 @@ fn a_deleted_node_is_tainted_and_drained_of_everything_but_daemons_and_do_not_di
     assert_eq!(claim.state, ClaimState::Terminating);
     assert_eq!(claim.reason.as_deref(), Some(NODE_DELETED));
     assert!(step.taint && !step.finish);
-    assert_eq!(step.evict, vec![("default".to_string(), "web-1".to_string())]);
+    assert_eq!(
+        step.evict,
+        vec![PodName {
+            namespace: "default".into(),
+            name: "web-1".into()
+        }]
+    );
     assert_eq!(step.waiting.len(), 1);
-    assert_eq!(step.waiting[0].0, "default/batch");
+    assert_eq!(step.waiting[0].pod, "default/batch");
 }
 
 #[test]
@@ -295,6 +302,12 @@ fn a_pod_already_being_deleted_is_not_evicted_again_and_holds_the_drain_until_it
     let [LifecycleAction::Drain { step, .. }] = actions.as_slice() else {
         panic!("{actions:#?}");
     };
-    assert_eq!(step.evict, vec![("default".to_string(), "web-1".to_string())]);
+    assert_eq!(
+        step.evict,
+        vec![PodName {
+            namespace: "default".into(),
+            name: "web-1".into()
+        }]
+    );
     assert!(!step.finish, "web-0 still runs");
 }
