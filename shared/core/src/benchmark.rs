@@ -118,11 +118,10 @@ pub fn pods(count: usize, mix: Mix, seed: u64) -> Vec<Pod> {
         .collect()
 }
 
-/// The NodePool the benchmark launches from: Karpenter's getting-started pool (on-demand,
-/// amd64, categories c/m/r, generation > 2) without its 1000-CPU limit, which 10,000 pods exceed.
-/// nodewright-manifests checks that it is `infra/examples/default-nodepool.yaml`'s pool.
-pub fn nodepool() -> NodePool {
-    let pool = serde_json::json!({
+/// Karpenter's getting-started NodePool, as its guide writes it (on-demand, amd64, categories
+/// c/m/r, generation > 2, at most 1000 CPUs).
+pub fn getting_started_nodepool_json() -> serde_json::Value {
+    serde_json::json!({
         "apiVersion": "karpenter.sh/v1",
         "kind": "NodePool",
         "metadata": {"name": "default"},
@@ -138,9 +137,20 @@ pub fn nodepool() -> NodePool {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
                 "expireAfter": "720h"
             }},
+            "limits": {"cpu": 1000},
             "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1m"}
         }
-    });
+    })
+}
+
+/// The NodePool the benchmark launches from: the getting-started pool without its 1000-CPU
+/// limit, which 10,000 pods exceed. nodewright-manifests checks that it is
+/// `infra/examples/default-nodepool.yaml`'s pool.
+pub fn nodepool() -> NodePool {
+    let mut pool = getting_started_nodepool_json();
+    if let Some(spec) = pool["spec"].as_object_mut() {
+        spec.remove("limits");
+    }
     match parse_config_object(&pool) {
         Ok(ConfigObject::NodePool(np)) => *np,
         other => panic!("the getting-started NodePool must parse: {other:?}"),

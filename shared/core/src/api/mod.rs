@@ -113,26 +113,7 @@ pub(crate) mod tests {
     /// The NodePool of Karpenter's getting-started guide, as `infra/examples/default-nodepool.yaml`
     /// writes it (nodewright-manifests reads the file itself).
     pub(crate) fn getting_started_nodepool() -> Value {
-        json!({
-            "apiVersion": "karpenter.sh/v1",
-            "kind": "NodePool",
-            "metadata": {"name": "default"},
-            "spec": {
-                "template": {"spec": {
-                    "requirements": [
-                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
-                        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
-                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
-                        {"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["c", "m", "r"]},
-                        {"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["2"]}
-                    ],
-                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
-                    "expireAfter": "720h"
-                }},
-                "limits": {"cpu": 1000},
-                "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "1m"}
-            }
-        })
+        crate::benchmark::getting_started_nodepool_json()
     }
 
     /// The EC2NodeClass of Karpenter's getting-started guide.

@@ -94,16 +94,50 @@ pub async fn run_pass<C: Cluster, K: Cloud, S: ClaimStore>(
     ports: &Ports<'_, C, K, S>,
     config: &PassConfig,
 ) -> PortResult<PassReport> {
-    let run = |fenced: S| async move { under_lease(&ports.with_store(&fenced), config).await };
-    Ok(match leased(ports.store, ports.clock, config, run).await? {
-        Leased::Ran(mut report) => {
-            report.events = record(ports.cluster, events::of_pass(&report)).await;
-            report
-        }
-        Leased::Held(holder) => PassReport {
+    let work = |fenced: S| async move { under_lease(&ports.with_store(&fenced), config).await };
+    with_lease(ports, config, work, events::of_pass).await
+}
+
+/// A report of work done under the cluster's lease.
+trait LeasedReport: Sized {
+    /// The report when another holder had the lease (who, until when) and nothing was done.
+    fn held_by(holder: String) -> Self;
+    fn events_mut(&mut self) -> &mut EventsReport;
+}
+
+impl LeasedReport for PassReport {
+    fn held_by(holder: String) -> Self {
+        PassReport {
             lease_conflict: Some(holder),
             ..PassReport::default()
-        },
+        }
+    }
+
+    fn events_mut(&mut self) -> &mut EventsReport {
+        &mut self.events
+    }
+}
+
+/// Runs `work` under the cluster's lease, then records the events its report calls for.
+async fn with_lease<C, K, S, R, F, Fut>(
+    ports: &Ports<'_, C, K, S>,
+    config: &PassConfig,
+    work: F,
+    events_of: fn(&R) -> Vec<events::KubeEvent>,
+) -> PortResult<R>
+where
+    C: Cluster,
+    S: ClaimStore,
+    R: LeasedReport,
+    F: FnOnce(S) -> Fut,
+    Fut: std::future::Future<Output = PortResult<R>>,
+{
+    Ok(match leased(ports.store, ports.clock, config, work).await? {
+        Leased::Ran(mut report) => {
+            *report.events_mut() = record(ports.cluster, events_of(&report)).await;
+            report
+        }
+        Leased::Held(holder) => R::held_by(holder),
     })
 }
 

@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use super::lease::{Leased, leased};
-use super::{EventsReport, PassConfig, read_config, record, seed_unavailable};
+use super::{EventsReport, LeasedReport, PassConfig, read_config, seed_unavailable, with_lease};
 use crate::assemble::split_pods;
 use crate::events;
 use crate::lifecycle;
@@ -43,17 +42,21 @@ pub async fn run_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
     ports: &Ports<'_, C, K, S>,
     config: &PassConfig,
 ) -> PortResult<SweepPassReport> {
-    let run = |fenced: S| async move { sweep_under_lease(&ports.with_store(&fenced), config).await };
-    Ok(match leased(ports.store, ports.clock, config, run).await? {
-        Leased::Ran(mut report) => {
-            report.events = record(ports.cluster, events::of_sweep(&report)).await;
-            report
-        }
-        Leased::Held(holder) => SweepPassReport {
+    let work = |fenced: S| async move { sweep_under_lease(&ports.with_store(&fenced), config).await };
+    with_lease(ports, config, work, events::of_sweep).await
+}
+
+impl LeasedReport for SweepPassReport {
+    fn held_by(holder: String) -> Self {
+        SweepPassReport {
             lease_conflict: Some(holder),
             ..SweepPassReport::default()
-        },
-    })
+        }
+    }
+
+    fn events_mut(&mut self) -> &mut EventsReport {
+        &mut self.events
+    }
 }
 
 async fn sweep_under_lease<C: Cluster, K: Cloud, S: ClaimStore>(
