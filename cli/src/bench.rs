@@ -128,7 +128,7 @@ fn consolidation(nodes: usize, pods: usize, runs: usize, seed: u64, output: &str
         seconds: times[times.len() / 2],
         decisions: plan.decisions.len(),
         nodes_disrupted: plan.decisions.iter().map(|d| d.candidates.len()).sum(),
-        savings_per_hour: plan.decisions.iter().map(|d| d.savings_per_hour).sum(),
+        savings_per_hour: plan.decisions.iter().fold(0.0, |sum, d| sum + d.savings_per_hour),
         runs: times.len(),
     };
     if output == "json" {

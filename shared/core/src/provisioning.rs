@@ -255,8 +255,8 @@ pub async fn provision<C: Cluster, K: Cloud, S: ClaimStore>(
                 .is_none_or(|t| t.instance_terminated_at.is_none())
         })
         .filter_map(|c| c.instance.as_ref())
-        .map(|i| i.price)
-        .sum();
+        // From +0.0: an empty fleet costs 0, not -0 (an empty f64 sum is -0.0).
+        .fold(0.0, |sum, i| sum + i.price);
     let clock = ports.clock;
     let mut round = round_input(ports.cluster, view).await?;
     report.pods_pending = round.pods_pending;

@@ -276,3 +276,11 @@ fn a_pool_whose_node_class_ref_names_another_kind_is_skipped_and_reported() {
     let placed: usize = report.round.launched.iter().map(|l| l.pods).sum();
     assert_eq!(placed, 2);
 }
+
+#[test]
+fn an_empty_fleet_costs_zero_not_minus_zero() {
+    let w = World::new(1);
+    let cost = w.pass().round.fleet_cost_per_hour;
+    // `-0.0 == 0.0`, but it prints as `$-0.0000`.
+    assert!(cost == 0.0 && cost.is_sign_positive(), "{cost}");
+}

@@ -48,7 +48,7 @@ fn delete(input: &SweepInput, candidates: &[&Candidate]) -> Option<Decision> {
         reason: Reason::Underutilized,
         candidates: candidates.iter().map(|c| (*c).clone()).collect(),
         replacements: Vec::new(),
-        savings_per_hour: candidates.iter().map(|c| c.price).sum(),
+        savings_per_hour: candidates.iter().fold(0.0, |sum, c| sum + c.price),
     })
 }
 

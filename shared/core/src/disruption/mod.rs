@@ -140,7 +140,7 @@ pub fn plan_sweep(input: &SweepInput) -> SweepPlan {
         taken.extend(empty.iter().map(|c| c.claim.id.clone()));
         plan.decisions.push(Decision {
             reason: Reason::Empty,
-            savings_per_hour: empty.iter().map(|c| c.price).sum(),
+            savings_per_hour: empty.iter().fold(0.0, |sum, c| sum + c.price),
             candidates: empty,
             replacements: Vec::new(),
         });

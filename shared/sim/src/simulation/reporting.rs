@@ -128,8 +128,9 @@ impl Simulation {
             .iter()
             .filter(|(p, s)| *s != PodStatus::Bound && !p.is_daemon())
             .count();
-        let node_hours: f64 = instances.iter().map(|i| i.hours(now)).sum();
-        let cost: f64 = instances.iter().map(|i| i.price * i.hours(now)).sum();
+        // From +0.0: no instance is 0 hours and $0, not -0 (an empty f64 sum is -0.0).
+        let node_hours = instances.iter().fold(0.0, |sum, i| sum + i.hours(now));
+        let cost = instances.iter().fold(0.0, |sum, i| sum + i.price * i.hours(now));
         Report {
             scenario: self.scenario.name.clone(),
             description: self.scenario.description.clone(),
