@@ -252,10 +252,7 @@ pub fn consolidation_input(nodes: usize, pods: usize, seed: u64) -> crate::disru
             capacity_type,
             price: offering.price,
         });
-        claim.disruption.template_hash = Some(crate::disruption::drift::template_hash(
-            &pool.nodepool,
-            &pool.nodeclass,
-        ));
+        claim.disruption.template_hash = Some(crate::api::template_hash(&pool.nodepool, &pool.nodeclass));
         let name = format!("ip-10-0-{}-{}.ec2.internal", i / 256, i % 256);
         let mut node = crate::builders::kubelet_node(&claim, &name, launched + 45_000);
         node.allocatable = t.allocatable.clone();

@@ -10,7 +10,6 @@
 //! repeats; [`limit`] keeps one invocation from flooding an object or the API server.
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 
 use crate::interruption::Kind;
 use crate::lifecycle::{ClaimReason, HeldEviction, PodOnClaim};
@@ -127,20 +126,18 @@ impl KubeEvent {
     /// The Event object's name: the object's name and a hash of what the event says, so that
     /// the same event again is the same object (a DNS subdomain of at most 253 characters).
     pub fn name(&self) -> String {
-        let mut hasher = crate::disruption::candidates::Fnv(0xcbf2_9ce4_8422_2325);
-        (
+        let hash = crate::stable_hash::fnv1a(&(
             self.regarding,
             &self.namespace,
             &self.name,
             &self.reason,
             &self.note,
-        )
-            .hash(&mut hasher);
+        ));
         let mut prefix: String = self.name.chars().take(200).collect();
         while prefix.ends_with(['.', '-']) {
             prefix.pop();
         }
-        format!("{prefix}.{:016x}", hasher.finish())
+        format!("{prefix}.{hash:016x}")
     }
 }
 

@@ -23,6 +23,7 @@ pub mod reconcile;
 pub mod requirements;
 pub mod resources;
 pub mod selector;
+pub mod stable_hash;
 pub mod status;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -416,10 +416,7 @@ pub(crate) async fn launch_claim<C, K: Cloud, S: ClaimStore>(
         reason: None,
         termination: None,
         disruption: crate::nodeclaim::DisruptionState {
-            template_hash: Some(crate::disruption::drift::template_hash(
-                &pool.nodepool,
-                &pool.nodeclass,
-            )),
+            template_hash: Some(crate::api::template_hash(&pool.nodepool, &pool.nodeclass)),
             ..Default::default()
         },
     };

@@ -104,6 +104,24 @@ pub fn parse_config_object(value: &serde_json::Value) -> Result<ConfigObject, Co
     }
 }
 
+/// The hash of what shapes a node in a NodePool's template and its EC2NodeClass (selector terms
+/// left out: they are compared by what they resolve to), recorded on a claim at launch; a
+/// different hash now is drift.
+pub fn template_hash(nodepool: &NodePool, nodeclass: &Ec2NodeClass) -> String {
+    let template = &nodepool.spec.template;
+    let mut class = nodeclass.spec.clone();
+    class.ami_selector_terms.clear();
+    class.subnet_selector_terms.clear();
+    class.security_group_selector_terms.clear();
+    let shape = serde_json::json!({
+        "metadata": template.metadata,
+        "taints": template.spec.taints,
+        "startupTaints": template.spec.startup_taints,
+        "nodeClass": class,
+    });
+    format!("{:016x}", crate::stable_hash::fnv1a(&shape.to_string()))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use serde_json::{Value, json};
@@ -133,6 +151,18 @@ pub(crate) mod tests {
 
     fn error(value: &Value) -> String {
         parse_config_object(value).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn the_template_hash_of_a_pool_stays_what_claims_recorded() {
+        // Claims in the store carry this hash from their launch: were the hash to change,
+        // every node would drift at once.
+        let pool = parse_config_object(&getting_started_nodepool());
+        let class = parse_config_object(&getting_started_nodeclass());
+        let (Ok(ConfigObject::NodePool(pool)), Ok(ConfigObject::Ec2NodeClass(class))) = (pool, class) else {
+            panic!("the getting-started objects parse");
+        };
+        assert_eq!(template_hash(&pool, &class), "01734de840800797");
     }
 
     #[test]

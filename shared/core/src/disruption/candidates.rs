@@ -1,7 +1,6 @@
 //! Which nodes a sweep may disrupt, and what it knows about each.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 
 use super::budgets::{self, Reason};
 use super::{SweepInput, drift};
@@ -198,26 +197,7 @@ fn pdb_counts(input: &SweepInput) -> Vec<(u32, u32)> {
 pub(super) fn pods_hash(pods: &[Pod]) -> u64 {
     let mut keys: Vec<String> = pods.iter().map(Pod::key).collect();
     keys.sort();
-    // FNV-1a: stable across runs and builds, unlike the standard library's hasher.
-    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-    keys.hash(&mut hasher);
-    hasher.finish()
-}
-
-/// FNV-1a, the one stable hash the core uses for names and hashes kept across runs.
-pub(crate) struct Fnv(pub(crate) u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
+    crate::stable_hash::fnv1a(&keys)
 }
 
 /// Claims whose node's pods changed since the last sweep, with the new hash and time.

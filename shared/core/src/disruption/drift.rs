@@ -10,31 +10,10 @@
 //! Karpenter.
 
 use std::collections::BTreeSet;
-use std::hash::{Hash, Hasher};
 
-use super::candidates::Fnv;
-use crate::api::{Ec2NodeClass, NodePool};
 use crate::nodeclaim::NodeClaim;
 use crate::pod::Node;
 use crate::scheduler::PoolInput;
-
-/// The hash recorded on a claim at launch.
-pub fn template_hash(nodepool: &NodePool, nodeclass: &Ec2NodeClass) -> String {
-    let template = &nodepool.spec.template;
-    let mut class = nodeclass.spec.clone();
-    class.ami_selector_terms.clear();
-    class.subnet_selector_terms.clear();
-    class.security_group_selector_terms.clear();
-    let shape = serde_json::json!({
-        "metadata": template.metadata,
-        "taints": template.spec.taints,
-        "startupTaints": template.spec.startup_taints,
-        "nodeClass": class,
-    });
-    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-    shape.to_string().hash(&mut hasher);
-    format!("{:016x}", hasher.finish())
-}
 
 /// Why the node has drifted, if it has. `images` are the AMIs the pool's node class resolves to
 /// now (empty when not known: the AMI is then not compared).
@@ -45,7 +24,7 @@ pub fn drifted(
     images: &BTreeSet<String>,
 ) -> Option<String> {
     if let Some(recorded) = &claim.disruption.template_hash
-        && *recorded != template_hash(&pool.nodepool, &pool.nodeclass)
+        && *recorded != crate::api::template_hash(&pool.nodepool, &pool.nodeclass)
     {
         return Some(format!(
             "NodePool {} or EC2NodeClass {} changed since the node was launched",

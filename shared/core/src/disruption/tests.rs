@@ -37,7 +37,7 @@ fn world_with(pool: PoolInput, pods: &[&[&str]]) -> World {
         let mut claim = launched_claim(&format!("default-{i}"), T0);
         claim.state = ClaimState::Initialized;
         claim.initialized_at = Some(T0 + MINUTE);
-        claim.disruption.template_hash = Some(drift::template_hash(
+        claim.disruption.template_hash = Some(crate::api::template_hash(
             &input.pools[0].nodepool,
             &input.pools[0].nodeclass,
         ));
