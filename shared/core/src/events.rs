@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::disruption::{Protected, SweepReport};
 use crate::interruption::Kind;
-use crate::lifecycle::{ClaimReason, HeldEviction, PodOnClaim};
-use crate::pass::{PassReport, SweepPassReport};
+use crate::lifecycle::{ClaimReason, HeldEviction, LifecycleReport, PodOnClaim};
+use crate::provisioning::RoundReport;
 
 /// `Normal` or `Warning`, as Kubernetes types events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,9 +168,9 @@ pub fn limit(events: Vec<KubeEvent>) -> Vec<KubeEvent> {
 }
 
 /// What a provisioning pass tells pods and nodes.
-pub fn of_pass(report: &PassReport) -> Vec<KubeEvent> {
+pub fn of_pass(round: &RoundReport, lifecycle: &LifecycleReport) -> Vec<KubeEvent> {
     let mut out = Vec::new();
-    for n in &report.round.nominated {
+    for n in &round.nominated {
         out.push(KubeEvent::pod(
             &n.pod,
             EventType::Normal,
@@ -178,7 +179,7 @@ pub fn of_pass(report: &PassReport) -> Vec<KubeEvent> {
             format!("Pod should schedule on: {}", n.target),
         ));
     }
-    for u in &report.round.unschedulable {
+    for u in &round.unschedulable {
         out.push(KubeEvent::pod(
             &u.pod,
             EventType::Warning,
@@ -187,7 +188,6 @@ pub fn of_pass(report: &PassReport) -> Vec<KubeEvent> {
             format!("Failed to schedule pod, {}", u.reason),
         ));
     }
-    let lifecycle = &report.lifecycle;
     for PodOnClaim { pod, claim } in &lifecycle.registration_timeout_pods {
         out.push(KubeEvent::pod(
             pod,
@@ -223,9 +223,9 @@ pub fn of_pass(report: &PassReport) -> Vec<KubeEvent> {
 }
 
 /// What a disruption sweep tells nodes.
-pub fn of_sweep(report: &SweepPassReport) -> Vec<KubeEvent> {
+pub fn of_sweep(sweep: &SweepReport, blocked: &[Protected]) -> Vec<KubeEvent> {
     let mut out = Vec::new();
-    for d in &report.sweep.decisions {
+    for d in &sweep.decisions {
         let replacement = match d.replacements.first() {
             Some(r) => format!(
                 ", replaced by a {} {}",
@@ -247,7 +247,7 @@ pub fn of_sweep(report: &SweepPassReport) -> Vec<KubeEvent> {
             ));
         }
     }
-    for protected in &report.blocked {
+    for protected in blocked {
         out.push(KubeEvent::node(
             &protected.node,
             EventType::Normal,

@@ -95,7 +95,8 @@ pub async fn run_pass<C: Cluster, K: Cloud, S: ClaimStore>(
     config: &PassConfig,
 ) -> PortResult<PassReport> {
     let work = |fenced: S| async move { under_lease(&ports.with_store(&fenced), config).await };
-    with_lease(ports, config, work, events::of_pass).await
+    let events_of = |r: &PassReport| events::of_pass(&r.round, &r.lifecycle);
+    with_lease(ports, config, work, events_of).await
 }
 
 /// A report of work done under the cluster's lease.

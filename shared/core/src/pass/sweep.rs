@@ -43,7 +43,8 @@ pub async fn run_sweep<C: Cluster, K: Cloud, S: ClaimStore>(
     config: &PassConfig,
 ) -> PortResult<SweepPassReport> {
     let work = |fenced: S| async move { sweep_under_lease(&ports.with_store(&fenced), config).await };
-    with_lease(ports, config, work, events::of_sweep).await
+    let events_of = |r: &SweepPassReport| events::of_sweep(&r.sweep, &r.blocked);
+    with_lease(ports, config, work, events_of).await
 }
 
 impl LeasedReport for SweepPassReport {
