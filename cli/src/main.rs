@@ -76,6 +76,15 @@ enum Command {
     Uninstall(uninstall::Args),
 }
 
+/// `plan` against a live cluster with `--cluster`, against manifests otherwise.
+fn run_plan(args: &plan::Args) -> anyhow::Result<()> {
+    #[cfg(feature = "live")]
+    if let Some((connect, disruption)) = args.live_target() {
+        return live_plan::run(&connect, disruption, args.output);
+    }
+    plan::run(args)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -84,7 +93,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => convert::run(&args),
         #[cfg(feature = "live")]
         Command::History(args) => history::run(&args),
-        Command::Plan(args) => plan::run(&args),
+        Command::Plan(args) => run_plan(&args),
         Command::Simulate(args) => simulate::run(&args),
         #[cfg(feature = "live")]
         Command::Status(args) => status::run(&args),

@@ -36,7 +36,23 @@ pub struct Args {
 
     /// How to print the plan.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
-    output: Output,
+    pub(crate) output: Output,
+}
+
+impl Args {
+    /// The live cluster to plan against, and whether to plan its next sweep, when `--cluster`
+    /// is given.
+    #[cfg(feature = "live")]
+    pub(crate) fn live_target(&self) -> Option<(crate::live::ConnectArgs, bool)> {
+        let cluster = self.live.cluster.clone()?;
+        let connect = crate::live::ConnectArgs {
+            cluster,
+            region: self.live.region.clone(),
+            kubeconfig: self.live.kubeconfig.clone(),
+            table: self.live.table.clone(),
+        };
+        Some((connect, self.live.disruption))
+    }
 }
 
 /// `--cluster` and what goes with it; optional here, unlike in `status` and `history`.
@@ -71,17 +87,8 @@ pub(crate) enum Output {
     Json,
 }
 
+/// Plans the manifests' pending pods (`--cluster` goes to [`crate::live_plan`] instead).
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    #[cfg(feature = "live")]
-    if let Some(cluster) = &args.live.cluster {
-        let connect = crate::live::ConnectArgs {
-            cluster: cluster.clone(),
-            region: args.live.region.clone(),
-            kubeconfig: args.live.kubeconfig.clone(),
-            table: args.live.table.clone(),
-        };
-        return crate::live_plan::run(&connect, args.live.disruption, args.output);
-    }
     let manifests = nodewright_manifests::read_manifests(&args.files)?;
     for warning in &manifests.warnings {
         eprintln!("warning: {warning}");
