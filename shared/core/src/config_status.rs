@@ -32,8 +32,27 @@ pub struct StatusUpdate {
     pub status: Value,
 }
 
-/// One condition: `(type, ok, reason, message)`.
-type Condition<'a> = (&'a str, bool, &'a str, String);
+/// One condition of a status.
+struct Condition<'a> {
+    kind: &'a str,
+    ok: bool,
+    reason: &'a str,
+    /// Empty when `ok`.
+    message: String,
+}
+
+impl<'a> Condition<'a> {
+    /// Condition `kind`: true with reason `ok` when there is no `issue`; false with reason
+    /// `not` and the issue as its message otherwise.
+    fn of(kind: &'a str, issue: Option<&String>, ok: &'a str, not: &'a str) -> Condition<'a> {
+        Condition {
+            kind,
+            ok: issue.is_none(),
+            reason: if issue.is_none() { ok } else { not },
+            message: issue.cloned().unwrap_or_default(),
+        }
+    }
+}
 
 /// The status of every NodePool and EC2NodeClass whose status this changes (a pass that
 /// changes nothing writes nothing). `problems` are the round's
@@ -58,12 +77,7 @@ pub fn statuses(
     let mut out = Vec::new();
     for class in nodeclasses {
         let issue = problem("EC2NodeClass", class.name());
-        let conditions = [(
-            "Ready",
-            issue.is_none(),
-            reason(&issue, "Ready", "NotReady"),
-            issue.clone().unwrap_or_default(),
-        )];
+        let conditions = [Condition::of("Ready", issue.as_ref(), "Ready", "NotReady")];
         let mut status = json!({
             "conditions": conditions_json(&conditions, class.status.as_ref(), class.metadata.generation, now),
         });
@@ -108,28 +122,19 @@ pub fn statuses(
             .filter(|p| unusable.as_ref().is_none_or(|why| **p != why.reason()));
         let ready_issue = validation.cloned().or_else(|| class_issue.clone());
         let conditions = [
-            (
+            Condition::of(
                 "ValidationSucceeded",
-                validation.is_none(),
-                if validation.is_none() {
-                    "ValidationSucceeded"
-                } else {
-                    "ValidationFailed"
-                },
-                validation.cloned().unwrap_or_default(),
+                validation,
+                "ValidationSucceeded",
+                "ValidationFailed",
             ),
-            (
+            Condition::of(
                 "NodeClassReady",
-                class_issue.is_none(),
-                reason(&class_issue, "NodeClassReady", "NodeClassNotReady"),
-                class_issue.clone().unwrap_or_default(),
+                class_issue.as_ref(),
+                "NodeClassReady",
+                "NodeClassNotReady",
             ),
-            (
-                "Ready",
-                ready_issue.is_none(),
-                reason(&ready_issue, "Ready", "NotReady"),
-                ready_issue.clone().unwrap_or_default(),
-            ),
+            Condition::of("Ready", ready_issue.as_ref(), "Ready", "NotReady"),
         ];
         let catalog = types.get(class_name.as_str());
         let mut resources = Resources::new();
@@ -162,10 +167,6 @@ pub fn statuses(
     out
 }
 
-fn reason<'a>(issue: &Option<String>, ok: &'a str, not: &'a str) -> &'a str {
-    if issue.is_none() { ok } else { not }
-}
-
 /// Conditions as Kubernetes writes them, each keeping the time it last changed.
 fn conditions_json(
     conditions: &[Condition<'_>],
@@ -184,23 +185,23 @@ fn conditions_json(
     Value::Array(
         conditions
             .iter()
-            .map(|(kind, ok, why, message)| {
-                let status = if *ok { "True" } else { "False" };
-                let since = before(kind)
+            .map(|c| {
+                let status = if c.ok { "True" } else { "False" };
+                let since = before(c.kind)
                     .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
                     .and_then(|c| c.get("lastTransitionTime").cloned())
                     .unwrap_or_else(|| Value::String(rfc3339(now)));
-                let mut c = json!({
-                    "type": kind,
+                let mut out = json!({
+                    "type": c.kind,
                     "status": status,
-                    "reason": why,
-                    "message": message,
+                    "reason": c.reason,
+                    "message": c.message,
                     "lastTransitionTime": since,
                 });
                 if let Some(g) = generation {
-                    c["observedGeneration"] = json!(g);
+                    out["observedGeneration"] = json!(g);
                 }
-                c
+                out
             })
             .collect(),
     )
