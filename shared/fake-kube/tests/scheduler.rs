@@ -33,6 +33,19 @@ fn condition(pod: &Pod, kind: &str) -> Option<(String, Option<String>, Option<St
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
+/// Cordons a node as `kubectl cordon` does, through the API.
+async fn cordon(client: kube::Client, name: &str) {
+    let nodes: Api<Node> = Api::all(client);
+    nodes
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .expect("cordon");
+}
+
 fn stored(server: &FakeApiServer, name: &str) -> Pod {
     server.get::<Pod>(Some("default"), name).expect("pod exists")
 }
@@ -231,15 +244,7 @@ async fn node_selector_and_required_affinity_pick_the_node() {
 async fn cordoned_nodes_take_no_new_pods() {
     let (server, client) = server().await;
     server.register_node(small_node("n1")).expect("register");
-    let nodes: Api<Node> = Api::all(client);
-    nodes
-        .patch(
-            "n1",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"unschedulable": true}})),
-        )
-        .await
-        .expect("cordon");
+    cordon(client, "n1").await;
     server.insert(&pod("web-0").build()).expect("insert");
     let report = server.schedule_pending().expect("schedule");
     assert_eq!(
@@ -290,15 +295,7 @@ async fn pods_on_deleted_nodes_are_garbage_collected() {
 async fn a_cordoned_node_takes_pods_that_tolerate_its_taint() {
     let (server, client) = server().await;
     server.register_node(small_node("n1")).expect("register");
-    let nodes: Api<Node> = Api::all(client);
-    nodes
-        .patch(
-            "n1",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"unschedulable": true}})),
-        )
-        .await
-        .expect("cordon");
+    cordon(client, "n1").await;
     server
         .insert(
             &pod("tolerant")

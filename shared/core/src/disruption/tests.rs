@@ -162,6 +162,21 @@ fn a_lone_underused_node_is_replaced_by_a_cheaper_one() {
     let kept: std::collections::BTreeSet<&str> =
         replacement.instance_types.iter().map(String::as_str).collect();
     assert_eq!(sent, kept);
+    // Each at its own catalog price: the overrides kept point at the types kept.
+    assert_eq!(overrides.len(), replacement.overrides.len());
+    for o in &overrides {
+        let offered = pool
+            .instance_types
+            .iter()
+            .find(|t| t.name == o.instance_type)
+            .and_then(|t| {
+                t.offerings
+                    .iter()
+                    .find(|f| f.zone == o.zone && f.capacity_type == o.capacity_type)
+            })
+            .expect("an offering of the catalog");
+        assert_eq!(offered.price, o.price, "{o:?}");
+    }
 }
 
 #[test]

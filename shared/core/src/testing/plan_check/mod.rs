@@ -46,8 +46,7 @@ pub fn check_printed(input: &Input, plan: &Plan) -> Result<(), String> {
 }
 
 fn check_with(input: &Input, plan: &Plan, overrides_given: bool) -> Result<(), String> {
-    let mut ctx = Ctx::new(input)?;
-    ctx.overrides_given = overrides_given;
+    let ctx = Ctx::new(input, overrides_given)?;
     each_pod_placed_once(&ctx, plan)?;
     let mut hosts = hosts::existing_hosts(&ctx, plan)?;
     hosts::in_flight_hosts(&ctx, plan, &mut hosts)?;
@@ -87,7 +86,7 @@ struct Launchable {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(input: &'a Input) -> Result<Ctx<'a>, String> {
+    fn new(input: &'a Input, overrides_given: bool) -> Result<Ctx<'a>, String> {
         let mut pods: Vec<&Pod> = input.pending.iter().collect();
         let index = pods.iter().enumerate().map(|(i, p)| (p.key(), i)).collect();
         pods.extend(
@@ -109,7 +108,7 @@ impl<'a> Ctx<'a> {
             index,
             pool_requirements,
             launchable: Vec::new(),
-            overrides_given: true,
+            overrides_given,
         };
         ctx.launchable = ctx.launchable_nodes();
         Ok(ctx)
