@@ -12,6 +12,9 @@ use crate::RequestSink;
 
 /// Records every request it is given; clones share the record, so a test keeps one and hands
 /// the webhook another.
+///
+/// More lenient than SQS: nothing is serialized or size-checked and a send never times out.
+/// The webhook's over-the-wire tests (a FIFO queue in moto, `tests/webhook.rs`) cover those.
 #[derive(Debug, Clone, Default)]
 pub struct RecordingSink {
     sent: Arc<Mutex<Vec<ProvisionRequest>>>,
